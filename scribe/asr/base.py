@@ -1,0 +1,34 @@
+"""The one small protocol every ASR engine implements."""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+from scribe.records import PatientContext
+from scribe.transcript import Transcript
+
+SAMPLE_RATE = 16_000
+
+ProgressCallback = Callable[[float], None]
+"""Called with the number of audio seconds processed so far."""
+
+
+class AsrEngine(Protocol):
+    """Turns 16 kHz mono float32 audio into a Transcript.
+
+    `context` carries the patient's prior records: engines use its vocabulary (drug names,
+    problems, allergies) to bias recognition. Engines are loaded once and reused.
+    """
+
+    name: str
+    model: str
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        context: PatientContext | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Transcript: ...

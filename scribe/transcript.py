@@ -1,0 +1,85 @@
+"""The Transcript every engine returns and every consumer reads (JSON shape fixed in CONTRACTS.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scribe.errors import BadInputError
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
+@dataclass
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class Transcript:
+    text: str
+    language: str
+    engine: str
+    model: str
+    duration_s: float
+    processing_s: float
+    segments: list[Segment] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        """Rebuild a Transcript from its JSON form; a wrong shape is a BadInputError."""
+        try:
+            segments = [
+                Segment(
+                    id=int(s["id"]),
+                    start=float(s["start"]),
+                    end=float(s["end"]),
+                    text=str(s["text"]),
+                    speaker=s.get("speaker"),
+                    words=[Word(str(w["word"]), float(w["start"]), float(w["end"]), w.get("probability"))
+                           for w in s.get("words") or []],
+                )
+                for s in data["segments"]
+            ]
+            return cls(
+                text=str(data.get("text") or join_segment_texts(segments)),
+                language=str(data.get("language") or "en"),
+                engine=str(data["engine"]),
+                model=str(data.get("model") or ""),
+                duration_s=float(data.get("duration_s") or (segments[-1].end if segments else 0.0)),
+                processing_s=float(data.get("processing_s") or 0.0),
+                segments=segments,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BadInputError(f"not a scribe Transcript JSON: {exc!r}") from None
+
+
+def join_segment_texts(segments: list[Segment]) -> str:
+    """The transcript's full text: segments joined by spaces, or by their own line breaks."""
+    parts: list[str] = []
+    for seg in segments:
+        text = seg.text.strip(" ")
+        if not text:
+            continue
+        if parts and not parts[-1].endswith("\n") and not text.startswith("\n"):
+            parts.append(" ")
+        parts.append(text)
+    return "".join(parts).strip()

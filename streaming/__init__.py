@@ -1,0 +1,1 @@
+"""Real-time layer: websocket protocol, streaming sessions, clients (see streaming/PROTOCOL.md)."""

@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated data directory and settings for every test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scribe.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "audio_samples"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's config, data directory or Hugging Face cache, or reaches the hub."""
+    for name in ("SCRIBE_CONFIG", "SCRIBE_ASR_ENGINE", "SCRIBE_ASR_MODEL", "SCRIBE_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hf_home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data directory for tests that load the bundled Whisper, so it is assembled once per run."""
+    return tmp_path_factory.mktemp("scribe_data")
+
+
+@pytest.fixture
+def settings(shared_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("SCRIBE_DATA_DIR", str(shared_models_dir))
+    return Settings()

@@ -1,0 +1,45 @@
+"""A newcomer's path: non-editable `pip install .` into a fresh venv, then `scribe transcribe` on a sample."""
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "audio_samples" / "cardiology_followup.wav"
+
+
+@pytest.mark.slow
+def test_wheel_install_transcribes_a_sample(tmp_path: Path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)],
+                             capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stderr[-3000:]
+    # Non-editable: the package and its templates come from site-packages, not from the checkout.
+    where = subprocess.run([str(python), "-c", "import scribe, scribe.resources as r; print(scribe.__file__); "
+                            "print(r.templates_dir())"], capture_output=True, text=True, cwd=tmp_path, check=True)
+    module_file, templates = where.stdout.split()
+    assert str(env_dir) in module_file and str(env_dir) in templates
+    no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, cwd=tmp_path)
+    assert no_torch.returncode != 0, "the core install must not pull in torch"
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBE_")}
+    env["SCRIBE_DATA_DIR"] = str(tmp_path / "data")
+    run = subprocess.run(
+        [str(env_dir / "bin" / "scribe"), "transcribe", str(SAMPLE), "--mode", "dictation",
+         "--records", str(SAMPLE.with_name(SAMPLE.stem + ".bundle.json")), "--format", "json"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    transcript = json.loads(run.stdout)
+    assert transcript["engine"] == "whisper" and transcript["segments"]
+    assert "ASR engine: whisper" in run.stderr
+    reference = SAMPLE.with_suffix(".txt").read_text().lower()
+    assert sum(w in transcript["text"].lower() for w in reference.split()[:10]) >= 5
+    sys.stdout.write(run.stderr)

@@ -1,0 +1,33 @@
+"""The README's two commands stay true: the test command is what CI runs, the run command names real files."""
+
+import re
+import shlex
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    blocks = re.findall(r"```(?:sh|bash|console)\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_readme_has_exactly_two_setup_commands():
+    assert len(readme_commands()) == 2
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    test_command = next(c for c in readme_commands() if "pytest" in c)
+    assert test_command in (REPO / ".ci" / "run").read_text()
+
+
+def test_run_command_names_files_that_exist():
+    run_command = next(c for c in readme_commands() if "scribe transcribe" in c)
+    for word in shlex.split(run_command):
+        if word.startswith("audio_samples/"):
+            assert (REPO / word).is_file(), word
+
+
+def test_samples_fit_the_size_budget():
+    total = sum(p.stat().st_size for p in (REPO / "audio_samples").iterdir() if p.is_file())
+    assert 0 < total <= 2 * 1024 * 1024

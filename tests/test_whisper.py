@@ -1,0 +1,91 @@
+"""The bundled Whisper engine end to end on the committed sample dictations."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scribe.asr import EngineChoice, load_engine
+from scribe.asr.whisper import WhisperEngine, hotword_prompt
+from scribe.audio import decode_audio
+from scribe.config import Settings
+from scribe.errors import EngineUnavailableError
+from scribe.records import load_records
+from scribe.wer import word_errors
+from tests.conftest import SAMPLES
+
+SAMPLE_WAVS = sorted(SAMPLES.glob("*.wav"))
+
+
+@pytest.fixture
+def whisper(settings: Settings) -> WhisperEngine:
+    return load_engine(EngineChoice("whisper", None, "test"), settings)  # type: ignore[return-value]
+
+
+def test_transcribes_a_dictation_with_times(whisper: WhisperEngine):
+    wav = SAMPLES / "cardiology_followup.wav"
+    audio = decode_audio(wav)
+    progress: list[float] = []
+    context = load_records(wav.with_name(wav.stem + ".bundle.json"))
+    transcript = whisper.transcribe(audio, context=context, progress=progress.append)
+    assert transcript.engine == "whisper" and "sha256:905e5bf8336b" in transcript.model
+    assert transcript.duration_s == pytest.approx(len(audio) / 16000, abs=0.01)
+    assert word_errors(wav.with_suffix(".txt").read_text(), transcript.text).wer < 0.3
+    assert progress and progress[-1] <= transcript.duration_s + 0.01
+    previous_end = 0.0
+    for index, segment in enumerate(transcript.segments):
+        assert segment.id == index and segment.words
+        assert segment.text == segment.text.strip() and segment.text.startswith(segment.words[0].word)
+        for word in segment.words:
+            assert word.word == word.word.strip() and word.word
+            assert type(word.start) is float and type(word.end) is float
+            assert previous_end - 0.05 <= word.start <= word.end <= transcript.duration_s + 0.05
+            previous_end = word.end
+    assert transcript.text == " ".join(s.text for s in transcript.segments)
+
+
+def test_silence_gives_an_empty_transcript(whisper: WhisperEngine):
+    transcript = whisper.transcribe(np.zeros(16000 * 3, dtype=np.float32))
+    assert transcript.text == "" and transcript.segments == [] and transcript.duration_s == 3.0
+
+
+def test_empty_audio(whisper: WhisperEngine):
+    assert whisper.transcribe(np.zeros(0, dtype=np.float32)).segments == []
+
+
+def test_hotword_prompt_lists_record_vocabulary():
+    bundle = sorted(SAMPLES.glob("*.bundle.json"))[0]
+    context = load_records(bundle)
+    prompt = hotword_prompt(context)
+    assert prompt is not None
+    for medication in context.medications:
+        assert medication.name in prompt
+    assert hotword_prompt(None) is None
+
+
+def test_records_bias_recognition_towards_their_drug_names(whisper: WhisperEngine):
+    """Across the samples, drug names come out spelled right at least as often with records as without."""
+    from scribe.wer import term_recall
+
+    plain = biased = spoken = 0
+    for wav in SAMPLE_WAVS:
+        context = load_records(wav.with_name(wav.stem + ".bundle.json"))
+        reference = wav.with_suffix(".txt").read_text()
+        drugs = [m.name for m in context.medications]
+        audio = decode_audio(wav)
+        found_plain, n = term_recall(reference, whisper.transcribe(audio).text, drugs)
+        found_biased, _ = term_recall(reference, whisper.transcribe(audio, context=context).text, drugs)
+        plain, biased, spoken = plain + found_plain, biased + found_biased, spoken + n
+    assert spoken >= 10
+    assert biased >= plain and biased / spoken >= 0.8
+
+
+def test_missing_model_directory_is_unavailable(settings: Settings, tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EngineUnavailableError, match="cannot load Whisper model"):
+        WhisperEngine.load(str(tmp_path / "empty"), settings)
+
+
+def test_uncached_model_name_is_unavailable_without_download(settings: Settings):
+    with pytest.raises(EngineUnavailableError, match="cannot load Whisper model 'large-v3'"):
+        WhisperEngine.load("large-v3", settings)
