@@ -159,3 +159,21 @@ def test_console_script_entry_point(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "transcribe", "--nope"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "No such option" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_progress_bar_goes_to_stderr_only(settings: Settings):
+    """Files longer than a few seconds show a progress bar on a terminal; stdout keeps only the result."""
+    import os
+
+    env = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "SCRIBE_DATA_DIR": str(settings.data_dir)}
+    sample = SAMPLES / "cardiology_followup.wav"
+    proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "transcribe", str(sample)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "cardiology_followup.wav" in proc.stderr and "/14 s" in proc.stderr
+    assert "\x1b" not in proc.stdout and proc.stdout.count("\n") == 1
+
+
+def test_bench_asr_measures_one_engine(capsys):
+    code, out, err = cli(capsys, "bench", "asr", str(SAMPLES), "--engine", "auto")
+    assert code == 2 and "--engine whisper or --engine medasr" in err and out == ""
