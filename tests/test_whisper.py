@@ -89,3 +89,12 @@ def test_missing_model_directory_is_unavailable(settings: Settings, tmp_path: Pa
 def test_uncached_model_name_is_unavailable_without_download(settings: Settings):
     with pytest.raises(EngineUnavailableError, match="cannot load Whisper model 'large-v3'"):
         WhisperEngine.load("large-v3", settings)
+
+
+@pytest.mark.parametrize(("seconds", "frames"), [(0.5, 500), (3.9, 500), (4.1, 1000), (11.5, 1500), (13.9, 1500),
+                                                 (14.1, 2000), (14.4, 2000), (28.0, 3000), (30.0, 3000)])
+def test_encoder_input_covers_speech_plus_a_second(seconds, frames):
+    from scribe.asr.whisper import encoder_frames_for
+
+    assert encoder_frames_for(seconds) == frames
+    assert frames >= min(3000, seconds * 100 + 100)
