@@ -27,8 +27,12 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Model weights: list what is here, pull on purpose, verify checksums.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="Access tokens for clinicians and integrations.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
 
 PROGRESS_MIN_SECONDS = 5.0
 
@@ -183,6 +187,33 @@ def bench_asr(
     summary = run_asr_bench(directory, load_settings(), engine=engine.value, model=model, medasr_full_size=medasr_full_size)
     print_table(summary, sys.stderr)
     print(json.dumps(summary, indent=2))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to the configured database (every command that uses it does so on start)."""
+    from scribe.store.db import database_url, open_database
+
+    settings = load_settings()
+    open_database(settings)
+    url = database_url(settings)
+    err(f"database up to date: {url.split('@')[-1] if '@' in url else url}")
+
+
+@token_app.command("create")
+def token_create(
+    sub: str = typer.Option(..., "--sub", help="Subject: the clinician's user id or the client id."),
+    scope: Optional[list[str]] = typer.Option(None, "--scope", help="Scope (repeatable) [default: user/*.*]"),
+    ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
+) -> None:
+    """Mint a signed access token; prints only the token."""
+    from scribe.auth.signing_key import signing_key
+    from scribe.auth.tokens import CLINICIAN_SCOPES, create_token
+    from scribe.store.db import open_database
+
+    settings = load_settings()
+    key = signing_key(settings, open_database(settings))
+    print(create_token(key, sub, tuple(scope) if scope else CLINICIAN_SCOPES, ttl, audience=settings.public_url))
 
 
 def run(argv: list[str] | None = None) -> int:

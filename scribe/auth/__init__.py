@@ -1,0 +1,1 @@
+"""Authentication: signed access tokens (clinicians, integrations) and single-use stream tickets."""

@@ -1,0 +1,102 @@
+"""Open the database named by settings and bring its schema up to date with Alembic.
+
+SQLite runs in WAL mode with synchronous=FULL (a committed row survives power loss);
+PostgreSQL is used as configured. Every command that touches the database migrates on start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from scribe.config import Settings
+from scribe.errors import ScribeError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseError(ScribeError):
+    """The configured database cannot be reached or migrated."""
+
+    exit_code = 5
+
+
+def database_url(settings: Settings) -> str:
+    return _with_driver(settings.database_url or f"sqlite:///{settings.data_dir / 'scribe.db'}")
+
+
+def _with_driver(url: str) -> str:
+    """Plain `postgresql://` URLs use psycopg 3, the driver scribe installs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, *, schema: str | None = None) -> Engine:
+    """An engine for `url`; on PostgreSQL `schema` (created if missing) becomes the search path."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    url = _with_driver(url)
+    connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if schema:
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply pending Alembic migrations (idempotent, safe to run on every start)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot migrate the database: {str(exc).splitlines()[0]}") from None
+
+
+@dataclass
+class Database:
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def session(self) -> Session:
+        return self.sessions()
+
+
+def open_database(settings: Settings, *, schema: str | None = None, migrate: bool = True) -> Database:
+    """Connect (and migrate) the configured database; a connection failure is one clear DatabaseError."""
+    url = database_url(settings)
+    try:
+        engine = make_engine(url, schema=schema)
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot connect to the database: {str(exc).splitlines()[0]}") from None
+    if migrate:
+        upgrade(engine)
+    return Database(engine, sessionmaker(engine, expire_on_commit=False))
