@@ -189,6 +189,24 @@ def bench_asr(
     print(json.dumps(summary, indent=2))
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Overrides SCRIBE_DATA_DIR."),
+) -> None:
+    """Run the service: websocket ingest, REST API, health at /healthz."""
+    import uvicorn
+
+    from scribe.api.app import create_app
+
+    if data_dir is not None:
+        os.environ["SCRIBE_DATA_DIR"] = str(data_dir)
+    settings = load_settings()
+    err(f"serving on http://{host}:{port} (data in {settings.data_dir})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations to the configured database (every command that uses it does so on start)."""

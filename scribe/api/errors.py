@@ -1,0 +1,58 @@
+"""Errors leave the API as FHIR OperationOutcome bodies with the right status, never as tracebacks."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from scribe.auth.tokens import AuthError
+from scribe.errors import BadInputError, EngineUnavailableError, ScribeError
+
+log = logging.getLogger("scribe.api")
+
+_ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 412: "conflict",
+                413: "too-long", 415: "not-supported", 422: "processing", 428: "required", 503: "transient"}
+
+
+def operation_outcome(status: int, message: str) -> JSONResponse:
+    body = {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error" if status < 500 else "fatal", "code": _ISSUE_CODES.get(status, "exception"),
+                       "diagnostics": message}]}
+    headers = {"WWW-Authenticate": 'Bearer realm="scribe"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers, media_type="application/fhir+json")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return operation_outcome(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return operation_outcome(422, problems)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_: Request, exc: AuthError) -> JSONResponse:
+        return operation_outcome(401, str(exc))
+
+    @app.exception_handler(BadInputError)
+    async def bad_input(_: Request, exc: BadInputError) -> JSONResponse:
+        return operation_outcome(422, str(exc))
+
+    @app.exception_handler(EngineUnavailableError)
+    async def unavailable(_: Request, exc: EngineUnavailableError) -> JSONResponse:
+        return operation_outcome(503, str(exc))
+
+    @app.exception_handler(ScribeError)
+    async def scribe_error(_: Request, exc: ScribeError) -> JSONResponse:
+        return operation_outcome(500, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s", type(exc).__name__)  # no message: it could carry patient data
+        return operation_outcome(500, "internal error")

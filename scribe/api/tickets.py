@@ -1,0 +1,28 @@
+"""`POST /v1/stream-tickets`: a single-use ticket for a browser's websocket (`?ticket=`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from scribe.auth.tickets import TICKET_TTL_S, issue_ticket
+from scribe.auth.tokens import Principal
+from scribe.api.auth import require_scope
+
+router = APIRouter(prefix="/v1", tags=["streaming"])
+
+
+class TicketRequest(BaseModel):
+    encounter_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class TicketResponse(BaseModel):
+    ticket: str
+    expires_in: int
+
+
+@router.post("/stream-tickets", response_model=TicketResponse)
+def create_stream_ticket(body: TicketRequest, request: Request,
+                         principal: Principal = Depends(require_scope("user/Encounter.cu"))) -> TicketResponse:
+    ticket = issue_ticket(request.app.state.database, principal.subject, body.encounter_id)
+    return TicketResponse(ticket=ticket, expires_in=TICKET_TTL_S)

@@ -1,0 +1,58 @@
+"""The service's public and authenticated basics: health, errors as OperationOutcome, stream tickets."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from scribe.api.app import create_app
+from scribe.auth.tokens import create_token
+from scribe.config import Settings
+
+
+@pytest.fixture
+def client(tmp_path):
+    settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
+    with TestClient(create_app(settings, load_asr=False)) as test_client:
+        yield test_client
+
+
+def token(scopes=("user/*.*",), subject="dr-a") -> str:
+    return create_token(b"s" * 40, subject, scopes, 300)
+
+
+def test_healthz_is_public(client):
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["ready"] is False and body["engines"]["asr"] is None
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer nope"},
+                                     {"Authorization": "Bearer " + create_token(b"x" * 40, "dr-a")}])
+def test_ticket_route_needs_a_valid_token(client, headers):
+    response = client.post("/v1/stream-tickets", json={"encounter_id": "enc-1"}, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_ticket_route_needs_the_scope(client):
+    response = client.post("/v1/stream-tickets", json={"encounter_id": "enc-1"},
+                           headers={"Authorization": f"Bearer {token(('system/DocumentReference.rs',))}"})
+    assert response.status_code == 403 and response.json()["issue"][0]["code"] == "forbidden"
+
+
+def test_ticket_issued(client):
+    response = client.post("/v1/stream-tickets", json={"encounter_id": "enc-1"},
+                           headers={"Authorization": f"Bearer {token()}"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["expires_in"] <= 60 and len(body["ticket"]) >= 32
+
+
+@pytest.mark.parametrize("body", [{"encounter_id": "../etc"}, {}, {"encounter_id": "x" * 65}])
+def test_bad_ticket_requests_are_422(client, body):
+    response = client.post("/v1/stream-tickets", json=body, headers={"Authorization": f"Bearer {token()}"})
+    assert response.status_code == 422 and response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_unknown_route_is_an_operation_outcome(client):
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404 and response.json()["resourceType"] == "OperationOutcome"
