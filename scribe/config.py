@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     ehr_fhir_url: str | None = None
     audio_retention_days: int | None = None
+    audio_root: Path | None = Field(default=None, validation_alias="SCRIBE_AUDIO_DIR")
     max_audio_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, description="largest audio input accepted")
     max_audio_seconds: float = Field(default=4 * 3600.0, gt=0, description="longest audio input accepted")
 
@@ -69,6 +70,11 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+    @property
+    def audio_dir(self) -> Path:
+        """Encounter audio: a directory every node shares (SCRIBE_AUDIO_DIR), by default in the data dir."""
+        return self.audio_root or self.data_dir / "audio"
 
     @property
     def models_dir(self) -> Path:

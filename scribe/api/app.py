@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 import scribe
-from scribe.api import health, tickets
+from scribe.api import health, stream, tickets
 from scribe.api.errors import install_error_handlers
 from scribe.asr import AsrEngine, choose_engine, load_engine
 from scribe.auth.signing_key import signing_key
@@ -49,6 +49,8 @@ def create_app(settings: Settings, *, load_asr: bool = True) -> FastAPI:
         app.state.database = database
         app.state.signing_key = signing_key(settings, database)
         app.state.asr = AsrState()
+        app.state.audio_root = settings.audio_dir
+        app.state.active_streams = set()
         if load_asr:
             threading.Thread(target=app.state.asr.load, args=(settings,), name="asr-load", daemon=True).start()
         yield
@@ -58,4 +60,5 @@ def create_app(settings: Settings, *, load_asr: bool = True) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(tickets.router)
+    app.include_router(stream.router)
     return app

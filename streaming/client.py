@@ -1,0 +1,128 @@
+"""Python streaming client (`scribe stream`, `scribe bench stream`): sends audio, follows PROTOCOL.md.
+
+It keeps every byte until an `ack` covers it and, when the connection drops, reconnects and
+resumes from the server's `received_bytes`, so nothing is lost or sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scribe.errors import ScribeError
+
+FRAME_MS = 100
+
+
+class StreamFailed(ScribeError):
+    """The server refused the stream (an `error` message) or could not be reached."""
+
+    exit_code = 5
+
+
+@dataclass
+class StreamResult:
+    transcript: dict[str, Any] | None = None
+    finals: list[dict[str, Any]] = field(default_factory=list)
+    partial_latencies: list[float] = field(default_factory=list)
+    final_latencies: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    reconnects: int = 0
+    acked_bytes: int = 0
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+async def stream_pcm(
+    url: str,
+    pcm: bytes,
+    *,
+    sample_rate: int = 16000,
+    token: str | None = None,
+    realtime: bool = False,
+    frame_ms: int = FRAME_MS,
+    on_message: Callable[[dict[str, Any]], None] | None = None,
+    max_reconnects: int = 5,
+    connect: Callable[..., Any] | None = None,
+) -> StreamResult:
+    """Stream 16-bit mono PCM; returns the `done` transcript and latency samples.
+
+    Latency is measured against the audio clock: a message about audio time t that arrives
+    at wall time w, for a stream started at wall time t0 and paced in real time, is w - t0 - t.
+    """
+    import websockets
+
+    connect = connect or websockets.connect
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    bytes_per_ms = sample_rate * 2 // 1000
+    frame_bytes = bytes_per_ms * frame_ms
+    result = StreamResult()
+    seen_final_ids: set[int] = set()
+    t0 = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            async with connect(url, additional_headers=headers, max_size=2**24, open_timeout=30) as ws:
+                await ws.send(json.dumps({"type": "start", "sample_rate": sample_rate, "encoding": "pcm_s16le",
+                                          "channels": 1}))
+                ready = json.loads(await ws.recv())
+                if ready.get("type") == "error":
+                    raise StreamFailed(f"server refused the stream: {ready.get('code')}: {ready.get('message')}")
+                offset = int(ready["received_bytes"])
+
+                async def send_audio() -> None:
+                    position = offset
+                    while position < len(pcm):
+                        chunk = pcm[position : position + frame_bytes]
+                        if realtime:
+                            due = t0 + (position + len(chunk)) / bytes_per_ms / 1000
+                            await asyncio.sleep(max(0.0, due - time.monotonic()))
+                        await ws.send(chunk)
+                        position += len(chunk)
+                    await ws.send(json.dumps({"type": "stop"}))
+
+                sender = asyncio.create_task(send_audio())
+                try:
+                    async for raw in ws:
+                        message = json.loads(raw)
+                        kind = message.get("type")
+                        now = time.monotonic()
+                        if kind == "partial" and message.get("text"):
+                            result.partial_latencies.append(now - t0 - float(message["end"]))
+                        elif kind == "final":
+                            segment = message["segment"]
+                            if segment["id"] not in seen_final_ids:
+                                seen_final_ids.add(segment["id"])
+                                result.finals.append(segment)
+                                result.final_latencies.append(now - t0 - float(segment["end"]))
+                        elif kind == "ack":
+                            result.acked_bytes = int(message["received_bytes"])
+                        elif kind == "warning":
+                            result.warnings.append(str(message.get("code")))
+                        elif kind == "error":
+                            raise StreamFailed(f"server error {message.get('code')}: {message.get('message')}")
+                        if on_message:
+                            on_message(message)
+                        if kind == "done":
+                            result.transcript = message["transcript"]
+                            await sender
+                            return result
+                    raise ConnectionError("the server closed the stream before done")
+                finally:
+                    sender.cancel()
+        except StreamFailed:
+            raise
+        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            attempt += 1
+            result.reconnects += 1
+            if attempt > max_reconnects:
+                raise StreamFailed(f"connection lost and {max_reconnects} reconnects failed: {exc}") from None
+            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
