@@ -207,6 +207,45 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
 
 
+@app.command()
+def stream(
+    file: Path = typer.Argument(..., help="Audio file to stream (any format scribe transcribe reads)."),
+    url: str = typer.Option(..., "--url", help="ws://host:port/v1/encounters/ID/stream"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
+    realtime: bool = typer.Option(False, "--realtime", help="Send at real-time pace, as a microphone would."),
+    fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
+) -> None:
+    """Stream a file to a scribe server; partials live on stderr, the final transcript on stdout."""
+    import asyncio
+    import statistics
+
+    from scribe.audio import decode_audio
+    from scribe.formats import render
+    from scribe.transcript import Transcript
+    from streaming.client import pcm16, stream_pcm
+
+    pcm = pcm16(decode_audio(file))
+
+    def show(message: dict) -> None:
+        if message["type"] == "partial" and message.get("text"):
+            print(f"\r\x1b[2K… {message['text'][-100:]}", end="", file=sys.stderr, flush=True)
+        elif message["type"] == "final":
+            segment = message["segment"]
+            print(f"\r\x1b[2K[{segment['start']:7.2f}-{segment['end']:7.2f}] {segment['text']}", file=sys.stderr)
+
+    result = asyncio.run(stream_pcm(url, pcm, token=token, realtime=realtime, on_message=show))
+    assert result.transcript is not None
+    sys.stdout.write(render(Transcript.from_dict(result.transcript), fmt.value))
+
+    def p(values: list[float], q: float) -> str:
+        return f"{statistics.quantiles(values, n=100)[q - 1]:.2f}s" if len(values) >= 2 else "n/a"
+
+    err(f"latency (audio clock{'' if realtime else ', not paced: only meaningful with --realtime'}): "
+        f"partial p50 {p(result.partial_latencies, 50)} p95 {p(result.partial_latencies, 95)}; "
+        f"final p50 {p(result.final_latencies, 50)} p95 {p(result.final_latencies, 95)}; "
+        f"reconnects {result.reconnects}")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations to the configured database (every command that uses it does so on start)."""

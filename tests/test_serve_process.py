@@ -1,0 +1,120 @@
+"""The real service process: `scribe serve`, `scribe stream`, and a SIGKILL mid-stream that loses no acked audio."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scribe.audio import decode_audio
+from scribe.auth.tokens import create_token
+from scribe.wer import word_errors
+from streaming.client import pcm16
+from tests.conftest import SAMPLES
+
+KEY = "p" * 40
+SAMPLE = SAMPLES / "cardiology_followup.wav"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data_dir: Path, port: int, models_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "SCRIBE_DATA_DIR": str(data_dir), "SCRIBE_SECRET_KEY": KEY}
+    (data_dir / "models").mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "models" / "whisper-base").exists() and (models_dir / "whisper-base").exists():
+        (data_dir / "models" / "whisper-base").symlink_to(models_dir / "whisper-base")
+    proc = subprocess.Popen([sys.executable, "-c", "from scribe.cli import main; main()", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
+            if health["ready"]:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read() if proc.stdout else "server exited")
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("server did not become ready")
+
+
+@pytest.fixture
+def models_dir(settings) -> Path:
+    from scribe.asr.bundled_whisper import ensure_bundled
+
+    ensure_bundled(settings.models_dir)
+    return settings.models_dir
+
+
+def test_sigkill_mid_stream_loses_no_acked_audio(tmp_path: Path, models_dir: Path):
+    from websockets.sync.client import connect
+
+    port = free_port()
+    data_dir = tmp_path / "data"
+    pcm = pcm16(decode_audio(SAMPLE))
+    token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
+    url = f"ws://127.0.0.1:{port}/v1/encounters/enc-kill/stream"
+    server = start_server(data_dir, port, models_dir)
+    try:
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        assert health["engines"]["asr"]["name"] == "whisper" and "905e5bf8336b" in health["engines"]["asr"]["model"]
+        acked = 0
+        with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            ws.send(json.dumps({"type": "start", "sample_rate": 16000}))
+            assert json.loads(ws.recv())["received_bytes"] == 0
+            for i in range(0, len(pcm) // 2, 3200):
+                ws.send(pcm[i:i + 3200])
+            while acked < (len(pcm) // 2) // 3200 * 3200:
+                message = json.loads(ws.recv(timeout=30))
+                if message["type"] == "ack":
+                    acked = message["received_bytes"]
+            server.send_signal(signal.SIGKILL)
+            server.wait(timeout=30)
+        stored = (data_dir / "audio" / "enc-kill" / "audio.pcm").read_bytes()
+        assert len(stored) >= acked and stored == pcm[: len(stored)]
+    finally:
+        if server.poll() is None:
+            server.kill()
+    server = start_server(data_dir, port, models_dir)
+    try:
+        env = {**os.environ, "SCRIBE_TOKEN": token}
+        proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "stream", str(SAMPLE),
+                               "--url", url, "--format", "json"], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        transcript = json.loads(proc.stdout)
+        assert "latency" in proc.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert (data_dir / "audio" / "enc-kill" / "audio.pcm").read_bytes() == pcm
+    assert transcript["duration_s"] == pytest.approx(len(pcm) / 32000, abs=0.01)
+    assert word_errors(SAMPLE.with_suffix(".txt").read_text(), transcript["text"]).wer < 0.6
+
+
+def test_stream_cli_reports_refusal(tmp_path: Path, models_dir: Path):
+    port = free_port()
+    server = start_server(tmp_path / "data", port, models_dir)
+    try:
+        env = {**os.environ, "SCRIBE_TOKEN": "not-a-token"}
+        proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "stream", str(SAMPLE),
+                               "--url", f"ws://127.0.0.1:{port}/v1/encounters/enc-x/stream"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 5 and "unauthorized" in proc.stderr and "Traceback" not in proc.stderr
+        assert proc.stdout == ""
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
