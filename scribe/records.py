@@ -1,7 +1,14 @@
 """Prior records: a FHIR R4 Bundle read into a PatientContext (facts for the note, hotwords for ASR).
 
-Parsing is lenient about what we do not use (unknown resource types, extra fields) and
-strict about structure we rely on: a wrong shape is a RecordsError that says where.
+Parsing is lenient about what we do not use (unknown resource types, extra fields, missing
+optional fields) and strict about the structure we rely on: a wrong shape is a RecordsError
+that names the entry, the resource and the field. Guarantees:
+
+- a single resource of a type we read (Patient, Condition, ...) is accepted as a bundle of one;
+- entries whose status says they are wrong (`entered-in-error`, or a `refuted` verification
+  status) are left out;
+- a bundle holding records of more than one patient is refused, so one patient's drugs never
+  bias another's transcript or note.
 """
 
 from __future__ import annotations
@@ -15,23 +22,30 @@ from typing import Any
 
 from scribe.errors import RecordsError
 
+__all__ = ["Allergy", "Medication", "Observation", "PatientContext", "Problem", "load_records", "parse_bundle",
+           "spoken_drug_name"]
+
+READ_TYPES = ("Patient", "Condition", "MedicationStatement", "MedicationRequest", "AllergyIntolerance", "Observation")
+
 
 @dataclass
 class Medication:
-    name: str
-    resource_id: str
-    display: str | None = None
+    name: str  # the drug as a clinician says it: "metformin"
+    resource_id: str  # "MedicationStatement/ms-1"
+    display: str | None = None  # the full recorded text: "metformin hydrochloride 500 MG Oral Tablet"
     dosage: str | None = None
     status: str | None = None
+    code: str | None = None  # RxNorm code when the record has one, else the first code given
+    system: str | None = None
 
 
 @dataclass
 class Problem:
     name: str
     resource_id: str
-    code: str | None = None
+    code: str | None = None  # ICD-10(-CM) preferred, then SNOMED CT, then whatever is coded
     system: str | None = None
-    status: str | None = None
+    status: str | None = None  # clinicalStatus code: active, resolved, ...
 
 
 @dataclass
@@ -40,15 +54,17 @@ class Allergy:
     resource_id: str
     reaction: str | None = None
     criticality: str | None = None
+    status: str | None = None  # clinicalStatus code
 
 
 @dataclass
 class Observation:
     name: str
     resource_id: str
-    value: str | None = None
+    value: str | None = None  # "7.9", "150/90" (components), "Ex-smoker"
     unit: str | None = None
     effective: str | None = None
+    code: str | None = None  # LOINC, usually
 
 
 @dataclass
@@ -61,67 +77,104 @@ class PatientContext:
     problems: list[Problem] = field(default_factory=list)
     allergies: list[Allergy] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
+    patient_reference: str | None = None  # "Patient/pt-1001", for FHIR output
 
     def hotwords(self) -> list[str]:
-        """Names worth biasing recognition towards: medications, problems, allergy substances."""
+        """Terms worth biasing recognition towards, in order, each once (case-insensitive).
+
+        Medication names as spoken (combination products give one term per ingredient), then
+        problem names without coding qualifiers ("Essential (primary) hypertension" ->
+        "Essential hypertension"), then allergy substances.
+        """
+        terms = [part for m in self.medications for part in m.name.split(" / ")]
+        terms += [_spoken_problem(p.name) for p in self.problems]
+        terms += [a.substance for a in self.allergies]
         seen: dict[str, str] = {}
-        for name in (
-            [m.name for m in self.medications]
-            + [p.name for p in self.problems]
-            + [a.substance for a in self.allergies]
-        ):
-            key = name.strip().lower()
-            if key and key not in seen:
-                seen[key] = name.strip()
+        for term in terms:
+            term = " ".join(term.split())
+            if term and term.lower() not in seen:
+                seen[term.lower()] = term
         return list(seen.values())
 
 
-# Words after which an RxNorm-style display stops naming the drug: strengths, units, forms, salts.
-_DOSE = re.compile(r"\b\d[\d.,/]*\s*(mg|mcg|µg|g|ml|unt|units?|%|meq|mg/ml|hr)?\b", re.I)
-_FORM_WORDS = {
-    "oral", "tablet", "tablets", "capsule", "capsules", "solution", "suspension", "injection", "injectable",
-    "extended", "delayed", "release", "film", "coated", "chewable", "topical", "cream", "ointment", "inhaler",
-    "inhalation", "powder", "patch", "transdermal", "nasal", "spray", "ophthalmic", "drops", "prefilled",
-    "syringe", "pen", "auto-injector", "metered", "dose", "vial", "sublingual", "disintegrating", "er", "xr",
-    "sr", "dr", "hfa", "actuat", "product", "pack",
+_UNIT = re.compile(r"(mg|mcg|µg|ug|g|ml|l|unt|units?|iu|meq|mmol|actuat|hr|day|%)(/[a-z]+)*", re.I)
+_NUMBER = re.compile(r"[\d][\d.,/]*([a-zµ%]+(/[a-z]+)*)?", re.I)
+_LEADING = re.compile(r"(nda|bla|anda)\d+|abuse-deterrent", re.I)  # RxNorm prefixes before the ingredient
+_FORMS = {
+    "oral", "tablet", "tablets", "tab", "tabs", "capsule", "capsules", "cap", "caps", "solution", "suspension",
+    "injection", "injectable", "extended", "delayed", "release", "film", "coated", "chewable", "topical", "cream",
+    "ointment", "gel", "lotion", "inhaler", "inhalation", "inhalant", "powder", "granules", "patch", "transdermal",
+    "system", "nasal", "spray", "ophthalmic", "otic", "drops", "prefilled", "syringe", "pen", "injector",
+    "auto-injector", "metered", "dose", "vial", "sublingual", "buccal", "disintegrating", "dry", "mucosal",
+    "vaginal", "rectal", "suppository", "elixir", "syrup", "lozenge", "kit", "pack", "product", "er", "xr", "xl",
+    "sr", "dr", "ec", "hfa", "odt",
+    # free-text sigs ("Metformin 1000mg twice daily")
+    "daily", "once", "twice", "bid", "tid", "qid", "qd", "qhs", "prn", "every", "each", "take", "by", "mouth",
+    "po", "at", "as", "needed", "nightly", "morning", "evening", "bedtime", "with", "for",
 }
+# Salts, esters and qualifiers dropped after the ingredient ("metformin hydrochloride" -> "metformin")
 _SALTS = {
     "hydrochloride", "hcl", "sodium", "potassium", "calcium", "magnesium", "sulfate", "succinate", "tartrate",
-    "besylate", "maleate", "mesylate", "citrate", "acetate", "phosphate", "fumarate", "bromide", "dihydrate",
-    "monohydrate", "hyclate", "propionate", "furoate", "bitartrate", "mononitrate",
+    "besylate", "besilate", "maleate", "mesylate", "mesilate", "citrate", "acetate", "phosphate", "fumarate",
+    "bromide", "hydrobromide", "dihydrate", "monohydrate", "hyclate", "propionate", "furoate", "bitartrate",
+    "mononitrate", "dipropionate", "xinafoate", "disodium", "trihydrate", "modified", "human", "macrocrystals",
 }
+# ...unless the ingredient is only a cation that needs its salt ("ferrous sulfate", "magnesium sulfate")
+_CATIONS = {"ferrous", "ferric", "zinc", "sodium", "potassium", "calcium", "magnesium", "lithium", "aluminum"}
 
 
 def spoken_drug_name(display: str) -> str:
-    """The name a clinician says for an RxNorm-style display: no strength, dose form or salt.
+    """The name a clinician says for a recorded drug: no strength, dose form, salt or brand suffix.
 
     "metformin hydrochloride 500 MG Oral Tablet" -> "metformin";
-    "24 HR tamsulosin 0.4 MG Extended Release Oral Capsule" -> "tamsulosin".
+    "24 HR tamsulosin hydrochloride 0.4 MG Extended Release Oral Capsule" -> "tamsulosin";
+    "lisinopril 10 MG / hydrochlorothiazide 12.5 MG Oral Tablet" -> "lisinopril / hydrochlorothiazide".
+    Lower case, except words with digits ("vitamin D3"). Falls back to the display, trimmed.
     """
-    text = re.sub(r"\[.*?\]|\(.*?\)", " ", display)
-    text = _DOSE.sub(" ", text)
-    words = [w for w in re.split(r"[\s/]+", text) if w]
-    kept: list[str] = []
-    for word in words:
-        lower = word.lower().strip(",;")
-        if lower in _FORM_WORDS and kept:
-            break
-        if lower in _FORM_WORDS or lower in _SALTS or lower in {"hr", "mg", "ml"} or not lower:
-            continue
-        kept.append(word.strip(",;"))
-    name = " ".join(kept) or display.strip()
-    return name.lower() if name.isupper() or name[:1].isupper() and name[1:].islower() else name
+    text = re.sub(r"\[.*?\]", " ", display)
+    text = re.sub(r"[{}()]", " ", text)
+    names: list[str] = []
+    for component in re.split(r"\s+/\s+", text):
+        words: list[str] = []
+        for raw in component.split():
+            word = raw.strip(",;:")
+            lower = word.lower()
+            if not words and (not word or _LEADING.fullmatch(word) or _NUMBER.fullmatch(word)
+                              or _UNIT.fullmatch(word) or lower in _FORMS):
+                continue  # quantities and prefixes before the ingredient ("24 HR", "200 ACTUAT")
+            if _NUMBER.fullmatch(word) or lower in _FORMS:
+                break
+            if words and lower in _SALTS and not set(words) <= _CATIONS:
+                continue
+            if _UNIT.fullmatch(word):
+                continue
+            words.append(word if any(c.isdigit() for c in word) else lower)
+        name = " ".join(words)
+        if name and name not in names:
+            names.append(name)
+    return " / ".join(names) or " ".join(display.split())
+
+
+def _spoken_problem(name: str) -> str:
+    """A problem as said aloud: without "(primary)", "(disorder)", "[...]" or "unspecified"."""
+    text = re.sub(r"\(.*?\)|\[.*?\]", " ", name)
+    text = re.sub(r",?\s*\bunspecified\b\s*", " ", text, flags=re.I)
+    return " ".join(text.split()).strip(" ,;") or name
 
 
 def load_records(path: str | os.PathLike[str]) -> PatientContext:
-    """Read a FHIR R4 Bundle JSON file; a single resource is read as a one-entry bundle."""
+    """Read a FHIR R4 Bundle JSON file (UTF-8, BOM allowed); errors name the file."""
     label = os.fsdecode(path)
     try:
-        text = Path(label).read_text(encoding="utf-8")
+        text = Path(label).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise RecordsError(f"{label}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordsError(f"{label}: cannot be read ({exc})") from None
+    except IsADirectoryError:
+        raise RecordsError(f"{label}: is a directory, not a FHIR Bundle file") from None
+    except UnicodeDecodeError as exc:
+        raise RecordsError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise RecordsError(f"{label}: cannot be read ({exc.strerror or exc})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -133,160 +186,313 @@ def load_records(path: str | os.PathLike[str]) -> PatientContext:
 
 
 def parse_bundle(data: object) -> PatientContext:
-    """Collect the patient's facts from a Bundle's entries; unknown resource types are ignored."""
+    """Collect one patient's facts from a parsed Bundle (or a single resource of a type we read).
+
+    Unknown resource types are ignored; MedicationReferences are resolved against contained
+    resources and the bundle's entries (by fullUrl or Type/id).
+    """
     if not isinstance(data, dict):
-        raise RecordsError(f"expected a FHIR Bundle object, got JSON {type(data).__name__}")
+        raise RecordsError(f"expected a FHIR Bundle object, got JSON {_json_type(data)}")
     resource_type = data.get("resourceType")
-    if resource_type is None:
+    if not isinstance(resource_type, str) or not resource_type:
         raise RecordsError("not a FHIR resource: no resourceType")
     if resource_type != "Bundle":
+        if resource_type not in READ_TYPES:
+            raise RecordsError(f"resourceType is {resource_type!r}: expected a Bundle "
+                               f"(or a single {', '.join(READ_TYPES)} resource)")
         data = {"resourceType": "Bundle", "entry": [{"resource": data}]}
     entries = data.get("entry", [])
     if not isinstance(entries, list):
-        raise RecordsError("Bundle.entry must be a list")
-    resources = []
+        raise RecordsError(f"Bundle.entry must be a list, got {_json_type(entries)}")
+
+    resources: list[_Resource] = []
     for index, entry in enumerate(entries):
         where = f"entry[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
             raise RecordsError(f"{where} has no resource object")
         resource = entry["resource"]
-        if not isinstance(resource.get("resourceType"), str):
+        kind = resource.get("resourceType")
+        if not isinstance(kind, str) or not kind:
             raise RecordsError(f"{where}.resource has no resourceType")
-        resources.append((where, resource, entry.get("fullUrl")))
-    by_reference = {_reference(r, full_url): r for _, r, full_url in resources}
+        full_url = entry.get("fullUrl")
+        if full_url is not None and not isinstance(full_url, str):
+            raise RecordsError(f"{where}.fullUrl must be a string, got {_json_type(full_url)}")
+        rid = resource.get("id")
+        if rid is not None and not isinstance(rid, str):
+            raise RecordsError(f"{where}.resource.id must be a string, got {_json_type(rid)}")
+        reference = f"{kind}/{rid}" if rid else full_url or f"{kind} at {where}"
+        resources.append(_Resource(resource, kind, reference, full_url, f"{where} ({reference})"))
+
+    index_by_key: dict[str, _Resource] = {}
+    for res in resources:
+        for key in res.keys():
+            index_by_key.setdefault(key, res)
     context = PatientContext()
-    for where, resource, full_url in resources:
-        try:
-            _add(context, resource, _reference(resource, full_url), by_reference)
-        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
-            raise RecordsError(f"{where} ({resource['resourceType']}) is malformed: {exc}") from None
+    patients = [res for res in resources if res.kind == "Patient"]
+    if patients:
+        _read_patient(context, patients[0])
+        others = {p.reference for p in patients if not p.keys() & patients[0].keys()}
+        if others:
+            raise RecordsError(f"the bundle holds records of more than one patient ({patients[0].reference}, "
+                               f"{', '.join(sorted(others))}); give one patient's records")
+    for res in resources:
+        if res.kind in _READERS and not _skipped(res):
+            _check_subject(res, patients[0] if patients else None)
+            _READERS[res.kind](context, res, index_by_key)
     return context
 
 
-def _reference(resource: dict[str, Any], full_url: object) -> str:
-    if isinstance(resource.get("id"), str) and resource["id"]:
-        return f"{resource['resourceType']}/{resource['id']}"
-    return str(full_url) if full_url else f"{resource['resourceType']}/(no id)"
+_MISSING: Any = object()
 
 
-def _concept_text(concept: object) -> str | None:
-    """A CodeableConcept's human text: `text`, else the first coding's display, else its code."""
-    if concept is None:
-        return None
-    if not isinstance(concept, dict):
-        raise TypeError(f"expected a CodeableConcept object, got {type(concept).__name__}")
-    if concept.get("text"):
-        return str(concept["text"])
-    codings = concept.get("coding") or []
-    if not isinstance(codings, list):
-        raise TypeError("coding must be a list")
-    for coding in codings:
-        if isinstance(coding, dict) and coding.get("display"):
-            return str(coding["display"])
-    for coding in codings:
-        if isinstance(coding, dict) and coding.get("code"):
-            return str(coding["code"])
-    return None
+@dataclass
+class _Resource:
+    data: dict[str, Any]
+    kind: str
+    reference: str  # "Type/id", else the fullUrl
+    full_url: str | None
+    where: str  # "entry[3] (Condition/c1)", for messages
+
+    def keys(self) -> set[str]:
+        keys = {self.reference}
+        if self.full_url:
+            keys |= {self.full_url, _local_reference(self.full_url)}
+        return keys
+
+    def fail(self, path: str, problem: str) -> RecordsError:
+        return RecordsError(f"{self.where}: {path} {problem}")
+
+    def get(self, path: str, expected: type | tuple[type, ...], value: Any = _MISSING) -> Any:
+        """`value` (default: the resource's field `path`) checked against `expected`; None when absent."""
+        if value is _MISSING:
+            value = self.data.get(path)
+        if value is None:
+            return None
+        kinds = expected if isinstance(expected, tuple) else (expected,)
+        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+            names = " or ".join(dict.fromkeys(_TYPE_NAMES[t] for t in kinds))
+            raise self.fail(path, f"must be {names}, got {_json_type(value)}")
+        return value
+
+    def items(self, path: str, value: Any = _MISSING) -> list[Any]:
+        return self.get(path, list, value) or []
+
+    def concept(self, path: str, value: Any = _MISSING) -> _Concept | None:
+        """A CodeableConcept, checked: an object whose text is a string and coding a list of Codings."""
+        concept = self.get(path, dict, value)
+        if concept is None:
+            return None
+        text = self.get(f"{path}.text", str, concept.get("text"))
+        codings: list[tuple[str | None, str | None, str | None]] = []
+        for i, coding in enumerate(self.items(f"{path}.coding", concept.get("coding"))):
+            coding = self.get(f"{path}.coding[{i}]", dict, coding)
+            codings.append(tuple(self.get(f"{path}.coding[{i}].{k}", str, coding.get(k))  # type: ignore[misc]
+                                 for k in ("system", "code", "display")))
+        return _Concept(text.strip() if text and text.strip() else None, codings)
+
+    def status(self, path: str) -> str | None:
+        """A status as its code: a plain code string, or a CodeableConcept's first code (else its text)."""
+        value = self.data.get(path)
+        if value is None or isinstance(value, str):
+            return value
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a code string or a CodeableConcept object, got {_json_type(value)}")
+        concept = self.concept(path, value)
+        codes = [code for _, code, _ in concept.codings if code] if concept else []
+        return codes[0] if codes else (concept.text.lower() if concept and concept.text else None)
+
+    def reference_target(self, path: str) -> tuple[str | None, str | None]:
+        """(reference, display) of the Reference in field `path`."""
+        ref = self.get(path, dict) or {}
+        return (self.get(f"{path}.reference", str, ref.get("reference")),
+                self.get(f"{path}.display", str, ref.get("display")))
 
 
-def _first_coding(concept: object, prefer: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
-    codings = concept.get("coding") or [] if isinstance(concept, dict) else []
-    ranked = sorted((c for c in codings if isinstance(c, dict) and c.get("code")),
-                    key=lambda c: not any(p in str(c.get("system", "")) for p in prefer))
-    return (str(ranked[0]["code"]), ranked[0].get("system")) if ranked else (None, None)
+@dataclass
+class _Concept:
+    text: str | None
+    codings: list[tuple[str | None, str | None, str | None]]  # (system, code, display)
+
+    def name(self, prefer: tuple[str, ...] = ()) -> str | None:
+        """`text`, else the display of the preferred coding, else of the first coding with one."""
+        if self.text:
+            return self.text
+        displays = [display for _, _, display in self._ranked(prefer) if display and display.strip()]
+        return displays[0].strip() if displays else None
+
+    def code(self, prefer: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
+        coded = [(code, system) for system, code, _ in self._ranked(prefer) if code]
+        return coded[0] if coded else (None, None)
+
+    def _ranked(self, prefer: tuple[str, ...]) -> list[tuple[str | None, str | None, str | None]]:
+        def rank(coding: tuple[str | None, str | None, str | None]) -> int:
+            system = (coding[0] or "").lower()
+            return next((i for i, p in enumerate(prefer) if p in system), len(prefer))
+
+        return sorted(self.codings, key=rank)
 
 
-def _status(value: object) -> str | None:
-    return value if isinstance(value, str) else _concept_text(value)
+_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean"}
 
 
-def _entered_in_error(resource: dict[str, Any]) -> bool:
-    return any(
-        s == "entered-in-error"
-        for s in (_status(resource.get("status")), _status(resource.get("clinicalStatus")),
-                  _status(resource.get("verificationStatus")))
-    )
+def _json_type(value: object) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _medication_display(resource: dict[str, Any], by_reference: dict[str, dict[str, Any]]) -> str | None:
-    if "medicationCodeableConcept" in resource:
-        return _concept_text(resource["medicationCodeableConcept"])
-    reference = resource.get("medicationReference")
-    if isinstance(reference, dict):
-        target = reference.get("reference", "")
-        if isinstance(target, str) and target.startswith("#"):
-            contained = {c.get("id"): c for c in resource.get("contained", []) if isinstance(c, dict)}
-            medication = contained.get(target[1:])
-        else:
-            medication = by_reference.get(target)
-        if medication is not None and medication.get("code"):
-            return _concept_text(medication["code"])
-        if reference.get("display"):
-            return str(reference["display"])
-    return None
+def _local_reference(reference: str) -> str:
+    """"https://ehr/fhir/Patient/7/_history/2" -> "Patient/7"; other references unchanged."""
+    match = re.search(r"(?:^|/)([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$", reference)
+    return match.group(1) if match else reference
 
 
-def _dosage_text(resource: dict[str, Any]) -> str | None:
-    for key in ("dosage", "dosageInstruction"):
-        dosages = resource.get(key)
-        if isinstance(dosages, list) and dosages and isinstance(dosages[0], dict) and dosages[0].get("text"):
-            return str(dosages[0]["text"])
-    return None
+def _skipped(res: _Resource) -> bool:
+    """Entries recorded in error, or conditions/allergies found not to be true."""
+    if "entered-in-error" in (res.status("status"), res.status("clinicalStatus")):
+        return True
+    return res.status("verificationStatus") in ("entered-in-error", "refuted")
 
 
-def _add(context: PatientContext, resource: dict[str, Any], ref: str, by_reference: dict[str, dict[str, Any]]) -> None:
-    kind = resource["resourceType"]
-    if kind != "Patient" and _entered_in_error(resource):
+def _check_subject(res: _Resource, patient: _Resource | None) -> None:
+    """Refuse a resource that names another Patient than the bundle's (other targets cannot be judged)."""
+    path = "patient" if res.kind == "AllergyIntolerance" else "subject"
+    target, _ = res.reference_target(path)
+    if patient is None or not target or not (patient.data.get("id") or patient.full_url):
         return
-    if kind == "Patient":
-        context.patient_id = resource.get("id")
-        names = resource.get("name") or []
-        if names:
-            name = names[0]
-            context.name = name.get("text") or " ".join([*name.get("given", []), name.get("family", "")]).strip() or None
-        context.birth_date = resource.get("birthDate")
-        context.gender = resource.get("gender")
-    elif kind in ("MedicationStatement", "MedicationRequest"):
-        display = _medication_display(resource, by_reference)
-        if display:
-            context.medications.append(Medication(spoken_drug_name(display), ref, display, _dosage_text(resource),
-                                                  _status(resource.get("status"))))
-    elif kind == "Condition":
-        name = _concept_text(resource.get("code"))
-        if name:
-            code, system = _first_coding(resource.get("code"), prefer=("icd-10", "icd10", "snomed"))
-            context.problems.append(Problem(name, ref, code, system, _status(resource.get("clinicalStatus"))))
-    elif kind == "AllergyIntolerance":
-        substance = _concept_text(resource.get("code"))
-        if substance:
-            reactions = resource.get("reaction") or []
-            manifestation = None
-            if reactions:
-                manifestations = reactions[0].get("manifestation") or []
-                manifestation = _concept_text(manifestations[0]) if manifestations else reactions[0].get("description")
-            context.allergies.append(Allergy(substance, ref, manifestation, resource.get("criticality")))
-    elif kind == "Observation":
-        name = _concept_text(resource.get("code"))
-        if name:
-            value, unit = _observation_value(resource)
-            context.observations.append(Observation(name, ref, value, unit, resource.get("effectiveDateTime")))
+    local = _local_reference(target)
+    if local.startswith("Patient/") and not {target, local} & patient.keys():
+        raise res.fail(path, f"refers to {target}, not to the bundle's patient {patient.reference}")
 
 
-def _observation_value(resource: dict[str, Any]) -> tuple[str | None, str | None]:
-    if isinstance(resource.get("valueQuantity"), dict):
-        quantity = resource["valueQuantity"]
-        return (str(quantity["value"]) if "value" in quantity else None), quantity.get("unit") or quantity.get("code")
-    if "valueString" in resource:
-        return str(resource["valueString"]), None
-    if "valueCodeableConcept" in resource:
-        return _concept_text(resource["valueCodeableConcept"]), None
-    components = resource.get("component") or []
-    parts = []
-    for component in components:
-        quantity = component.get("valueQuantity") or {}
-        if "value" in quantity:
-            parts.append(str(quantity["value"]))
-    if parts:
-        unit = (components[0].get("valueQuantity") or {}).get("unit")
-        return "/".join(parts), unit
+def _read_patient(context: PatientContext, res: _Resource) -> None:
+    context.patient_id = res.data.get("id")
+    context.patient_reference = res.reference
+    names = [res.get(f"name[{i}]", dict, n) for i, n in enumerate(res.items("name"))]
+    official = [n for n in names if n.get("use") == "official"] or names
+    if official:
+        name = official[0]
+        i = names.index(name)
+        text = res.get(f"name[{i}].text", str, name.get("text"))
+        given = [res.get(f"name[{i}].given[{j}]", str, g)
+                 for j, g in enumerate(res.items(f"name[{i}].given", name.get("given")))]
+        family = res.get(f"name[{i}].family", str, name.get("family"))
+        context.name = (text or " ".join([*given, family or ""])).strip() or None
+    context.birth_date = res.get("birthDate", str)
+    context.gender = res.get("gender", str)
+
+
+def _read_medication(context: PatientContext, res: _Resource, index: dict[str, _Resource]) -> None:
+    concept = res.concept("medicationCodeableConcept")
+    if concept is None:
+        concept = _referenced_medication(res, index)
+    display = concept.name(prefer=("rxnorm",)) if concept else None
+    if not display:
+        return  # nothing to call it by
+    code, system = concept.code(prefer=("rxnorm",)) if concept else (None, None)
+    dosage = None
+    for key in ("dosage", "dosageInstruction"):
+        dosages = res.items(key)
+        if dosages:
+            first = res.get(f"{key}[0]", dict, dosages[0])
+            dosage = res.get(f"{key}[0].text", str, first.get("text"))
+            break
+    context.medications.append(Medication(spoken_drug_name(display), res.reference, display, dosage,
+                                          res.status("status"), code, system))
+
+
+def _referenced_medication(res: _Resource, index: dict[str, _Resource]) -> _Concept | None:
+    """The code of the Medication a medicationReference points at (contained or in the bundle), else its display."""
+    target, display = res.reference_target("medicationReference")
+    if target and target.startswith("#"):
+        for i, item in enumerate(res.items("contained")):
+            item = res.get(f"contained[{i}]", dict, item)
+            if item.get("id") == target[1:] and item.get("code") is not None:
+                concept = res.concept(f"contained[{i}].code", item["code"])
+                if concept and concept.name():
+                    return concept
+    elif target:
+        found = index.get(target) or index.get(_local_reference(target))
+        if found is not None and found.kind == "Medication" and found.data.get("code") is not None:
+            concept = found.concept("code", found.data["code"])
+            if concept and concept.name():
+                return concept
+    return _Concept(display.strip(), []) if display and display.strip() else None
+
+
+def _read_condition(context: PatientContext, res: _Resource, index: dict[str, _Resource]) -> None:
+    concept = res.concept("code")
+    prefer = ("icd-10", "icd10", "snomed")
+    name = concept.name(prefer) if concept else None
+    if name:
+        code, system = concept.code(prefer)  # type: ignore[union-attr]
+        context.problems.append(Problem(name, res.reference, code, system, res.status("clinicalStatus")))
+
+
+def _read_allergy(context: PatientContext, res: _Resource, index: dict[str, _Resource]) -> None:
+    concept = res.concept("code")
+    substance = concept.name() if concept else None
+    reactions = res.items("reaction")
+    reaction_text = None
+    if reactions:
+        first = res.get("reaction[0]", dict, reactions[0])
+        manifestations = [res.concept(f"reaction[0].manifestation[{i}]", m)
+                          for i, m in enumerate(res.items("reaction[0].manifestation", first.get("manifestation")))]
+        names = [m.name() for m in manifestations if m and m.name()]
+        reaction_text = ", ".join(names) if names else res.get("reaction[0].description", str,
+                                                               first.get("description"))
+        if not substance:
+            reaction_substance = res.concept("reaction[0].substance", first.get("substance"))
+            substance = reaction_substance.name() if reaction_substance else None
+    if substance:
+        context.allergies.append(Allergy(substance, res.reference, reaction_text, res.get("criticality", str),
+                                         res.status("clinicalStatus")))
+
+
+def _read_observation(context: PatientContext, res: _Resource, index: dict[str, _Resource]) -> None:
+    concept = res.concept("code")
+    name = concept.name(prefer=("loinc",)) if concept else None
+    if not name:
+        return
+    value, unit = _observation_value(res, res.data, "")
+    if value is None:
+        parts, units = [], []
+        for i, component in enumerate(res.items("component")):
+            part, part_unit = _observation_value(res, res.get(f"component[{i}]", dict, component), f"component[{i}].")
+            if part is not None:
+                parts.append(part)
+                units.append(part_unit)
+        if parts:
+            value, unit = "/".join(parts), units[0]
+    effective = res.get("effectiveDateTime", str) or res.get("effectiveInstant", str)
+    if effective is None and res.data.get("effectivePeriod") is not None:
+        period = res.get("effectivePeriod", dict)
+        effective = res.get("effectivePeriod.start", str, period.get("start"))
+    code, _ = concept.code(prefer=("loinc",))  # type: ignore[union-attr]
+    context.observations.append(Observation(name, res.reference, value, unit, effective, code))
+
+
+def _observation_value(res: _Resource, holder: dict[str, Any], prefix: str) -> tuple[str | None, str | None]:
+    if holder.get("valueQuantity") is not None:
+        quantity = res.get(f"{prefix}valueQuantity", dict, holder["valueQuantity"])
+        number = res.get(f"{prefix}valueQuantity.value", (int, float), quantity.get("value"))
+        unit = res.get(f"{prefix}valueQuantity.unit", str, quantity.get("unit"))
+        code = res.get(f"{prefix}valueQuantity.code", str, quantity.get("code"))
+        return (str(number) if number is not None else None), unit or code
+    if holder.get("valueCodeableConcept") is not None:
+        concept = res.concept(f"{prefix}valueCodeableConcept", holder["valueCodeableConcept"])
+        return (concept.name() if concept else None), None
+    for key, kinds in (("valueString", str), ("valueInteger", int), ("valueBoolean", bool)):
+        if holder.get(key) is not None:
+            value = res.get(f"{prefix}{key}", kinds, holder[key])
+            return (str(value).lower() if isinstance(value, bool) else str(value)), None
     return None, None
+
+
+_READERS = {
+    "Condition": _read_condition,
+    "MedicationStatement": _read_medication,
+    "MedicationRequest": _read_medication,
+    "AllergyIntolerance": _read_allergy,
+    "Observation": _read_observation,
+}

@@ -20,23 +20,10 @@ from scribe.transcript import Transcript, Word, join_segment_texts
 
 def hotword_prompt(context: PatientContext | None) -> str | None:
     """The records' vocabulary as a Whisper hotword prompt (rendered from templates/prompts)."""
-    if context is None or not context.hotwords():
+    terms = context.hotwords() if context is not None else []
+    if not terms:
         return None
-    text = render_template(
-        "prompts/asr_hotwords.txt.j2",
-        medications=_unique(m.name for m in context.medications),
-        problems=_unique(p.name for p in context.problems),
-        allergies=_unique(a.substance for a in context.allergies),
-    ).strip()
-    return text or None
-
-
-def _unique(names) -> list[str]:
-    seen: dict[str, str] = {}
-    for name in names:
-        if name and name.strip().lower() not in seen:
-            seen[name.strip().lower()] = name.strip()
-    return list(seen.values())
+    return render_template("prompts/asr_hotwords.txt.j2", terms=terms).strip() or None
 
 
 def _cuda_available() -> bool:
