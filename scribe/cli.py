@@ -273,6 +273,30 @@ def token_create(
     print(create_token(key, sub, tuple(scope) if scope else CLINICIAN_SCOPES, ttl, audience=settings.public_url))
 
 
+@bench_app.command("stream")
+def bench_stream(
+    url: str = typer.Option("ws://127.0.0.1:8000", "--url", help="Base websocket URL of a running scribe serve."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Largest number of simultaneous sessions."),
+    directory: Path = typer.Argument(Path("audio_samples"), help="WAV files with reference .txt"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN",
+                                        help="Bearer token [default: minted with this machine's signing key]"),
+) -> None:
+    """Real-time sessions at N = 1..concurrency: partial/final latency p50/p95, WER, largest N that keeps up."""
+    from scribe.bench.stream import print_stream_table, run_stream_bench
+
+    if token is None:
+        from scribe.auth.signing_key import signing_key
+        from scribe.auth.tokens import create_token
+        from scribe.store.db import open_database
+
+        settings = load_settings()
+        token = create_token(signing_key(settings, open_database(settings)), "bench", ttl_s=3600,
+                             audience=settings.public_url)
+    summary = run_stream_bench(url, token, directory, concurrency)
+    print_stream_table(summary, sys.stderr)
+    print(json.dumps(summary, indent=2))
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every scribe error becomes a message, never a traceback."""
     try:

@@ -118,3 +118,27 @@ def test_stream_cli_reports_refusal(tmp_path: Path, models_dir: Path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
+    import shutil
+
+    from scribe.bench.stream import run_stream_bench
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for suffix in (".wav", ".txt"):
+        shutil.copy(SAMPLES / f"urology_asthma{suffix}", samples)
+    port = free_port()
+    server = start_server(tmp_path / "data", port, models_dir)
+    try:
+        token = create_token(KEY.encode(), "bench", ("user/*.*",), 600)
+        summary = run_stream_bench(f"ws://127.0.0.1:{port}", token, samples, 1)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    [round_1] = summary["rounds"]
+    assert round_1["concurrency"] == 1 and len(round_1["sessions"]) == 1
+    assert round_1["final_p95_s"] is not None and round_1["partial_p50_s"] is not None
+    assert 0 <= round_1["wer"] < 0.8
+    assert summary["max_realtime_sessions"] in (0, 1)
