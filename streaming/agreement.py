@@ -52,13 +52,19 @@ class LocalAgreement:
         end = self.committed_end
         return [w for w in hypothesis if (w.start + w.end) / 2 > end]
 
-    def update(self, hypothesis: list[Word]) -> Agreement:
-        """Feed the next hypothesis; commit what it shares with the previous one."""
+    def update(self, hypothesis: list[Word], stable_until: float | None = None) -> Agreement:
+        """Feed the next hypothesis; commit what it shares with the previous one.
+
+        With `stable_until`, only words ending by then may commit: the last words before the
+        end of a pass's audio are the ones the next pass most often rewrites.
+        """
         current = self.fresh(hypothesis)
         previous = self.fresh(self._previous)
         agreed = 0
         for old, new in zip(previous, current):
             if normalize_word(old.word) != normalize_word(new.word):
+                break
+            if stable_until is not None and new.end > stable_until:
                 break
             agreed += 1
         newly = self._commit(current[:agreed])  # the newer pass's times and punctuation: it heard more audio

@@ -20,7 +20,7 @@ from scribe.asr.segmenting import segments_from_words
 from scribe.asr.whisper import WhisperEngine, hotword_prompt
 from scribe.records import PatientContext
 from scribe.transcript import Segment, Word
-from streaming.agreement import Agreement, LocalAgreement
+from streaming.agreement import LocalAgreement, normalize_word
 from streaming.vad import SAMPLE_RATE, Endpointer, VadEvent
 
 _SENTENCE_END = (".", "?", "!")
@@ -54,6 +54,8 @@ class WhisperStream:
         final_beam_size: int | None = None,
         min_new_s: float = 0.5,
         max_utterance_s: float = 25.0,
+        window_s: float = 10.0,
+        commit_margin_s: float = 4.0,
         prompt_chars: int = 200,
         text_prompt: bool = True,
         preroll_s: float = 0.3,
@@ -66,6 +68,8 @@ class WhisperStream:
         self.final_beam_size = final_beam_size or engine.beam_size
         self.min_new = int(min_new_s * SAMPLE_RATE)
         self.max_utterance = int(max_utterance_s * SAMPLE_RATE)
+        self.window = int(window_s * SAMPLE_RATE)
+        self.commit_margin = commit_margin_s
         self.prompt_chars = prompt_chars
         self.text_prompt = text_prompt
         self.preroll = int(preroll_s * SAMPLE_RATE)
@@ -84,7 +88,8 @@ class WhisperStream:
         self._endpoint: int | None = None  # end of speech waiting for its finalising pass
         self._tail: list[Word] = []  # uncommitted words of the last pass
         self._pending: list[Word] = []  # committed words not yet closed into a final segment
-        self._committed_text = ""
+        self._prompt_text = ""  # text of the finals before the window start
+        self._closed: list[Segment] = []  # finals inside the current window
         self._next_id = 0
 
     @property
@@ -153,7 +158,7 @@ class WhisperStream:
                     return self._update([], 0.0, end)
                 self._awaiting_speech, self._window_start = False, start
                 audio = self._buf[start - self._buf_start:end - self._buf_start].copy()
-                prompt = self._committed_text[-self.prompt_chars:].strip() if self.text_prompt else ""
+                prompt = self._prompt_text[-self.prompt_chars:].strip() if self.text_prompt else ""
                 forced = not finishing and end - start > self.max_utterance
             began = time.perf_counter()
             words = self._transcribe(audio, start, prompt, self.final_beam_size if finishing else self.beam_size)
@@ -165,12 +170,16 @@ class WhisperStream:
                 elif forced:
                     result = self.agreement.commit_until(words, (end - SAMPLE_RATE) / SAMPLE_RATE)
                 else:
-                    result = self.agreement.update(words)
-                self._accept(result)
-                if finishing:
-                    self._window_start = max(self._window_start, end)
-                    self._awaiting_speech = True
+                    result = self.agreement.update(words, end / SAMPLE_RATE - self.commit_margin)
+                self._pending.extend(result.committed)
+                self._tail = result.tail
                 finals = self._close_segments(everything=finishing)
+                self._closed.extend(finals)
+                if finishing:
+                    self._move_window(end)
+                    self._awaiting_speech = True
+                elif self._closed and end - start > self.window:
+                    self._move_window(int(round(self._closed[-1].end * SAMPLE_RATE)))
                 self._trim()
                 return self._update(finals, elapsed, end)
 
@@ -188,6 +197,7 @@ class WhisperStream:
             without_timestamps=False,
             initial_prompt=prompt or None,
             hotwords=self._hotwords,
+            max_new_tokens=min(200, int(10 + 12 * len(audio) / SAMPLE_RATE)),  # a looping decoder stops early
         )
         words: list[Word] = []
         for segment in segments:
@@ -195,14 +205,13 @@ class WhisperStream:
                 s = min(max(offset + float(w.start), offset), limit)
                 words.append(Word(w.word, round(s, 3), round(min(max(offset + float(w.end), s), limit), 3),
                                   round(float(w.probability), 4)))
-        return words
+        return _without_loops(words)
 
-    def _accept(self, result: Agreement) -> None:
-        self._pending.extend(result.committed)
-        self._tail = result.tail
-        if result.committed:
-            self._committed_text = (self._committed_text + "".join(w.word for w in result.committed))[-4 * self.prompt_chars:]
-            self._window_start = max(self._window_start, int(round(self.agreement.committed_end * SAMPLE_RATE)))
+    def _move_window(self, to: int) -> None:
+        """Start later passes at `to` (a sentence or utterance end); the finals before it become the prompt."""
+        self._window_start = max(self._window_start, to)
+        self._prompt_text = " ".join([self._prompt_text] + [s.text for s in self._closed])[-4 * self.prompt_chars:]
+        self._closed = []
 
     def _close_segments(self, *, everything: bool) -> list[Segment]:
         """Sentence-sized finals from committed words; an unfinished sentence waits unless `everything`."""
@@ -230,3 +239,13 @@ class WhisperStream:
         if drop > 0:
             self._buf = self._buf[drop:]
             self._buf_start += drop
+
+
+def _without_loops(words: list[Word], limit: int = 3) -> list[Word]:
+    """Cut a hypothesis where one word repeats `limit` times in a row: Whisper looping, not speech."""
+    run = 1
+    for i in range(1, len(words)):
+        run = run + 1 if normalize_word(words[i].word) == normalize_word(words[i - 1].word) else 1
+        if run >= limit:
+            return words[: i - run + 2]
+    return words

@@ -32,17 +32,21 @@ async def _round(base_url: str, token: str | None, items: list[tuple[str, bytes,
                  keep_up_s: float) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
 
-    async def one(i: int) -> tuple[str, StreamResult]:
-        name, pcm, _ = items[i % len(items)]
-        url = f"{base_url.rstrip('/')}/v1/encounters/bench-{run_id}-{i}/stream"
-        return name, await stream_pcm(url, pcm, token=token, realtime=True)
+    async def client(i: int) -> list[tuple[str, StreamResult]]:
+        """One clinician: every sample in turn (rotated, so clients start on different files)."""
+        out = []
+        for k in range(len(items)):
+            name, pcm, _ = items[(i + k) % len(items)]
+            url = f"{base_url.rstrip('/')}/v1/encounters/bench-{run_id}-{i}-{k}/stream"
+            out.append((name, await stream_pcm(url, pcm, token=token, realtime=True)))
+        return out
 
-    results = await asyncio.gather(*(one(i) for i in range(n)))
+    results = [r for per_client in await asyncio.gather(*(client(i) for i in range(n))) for r in per_client]
     references = {name: ref for name, _, ref in items}
     partial = [x for _, r in results for x in r.partial_latencies]
     final = [x for _, r in results for x in r.final_latencies]
     errors = words = 0
-    sessions = []
+    sessions: list[dict[str, Any]] = []
     for name, result in results:
         counts = word_errors(references[name], (result.transcript or {}).get("text", ""))
         errors, words = errors + counts.errors, words + counts.reference_words
