@@ -18,6 +18,9 @@ _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found"
                 413: "too-long", 415: "not-supported", 422: "processing", 428: "required", 503: "transient"}
 
 
+_STATUS_BY_ERROR = ((AuthError, 401), (BadInputError, 422), (EngineUnavailableError, 503), (ScribeError, 500))
+
+
 def operation_outcome(status: int, message: str) -> JSONResponse:
     body = {"resourceType": "OperationOutcome",
             "issue": [{"severity": "error" if status < 500 else "fatal", "code": _ISSUE_CODES.get(status, "exception"),
@@ -36,21 +39,10 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return operation_outcome(422, problems)
 
-    @app.exception_handler(AuthError)
-    async def auth_error(_: Request, exc: AuthError) -> JSONResponse:
-        return operation_outcome(401, str(exc))
-
-    @app.exception_handler(BadInputError)
-    async def bad_input(_: Request, exc: BadInputError) -> JSONResponse:
-        return operation_outcome(422, str(exc))
-
-    @app.exception_handler(EngineUnavailableError)
-    async def unavailable(_: Request, exc: EngineUnavailableError) -> JSONResponse:
-        return operation_outcome(503, str(exc))
-
     @app.exception_handler(ScribeError)
     async def scribe_error(_: Request, exc: ScribeError) -> JSONResponse:
-        return operation_outcome(500, str(exc))
+        status = next(code for kind, code in _STATUS_BY_ERROR if isinstance(exc, kind))
+        return operation_outcome(status, str(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
