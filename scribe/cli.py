@@ -225,15 +225,7 @@ def stream(
     from streaming.client import pcm16, stream_pcm
 
     pcm = pcm16(decode_audio(file))
-
-    def show(message: dict) -> None:
-        if message["type"] == "partial" and message.get("text"):
-            print(f"\r\x1b[2K… {message['text'][-100:]}", end="", file=sys.stderr, flush=True)
-        elif message["type"] == "final":
-            segment = message["segment"]
-            print(f"\r\x1b[2K[{segment['start']:7.2f}-{segment['end']:7.2f}] {segment['text']}", file=sys.stderr)
-
-    result = asyncio.run(stream_pcm(url, pcm, token=token, realtime=realtime, on_message=show))
+    result = asyncio.run(stream_pcm(url, pcm, token=token, realtime=realtime, on_message=_show_stream_message))
     assert result.transcript is not None
     sys.stdout.write(render(Transcript.from_dict(result.transcript), fmt.value))
 
@@ -244,6 +236,69 @@ def stream(
         f"partial p50 {p(result.partial_latencies, 50)} p95 {p(result.partial_latencies, 95)}; "
         f"final p50 {p(result.final_latencies, 50)} p95 {p(result.final_latencies, 95)}; "
         f"reconnects {result.reconnects}")
+
+
+@app.command()
+def dictate(
+    url: str = typer.Option(..., "--url", help="ws://host:port/v1/encounters/ID/stream"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="Stop after this long [default: Ctrl-C]"),
+    device: Optional[str] = typer.Option(None, "--device", help="Input device name or index (see python -m sounddevice)."),
+    fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
+) -> None:
+    """Dictate from the microphone: partials live on stderr; Ctrl-C (or --seconds) ends and prints the transcript."""
+    import asyncio
+
+    from scribe.errors import EngineUnavailableError
+    from streaming.client import LiveAudio, stream_pcm
+
+    try:
+        import sounddevice
+    except OSError as exc:  # the PortAudio library is missing
+        raise EngineUnavailableError(f"no audio input: {exc} (install libportaudio2)") from None
+
+    async def record_and_stream() -> dict:
+        loop = asyncio.get_running_loop()
+        live = LiveAudio()
+
+        def on_audio(indata, _frames, _time, status) -> None:
+            loop.call_soon_threadsafe(live.append, bytes(indata))
+
+        try:
+            microphone = sounddevice.RawInputStream(samplerate=16000, channels=1, dtype="int16", blocksize=1600,
+                                                    device=int(device) if device and device.isdigit() else device,
+                                                    callback=on_audio)
+        except (sounddevice.PortAudioError, ValueError) as exc:
+            raise EngineUnavailableError(f"cannot open the microphone: {exc}") from None
+        err("recording — press Ctrl-C to stop" if seconds is None else f"recording for {seconds:g} s")
+        streaming = asyncio.create_task(stream_pcm(url, live, token=token, on_message=_show_stream_message))
+        with microphone:
+            try:
+                if seconds is None:
+                    await asyncio.Event().wait()
+                else:
+                    await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                pass
+        live.close()
+        return (await streaming).transcript or {}
+
+    try:
+        transcript = asyncio.run(record_and_stream())
+    except KeyboardInterrupt:  # the recording ended by Ctrl-C before the stream could finish
+        raise typer.Exit(130) from None
+    from scribe.formats import render
+    from scribe.transcript import Transcript
+
+    sys.stdout.write(render(Transcript.from_dict(transcript), fmt.value))
+
+
+def _show_stream_message(message: dict) -> None:
+    if message["type"] == "partial" and message.get("text"):
+        print(f"\r\x1b[2K… {message['text'][-100:]}", end="", file=sys.stderr, flush=True)
+    elif message["type"] == "final":
+        segment = message["segment"]
+        print(f"\r\x1b[2K[{segment['start']:7.2f}-{segment['end']:7.2f}] {segment['text']}", file=sys.stderr)
 
 
 @db_app.command("upgrade")

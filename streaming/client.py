@@ -41,9 +41,34 @@ def pcm16(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
+class LiveAudio:
+    """Audio captured so far from a live source (a microphone); grows until `close`.
+
+    Everything captured stays here until the stream is done, so a reconnect can resend from
+    whatever offset the server reports.
+    """
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed = False
+        self._more = asyncio.Event()
+
+    def append(self, chunk: bytes) -> None:
+        self.data += chunk
+        self._more.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._more.set()
+
+    async def wait(self) -> None:
+        await self._more.wait()
+        self._more.clear()
+
+
 async def stream_pcm(
     url: str,
-    pcm: bytes,
+    pcm: bytes | LiveAudio,
     *,
     sample_rate: int = 16000,
     token: str | None = None,
@@ -53,7 +78,8 @@ async def stream_pcm(
     max_reconnects: int = 5,
     connect: Callable[..., Any] | None = None,
 ) -> StreamResult:
-    """Stream 16-bit mono PCM; returns the `done` transcript and latency samples.
+    """Stream 16-bit mono PCM (a whole recording, or LiveAudio as it is captured); returns the
+    `done` transcript and latency samples.
 
     Latency is measured against the audio clock: a message about audio time t that arrives
     at wall time w, for a stream started at wall time t0 and paced in real time, is w - t0 - t.
@@ -79,14 +105,22 @@ async def stream_pcm(
                 offset = int(ready["received_bytes"])
 
                 async def send_audio() -> None:
+                    source = pcm if isinstance(pcm, LiveAudio) else None
+                    data = source.data if source is not None else pcm
                     position = offset
-                    while position < len(pcm):
-                        chunk = pcm[position : position + frame_bytes]
-                        if realtime:
-                            due = t0 + (position + len(chunk)) / bytes_per_ms / 1000
-                            await asyncio.sleep(max(0.0, due - time.monotonic()))
-                        await ws.send(chunk)
-                        position += len(chunk)
+                    while True:
+                        ended = source is None or source.closed
+                        # live audio goes out in whole frames; only the very last one may be short
+                        while len(data) - position >= frame_bytes or (ended and position < len(data)):
+                            chunk = bytes(data[position : position + frame_bytes])
+                            if realtime:
+                                due = t0 + (position + len(chunk)) / bytes_per_ms / 1000
+                                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                            await ws.send(chunk)
+                            position += len(chunk)
+                        if ended:
+                            break
+                        await source.wait()
                     await ws.send(json.dumps({"type": "stop"}))
 
                 sender = asyncio.create_task(send_audio())

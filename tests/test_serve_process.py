@@ -142,3 +142,74 @@ def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
     assert round_1["final_p95_s"] is not None and round_1["partial_p50_s"] is not None
     assert 0 <= round_1["wer"] < 0.8
     assert summary["max_realtime_sessions"] in (0, 1)
+
+
+class FakeMicrophone:
+    """Stands in for sounddevice.RawInputStream: plays a sample into the callback in 100 ms blocks, in real time."""
+
+    pcm = b""
+
+    def __init__(self, *, samplerate, channels, dtype, blocksize, device, callback):
+        assert (samplerate, channels, dtype) == (16000, 1, "int16")
+        self.block = blocksize * 2
+        self.callback = callback
+        self.running = False
+
+    def _play(self) -> None:
+        for i in range(0, len(self.pcm), self.block):
+            if not self.running:
+                return
+            self.callback(self.pcm[i:i + self.block], self.block // 2, None, None)
+            time.sleep(0.1)
+
+    def __enter__(self):
+        import threading
+
+        self.running = True
+        self.thread = threading.Thread(target=self._play, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+
+def test_dictate_streams_the_microphone(tmp_path: Path, models_dir: Path, monkeypatch, capsys):
+    import sounddevice
+
+    from scribe.cli import run
+
+    pcm = pcm16(decode_audio(SAMPLES / "urology_asthma.wav"))
+    FakeMicrophone.pcm = pcm
+    monkeypatch.setattr(sounddevice, "RawInputStream", FakeMicrophone)
+    port = free_port()
+    server = start_server(tmp_path / "data", port, models_dir)
+    try:
+        token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
+        code = run(["dictate", "--url", f"ws://127.0.0.1:{port}/v1/encounters/enc-mic/stream", "--token", token,
+                    "--seconds", str(len(pcm) / 32000 + 0.5), "--format", "json"])
+        out, err = capsys.readouterr()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert code == 0, err
+    transcript = json.loads(out)
+    stored = (tmp_path / "data" / "audio" / "enc-mic" / "audio.pcm").read_bytes()
+    assert stored == pcm[: len(stored)] and len(stored) >= len(pcm) - 3200
+    assert transcript["duration_s"] == pytest.approx(len(stored) / 32000, abs=0.01)
+    assert word_errors((SAMPLES / "urology_asthma.txt").read_text(), transcript["text"]).wer < 0.8
+
+
+def test_dictate_without_a_microphone_is_a_clear_error(monkeypatch, capsys):
+    import sounddevice
+
+    from scribe.cli import run
+
+    def no_device(**kwargs):
+        raise sounddevice.PortAudioError("Error querying device -1")
+
+    monkeypatch.setattr(sounddevice, "RawInputStream", no_device)
+    code = run(["dictate", "--url", "ws://127.0.0.1:9/v1/encounters/e/stream", "--seconds", "1"])
+    out, err = capsys.readouterr()
+    assert code == 4 and "cannot open the microphone" in err and out == ""
