@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from scribe.errors import ScribeError
-
-
-ENCOUNTER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+from streaming.protocol import ENCOUNTER_ID
 
 
 class AudioStoreError(ScribeError):

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -225,7 +223,7 @@ class StreamingSession:
         for segment in update.finals:
             shifted = _shift(segment, offset, next_id)
             next_id += 1
-            await asyncio.to_thread(self.store.add_segment, shifted.__dict__ | {"words": [w.__dict__ for w in shifted.words]})
+            await asyncio.to_thread(self.store.add_segment, asdict(shifted))
             await self.send(protocol.final(shifted))
         if update.partial_start is not None and update.partial:
             await self.send(protocol.partial(update.partial, round(update.partial_start + offset, 3),
@@ -241,5 +239,3 @@ class StreamingSession:
                           model=self.engine.model, duration_s=round(fmt.seconds_for_bytes(self.store.received_bytes), 3),
                           processing_s=round(self._processing_s, 3), segments=segments)
 
-
-SessionFactory = Callable[[Transport], Awaitable[None]]

@@ -274,7 +274,7 @@ def test_invalid_encounter_ids(bad: str):
 def test_encounter_id_pattern_matches_the_audio_store():
     from streaming.audio_store import ENCOUNTER_ID
 
-    assert p.ENCOUNTER_ID.pattern == ENCOUNTER_ID.pattern
+    assert ENCOUNTER_ID is p.ENCOUNTER_ID  # the store checks ids with the protocol's own pattern
 
 
 # --- PROTOCOL.md and the code cannot drift ----------------------------------------------------
