@@ -10,6 +10,7 @@ import numpy as np
 
 from scribe.asr import bundled_whisper
 from scribe.asr.base import SAMPLE_RATE, ProgressCallback
+from scribe.asr.record_terms import correct_to_record_terms
 from scribe.asr.segmenting import segments_from_words
 from scribe.config import Settings
 from scribe.errors import EngineUnavailableError
@@ -129,6 +130,8 @@ class WhisperEngine:
                              for w in chunk.words or [])
                 if progress:
                     progress(min(chunk.end, duration))
+        if context is not None:
+            words = correct_to_record_terms(words, context.hotwords())
         segments = segments_from_words(words)
         return Transcript(
             text=join_segment_texts(segments),

@@ -1,0 +1,86 @@
+"""Respell doubtful words as the patient's recorded drug names ("Approxon" -> "naproxen").
+
+Hotword prompts bias the decoder, but on poor audio (phone lines) Whisper still writes a
+drug it half-heard as a near-miss non-word. When the records say the patient takes a drug,
+a low-confidence word (or run of up to three words, "met for min") spelled almost like it is
+that drug. Guarded so a clearly heard different drug is never rewritten: only words the
+decoder itself doubted (probability below `MAX_PROBABILITY`) and only close spellings
+(similarity at least `MIN_SIMILARITY`) of terms at least `MIN_TERM_LENGTH` letters long.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from difflib import SequenceMatcher
+
+from scribe.transcript import Word
+
+MAX_PROBABILITY = 0.6
+MIN_SIMILARITY = 0.75
+MIN_TERM_LENGTH = 5
+MAX_RUN = 3
+
+_EDGE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-z]", "", text.lower())
+
+
+def _best_term(spelled: str, terms: list[tuple[str, str]]) -> tuple[str, float] | None:
+    best: tuple[str, float] | None = None
+    for term, letters in terms:
+        score = SequenceMatcher(None, spelled, letters).ratio()
+        if score >= MIN_SIMILARITY and (best is None or score > best[1]):
+            best = (term, score)
+    return best
+
+
+def _best_run(words: list[Word], i: int, candidates: list[tuple[str, str]],
+              known: set[str]) -> tuple[int, str, float] | None:
+    """The best-matching (run length, term, score) of doubtful words starting at `i`, if any."""
+    best: tuple[int, str, float] | None = None
+    for run in range(1, MAX_RUN + 1):
+        chunk = words[i:i + run]
+        if len(chunk) < run or any(w.probability is None for w in chunk):
+            break
+        if any(_letters(w.word) in known for w in chunk):
+            break  # a word already spelled as a recorded term is never merged into another
+        if any(re.search(r"\w\W+$", w.word.strip()) for w in chunk[:-1]):
+            break  # punctuation inside the run: separate words, not one broken-up name
+        spelled = "".join(_letters(w.word) for w in chunk)
+        if len(spelled) < MIN_TERM_LENGTH or min(w.probability for w in chunk) >= MAX_PROBABILITY:  # type: ignore[type-var]
+            continue
+        match = _best_term(spelled, candidates)
+        if match is not None and (best is None or match[1] > best[2]):
+            best = (run, match[0], match[1])
+    return best
+
+
+def correct_to_record_terms(words: list[Word], terms: list[str]) -> list[Word]:
+    """Words with doubtful near-misses of `terms` respelled; times and probabilities kept, punctuation kept."""
+    candidates = [(t, _letters(t)) for t in terms if " " not in t.strip() and len(_letters(t)) >= MIN_TERM_LENGTH]
+    if not candidates or not words:
+        return list(words)
+    known = {letters for _, letters in candidates}
+    out: list[Word] = []
+    i = 0
+    while i < len(words):
+        best = _best_run(words, i, candidates, known)
+        later = _best_run(words, i + 1, candidates, known) if best else None
+        if best is None or (later is not None and later[2] >= best[2]):
+            out.append(words[i])  # no match here, or the name starts at the next word
+            i += 1
+            continue
+        run, term, _score = best
+        chunk = words[i:i + run]
+        lead, tail = _EDGE.match(chunk[0].word), _EDGE.match(chunk[-1].word)
+        prefix, suffix = (lead.group(1) if lead else ""), (tail.group(3) if tail else "")
+        original = lead.group(2) if lead else chunk[0].word
+        if original[:1].isupper() and term[:1].islower():
+            term = term[:1].upper() + term[1:]
+        out.append(replace(chunk[0], word=f"{prefix}{term}{suffix}", end=chunk[-1].end,
+                           probability=min(w.probability for w in chunk)))  # type: ignore[type-var]
+        i += run
+    return out

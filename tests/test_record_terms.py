@@ -1,0 +1,48 @@
+"""Doubtful near-misses of recorded drug names are respelled; clearly heard words never are."""
+
+from scribe.asr.record_terms import correct_to_record_terms
+from scribe.transcript import Word
+
+
+def words(*items: tuple[str, float | None]) -> list[Word]:
+    return [Word(text, i * 0.5, i * 0.5 + 0.4, p) for i, (text, p) in enumerate(items)]
+
+
+def texts(result: list[Word]) -> str:
+    return "".join(w.word for w in result)
+
+
+def test_a_doubtful_near_miss_becomes_the_recorded_drug():
+    result = correct_to_record_terms(words((" Approxon", 0.45), (" 500mg,", 0.9)), ["naproxen", "gabapentin"])
+    assert texts(result) == " Naproxen 500mg,"
+    assert result[0].start == 0.0 and result[0].end == 0.4 and result[0].probability == 0.45
+
+
+def test_a_name_split_into_words_is_joined_with_its_times():
+    result = correct_to_record_terms(words((" met", 0.3), (" for", 0.5), (" min", 0.4), (" daily.", 0.9)),
+                                     ["metformin"])
+    assert texts(result) == " metformin daily."
+    assert (result[0].start, result[0].end) == (0.0, 1.4)
+
+
+def test_a_clearly_heard_different_drug_is_never_rewritten():
+    # atorvastatin and rosuvastatin are 75 % alike; a switch of statin must survive.
+    result = correct_to_record_terms(words((" atorvastatin", 0.93), (" 40", 0.9)), ["rosuvastatin"])
+    assert texts(result) == " atorvastatin 40"
+
+
+def test_ordinary_words_and_exact_names_stay():
+    source = words((" approach", 0.3), (" on", 0.25), (" gabapentin,", 0.31), (" relax", 0.2))
+    assert texts(correct_to_record_terms(source, ["naproxen", "gabapentin", "lasix"])) == texts(source)
+
+
+def test_no_merging_across_punctuation_or_without_probabilities():
+    across = words((" met,", 0.3), (" formin", 0.3))
+    assert texts(correct_to_record_terms(across, ["metformin"])).startswith(" met,")
+    unknown = [Word(" Approxon", 0.0, 0.4, None)]
+    assert texts(correct_to_record_terms(unknown, ["naproxen"])) == " Approxon"
+
+
+def test_short_and_multiword_terms_are_not_used():
+    source = words((" ase", 0.1), (" lumbar radiculopathy", 0.2))
+    assert texts(correct_to_record_terms(source, ["asa", "lumbar radiculopathy"])) == texts(source)
