@@ -94,8 +94,9 @@ def binary_ids(doc: NoteDocument) -> dict[str, str]:
     return {"text/plain": f"{fhir_id(doc.note_id)}-text", "text/html": f"{fhir_id(doc.note_id)}-html"}
 
 
-def document_reference(doc: NoteDocument, base_url: str = "") -> dict[str, Any]:
-    """The note as a US Core DocumentReference; renderings are Binary URLs under `base_url`."""
+def document_reference(doc: NoteDocument, base_url: str = "", *, embed: bool = False) -> dict[str, Any]:
+    """The note as a US Core DocumentReference; renderings are Binary URLs under `base_url`, or inline
+    base64 data when `embed` (for pushing to an EHR that cannot call back)."""
     if doc.note_type not in NOTE_TYPES:
         raise BadInputError(f"note type {doc.note_type!r} has no LOINC code; known: {', '.join(NOTE_TYPES)}")
     code, display = NOTE_TYPES[doc.note_type]
@@ -117,8 +118,9 @@ def document_reference(doc: NoteDocument, base_url: str = "") -> dict[str, Any]:
         "date": _iso(doc.created_at),
         "author": [_practitioner(doc.author, doc.author_name)],
         "content": [
-            {"attachment": {"contentType": media, "url": f"{base}/Binary/{binary_id}", "title": display,
-                            "creation": _iso(doc.updated_at)},
+            {"attachment": {"contentType": media, "title": display, "creation": _iso(doc.updated_at),
+                            **({"data": _base64(doc.text if media == "text/plain" else doc.html)} if embed
+                               else {"url": f"{base}/Binary/{binary_id}"})},
              "format": {"system": FORMAT_SYSTEM, "code": "urn:ihe:iti:xds:2017:mimeTypeSufficient",
                         "display": "mimeType Sufficient"}}
             for media, binary_id in binary_ids(doc).items()
@@ -140,9 +142,12 @@ def document_reference(doc: NoteDocument, base_url: str = "") -> dict[str, Any]:
     return DocumentReference.model_validate(resource).model_dump(mode="json", exclude_none=True)
 
 
+def _base64(content: str) -> str:
+    return base64.b64encode(content.encode("utf-8")).decode("ascii")
+
+
 def binary(binary_id: str, content_type: str, content: str) -> dict[str, Any]:
-    data = base64.b64encode(content.encode("utf-8")).decode("ascii")
-    resource = {"resourceType": "Binary", "id": binary_id, "contentType": content_type, "data": data}
+    resource = {"resourceType": "Binary", "id": binary_id, "contentType": content_type, "data": _base64(content)}
     return Binary.model_validate(resource).model_dump(mode="json", exclude_none=True)
 
 

@@ -63,6 +63,15 @@ def test_signed_amended_and_retracted_lifecycle():
     assert retracted["status"] == "entered-in-error" and retracted["docStatus"] == "entered-in-error"
 
 
+def test_embedded_renderings_for_push():
+    resource = document_reference(make_doc(), embed=True)
+    DocumentReference.model_validate(resource)
+    data = {c["attachment"]["contentType"]: base64.b64decode(c["attachment"]["data"]).decode()
+            for c in resource["content"]}
+    assert data == {"text/plain": "S: chest pain", "text/html": "<p>S: chest pain</p>"}
+    assert all("url" not in c["attachment"] for c in resource["content"])
+
+
 def test_unknown_note_type_is_refused():
     with pytest.raises(BadInputError, match="LOINC"):
         document_reference(make_doc(note_type="poem"))
