@@ -1,0 +1,1 @@
+"""Clinical notes: SOAP drafts in which every statement links to its evidence."""

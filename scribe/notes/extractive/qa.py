@@ -1,0 +1,74 @@
+"""A clinician's yes/no question and the patient's answer, read together as one finding.
+
+"[doctor] any chest pain or shortness of breath? [patient] no" is a pertinent negative;
+"[doctor] do you wake up at night with it? [patient] yeah" is history. Both sentences are
+cited, so the reviewer sees the question and the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from scribe.notes.extractive.encounter import Encounter
+from scribe.notes.extractive.sections import is_question
+
+_YES = re.compile(r"^(?:yes|yeah|yep|yup|uh-huh|mm-hmm|correct|right|i do|i have|i am|i did|sometimes|a little|"
+                  r"definitely|absolutely|sure|i think so|probably|occasionally|a bit|once in a while|every now)\b")
+_NO = re.compile(r"^(?:no|nope|nah|not really|never|none|nothing|i do not|i have not|not that i|negative|"
+                 r"i did not|i am not|not at all|not since)\b")
+_PREFIX = re.compile(
+    r"^(?:(?:and|so|now|okay|um|uh|also|but|just|any other) )*"
+    r"(?:do you (?:ever )?(?:have|get|feel|notice|experience|take|drink|smoke|use)|"
+    r"are you (?:having|experiencing|getting|feeling|noticing|taking|still having)|"
+    r"have you (?:ever )?(?:had|noticed|been having|experienced|felt|been|tried|taken|seen|gotten)|"
+    r"did you (?:have|notice|get|feel|experience|take|try|hit|injure|hurt)|"
+    r"is there (?:any )?|are there (?:any )?|any history of|how about|what about|anything like|"
+    r"any (?:other )?)\s*")
+
+
+@dataclass(frozen=True)
+class YesNo:
+    question: int  # sentence index
+    answer: int
+    polarity: str  # "yes" | "no"
+    content: str  # the asked-about content, normalised ("chest pain or shortness of breath")
+    verb: str  # the verb of the question ("have", "take") for the rewritten statement
+
+
+def answer_polarity(norm: str) -> str | None:
+    text = norm.lstrip(" ,.")
+    if _NO.match(text):
+        return "no"
+    if _YES.match(text):
+        return "yes"
+    return None
+
+
+def yes_no_pairs(enc: Encounter) -> list[YesNo]:
+    """Every clinician yes/no question that is the last sentence of its turn and gets a yes or a no."""
+    pairs: list[YesNo] = []
+    for i, sentence in enumerate(enc.sentences):
+        if sentence.role == "patient" or enc.dictation or not enc.is_last_of_turn(i):
+            continue
+        norm = enc.norms[i]
+        if not is_question(norm, sentence.text):
+            continue
+        reply = enc.next_turn(i)
+        if not reply or enc.sentences[reply[0]].role != "patient":
+            continue
+        polarity = answer_polarity(enc.norms[reply[0]])
+        if polarity is None:
+            continue
+        stripped = re.sub(r"[?.!,]+$", "", norm).strip()
+        m = _PREFIX.match(stripped)
+        if not m or m.end() == 0:
+            continue
+        content = stripped[m.end():].strip(" ,")
+        verb_match = re.search(r"\b(have|get|feel|notice|experience|take|drink|smoke|use|had|noticed|tried|taken|"
+                               r"been having|experienced|felt)\s*$", stripped[:m.end()])
+        verb = verb_match.group(1) if verb_match else ""
+        if not content or len(content.split()) > 16:
+            continue
+        pairs.append(YesNo(i, reply[0], polarity, content, verb))
+    return pairs
