@@ -137,6 +137,79 @@ def _transcribe_with_progress(asr, audio, context, label: str):
     return transcript
 
 
+class NoteFormatChoice(str, Enum):
+    json = "json"
+    html = "html"
+    txt = "txt"
+
+
+class NoteEngineChoice(str, Enum):
+    auto = "auto"
+    extractive = "extractive"
+    medgemma = "medgemma"
+    openai = "openai"
+
+
+TRANSCRIPT_SUFFIXES = {".json", ".txt", ".text"}
+
+
+@app.command()
+def note(
+    source: Path = typer.Argument(..., help="Audio (transcribed first), a Transcript JSON, or a text transcript "
+                                            "(one turn a line, optional [doctor]/[patient] labels).", show_default=False),
+    records: Optional[Path] = typer.Option(None, "--records", help="FHIR R4 Bundle of prior records."),
+    images: list[Path] = typer.Option([], "--image", help="PNG, JPEG or DICOM image to attach (repeatable)."),
+    engine: Optional[NoteEngineChoice] = typer.Option(None, "--engine",
+                                                      help="Note engine [default: SCRIBE_NOTE_ENGINE or auto]"),
+    asr_engine: Optional[AsrChoice] = typer.Option(None, "--asr-engine", help="ASR engine when SOURCE is audio."),
+    mode: ModeChoice = typer.Option("encounter", "--mode", help="For audio: dictation or encounter (conversation)."),
+    template: str = typer.Option("progress_note", "--template", help="Note type / template."),
+    fmt: NoteFormatChoice = typer.Option("json", "--format", "-f"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file [default: stdout]."),
+) -> None:
+    """Draft a SOAP note in which every statement links to its evidence."""
+    from scribe.notes.attachments import load_attachment
+    from scribe.notes.draft import draft_note
+    from scribe.notes.inputs import NoteInput, load_transcript_file
+    from scribe.notes.registry import choose_note_engine
+    from scribe.records import load_records
+    from scribe.render import render_note
+
+    settings = load_settings()
+    context = load_records(records) if records else None
+    attachments = [load_attachment(path, f"image-{i}") for i, path in enumerate(images, start=1)]
+    if not source.exists():
+        raise BadInputError(f"{source}: no such file")
+    if source.suffix.lower() in TRANSCRIPT_SUFFIXES:
+        transcript = load_transcript_file(source)
+    else:
+        from scribe.asr import choose_engine, load_engine
+        from scribe.audio import AudioLimits, decode_audio
+
+        audio = decode_audio(source, AudioLimits.from_settings(settings))
+        choice = choose_engine(asr_engine.value if asr_engine else settings.asr_engine, mode.value, settings)  # type: ignore[arg-type]
+        asr = load_engine(choice, settings)
+        err(f"ASR engine: {asr.name} ({choice.reason}); model: {asr.model}")
+        transcript = _transcribe_with_progress(asr, audio, context, label=source.name)
+    note_choice = choose_note_engine(engine.value if engine else None, settings)
+    err(f"note engine: {note_choice.name} ({note_choice.reason})")
+    drafted = draft_note(NoteInput(transcript, context, attachments), settings, engine=note_choice.name,
+                         template=template)
+    unsupported = sum(s.support == "unsupported" for s in drafted.statements())
+    if unsupported:
+        err(f"warning: {unsupported} statement(s) not supported by their evidence; review them before signing")
+    if fmt is NoteFormatChoice.json:
+        rendered = drafted.to_json(indent=2) + "\n"
+    else:
+        rendered = render_note(drafted, transcript, template=template, fmt=fmt.value)
+    if output is None:
+        sys.stdout.write(rendered)
+        sys.stdout.flush()
+    else:
+        output.write_text(rendered, encoding="utf-8")
+        err(f"note -> {output}")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Show each engine's weights and whether they are here."""
@@ -326,6 +399,24 @@ def token_create(
     settings = load_settings()
     key = signing_key(settings, open_database(settings))
     print(create_token(key, sub, tuple(scope) if scope else CLINICIAN_SCOPES, ttl, audience=settings.public_url))
+
+
+@bench_app.command("notes")
+def bench_notes_command(
+    source: Path = typer.Argument(..., help="ACI-BENCH CSV (dialogue + note) or a directory of transcripts",
+                                  show_default=False),
+    engine: NoteEngineChoice = typer.Option("extractive", "--engine", help="Note engine to measure."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items."),
+) -> None:
+    """ROUGE-1/2/L against reference notes, recall of meds+doses, vitals, allergies, problems, grounding, latency."""
+    from scribe.bench.notes import bench_notes, print_table
+    from scribe.notes.registry import choose_note_engine, load_note_engine
+
+    settings = load_settings()
+    note_engine = load_note_engine(choose_note_engine(engine.value, settings), settings)
+    result = bench_notes(source, note_engine, limit=limit)
+    print_table(result, sys.stderr)
+    print(json.dumps(result, indent=2))
 
 
 @bench_app.command("stream")
