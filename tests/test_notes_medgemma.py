@@ -74,3 +74,19 @@ def test_auto_uses_medgemma_only_with_a_gpu(text_dir: Path, monkeypatch: pytest.
     monkeypatch.setattr(registry, "_cuda_available", lambda: True)
     choice = registry.choose_note_engine(None, Settings())
     assert choice.name == "medgemma" and "GPU" in choice.reason
+
+
+def test_draft_note_runs_the_full_path_with_grounding(text_dir: Path, settings: Settings,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    """Engine choice by name, loading, constrained generation, then the grounding verdicts."""
+    from scribe.notes import medgemma
+    from scribe.notes.draft import draft_note
+
+    load = medgemma.MedGemmaEngine.load.__func__
+    monkeypatch.setattr(medgemma.MedGemmaEngine, "load", classmethod(
+        lambda cls, source, cfg: load(cls, source, cfg, max_new_tokens=1200, schema=SMALL)))  # a small budget
+    monkeypatch.setenv("SCRIBE_MEDGEMMA_MODEL", str(text_dir))
+    note = draft_note(NoteInput(TRANSCRIPT), Settings(), engine="medgemma")
+    assert note.metadata.engine == "medgemma"
+    assert all(s.support in ("supported", "unsupported") for s in note.statements())
+    assert all(s.evidence or s.support == "unsupported" for s in note.statements())

@@ -143,3 +143,20 @@ def test_a_non_json_body_and_a_client_error(server):
 def test_settings_must_name_the_server():
     with pytest.raises(ConfigError, match="SCRIBE_LLM_BASE_URL"):
         OpenAIEngine.from_settings(Settings())
+
+
+def test_draft_note_end_to_end_grounds_the_servers_statements(server, monkeypatch: pytest.MonkeyPatch, tmp_path):
+    from scribe.notes.draft import draft_note
+
+    wrong = json.loads(json.dumps(GOOD_NOTE))
+    wrong["objective"]["vitals"].append({"text": "Blood pressure 180/110.", "segment_ids": [2]})
+    wrong["assessment"].append({"text": "Diabetes.", "segment_ids": [42]})  # a segment that does not exist
+    server.behaviours = [answer(wrong)]
+    monkeypatch.setenv("SCRIBE_LLM_BASE_URL", server.url)
+    monkeypatch.setenv("SCRIBE_DATA_DIR", str(tmp_path))
+    note = draft_note(NoteInput(TRANSCRIPT), Settings())
+    assert note.metadata.engine == "openai"
+    good, invented = note.objective.vitals
+    assert good.support == "supported" and invented.support == "unsupported"
+    assert note.assessment[1].evidence == [] and note.assessment[1].support == "unsupported"
+    assert note.subjective.chief_complaint[0].support == "supported"
