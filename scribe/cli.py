@@ -33,6 +33,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+users_app = typer.Typer(help="Local accounts: clinicians and administrators.", no_args_is_help=True)
+clients_app = typer.Typer(help="SMART Backend Services clients (EHR integrations).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(clients_app, name="clients")
 
 PROGRESS_MIN_SECONDS = 5.0
 
@@ -267,17 +271,22 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Overrides SCRIBE_DATA_DIR."),
+    asr: bool = typer.Option(True, "--asr/--no-asr", help="Load speech recognition (--no-asr: a REST/FHIR-only node)."),
 ) -> None:
-    """Run the service: websocket ingest, REST API, health at /healthz."""
+    """Run the service: websocket ingest, REST API, FHIR API, health at /healthz."""
     import uvicorn
 
     from scribe.api.app import create_app
 
     if data_dir is not None:
         os.environ["SCRIBE_DATA_DIR"] = str(data_dir)
+    from scribe.logs import configure_logging
+
     settings = load_settings()
+    configure_logging(settings.log_level)
     err(f"serving on http://{host}:{port} (data in {settings.data_dir})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings, load_asr=asr), host=host, port=port, log_level=settings.log_level,
+                access_log=False, log_config=None)
 
 
 @app.command()
@@ -401,6 +410,119 @@ def token_create(
     print(create_token(key, sub, tuple(scope) if scope else CLINICIAN_SCOPES, ttl, audience=settings.public_url))
 
 
+def _database():
+    from scribe.store.db import open_database
+
+    return open_database(load_settings())
+
+
+def _read_password_stdin() -> str:
+    """The password from stdin (a pipe or a prompt-less terminal read), without its trailing newline."""
+    if sys.stdin.isatty():
+        err("reading the password from stdin (end with Ctrl-D)")
+    password = sys.stdin.read()
+    password = password[:-1] if password.endswith("\n") else password
+    password = password[:-1] if password.endswith("\r") else password
+    if "\n" in password:
+        raise BadInputError("--password-stdin reads one password: the input has several lines")
+    return password
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="Username (what the clinician types to sign in).", show_default=False),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    no_password: bool = typer.Option(False, "--no-password", help="No local password: signs in through OIDC only."),
+    display_name: Optional[str] = typer.Option(None, "--display-name", help="Name shown in the app."),
+    admin: Optional[bool] = typer.Option(None, "--admin/--clinician",
+                                         help="Role [default: clinician for a new user, unchanged with --update]"),
+    update: bool = typer.Option(False, "--update", help="Change an existing user instead of refusing."),
+) -> None:
+    """Add a user (or change one with --update); the password never appears on the command line."""
+    from scribe.auth.users import save_user
+
+    if password_stdin == no_password:
+        raise UsageError("give exactly one of --password-stdin and --no-password")
+    password = _read_password_stdin() if password_stdin else None
+    role = None if admin is None else ("admin" if admin else "clinician")
+    account = save_user(_database(), name, password, display_name=display_name, role=role, update=update)
+    err(f"user {account.username} saved ({account.role}{'' if account.has_password else ', OIDC only'})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """One line per user: username, role, active or disabled, how they sign in, display name."""
+    from scribe.auth.users import list_users
+
+    for account in list_users(_database()):
+        state = "active" if account.active else "disabled"
+        sign_in = "password" if account.has_password else "oidc"
+        print(f"{account.username:<24} {account.role:<9} {state:<8} {sign_in:<8} {account.display_name or ''}".rstrip())
+
+
+@users_app.command("disable")
+def users_disable(name: str = typer.Argument(..., show_default=False)) -> None:
+    """Disable an account at once: its sessions end and its tokens stop working."""
+    _set_active("user", name, False)
+
+
+@users_app.command("enable")
+def users_enable(name: str = typer.Argument(..., show_default=False)) -> None:
+    """Re-enable a disabled account."""
+    _set_active("user", name, True)
+
+
+def _set_active(kind: str, identifier: str, active: bool) -> None:
+    from scribe.auth.smart import set_client_active
+    from scribe.auth.users import set_user_active
+
+    (set_user_active if kind == "user" else set_client_active)(_database(), identifier, active)
+    err(f"{kind} {identifier} {'enabled' if active else 'disabled'}")
+
+
+@clients_app.command("add")
+def clients_add(
+    name: str = typer.Argument(..., help="What the client is (e.g. the EHR's name).", show_default=False),
+    jwks: Path = typer.Option(..., "--jwks", help="JSON Web Key Set file with the client's public keys.",
+                              show_default=False),
+    scope: Optional[list[str]] = typer.Option(None, "--scope",
+                                              help="Scope it may be granted (repeatable) [default: "
+                                                   "system/DocumentReference.rs]"),
+) -> None:
+    """Register a SMART Backend Services client; prints only its client_id."""
+    from scribe.auth.smart import register_client
+
+    try:
+        jwks_text = jwks.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"cannot read --jwks {jwks}: {exc}") from None
+    client = register_client(_database(), name, jwks_text, tuple(scope or ()))
+    err(f"client {client.name!r} may be granted: {' '.join(client.scopes)}")
+    print(client.client_id)
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """One line per client: client_id, active or disabled, allowed scopes, name."""
+    from scribe.auth.smart import list_clients
+
+    for client in list_clients(_database()):
+        state = "active" if client.active else "disabled"
+        print(f"{client.client_id:<32} {state:<8} {' '.join(client.scopes):<40} {client.name}")
+
+
+@clients_app.command("disable")
+def clients_disable(client_id: str = typer.Argument(..., show_default=False)) -> None:
+    """Disable a client: no new tokens, and the ones it holds stop working."""
+    _set_active("client", client_id, False)
+
+
+@clients_app.command("enable")
+def clients_enable(client_id: str = typer.Argument(..., show_default=False)) -> None:
+    """Re-enable a disabled client."""
+    _set_active("client", client_id, True)
+
+
 @bench_app.command("notes")
 def bench_notes_command(
     source: Path = typer.Argument(..., help="ACI-BENCH CSV (dialogue + note) or a directory of transcripts",
@@ -416,6 +538,22 @@ def bench_notes_command(
     note_engine = load_note_engine(choose_note_engine(engine.value, settings), settings)
     result = bench_notes(source, note_engine, limit=limit)
     print_table(result, sys.stderr)
+    print(json.dumps(result, indent=2))
+
+
+@bench_app.command("fhir")
+def bench_fhir_command(
+    notes: int = typer.Option(10_000, "--notes", min=1, help="Notes to store before measuring."),
+    patients: int = typer.Option(1_000, "--patients", min=1, help="Patients the notes are spread over."),
+    rounds: int = typer.Option(100, "--rounds", min=1, help="Times each search is run."),
+    database_url: Optional[str] = typer.Option(None, "--database-url",
+                                               help="Measure on this database (e.g. PostgreSQL) [default: SQLite]"),
+) -> None:
+    """FHIR search latency (p50/p95 per checklist search) on a real server holding N notes."""
+    from scribe.bench.fhir import bench_fhir, print_fhir_table
+
+    result = bench_fhir(notes, patients, rounds, database_url=database_url, progress=sys.stderr)
+    print_fhir_table(result, sys.stderr)
     print(json.dumps(result, indent=2))
 
 
@@ -471,3 +609,7 @@ def run(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

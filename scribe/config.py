@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     audio_root: Path | None = Field(default=None, validation_alias="SCRIBE_AUDIO_DIR")
     max_audio_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, description="largest audio input accepted")
     max_audio_seconds: float = Field(default=4 * 3600.0, gt=0, description="longest audio input accepted")
+    session_lifetime_s: int = Field(default=12 * 3600, gt=0, le=30 * 24 * 3600,
+                                    description="how long a browser sign-in lasts")
+    oidc_issuer: str | None = Field(default=None, description="the site's OpenID Connect issuer (`iss`)")
+    oidc_audience: str | None = Field(default=None, description="`aud` its tokens carry for scribe")
+    oidc_jwks_url: str | None = Field(default=None, description="where the provider publishes its keys")
+    oidc_jwks_file: Path | None = Field(default=None, description="or a local copy of its key set")
+    oidc_username_claim: str = Field(default="preferred_username", description="claim naming the scribe user")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    delivery_interval_s: float = Field(default=5.0, gt=0, description="how often the EHR outbox is drained")
+    max_records_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest prior-records bundle accepted")
 
     @classmethod
     def settings_customise_sources(

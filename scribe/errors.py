@@ -35,3 +35,39 @@ class EngineUnavailableError(ScribeError):
 
 class ChecksumError(EngineUnavailableError):
     """Model weights whose SHA-256 does not match the expected value."""
+
+
+class NotFoundError(BadInputError):
+    """The encounter, note or resource named does not exist."""
+
+
+class ForbiddenError(ScribeError):
+    """The caller is known but may not do this (another clinician's encounter, a missing scope)."""
+
+    exit_code = 2
+
+
+class ConflictError(ScribeError):
+    """The request clashes with the resource's state (a signed note is immutable)."""
+
+    exit_code = 3
+
+
+class PreconditionFailedError(ConflictError):
+    """`If-Match` names a version that is no longer current."""
+
+
+class PreconditionRequiredError(ConflictError):
+    """A change that needs `If-Match` arrived without it."""
+
+
+class PayloadTooLargeError(BadInputError):
+    """A request body over the configured limit."""
+
+
+class UnsupportedMediaTypeError(BadInputError):
+    """A body whose media type this route does not take."""
+
+
+class InvalidRequestError(BadInputError):
+    """A request the server cannot parse or carry out as asked (HTTP 400), e.g. an unknown search parameter."""

@@ -34,3 +34,31 @@ def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(shared_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SCRIBE_DATA_DIR", str(shared_models_dir))
     return Settings()
+
+
+PG_URL = __import__("os").environ.get("SCRIBE_TEST_DATABASE_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_target(request, tmp_path: Path, shared_models_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """(settings, schema): a fresh SQLite file, or a PostgreSQL schema of its own that is dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from scribe.store.db import make_engine
+
+    monkeypatch.setenv("SCRIBE_DATA_DIR", str(tmp_path))
+    base = dict(data_dir=tmp_path, secret_key="s" * 40, audio_root=tmp_path / "audio")
+    models = shared_models_dir / "models"
+    if request.param == "sqlite":
+        yield Settings(**base), None, models
+        return
+    if not PG_URL:
+        pytest.skip("SCRIBE_TEST_DATABASE_URL is not set (CI sets it to the local PostgreSQL server)")
+    schema = f"scribe_test_{uuid.uuid4().hex[:12]}"
+    yield Settings(**base, database_url=PG_URL), schema, models
+    engine = make_engine(PG_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()

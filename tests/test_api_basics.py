@@ -56,3 +56,15 @@ def test_bad_ticket_requests_are_422(client, body):
 def test_unknown_route_is_an_operation_outcome(client):
     response = client.get("/v1/nothing-here")
     assert response.status_code == 404 and response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_metrics_count_requests_by_route_template_without_ids(client):
+    client.get("/healthz")
+    client.get("/v1/encounters/secret-encounter-id", headers={"Authorization": f"Bearer {token()}"})
+    body = client.get("/metrics")
+    assert body.status_code == 200 and body.headers["content-type"].startswith("text/plain")
+    text = body.text
+    assert 'scribe_http_requests_total{method="GET",route="/healthz",status="200"} 1' in text
+    assert 'route="/v1/encounters/{id}",status="404"' in text
+    assert "secret-encounter-id" not in text
+    assert "scribe_asr_ready 0" in text and "scribe_active_streams 0" in text

@@ -37,9 +37,25 @@ def test_upgrade_creates_tables_and_is_idempotent(db_settings):
     database = open_database(settings, schema=schema)
     open_database(settings, schema=schema)  # a second start migrates nothing and fails nothing
     tables = set(inspect(database.engine).get_table_names())
-    assert {"app_secrets", "stream_tickets", "alembic_version"} <= tables
+    assert {"app_secrets", "stream_tickets", "alembic_version", "encounters", "notes", "note_versions",
+            "audit_events", "outbox", "users", "clients"} <= tables
     with database.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+
+
+def test_migrations_match_the_models(db_settings):
+    """A model change without its migration fails here, not on a customer's database."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import scribe.store.outbox  # noqa: F401 - the outbox table is part of the metadata
+    from scribe.store.models import Base
+
+    settings, schema = db_settings
+    database = open_database(settings, schema=schema)
+    with database.engine.connect() as connection:
+        diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diffs == []
 
 
 def test_sqlite_is_durable_mode(monkeypatch, tmp_path):

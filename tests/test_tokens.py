@@ -84,3 +84,20 @@ def test_cli_db_upgrade(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("SCRIBE_DATA_DIR", str(tmp_path))
     assert run(["db", "upgrade"]) == 0
     assert "database up to date" in capsys.readouterr().err and (tmp_path / "scribe.db").is_file()
+
+
+def test_a_refused_token_names_the_subject_it_claims_for_the_audit():
+    forged = create_token(b"x" * 40, "ehr-1", ("system/DocumentReference.rs",), 60)
+    with pytest.raises(AuthError) as caught:
+        verify_token(KEY, forged)
+    assert (caught.value.subject, caught.value.subject_kind) == ("ehr-1", "system")
+    with pytest.raises(AuthError) as garbage:
+        verify_token(KEY, "not.a.jwt")
+    assert (garbage.value.subject, garbage.value.subject_kind) == (None, "anonymous")
+
+
+@pytest.mark.parametrize(("claimed", "kept"), [("dr-a", "dr-a"), ("a@b.org", "a@b.org"), ("x" * 256, None),
+                                               ("drop table;", None), ("", None), ("nul\x00", None)])
+def test_auth_error_keeps_only_plain_claimed_names(claimed, kept):
+    error = AuthError("refused", subject=claimed)
+    assert error.subject == kept and error.subject_kind == ("user" if kept else "anonymous")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -10,11 +11,16 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 import scribe
-from scribe.api import health, stream, tickets
+from scribe.api import encounters, fhir_rest, health, metrics, notes, stream, tickets
+from scribe.api import session, smart
+from scribe.api.audit_trail import AuditMiddleware
 from scribe.api.errors import install_error_handlers
 from scribe.asr import AsrEngine, choose_engine, load_engine
+from scribe.auth.oidc import OidcVerifier
 from scribe.auth.signing_key import signing_key
 from scribe.config import Settings
+from scribe.delivery import delivery_loop
+from scribe.retention import retention_loop
 from scribe.store import open_database
 
 log = logging.getLogger("scribe.api")
@@ -39,26 +45,47 @@ class AsrState:
             self.loaded.set()
 
 
-def create_app(settings: Settings, *, load_asr: bool = True) -> FastAPI:
-    """Build the app; the database is opened and migrated, and the signing key fetched, before serving."""
+def create_app(settings: Settings, *, load_asr: bool = True, database_schema: str | None = None) -> FastAPI:
+    """Build the app; the database is opened and migrated, and the signing key fetched, before serving.
+
+    `database_schema` puts every table in that PostgreSQL schema (tests use one schema per run).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        database = open_database(settings)
+        database = open_database(settings, schema=database_schema)
         app.state.settings = settings
         app.state.database = database
         app.state.signing_key = signing_key(settings, database)
+        app.state.oidc_verifier = OidcVerifier.from_settings(settings)  # a half configuration fails here, at start
         app.state.asr = AsrState()
         app.state.audio_root = settings.audio_dir
         app.state.active_streams = set()
         if load_asr:
             threading.Thread(target=app.state.asr.load, args=(settings,), name="asr-load", daemon=True).start()
+        delivery = (asyncio.create_task(delivery_loop(database, settings.ehr_fhir_url,
+                                                     interval_s=settings.delivery_interval_s))
+                    if settings.ehr_fhir_url else None)
+        retention = (asyncio.create_task(retention_loop(database, settings))
+                     if settings.audio_retention_days is not None else None)
         yield
+        for task in (delivery, retention):
+            if task is not None:
+                task.cancel()
         database.engine.dispose()
 
     app = FastAPI(title="scribe", version=scribe.__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(tickets.router)
     app.include_router(stream.router)
+    app.include_router(session.router)
+    app.include_router(smart.router)
+    app.include_router(encounters.router)
+    app.include_router(notes.router)
+    app.include_router(fhir_rest.router)
+    app.add_middleware(AuditMiddleware)
+    app.state.request_counter = metrics.RequestCounter()
+    app.add_middleware(metrics.MetricsMiddleware, counter=app.state.request_counter)
     return app

@@ -1,10 +1,32 @@
-"""Request authentication as FastAPI dependencies: every non-public route depends on one of these."""
+"""Request authentication as FastAPI dependencies: every non-public route depends on one of these.
+
+A caller is the bearer of scribe's own HS256 token, the bearer of a token from the site's OIDC
+provider (when one is configured), or a browser with a session cookie, whose unsafe requests
+must also echo the session's CSRF token.
+"""
 
 from __future__ import annotations
 
-from fastapi import Depends, HTTPException, Request
+import logging
+from urllib.parse import parse_qsl
 
-from scribe.auth.tokens import AuthError, Principal, verify_token
+import jwt
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from scribe import audit
+from scribe.auth.oidc import OidcVerifier
+from scribe.auth.smart import client_is_disabled
+from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal, verify_token
+from scribe.auth.users import find_user
+from scribe.auth.web_sessions import CSRF_HEADER, SESSION_COOKIE, csrf_matches, resolve_session
+from scribe.errors import BadInputError, ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
+
+log = logging.getLogger("scribe.api")
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUDIT_SCOPE = "system/AuditEvent.rs"
+MAX_FORM_BYTES = 64 * 1024
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -16,13 +38,65 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def principal_from_header(request: Request, authorization: str | None) -> Principal:
+def oidc_verifier(connection: HTTPConnection) -> OidcVerifier | None:
+    """The app's OIDC verifier (built at start-up; its key cache lives as long as the app), if the site has one."""
+    return getattr(connection.app.state, "oidc_verifier", None)
+
+
+def _signed_by_scribe(token: str) -> bool:
+    """scribe signs only HS256; anything else can only be the identity provider's."""
+    try:
+        return jwt.get_unverified_header(token).get("alg") == "HS256"
+    except jwt.PyJWTError:
+        return True  # let scribe's own check report what is wrong with it
+
+
+def _refuse_disabled(connection: HTTPConnection, principal: Principal) -> None:
+    """A disabled account or client loses access at once, whatever token it still holds."""
+    database = connection.app.state.database
+    if principal.kind == "user":
+        account = find_user(database, principal.subject)
+        if account is not None and not account.active:
+            raise AuthError("account disabled", subject=principal.subject)
+    elif client_is_disabled(database, principal.subject):
+        raise AuthError("client disabled", subject=principal.subject, subject_kind="system")
+
+
+def principal_from_header(request: HTTPConnection, authorization: str | None) -> Principal:
+    """The caller behind `Authorization: Bearer`: a scribe token, or the OIDC provider's (clinician scopes)."""
     state = request.app.state
-    return verify_token(state.signing_key, bearer_token(authorization), audience=state.settings.public_url)
+    token = bearer_token(authorization)
+    verifier = oidc_verifier(request)
+    if verifier is not None and not _signed_by_scribe(token):
+        identity = verifier.verify(token)
+        principal = Principal(identity.username, CLINICIAN_SCOPES, identity.expires_at)
+    else:
+        principal = verify_token(state.signing_key, token, audience=state.settings.public_url)
+    _refuse_disabled(request, principal)
+    return principal
+
+
+def principal_from_session(request: Request, session_id: str) -> Principal:
+    """The signed-in clinician behind a session cookie; an unsafe method without the CSRF token is 403."""
+    signed_in = resolve_session(request.app.state.database, session_id)
+    if request.method in UNSAFE_METHODS and not csrf_matches(signed_in, request.headers.get(CSRF_HEADER)):
+        raise ForbiddenError(f"{CSRF_HEADER} header missing or wrong for this session")
+    return Principal(signed_in.username, CLINICIAN_SCOPES, int(signed_in.expires_at.timestamp()))
 
 
 def current_principal(request: Request) -> Principal:
-    return principal_from_header(request, request.headers.get("authorization"))
+    """Bearer token first (it is never sent by a browser on its own); else the session cookie.
+
+    The principal is also kept on `request.state` for the audit record of the request.
+    """
+    authorization = request.headers.get("authorization")
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if authorization is None and session_id:
+        principal = principal_from_session(request, session_id)
+    else:
+        principal = principal_from_header(request, authorization)
+    request.state.principal = principal
+    return principal
 
 
 def require_scope(scope: str):
@@ -30,7 +104,56 @@ def require_scope(scope: str):
 
     def check(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.has_scope(scope):
-            raise HTTPException(status_code=403, detail=f"scope {scope} required")
+            raise ForbiddenError(f"scope {scope} required")
         return principal
 
     return check
+
+
+def require_admin(request: Request, principal: Principal = Depends(current_principal)) -> Principal:
+    """Audit access: a client granted system/AuditEvent.rs, or a user whose account has the admin role."""
+    if principal.has_scope(AUDIT_SCOPE):
+        return principal
+    if principal.kind == "user":
+        account = find_user(request.app.state.database, principal.subject)
+        if account is not None and account.role == "admin":
+            return principal
+    raise ForbiddenError(f"an administrator or the scope {AUDIT_SCOPE} is required")
+
+
+def record_auth_event(request: Request, action: str, subject: str | None, kind: str, *, status: int = 200,
+                      detail: str | None = None) -> None:
+    """Audit a sign-in, sign-out, token or refusal: who, method and route template (never the query)."""
+    route = request.scope.get("route")
+    actor = audit.Actor(subject, kind if subject else "anonymous", request.client.host if request.client else None)
+    try:
+        audit.record(request.app.state.database, actor, action, status=status, method=request.method,
+                     path=getattr(route, "path", None), detail=detail)
+    except Exception as exc:  # the request's own answer must still go out; the failure is logged
+        log.error("cannot write the %s audit record: %s", action, type(exc).__name__)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The fields of an `application/x-www-form-urlencoded` body (what OAuth2 and HTML forms send)."""
+    media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaTypeError("send the fields as application/x-www-form-urlencoded")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise PayloadTooLargeError(f"form body over {MAX_FORM_BYTES} bytes")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=32)
+    except (UnicodeDecodeError, ValueError):
+        raise BadInputError("the form is not valid url-encoded UTF-8") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise BadInputError(f"field {name!r} appears more than once")
+        fields[name] = value
+    return fields
+
+
+FORM_BODY_DOC = {"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}}}}}}

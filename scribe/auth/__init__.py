@@ -1,1 +1,2 @@
-"""Authentication: signed access tokens (clinicians, integrations) and single-use stream tickets."""
+"""Authentication: scribe's own access tokens, single-use stream tickets, local accounts and browser
+sessions, the site's OIDC provider, and SMART Backend Services clients (one module each)."""

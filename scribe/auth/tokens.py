@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,10 +17,22 @@ DEFAULT_TTL_S = 3600
 MAX_TTL_S = 30 * 24 * 3600
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._@:/+-]{1,255}")
+
+
 class AuthError(ScribeError):
-    """A credential that is missing, malformed, expired or signed with another key."""
+    """A credential that is missing, malformed, expired or signed with another key.
+
+    `subject` is who the caller claimed to be (for the audit trail), kept only when it looks like
+    a plain id, so nothing a caller invents ends up in the audit log verbatim.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, subject: str | None = None, subject_kind: str = "user") -> None:
+        super().__init__(message)
+        self.subject = subject if subject and _PLAIN_NAME.fullmatch(subject) else None
+        self.subject_kind = subject_kind if self.subject else "anonymous"
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,11 @@ class Principal:
     subject: str
     scopes: tuple[str, ...]
     expires_at: int
+
+    @property
+    def kind(self) -> str:
+        """`system` for a backend client (only system/ scopes), `user` for a clinician or administrator."""
+        return "system" if self.scopes and all(s.startswith("system/") for s in self.scopes) else "user"
 
     def has_scope(self, needed: str) -> bool:
         """SMART-style match: `user/*.*` covers `user/Encounter.rs`; `system/X.rs` covers `system/X.r`."""
@@ -67,8 +85,20 @@ def verify_token(key: bytes, token: str, audience: str | None = None) -> Princip
     try:
         claims = jwt.decode(token, key, algorithms=["HS256"], issuer=ISSUER, audience=audience,
                             options={"require": ["exp", "sub", "iss"], "verify_aud": audience is not None})
-    except jwt.ExpiredSignatureError:
-        raise AuthError("token expired") from None
     except jwt.PyJWTError as exc:
-        raise AuthError(f"invalid token: {exc}") from None
+        subject, kind = claimed_identity(token)
+        message = "token expired" if isinstance(exc, jwt.ExpiredSignatureError) else f"invalid token: {exc}"
+        raise AuthError(message, subject=subject, subject_kind=kind) from None
     return Principal(str(claims["sub"]), tuple(str(claims.get("scope", "")).split()), int(claims["exp"]))
+
+
+def claimed_identity(token: str) -> tuple[str | None, str]:
+    """The subject (and its kind) a token claims, unverified: only for saying who failed to authenticate."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None, "anonymous"
+    subject, scopes = claims.get("sub"), claims.get("scope")
+    if not isinstance(subject, str):
+        return None, "anonymous"
+    return subject, Principal(subject, tuple(scopes.split()) if isinstance(scopes, str) else (), 0).kind

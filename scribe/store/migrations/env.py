@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import scribe.store.outbox  # noqa: F401 - registers the outbox table on Base.metadata
 from scribe.store.models import Base
 
 connection = context.config.attributes["connection"]

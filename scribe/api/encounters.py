@@ -1,0 +1,254 @@
+"""`/v1/encounters`: create and list encounters; upload audio, records and images; draft the note."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from scribe.api.audit_trail import AuditScope, audited
+from scribe.api.auth import require_scope
+from scribe.auth.tokens import Principal
+from scribe.documents import generate_note
+from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
+                               encounter_json, get_encounter, list_encounters, save_transcript, store_upload)
+from scribe.errors import BadInputError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
+
+router = APIRouter(prefix="/v1/encounters", tags=["encounters"])
+# Uploads are transcribed one at a time beside the streams (Whisper already uses every core).
+upload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-asr")
+
+WRITE = "user/Encounter.cu"
+READ = "user/Encounter.rs"
+NOTE_WRITE = "user/DocumentReference.cu"
+IMAGE_MEDIA = {"image/png", "image/jpeg", "application/dicom"}
+RECORDS_MEDIA = {"application/json", "application/fhir+json"}
+
+
+class PatientIn(BaseModel):
+    id: str | None = Field(default=None, max_length=64)
+    name: str | None = Field(default=None, max_length=255)
+
+
+class EncounterIn(BaseModel):
+    patient: PatientIn = Field(default_factory=PatientIn)
+    mode: Literal["dictation", "encounter"] = "encounter"
+    id: str | None = Field(default=None, description="optional client-chosen id ([A-Za-z0-9._-]{1,64})")
+
+
+class NoteOptions(BaseModel):
+    engine: Literal["auto", "extractive", "medgemma", "openai"] | None = None
+    template: str = "progress_note"
+
+
+def _database(request: Request):
+    return request.app.state.database
+
+
+def _media_type(request: Request) -> str:
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+@router.post("", status_code=201)
+def create(body: EncounterIn, request: Request, principal: Principal = Depends(require_scope(WRITE)),
+           audit: AuditScope = Depends(audited("create", "Encounter"))) -> dict[str, Any]:
+    audit.patient_id = body.patient.id
+    with _database(request).session() as session, session.begin():
+        encounter = create_encounter(session, principal, patient_id=body.patient.id, patient_name=body.patient.name,
+                                     mode=body.mode, encounter_id=body.id)
+        audit.resource_id = encounter.id
+        return encounter_json(encounter)
+
+
+@router.get("")
+def list_(request: Request, status: str | None = None, patient: str | None = None,
+          count: int = Query(50, alias="_count", ge=1, le=500), offset: int = Query(0, alias="_offset", ge=0),
+          principal: Principal = Depends(require_scope(READ)),
+          audit: AuditScope = Depends(audited("search", "Encounter"))) -> dict[str, Any]:
+    audit.patient_id = patient
+    with _database(request).session() as session:
+        rows, total = list_encounters(session, principal, status=status, patient_id=patient, limit=count,
+                                      offset=offset)
+        return {"total": total, "encounters": [encounter_json(e) for e in rows]}
+
+
+@router.get("/{id}")
+def read(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
+         audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
+    from scribe.documents import notes_of_encounter
+
+    with _database(request).session() as session:
+        encounter = get_encounter(session, principal, id)
+        audit.patient_id = encounter.patient_id
+        out = encounter_json(encounter)
+        out["notes"] = [{"id": n.id, "status": n.status, "version": n.version, "relation": n.relation,
+                         "related_note_id": n.related_note_id} for n in notes_of_encounter(session, id)]
+        current = current_transcript(session, id)
+        out["transcript"] = None if current is None else {"id": current[0], "engine": current[1].engine,
+                                                          "duration_s": current[1].duration_s,
+                                                          "segments": len(current[1].segments)}
+        return out
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` (never buffered beyond it)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the body is larger than the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the body is larger than the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/{id}/audio")
+async def upload_audio(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
+                       audit: AuditScope = Depends(audited("upload", "Encounter"))) -> dict[str, Any]:
+    """A recorded file (any supported format) as the raw body: stored, transcribed, returned as the Transcript."""
+    settings = request.app.state.settings
+    database = _database(request)
+
+    def check() -> None:
+        with database.session() as session:
+            audit.patient_id = get_encounter(session, principal, id).patient_id
+
+    await asyncio.to_thread(check)
+    data = await _read_body(request, settings.max_audio_bytes)
+    if not data:
+        raise BadInputError("the audio body is empty")
+    loop = asyncio.get_running_loop()
+    transcript = await loop.run_in_executor(upload_executor, _transcribe_upload, request, principal, id, data)
+    return transcript
+
+
+def _transcribe_upload(request: Request, principal: Principal, encounter_id: str, data: bytes) -> dict[str, Any]:
+    from scribe.asr import choose_engine, load_engine
+    from scribe.audio import AudioLimits, decode_audio
+    from scribe.encounters import records_context
+
+    settings = request.app.state.settings
+    audio = decode_audio(data, AudioLimits.from_settings(settings))
+    with _database(request).session() as session:
+        encounter = get_encounter(session, principal, encounter_id)
+        context = records_context(session, encounter_id)
+        mode = encounter.mode
+    engine = load_engine(choose_engine(settings.asr_engine, mode, settings), settings)  # type: ignore[arg-type]
+    transcript = engine.transcribe(audio, context=context)
+    with _database(request).session() as session, session.begin():
+        encounter = get_encounter(session, principal, encounter_id)
+        upload = store_upload(session, settings, encounter, data, _media_type(request) or None,
+                              len(audio) / 16_000)
+        save_transcript(session, encounter, transcript, source="upload", upload_id=upload.id)
+    return transcript.to_dict()
+
+
+@router.get("/{id}/transcript")
+def transcript(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
+               audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
+    with _database(request).session() as session:
+        encounter = get_encounter(session, principal, id)
+        audit.patient_id = encounter.patient_id
+        current = current_transcript(session, id)
+        if current is None:
+            raise NotFoundError("this encounter has no transcript yet")
+        return current[1].to_dict()
+
+
+@router.get("/{id}/audio")
+def audio(id: str, request: Request, start: float = Query(0.0, ge=0), end: float | None = Query(None, gt=0),
+          principal: Principal = Depends(require_scope(READ)),
+          audit: AuditScope = Depends(audited("read", "Encounter"))) -> Response:
+    """WAV of `start`..`end` seconds: what a reviewer plays to check a statement's evidence."""
+    with _database(request).session() as session:
+        encounter = get_encounter(session, principal, id)
+        audit.patient_id = encounter.patient_id
+        audit.detail = "audio"
+        wav = audio_span(session, request.app.state.settings, encounter, start, end)
+    return Response(wav, media_type="audio/wav")
+
+
+@router.post("/{id}/records", status_code=201)
+async def records(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
+                  audit: AuditScope = Depends(audited("upload", "Bundle"))) -> dict[str, Any]:
+    if _media_type(request) not in RECORDS_MEDIA:
+        raise UnsupportedMediaTypeError("records are a FHIR Bundle: application/fhir+json or application/json")
+    raw = await _read_body(request, request.app.state.settings.max_records_bytes)
+
+    def attach() -> dict[str, Any]:
+        with _database(request).session() as session, session.begin():
+            encounter = get_encounter(session, principal, id)
+            audit.patient_id = encounter.patient_id
+            row, context = add_records(session, encounter, raw)
+            return {"id": row.label, "patient": context.patient_id, "medications": len(context.medications),
+                    "problems": len(context.problems), "allergies": len(context.allergies),
+                    "observations": len(context.observations)}
+
+    return await asyncio.to_thread(attach)
+
+
+async def _image_body(request: Request, limit: int) -> tuple[bytes, str, str | None]:
+    """(bytes, media type, filename) from a raw image body or the first file of a multipart form."""
+    media = _media_type(request)
+    if media in IMAGE_MEDIA:
+        return await _read_body(request, limit), media, request.headers.get("x-filename")
+    if media == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=10)
+        upload = next((v for v in form.values() if hasattr(v, "read")), None)
+        if upload is None:
+            raise BadInputError("the multipart form holds no file")
+        data = await upload.read()  # type: ignore[union-attr]
+        if len(data) > limit:
+            raise PayloadTooLargeError(f"the image is larger than the {limit}-byte limit")
+        kind = (upload.content_type or "").split(";")[0].lower()  # type: ignore[union-attr]
+        return data, kind if kind in IMAGE_MEDIA else "application/octet-stream", upload.filename  # type: ignore
+    raise UnsupportedMediaTypeError("images are image/png, image/jpeg, application/dicom or multipart/form-data")
+
+
+@router.post("/{id}/images", status_code=201)
+async def images(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
+                 audit: AuditScope = Depends(audited("upload", "Media"))) -> dict[str, Any]:
+    from scribe.notes.attachments import MAX_BYTES
+
+    data, media, filename = await _image_body(request, MAX_BYTES)
+
+    def attach() -> dict[str, Any]:
+        with _database(request).session() as session, session.begin():
+            encounter = get_encounter(session, principal, id)
+            audit.patient_id = encounter.patient_id
+            row, attachment = add_image(session, encounter, data, filename=filename, media_type=media)
+            return {"id": row.label, "format": attachment.source_format, "width": attachment.width,
+                    "height": attachment.height, "modality": attachment.modality, "body_part": attachment.body_part,
+                    "study_date": attachment.study_date, "label": attachment.label()}
+
+    return await asyncio.to_thread(attach)
+
+
+@router.post("/{id}/note", status_code=201)
+async def draft(id: str, request: Request, principal: Principal = Depends(require_scope(NOTE_WRITE)),
+                audit: AuditScope = Depends(audited("generate", "DocumentReference"))) -> JSONResponse:
+    """Draft the note (no body needed; optional `{"engine", "template"}`) -> the draft with `id` and `version`."""
+    raw = await _read_body(request, 64 * 1024)
+    try:
+        options = NoteOptions.model_validate(json.loads(raw)) if raw.strip() else NoteOptions()
+    except ValueError as exc:
+        raise BadInputError(f"note options: {str(exc).splitlines()[0]}") from None
+
+    def run() -> tuple[dict[str, Any], str]:
+        with _database(request).session() as session, session.begin():
+            encounter = get_encounter(session, principal, id)
+            audit.patient_id = encounter.patient_id
+            view = generate_note(session, request.app.state.settings, encounter, engine=options.engine,
+                                 template=options.template)
+            audit.resource_id = view.note.id
+            return view.to_json(), view.etag
+
+    body, etag = await asyncio.to_thread(run)
+    return JSONResponse(body, status_code=201, headers={"ETag": etag, "Location": f"/v1/notes/{body['id']}"})

@@ -1,0 +1,340 @@
+"""Stored notes and their lifecycle: draft -> edit -> sign -> amend or addendum, every version kept.
+
+Rules enforced here, whoever calls: only the encounter's clinician edits and signs; a signed
+version is immutable (edits are a conflict); an edit names the version it changes (If-Match);
+an amendment is a new note that `replaces` the signed one, which becomes `amended` (FHIR
+`superseded`) once the amendment is signed; an addendum is a new note that `appends`. The FHIR
+DocumentReference and Provenance are rebuilt and stored on every change, so the EHR side reads
+them without recomputing, and on sign-off the push to the EHR is queued in the same transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scribe.auth.tokens import Principal
+from scribe.config import Settings
+from scribe.encounters import advance, check_access, encounter_input, note_material, now
+from scribe.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, PreconditionFailedError, \
+    PreconditionRequiredError
+from scribe.fhir import NOTE_TYPES, NoteDocument, document_reference, provenance
+from scribe.notes.draft import draft_note
+from scribe.notes.grounding import ground_note
+from scribe.notes.inputs import NoteInput
+from scribe.notes.schema import SOAPNote
+from scribe.render import render_note
+from scribe.store.models import Encounter, Note, NoteVersion, SignOff
+
+# Stored FHIR JSON carries this in place of the server's base URL; responses substitute the real one.
+BASE_PLACEHOLDER = "urn:scribe:base"
+
+
+@dataclass
+class NoteView:
+    note: Note
+    current: NoteVersion
+    encounter: Encounter
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.note.version}"'
+
+    def soap(self) -> SOAPNote:
+        return SOAPNote.model_validate_json(self.current.body)
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST shape of CONTRACTS.md: `{"id", "version", "status", "encounter_id", "note"}` and lifecycle facts."""
+        out: dict[str, Any] = {"id": self.note.id, "version": self.note.version, "status": self.note.status,
+                               "encounter_id": self.note.encounter_id, "note_type": self.note.note_type,
+                               "note": self.soap().to_dict(),
+                               "created_at": self.note.created_at.isoformat(timespec="seconds"),
+                               "updated_at": self.note.updated_at.isoformat(timespec="seconds")}
+        if self.note.signed_at:
+            out["signed_at"] = self.note.signed_at.isoformat(timespec="seconds")
+            out["signed_by"] = self.note.signed_by
+        if self.note.relation:
+            out["relates_to"] = {"code": self.note.relation, "note_id": self.note.related_note_id}
+            out["reason"] = self.note.reason
+        if self.current.addendum:
+            out["addendum"] = self.current.addendum
+        return out
+
+
+def _version(session: Session, note: Note) -> NoteVersion:
+    current = session.get(NoteVersion, (note.id, note.version))
+    assert current is not None, "a note always has its current version"
+    return current
+
+
+def get_note(session: Session, principal: Principal, note_id: str, *, lock: bool = False) -> NoteView:
+    query = select(Note).where(Note.id == note_id)
+    note = session.scalars(query.with_for_update() if lock else query).first()
+    if note is None:
+        raise NotFoundError(f"no note {note_id}")
+    encounter = session.get(Encounter, note.encounter_id)
+    assert encounter is not None
+    check_access(encounter, principal)
+    return NoteView(note, _version(session, note), encounter)
+
+
+def notes_of_encounter(session: Session, encounter_id: str) -> list[Note]:
+    return list(session.scalars(select(Note).where(Note.encounter_id == encounter_id).order_by(Note.created_at)))
+
+
+def _rendered(soap: SOAPNote, note_input: NoteInput | None, status: str, patient: str | None,
+              addendum: str | None) -> tuple[str, str]:
+    transcript = note_input.transcript if note_input else None
+    text = render_note(soap, transcript, template=soap.note_type, fmt="txt", status=status, patient=patient)
+    html = render_note(soap, transcript, template=soap.note_type, fmt="html", status=status, patient=patient)
+    if addendum:
+        text = f"ADDENDUM\n{addendum}\n\n{text}"
+        html = html.replace("<main", f"<section class=\"addendum\"><h2>Addendum</h2><p>{_escape(addendum)}</p>"
+                            "</section>\n<main", 1)
+    return text, html
+
+
+def _escape(text: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(text))
+
+
+def _add_version(session: Session, note: Note, soap: SOAPNote, note_input: NoteInput | None, *, created_by: str,
+                 transcript_id: int | None, addendum: str | None, encounter: Encounter) -> NoteVersion:
+    text, html = _rendered(soap, note_input, note.status, encounter.patient_name, addendum)
+    version = NoteVersion(note_id=note.id, version=note.version, body=soap.to_json(), addendum=addendum,
+                          text_rendering=text, html_rendering=html, transcript_id=transcript_id,
+                          created_by=created_by, created_at=now())
+    session.add(version)
+    return version
+
+
+def refresh_fhir(session: Session, note: Note, encounter: Encounter) -> None:
+    """Rebuild the stored DocumentReference and Provenance after any change the EHR side can see."""
+    current = _version(session, note)
+    soap = SOAPNote.model_validate_json(current.body)
+    note.fhir_version += 1
+    doc = NoteDocument(
+        note_id=note.id, version=note.fhir_version, status=note.status,  # type: ignore[arg-type]
+        note_type=note.note_type, patient_id=note.patient_id or "unknown", author=note.clinician,
+        created_at=note.created_at, updated_at=note.updated_at, text=current.text_rendering,
+        html=current.html_rendering, engine=soap.metadata.engine, model=soap.metadata.model,
+        encounter_id=note.encounter_id, patient_name=encounter.patient_name, signed_by=note.signed_by,
+        signed_at=note.signed_at, period_start=encounter.created_at,
+        relates_to=[(note.relation, note.related_note_id)] if note.relation and note.related_note_id else [])  # type: ignore[list-item]
+    note.document_json = json.dumps(document_reference(doc, BASE_PLACEHOLDER))
+    note.provenance_json = json.dumps(provenance(doc))
+
+
+def _new_note(session: Session, encounter: Encounter, soap: SOAPNote, note_input: NoteInput | None, *,
+              created_by: str, transcript_id: int | None, relation: str | None = None,
+              related: Note | None = None, reason: str | None = None, addendum: str | None = None) -> NoteView:
+    moment = now()
+    note = Note(id=uuid.uuid4().hex, encounter_id=encounter.id, patient_id=encounter.patient_id,
+                clinician=encounter.clinician, note_type=soap.note_type, status="draft", version=1, fhir_version=0,
+                relation=relation, related_note_id=related.id if related else None, reason=reason,
+                created_at=moment, updated_at=moment)
+    session.add(note)
+    session.flush()
+    current = _add_version(session, note, soap, note_input, created_by=created_by, transcript_id=transcript_id,
+                           addendum=addendum, encounter=encounter)
+    session.flush()
+    refresh_fhir(session, note, encounter)
+    return NoteView(note, current, encounter)
+
+
+def generate_note(session: Session, settings: Settings, encounter: Encounter, *, engine: str | None = None,
+                  template: str = "progress_note") -> NoteView:
+    """Draft (or re-draft) the encounter's note from its current transcript, records and images.
+
+    An unsigned draft gets a new version (the old one is kept); a signed note is never redrafted.
+    """
+    if template not in NOTE_TYPES:
+        raise BadInputError(f"unknown note type {template!r}; known: {', '.join(NOTE_TYPES)}")
+    material = note_material(session, encounter)
+    soap = draft_note(material.note_input, settings, engine=engine, template=template)
+    created_by = f"engine:{soap.metadata.engine}"
+    originals = [n for n in notes_of_encounter(session, encounter.id) if n.relation is None]
+    if any(n.status != "draft" for n in originals):
+        raise ConflictError("this encounter's note is signed; amend it or add an addendum instead")
+    if originals:
+        note = originals[-1]
+        note.version += 1
+        note.note_type = template
+        note.updated_at = now()
+        current = _add_version(session, note, soap, material.note_input, created_by=created_by,
+                               transcript_id=material.transcript_id, addendum=None, encounter=encounter)
+        session.flush()
+        refresh_fhir(session, note, encounter)
+        view = NoteView(note, current, encounter)
+    else:
+        view = _new_note(session, encounter, soap, material.note_input, created_by=created_by,
+                         transcript_id=material.transcript_id)
+    advance(encounter, "drafted")
+    return view
+
+
+def _note_input(session: Session, encounter: Encounter) -> NoteInput | None:
+    """The encounter's material for re-grounding and rendering an edited note (None without a transcript)."""
+    material = encounter_input(session, encounter)
+    return material.note_input if material else None
+
+
+def _check_if_match(view: NoteView, if_match: str | None) -> None:
+    if if_match is None:
+        raise PreconditionRequiredError('this change needs If-Match: W/"<version>" (the ETag you read)')
+    wanted = [tag.strip() for tag in if_match.split(",")]
+    if "*" not in wanted and view.etag not in wanted and f'"{view.note.version}"' not in wanted:
+        raise PreconditionFailedError(f"the note changed since you read it: it is now at {view.etag}")
+
+
+def _check_clinician(view: NoteView, principal: Principal, action: str) -> None:
+    if principal.kind != "user" or principal.subject != view.encounter.clinician:
+        raise ForbiddenError(f"only the encounter's clinician can {action} this note")
+
+
+def edit_note(session: Session, principal: Principal, note_id: str, body: Any, if_match: str | None) -> NoteView:
+    """Save the clinician's edit as a new version; the grounding check runs again on what they wrote."""
+    view = get_note(session, principal, note_id, lock=True)
+    _check_clinician(view, principal, "edit")
+    if view.note.status != "draft":
+        raise ConflictError(f"this note is {view.note.status}; a signed version never changes (amend it instead)")
+    _check_if_match(view, if_match)
+    soap = _parse_soap(body.get("note", body) if isinstance(body, dict) else body, view)
+    note_input = _note_input(session, view.encounter)
+    if note_input is not None:
+        soap = ground_note(soap, note_input)
+    note = view.note
+    note.version += 1
+    note.updated_at = now()
+    addendum = body.get("addendum", view.current.addendum) if isinstance(body, dict) else view.current.addendum
+    current = _add_version(session, note, soap, note_input, created_by=principal.subject,
+                           transcript_id=view.current.transcript_id, addendum=addendum, encounter=view.encounter)
+    session.flush()
+    refresh_fhir(session, note, view.encounter)
+    return NoteView(note, current, view.encounter)
+
+
+def sign_note(session: Session, settings: Settings, principal: Principal, note_id: str, *, if_match: str | None = None,
+              confirm_unsupported: bool = False, attestation: str | None = None) -> NoteView:
+    """Sign the current version; an amendment's sign-off supersedes the note it replaces.
+
+    Unsupported statements block the signature unless the clinician confirms them explicitly.
+    """
+    from scribe.delivery import enqueue
+
+    view = get_note(session, principal, note_id, lock=True)
+    _check_clinician(view, principal, "sign")
+    if view.note.status != "draft":
+        raise ConflictError(f"this note is already {view.note.status}")
+    if if_match is not None:
+        _check_if_match(view, if_match)
+    unsupported = sum(s.support == "unsupported" for s in view.soap().statements())
+    if unsupported and not confirm_unsupported:
+        raise ConflictError(f"{unsupported} statement(s) are not supported by their evidence: fix them, or sign "
+                            'with {"confirm_unsupported": true}')
+    moment = now()
+    note = view.note
+    note.status, note.signed_at, note.signed_by, note.updated_at = "signed", moment, principal.subject, moment
+    session.add(SignOff(note_id=note.id, version=note.version, signer=principal.subject, signed_at=moment,
+                        attestation=attestation))
+    # The signed version's renderings say "signed": re-render it in place (same content, new status line).
+    current = view.current
+    current.text_rendering, current.html_rendering = _rendered(view.soap(), _note_input(session, view.encounter),
+                                                               "signed", view.encounter.patient_name, current.addendum)
+    refresh_fhir(session, note, view.encounter)
+    outbox = []
+    if note.relation == "replaces" and note.related_note_id:
+        old = session.get(Note, note.related_note_id, with_for_update=True)
+        if old is not None and old.status == "signed":
+            old.status, old.updated_at = "amended", moment
+            refresh_fhir(session, old, view.encounter)
+            outbox.append((old, True))
+        advance(view.encounter, "amended")
+    else:
+        advance(view.encounter, "signed")
+        view.encounter.signed_at = view.encounter.signed_at or moment
+    outbox.insert(0, (note, False))
+    if settings.ehr_fhir_url:
+        for queued, replace in outbox:
+            enqueue(session, ehr_document(session, queued), note_id=queued.id, version=queued.fhir_version,
+                    replace_existing=replace)
+    return NoteView(note, current, view.encounter)
+
+
+def ehr_document(session: Session, note: Note) -> dict[str, Any]:
+    """The DocumentReference as pushed to an EHR: renderings inline as base64 (the EHR need not call back)."""
+    resource = json.loads(note.document_json or "{}")
+    current = _version(session, note)
+    for content in resource.get("content", []):
+        attachment = content["attachment"]
+        body = current.text_rendering if attachment["contentType"] == "text/plain" else current.html_rendering
+        attachment.pop("url", None)
+        attachment["data"] = base64.b64encode(body.encode("utf-8")).decode("ascii")
+    return resource
+
+
+def _parse_soap(payload: Any, view: NoteView) -> SOAPNote:
+    """A clinician's SOAPNote for this note: its type and drafting metadata stay the note's own."""
+    try:
+        soap = SOAPNote.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadInputError(f"not a SOAPNote: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    soap.note_type = view.note.note_type
+    soap.metadata = view.soap().metadata
+    return soap
+
+
+def _signed_original(session: Session, principal: Principal, note_id: str, action: str) -> NoteView:
+    view = get_note(session, principal, note_id, lock=True)
+    _check_clinician(view, principal, action)
+    if view.note.status != "signed":
+        raise ConflictError(f"this note is {view.note.status}: only signed notes are amended or get addenda")
+    return view
+
+
+def amend_note(session: Session, principal: Principal, note_id: str, *, reason: str | None,
+               body: Any = None) -> NoteView:
+    """Start an amendment: a new draft that will replace the signed note once it is signed."""
+    view = _signed_original(session, principal, note_id, "amend")
+    if not reason or not reason.strip():
+        raise BadInputError("an amendment needs a reason")
+    open_amendment = session.scalars(select(Note).where(Note.related_note_id == view.note.id,
+                                                        Note.relation == "replaces", Note.status == "draft")).first()
+    if open_amendment is not None:
+        raise ConflictError(f"an amendment of this note is already in progress: note {open_amendment.id}")
+    soap = view.soap() if body is None else _parse_soap(body, view)
+    note_input = _note_input(session, view.encounter)
+    if note_input is not None:
+        soap = ground_note(soap, note_input)
+    return _new_note(session, view.encounter, soap, note_input, created_by=principal.subject,
+                     transcript_id=view.current.transcript_id, relation="replaces", related=view.note,
+                     reason=reason.strip(), addendum=view.current.addendum)
+
+
+def add_addendum(session: Session, principal: Principal, note_id: str, *, text: str | None,
+                 reason: str | None = None) -> NoteView:
+    """A new draft note that `appends` to a signed one, carrying the addendum text."""
+    view = _signed_original(session, principal, note_id, "add an addendum to")
+    if not text or not text.strip():
+        raise BadInputError("an addendum needs its text")
+    previous = view.soap()
+    soap = SOAPNote(note_type=view.note.note_type, metadata=previous.metadata.model_copy())
+    return _new_note(session, view.encounter, soap, None, created_by=principal.subject,
+                     transcript_id=view.current.transcript_id, relation="appends", related=view.note,
+                     reason=(reason or "").strip() or None, addendum=text.strip())
+
+
+def versions(session: Session, principal: Principal, note_id: str) -> list[NoteVersion]:
+    view = get_note(session, principal, note_id)
+    return list(session.scalars(select(NoteVersion).where(NoteVersion.note_id == view.note.id)
+                                .order_by(NoteVersion.version)))

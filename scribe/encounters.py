@@ -1,0 +1,346 @@
+"""Encounters and what is recorded in them: audio uploads, transcripts, prior records, images.
+
+The REST API and the websocket call these functions; each takes the caller's `Principal`, so the
+rule "a clinician sees only their own encounters" lives here once. System clients (EHR
+integrations) read any encounter but never own one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import uuid
+import wave
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from scribe.auth.tokens import Principal
+from scribe.config import Settings
+from scribe.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
+from scribe.notes.attachments import Attachment, load_attachment
+from scribe.notes.inputs import NoteInput
+from scribe.records import PatientContext, parse_bundle
+from scribe.store.models import AttachmentRow, AudioUpload, Encounter, SegmentRow, TranscriptRow
+from scribe.transcript import Segment, Transcript, Word, join_segment_texts
+
+ENCOUNTER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+PATIENT_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")  # a FHIR logical id
+MODES = ("dictation", "encounter")
+# Lifecycle order; an encounter only moves forward (an amendment moves a signed one to amended).
+STATUSES = ("recording", "transcribed", "drafted", "signed", "amended")
+IMAGE_TYPES = {"image/png", "image/jpeg", "application/dicom"}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def advance(encounter: Encounter, status: str) -> None:
+    """Move the encounter forward to `status` (never back: a late transcript does not un-sign a note)."""
+    if STATUSES.index(status) > STATUSES.index(encounter.status):
+        encounter.status = status
+    encounter.updated_at = now()
+
+
+def check_access(encounter: Encounter, principal: Principal) -> None:
+    if principal.kind == "user" and encounter.clinician != principal.subject:
+        raise ForbiddenError("this encounter belongs to another clinician")
+
+
+def get_encounter(session: Session, principal: Principal, encounter_id: str) -> Encounter:
+    encounter = session.get(Encounter, encounter_id) if ENCOUNTER_ID.fullmatch(encounter_id) else None
+    if encounter is None:
+        raise NotFoundError(f"no encounter {encounter_id}")
+    check_access(encounter, principal)
+    return encounter
+
+
+def create_encounter(session: Session, principal: Principal, *, patient_id: str | None,
+                     patient_name: str | None = None, mode: str = "encounter",
+                     encounter_id: str | None = None) -> Encounter:
+    """A new encounter owned by the calling clinician; a system client cannot own one."""
+    if principal.kind != "user":
+        raise ForbiddenError("encounters are created by clinicians, not by system clients")
+    if mode not in MODES:
+        raise BadInputError(f"mode must be dictation or encounter, not {mode!r}")
+    if patient_id is not None and not PATIENT_ID.fullmatch(patient_id):
+        raise BadInputError("patient.id must be 1-64 of A-Z a-z 0-9 . - (a FHIR id)")
+    encounter_id = encounter_id or uuid.uuid4().hex
+    if not ENCOUNTER_ID.fullmatch(encounter_id) or encounter_id in (".", ".."):
+        raise BadInputError("encounter id must be 1-64 of A-Z a-z 0-9 . _ -")
+    if session.get(Encounter, encounter_id) is not None:
+        raise ConflictError(f"encounter {encounter_id} already exists")
+    moment = now()
+    encounter = Encounter(id=encounter_id, clinician=principal.subject, patient_id=patient_id,
+                          patient_name=(patient_name or "").strip() or None, mode=mode, status="recording",
+                          created_at=moment, updated_at=moment)
+    session.add(encounter)
+    session.flush()
+    return encounter
+
+
+def encounter_for_stream(session: Session, subject: str, encounter_id: str) -> Encounter:
+    """The websocket's encounter: created for `subject` when new (clients may pick ids), else theirs only."""
+    encounter = session.get(Encounter, encounter_id)
+    if encounter is None:
+        moment = now()
+        encounter = Encounter(id=encounter_id, clinician=subject, patient_id=None, patient_name=None,
+                              mode="encounter", status="recording", created_at=moment, updated_at=moment)
+        session.add(encounter)
+        session.flush()
+    elif encounter.clinician != subject:
+        raise ForbiddenError("this encounter belongs to another clinician")
+    return encounter
+
+
+def list_encounters(session: Session, principal: Principal, *, status: str | None = None,
+                    patient_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Encounter], int]:
+    """The caller's encounters (a system client: everyone's), newest first, with the total count."""
+    query = select(Encounter)
+    if principal.kind == "user":
+        query = query.where(Encounter.clinician == principal.subject)
+    if status:
+        if status not in STATUSES:
+            raise BadInputError(f"status must be one of {', '.join(STATUSES)}")
+        query = query.where(Encounter.status == status)
+    if patient_id:
+        query = query.where(Encounter.patient_id == patient_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Encounter.created_at.desc(), Encounter.id).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def encounter_json(encounter: Encounter) -> dict:
+    return {"id": encounter.id, "patient": {"id": encounter.patient_id, "name": encounter.patient_name},
+            "clinician": encounter.clinician, "mode": encounter.mode, "status": encounter.status,
+            "created_at": encounter.created_at.isoformat(timespec="seconds"),
+            "updated_at": encounter.updated_at.isoformat(timespec="seconds")}
+
+
+# ------------------------------------------------------------------------------------------ audio
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def store_upload(session: Session, settings: Settings, encounter: Encounter, data: bytes, media_type: str | None,
+                 duration_s: float) -> AudioUpload:
+    """Write the uploaded bytes under the shared audio directory (fsynced) and record them."""
+    digest = hashlib.sha256(data).hexdigest()
+    relative = Path(encounter.id) / "uploads" / f"{now().strftime('%Y%m%dT%H%M%S%f')}-{digest[:12]}.audio"
+    path = settings.audio_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _fsync_dir(path.parent)
+    upload = AudioUpload(encounter_id=encounter.id, path=str(relative), media_type=media_type, size_bytes=len(data),
+                         sha256=digest, duration_s=round(duration_s, 3), created_at=now())
+    session.add(upload)
+    session.flush()
+    return upload
+
+
+def save_transcript(session: Session, encounter: Encounter, transcript: Transcript, *, source: str,
+                    upload_id: int | None = None) -> TranscriptRow:
+    """Persist a finished transcript; it becomes the encounter's current one."""
+    row = TranscriptRow(encounter_id=encounter.id, source=source, upload_id=upload_id, engine=transcript.engine,
+                        model=transcript.model, language=transcript.language, duration_s=transcript.duration_s,
+                        processing_s=transcript.processing_s, created_at=now())
+    session.add(row)
+    session.flush()
+    for segment in transcript.segments:
+        session.add(SegmentRow(transcript_id=row.id, segment_id=segment.id, start=segment.start, end=segment.end,
+                               text=segment.text, speaker=segment.speaker,
+                               words=[{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                                      for w in segment.words]))
+    advance(encounter, "transcribed")
+    return row
+
+
+def current_transcript(session: Session, encounter_id: str) -> tuple[int, Transcript] | None:
+    row = session.scalars(select(TranscriptRow).where(TranscriptRow.encounter_id == encounter_id)
+                          .order_by(TranscriptRow.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return row.id, load_transcript(session, row)
+
+
+def load_transcript(session: Session, row: TranscriptRow) -> Transcript:
+    segments = [Segment(s.segment_id, s.start, s.end, s.text, s.speaker,
+                        [Word(w["word"], w["start"], w["end"], w.get("probability")) for w in s.words or []])
+                for s in session.scalars(select(SegmentRow).where(SegmentRow.transcript_id == row.id)
+                                         .order_by(SegmentRow.segment_id))]
+    return Transcript(text=join_segment_texts(segments), language=row.language, engine=row.engine, model=row.model,
+                      duration_s=row.duration_s, processing_s=row.processing_s, segments=segments)
+
+
+def _wav(samples: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def audio_span(session: Session, settings: Settings, encounter: Encounter, start: float,
+               end: float | None) -> bytes:
+    """A WAV of `start`..`end` seconds of the encounter's audio (the stream, else the newest upload)."""
+    from scribe.audio import decode_audio
+
+    if start < 0 or (end is not None and end <= start):
+        raise BadInputError("start must be >= 0 and end greater than start")
+    if encounter.audio_purged_at is not None:
+        raise NotFoundError("this encounter's audio was deleted under the retention policy")
+    stream_dir = settings.audio_dir / encounter.id
+    meta = stream_dir / "format.json"
+    if meta.is_file() and (stream_dir / "audio.pcm").is_file():
+        fmt = json.loads(meta.read_text(encoding="utf-8"))
+        rate, channels = int(fmt["sample_rate"]), int(fmt["channels"])
+        width = 2 if fmt["encoding"] == "pcm_s16le" else 4
+        frame = width * channels
+        with open(stream_dir / "audio.pcm", "rb") as handle:
+            handle.seek(int(start * rate) * frame)
+            raw = handle.read(None if end is None else max(0, int((end - start) * rate)) * frame)
+        dtype = "<i2" if width == 2 else "<f4"
+        samples = np.frombuffer(raw[:len(raw) - len(raw) % frame], dtype=dtype).astype(np.float32)
+        if width == 2:
+            samples /= 32768.0
+        samples = samples.reshape(-1, channels).mean(axis=1) if channels > 1 else samples
+        return _wav(samples, rate)
+    upload = session.scalars(select(AudioUpload).where(AudioUpload.encounter_id == encounter.id)
+                             .order_by(AudioUpload.id.desc()).limit(1)).first()
+    if upload is None:
+        raise NotFoundError("this encounter has no audio")
+    audio = decode_audio(settings.audio_dir / upload.path)
+    first = int(start * 16_000)
+    last = len(audio) if end is None else int(end * 16_000)
+    return _wav(audio[first:last], 16_000)
+
+
+# ------------------------------------------------------------------------------------------ attachments
+
+def _next_label(session: Session, encounter_id: str, kind: str) -> str:
+    count = session.scalar(select(func.count()).where(AttachmentRow.encounter_id == encounter_id,
+                                                      AttachmentRow.kind == kind)) or 0
+    return f"{'image' if kind == 'image' else 'records'}-{count + 1}"
+
+
+def add_records(session: Session, encounter: Encounter, raw: bytes) -> tuple[AttachmentRow, PatientContext]:
+    """Attach a FHIR Bundle of prior records; it must parse, and be about this encounter's patient."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadInputError("the records body is not JSON") from None
+    context = parse_bundle(data)
+    if encounter.patient_id and context.patient_id and context.patient_id != encounter.patient_id:
+        raise BadInputError(f"the records are about Patient/{context.patient_id}, "
+                            f"not this encounter's patient ({encounter.patient_id})")
+    row = AttachmentRow(encounter_id=encounter.id, kind="records", label=_next_label(session, encounter.id, "records"),
+                        filename=None, media_type="application/fhir+json", data=raw, created_at=now())
+    session.add(row)
+    session.flush()
+    return row, context
+
+
+def add_image(session: Session, encounter: Encounter, raw: bytes, *, filename: str | None,
+              media_type: str) -> tuple[AttachmentRow, Attachment]:
+    """Attach a PNG, JPEG or DICOM image (checked by decoding it); stored exactly as uploaded."""
+    label = _next_label(session, encounter.id, "image")
+    attachment = load_attachment(raw, label, filename)
+    row = AttachmentRow(encounter_id=encounter.id, kind="image", label=label, filename=filename,
+                        media_type=media_type, data=raw, created_at=now())
+    session.add(row)
+    session.flush()
+    return row, attachment
+
+
+def _merge(contexts: list[PatientContext]) -> PatientContext | None:
+    """Several record bundles of one patient read as one context (later bundles add, never remove)."""
+    if not contexts:
+        return None
+    merged = contexts[0]
+    for extra in contexts[1:]:
+        merged.medications += extra.medications
+        merged.problems += extra.problems
+        merged.allergies += extra.allergies
+        merged.observations += extra.observations
+        for name in ("patient_id", "name", "birth_date", "gender", "patient_reference"):
+            if getattr(merged, name) is None:
+                setattr(merged, name, getattr(extra, name))
+    return merged
+
+
+def records_context(session: Session, encounter_id: str) -> PatientContext | None:
+    rows = session.scalars(select(AttachmentRow).where(AttachmentRow.encounter_id == encounter_id,
+                                                       AttachmentRow.kind == "records").order_by(AttachmentRow.id))
+    return _merge([parse_bundle(json.loads(row.data.decode("utf-8"))) for row in rows])
+
+
+@dataclass
+class EncounterMaterial:
+    """Everything a note is drafted from, as stored."""
+
+    transcript_id: int
+    note_input: NoteInput
+
+
+def encounter_input(session: Session, encounter: Encounter) -> EncounterMaterial | None:
+    """The current transcript with the records and images, or None before there is a transcript."""
+    current = current_transcript(session, encounter.id)
+    if current is None:
+        return None
+    transcript_id, transcript = current
+    images = session.scalars(select(AttachmentRow).where(AttachmentRow.encounter_id == encounter.id,
+                                                         AttachmentRow.kind == "image").order_by(AttachmentRow.id))
+    attachments = [load_attachment(row.data, row.label, row.filename) for row in images]
+    return EncounterMaterial(transcript_id, NoteInput(transcript, records_context(session, encounter.id), attachments))
+
+
+def note_material(session: Session, encounter: Encounter) -> EncounterMaterial:
+    material = encounter_input(session, encounter)
+    if material is None:
+        raise ConflictError("this encounter has no transcript yet: stream or upload its audio first")
+    return material
+
+
+# ------------------------------------------------------------------------------------------ stream leases
+
+STREAM_LEASE_S = 30.0
+
+
+def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: float = STREAM_LEASE_S) -> bool:
+    """Claim the right to stream into the encounter (one connection at a time, across every node).
+
+    One conditional UPDATE: free, expired or already ours -> ours until now + ttl. A crashed
+    node's lease simply runs out, so the clinician can reconnect elsewhere within `ttl_s`.
+    """
+    moment = now()
+    claimed = session.execute(
+        update(Encounter)
+        .where(Encounter.id == encounter_id,
+               or_(Encounter.stream_holder.is_(None), Encounter.stream_lease_until < moment,
+                   Encounter.stream_holder == holder))
+        .values(stream_holder=holder, stream_lease_until=moment + timedelta(seconds=ttl_s))
+    )
+    return claimed.rowcount == 1
+
+
+def release_stream(session: Session, encounter_id: str, holder: str) -> None:
+    session.execute(update(Encounter).where(Encounter.id == encounter_id, Encounter.stream_holder == holder)
+                    .values(stream_holder=None, stream_lease_until=None))

@@ -1,0 +1,189 @@
+"""Browser sign-in: `/v1/session`, the cookie's flags, CSRF on unsafe methods, sign-out, expiry."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from scribe.auth.users import save_user, set_user_active
+from scribe.config import Settings
+from scribe.store.models import WebSession
+from tests.test_auth_app import KEY, audit_rows, bearer, build_app
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(tmp_path):
+    return build_app(Settings(data_dir=tmp_path, secret_key=KEY.decode(), session_lifetime_s=3600))
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as test_client:
+        save_user(app.state.database, "dr-a", PASSWORD, display_name="Dr. A")
+        yield test_client
+
+
+def sign_in(client: TestClient, username: str = "dr-a", password: str = PASSWORD, **kwargs):
+    return client.post("/v1/session", data={"username": username, "password": password}, **kwargs)
+
+
+def sessions(app) -> list[WebSession]:
+    with app.state.database.session() as session:
+        return list(session.scalars(select(WebSession)))
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_returns_the_csrf_token(app, client):
+    response = sign_in(client)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["username"] == "dr-a" and body["display_name"] == "Dr. A" and len(body["csrf_token"]) >= 32
+    cookie = response.headers["set-cookie"]
+    flags = {part.strip().split("=")[0].lower(): part for part in cookie.split(";")}
+    assert cookie.startswith("scribe_session=") and "httponly" in flags and "secure" not in flags
+    assert flags["samesite"].lower().strip() == "samesite=strict" and flags["max-age"].strip() == "Max-Age=3600"
+    assert flags["path"].strip() == "Path=/"
+    assert response.headers["cache-control"] == "no-store"
+    [row] = sessions(app)
+    value = client.cookies["scribe_session"]
+    assert row.id_hash == hashlib.sha256(value.encode()).hexdigest() and row.csrf_token == body["csrf_token"]
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+    [login] = audit_rows(app, "login")
+    assert (login.actor, login.actor_kind, login.method, login.path) == ("dr-a", "user", "POST", "/v1/session")
+
+
+def test_cookie_is_secure_behind_an_https_public_url(tmp_path):
+    settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), public_url="https://scribe.example.org")
+    app = build_app(settings)
+    with TestClient(app) as client:
+        save_user(app.state.database, "dr-a", PASSWORD)
+        cookie = sign_in(client).headers["set-cookie"]
+    assert "secure" in [part.strip().lower() for part in cookie.split(";")]
+
+
+@pytest.mark.parametrize(("username", "password", "actor"), [("dr-a", "wrong password!!", "dr-a"),
+                                                              ("nobody", PASSWORD, None)])
+def test_wrong_password_and_unknown_user_look_the_same(app, client, username, password, actor):
+    response = sign_in(client, username, password)
+    assert response.status_code == 401 and "set-cookie" not in response.headers
+    assert response.json()["issue"][0]["diagnostics"] == "wrong username or password"
+    [row] = audit_rows(app, "auth-failure")
+    assert (row.actor, row.method, row.path, row.status_code) == (actor, "POST", "/v1/session", 401)
+    assert password not in (row.detail or "")
+    assert sessions(app) == [] and audit_rows(app, "login") == []
+
+
+def test_cookie_authenticates_safe_requests_without_csrf(client):
+    sign_in(client)
+    assert client.get("/probe/x").json() == {"subject": "dr-a", "scopes": ["user/*.*"], "kind": "user"}
+    session = client.get("/v1/session")
+    assert session.status_code == 200 and session.json()["username"] == "dr-a"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_unsafe_cookie_requests_need_the_csrf_header(client, method):
+    csrf = sign_in(client).json()["csrf_token"]
+    missing = client.request(method, "/probe/x")
+    wrong = client.request(method, "/probe/x", headers={"X-CSRF-Token": csrf[:-1] + "A"})
+    good = client.request(method, "/probe/x", headers={"X-CSRF-Token": csrf})
+    assert missing.status_code == 403 and wrong.status_code == 403
+    assert "X-CSRF-Token" in missing.json()["issue"][0]["diagnostics"]
+    assert good.status_code == 200 and good.json()["subject"] == "dr-a"
+
+
+def test_csrf_guards_a_real_route(client):
+    csrf = sign_in(client).json()["csrf_token"]
+    assert client.post("/v1/stream-tickets", json={"encounter_id": "enc-1"}).status_code == 403
+    response = client.post("/v1/stream-tickets", json={"encounter_id": "enc-1"}, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 200 and response.json()["ticket"]
+
+
+def test_a_bearer_token_wins_over_the_cookie(client):
+    sign_in(client)
+    assert client.post("/probe/x", headers=bearer("dr-z")).json()["subject"] == "dr-z"  # no CSRF: not a cookie request
+    assert client.get("/probe/x", headers={"Authorization": "Bearer broken"}).status_code == 401
+
+
+def test_sign_out_needs_csrf_and_deletes_the_session(app, client):
+    csrf = sign_in(client).json()["csrf_token"]
+    assert client.delete("/v1/session").status_code == 403
+    assert len(sessions(app)) == 1
+    response = client.delete("/v1/session", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 204
+    cleared = response.headers["set-cookie"]
+    assert cleared.startswith("scribe_session=") and "Max-Age=0" in cleared
+    assert sessions(app) == []
+    [logout] = audit_rows(app, "logout")
+    assert (logout.actor, logout.method, logout.status_code) == ("dr-a", "DELETE", 204)
+    assert client.get("/probe/x").status_code == 401  # cookie gone from the jar
+    assert client.delete("/v1/session").status_code == 401
+
+
+def test_a_signed_out_cookie_no_longer_works(app, client):
+    csrf = sign_in(client).json()["csrf_token"]
+    value = client.cookies["scribe_session"]
+    client.delete("/v1/session", headers={"X-CSRF-Token": csrf})
+    client.cookies.set("scribe_session", value)
+    response = client.get("/probe/x")
+    assert response.status_code == 401 and "signed out" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_an_expired_session_is_refused_and_purged_at_the_next_sign_in(app, client):
+    sign_in(client)
+    with app.state.database.session() as session, session.begin():
+        session.execute(update(WebSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    response = client.get("/probe/x")
+    assert response.status_code == 401 and "expired" in response.json()["issue"][0]["diagnostics"]
+    assert audit_rows(app, "auth-failure")[-1].actor == "dr-a"
+    client.cookies.clear()
+    sign_in(client)
+    assert len(sessions(app)) == 1  # the expired row went
+
+
+def test_a_disabled_user_is_signed_out_everywhere(app, client):
+    sign_in(client)
+    set_user_active(app.state.database, "dr-a", False)
+    assert client.get("/probe/x").status_code == 401
+    assert sign_in(client).status_code == 401
+
+
+def test_made_up_cookie_is_401(client):
+    client.cookies.set("scribe_session", "made-up")
+    assert client.get("/probe/x").status_code == 401
+    assert client.get("/v1/session").status_code == 401
+
+
+@pytest.mark.parametrize(("origin", "status"), [("http://testserver", 200), ("https://app.example.org", 200),
+                                                ("https://evil.example.com", 403), ("null", 403)])
+def test_sign_in_from_another_site_is_refused(tmp_path, origin, status):
+    settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), allowed_origins=["https://app.example.org/"])
+    app = build_app(settings)
+    with TestClient(app) as client:
+        save_user(app.state.database, "dr-a", PASSWORD)
+        response = sign_in(client, headers={"Origin": origin})
+    assert response.status_code == status
+    assert ("set-cookie" in response.headers) is (status == 200)
+
+
+def test_sessions_on_every_database(database_target):
+    """Sign in, use, expire and sign out on SQLite and PostgreSQL (timezone handling differs between them)."""
+    settings, schema, _ = database_target
+    app = build_app(settings, schema)
+    with TestClient(app) as client:
+        save_user(app.state.database, "dr-a", PASSWORD, role="admin")
+        csrf = sign_in(client).json()["csrf_token"]
+        assert client.get("/probe-admin").json()["subject"] == "dr-a"
+        assert client.post("/probe/x", headers={"X-CSRF-Token": csrf}).status_code == 200
+        assert client.delete("/v1/session", headers={"X-CSRF-Token": csrf}).status_code == 204
+        assert client.get("/probe/x").status_code == 401
+        sign_in(client)
+        with app.state.database.session() as session, session.begin():
+            session.execute(update(WebSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        assert client.get("/probe/x").status_code == 401
+        assert [r.action for r in audit_rows(app)] == ["login", "logout", "auth-failure", "login", "auth-failure"]

@@ -1,0 +1,92 @@
+"""No PHI in application logs: a full run of a real server at debug level, grepped for the patient and the words."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scribe.audio import decode_audio
+from scribe.auth.tokens import create_token
+from streaming.client import pcm16, stream_pcm
+from tests.conftest import SAMPLES
+from tests.test_serve_process import free_port
+
+KEY = "q" * 40
+SECRETS = ("Maria", "Alvarez", "amlodipine", "apixaban", "metoprolol", "fibrillation", "Penicillin", "Hives",
+           "pt-1001")
+
+
+@pytest.fixture
+def models_dir(settings) -> Path:
+    from scribe.asr.bundled_whisper import ensure_bundled
+
+    ensure_bundled(settings.models_dir)
+    return settings.models_dir
+
+
+def test_a_full_run_logs_no_patient_data(tmp_path: Path, models_dir: Path):
+    data = tmp_path / "data"
+    (data / "models").mkdir(parents=True)
+    (data / "models" / "whisper-base").symlink_to(models_dir / "whisper-base")
+    port = free_port()
+    env = {**os.environ, "SCRIBE_DATA_DIR": str(data), "SCRIBE_SECRET_KEY": KEY, "SCRIBE_LOG_LEVEL": "debug"}
+    server = subprocess.Popen([sys.executable, "-m", "scribe.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).json()["ready"]:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        token = create_token(KEY.encode(), "dr-log", ("user/*.*",), 600)
+        ehr = create_token(KEY.encode(), "ehr-log", ("system/DocumentReference.rs",), 600)
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=120) as client:
+            encounter = client.post("/v1/encounters", json={"patient": {"id": "pt-1001", "name": "Maria Alvarez"},
+                                                            "mode": "dictation"}).json()["id"]
+            bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
+            assert client.post(f"/v1/encounters/{encounter}/records", content=bundle,
+                               headers={"Content-Type": "application/fhir+json"}).status_code == 201
+            upload = client.post(f"/v1/encounters/{encounter}/audio",
+                                 content=(SAMPLES / "cardiology_followup.wav").read_bytes(),
+                                 headers={"Content-Type": "audio/wav"})
+            assert upload.status_code == 200 and "amlodipine" in upload.text.lower()
+            assert client.post(f"/v1/encounters/{encounter}/audio", content=os.urandom(4000),
+                               headers={"Content-Type": "audio/wav"}).status_code == 422
+            assert client.post(f"/v1/encounters/{encounter}/records", content=b'{"resourceType": "Maria Alvarez"}',
+                               headers={"Content-Type": "application/json"}).status_code == 422
+            draft = client.post(f"/v1/encounters/{encounter}/note")
+            assert draft.status_code == 201
+            note = draft.json()
+            edited = note["note"]
+            edited["plan"].append({"text": "Maria Alvarez to bring her amlodipine bottles.", "evidence": []})
+            assert client.put(f"/v1/notes/{note['id']}", json=edited,
+                              headers={"If-Match": draft.headers["etag"]}).status_code == 200
+            assert client.post(f"/v1/notes/{note['id']}/sign", json={"confirm_unsupported": True}).status_code == 200
+            fhir = {"Authorization": f"Bearer {ehr}"}
+            assert client.get("/fhir/DocumentReference?patient=pt-1001&_revinclude=Provenance:target",
+                              headers=fhir).json()["total"] == 1
+            assert client.get(f"/fhir/Binary/{note['id']}-text", headers=fhir).status_code == 200
+            assert client.get("/fhir/DocumentReference?patient=pt-1001&date=badMaria", headers=fhir).status_code == 400
+            assert client.get("/v1/encounters/Maria-Alvarez", headers=auth).status_code == 404
+            assert client.get("/v1/encounters", headers={"Authorization": "Bearer Maria.Alvarez"}).status_code == 401
+        pcm = pcm16(decode_audio(SAMPLES / "cardiology_followup.wav"))
+        result = asyncio.run(stream_pcm(f"ws://127.0.0.1:{port}/v1/encounters/enc-log-1/stream", pcm, token=token))
+        assert result.transcript and "fibrillation" in result.transcript["text"].lower()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert "ASR engine ready" in output and "Application startup complete" in output  # the log is really there
+    leaks = [word for word in SECRETS if word.lower() in output.lower()]
+    assert not leaks, f"patient data in the log: {leaks}\n{output[-3000:]}"
