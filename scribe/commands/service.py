@@ -1,0 +1,157 @@
+"""`scribe serve`, the streaming clients (`stream`, `dictate`), `scribe db upgrade`, `scribe token create`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scribe.commands.base import FormatChoice, app, db_app, err, token_app
+from scribe.config import load_settings
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Overrides SCRIBE_DATA_DIR."),
+    asr: bool = typer.Option(True, "--asr/--no-asr", help="Load speech recognition (--no-asr: a REST/FHIR-only node)."),
+) -> None:
+    """Run the service: websocket ingest, REST API, FHIR API, health at /healthz."""
+    import uvicorn
+
+    from scribe.api.app import create_app
+
+    if data_dir is not None:
+        os.environ["SCRIBE_DATA_DIR"] = str(data_dir)
+    from scribe.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    err(f"serving on http://{host}:{port} (data in {settings.data_dir})")
+    uvicorn.run(create_app(settings, load_asr=asr), host=host, port=port, log_level=settings.log_level,
+                access_log=False, log_config=None)
+
+
+@app.command()
+def stream(
+    file: Path = typer.Argument(..., help="Audio file to stream (any format scribe transcribe reads)."),
+    url: str = typer.Option(..., "--url", help="ws://host:port/v1/encounters/ID/stream"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
+    realtime: bool = typer.Option(False, "--realtime", help="Send at real-time pace, as a microphone would."),
+    fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
+) -> None:
+    """Stream a file to a scribe server; partials live on stderr, the final transcript on stdout."""
+    import asyncio
+    import statistics
+
+    from scribe.audio import decode_audio
+    from scribe.formats import render
+    from scribe.transcript import Transcript
+    from streaming.client import pcm16, stream_pcm
+
+    pcm = pcm16(decode_audio(file))
+    result = asyncio.run(stream_pcm(url, pcm, token=token, realtime=realtime, on_message=_show_stream_message))
+    assert result.transcript is not None
+    sys.stdout.write(render(Transcript.from_dict(result.transcript), fmt.value))
+
+    def p(values: list[float], q: float) -> str:
+        return f"{statistics.quantiles(values, n=100)[q - 1]:.2f}s" if len(values) >= 2 else "n/a"
+
+    err(f"latency (audio clock{'' if realtime else ', not paced: only meaningful with --realtime'}): "
+        f"partial p50 {p(result.partial_latencies, 50)} p95 {p(result.partial_latencies, 95)}; "
+        f"final p50 {p(result.final_latencies, 50)} p95 {p(result.final_latencies, 95)}; "
+        f"reconnects {result.reconnects}")
+
+
+@app.command()
+def dictate(
+    url: str = typer.Option(..., "--url", help="ws://host:port/v1/encounters/ID/stream"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
+    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="Stop after this long [default: Ctrl-C]"),
+    device: Optional[str] = typer.Option(None, "--device", help="Input device name or index (see python -m sounddevice)."),
+    fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
+) -> None:
+    """Dictate from the microphone: partials live on stderr; Ctrl-C (or --seconds) ends and prints the transcript."""
+    import asyncio
+
+    from scribe.errors import EngineUnavailableError
+    from streaming.client import LiveAudio, stream_pcm
+
+    try:
+        import sounddevice
+    except OSError as exc:  # the PortAudio library is missing
+        raise EngineUnavailableError(f"no audio input: {exc} (install libportaudio2)") from None
+
+    async def record_and_stream() -> dict:
+        loop = asyncio.get_running_loop()
+        live = LiveAudio()
+
+        def on_audio(indata, _frames, _time, status) -> None:
+            loop.call_soon_threadsafe(live.append, bytes(indata))
+
+        try:
+            microphone = sounddevice.RawInputStream(samplerate=16000, channels=1, dtype="int16", blocksize=1600,
+                                                    device=int(device) if device and device.isdigit() else device,
+                                                    callback=on_audio)
+        except (sounddevice.PortAudioError, ValueError) as exc:
+            raise EngineUnavailableError(f"cannot open the microphone: {exc}") from None
+        err("recording — press Ctrl-C to stop" if seconds is None else f"recording for {seconds:g} s")
+        streaming = asyncio.create_task(stream_pcm(url, live, token=token, on_message=_show_stream_message))
+        with microphone:
+            try:
+                if seconds is None:
+                    await asyncio.Event().wait()
+                else:
+                    await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                pass
+        live.close()
+        return (await streaming).transcript or {}
+
+    try:
+        transcript = asyncio.run(record_and_stream())
+    except KeyboardInterrupt:  # the recording ended by Ctrl-C before the stream could finish
+        raise typer.Exit(130) from None
+    from scribe.formats import render
+    from scribe.transcript import Transcript
+
+    sys.stdout.write(render(Transcript.from_dict(transcript), fmt.value))
+
+
+def _show_stream_message(message: dict) -> None:
+    if message["type"] == "partial" and message.get("text"):
+        print(f"\r\x1b[2K… {message['text'][-100:]}", end="", file=sys.stderr, flush=True)
+    elif message["type"] == "final":
+        segment = message["segment"]
+        print(f"\r\x1b[2K[{segment['start']:7.2f}-{segment['end']:7.2f}] {segment['text']}", file=sys.stderr)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to the configured database (every command that uses it does so on start)."""
+    from scribe.store.db import database_url, open_database
+
+    settings = load_settings()
+    open_database(settings)
+    url = database_url(settings)
+    err(f"database up to date: {url.split('@')[-1] if '@' in url else url}")
+
+
+@token_app.command("create")
+def token_create(
+    sub: str = typer.Option(..., "--sub", help="Subject: the clinician's user id or the client id."),
+    scope: Optional[list[str]] = typer.Option(None, "--scope", help="Scope (repeatable) [default: user/*.*]"),
+    ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
+) -> None:
+    """Mint a signed access token; prints only the token."""
+    from scribe.auth.signing_key import signing_key
+    from scribe.auth.tokens import CLINICIAN_SCOPES, create_token
+    from scribe.store.db import open_database
+
+    settings = load_settings()
+    key = signing_key(settings, open_database(settings))
+    print(create_token(key, sub, tuple(scope) if scope else CLINICIAN_SCOPES, ttl, audience=settings.public_url))
