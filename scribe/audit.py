@@ -104,3 +104,16 @@ def audit_event(row: AuditRecord, base_url: str = "") -> dict[str, Any]:
     if entities:
         resource["entity"] = entities
     return AuditEvent.model_validate(resource).model_dump(mode="json", exclude_none=True)
+
+
+def recent_failures(database: Database, actor: str, path: str, window_s: float) -> int:
+    """How many `auth-failure` records name `actor` on route `path` within the last `window_s` seconds."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    since = datetime.now(UTC) - timedelta(seconds=window_s)
+    with database.session() as session:
+        return session.scalar(select(func.count()).where(
+            AuditRecord.action == "auth-failure", AuditRecord.actor == actor, AuditRecord.path == path,
+            AuditRecord.recorded_at >= since)) or 0

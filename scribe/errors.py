@@ -71,3 +71,9 @@ class UnsupportedMediaTypeError(BadInputError):
 
 class InvalidRequestError(BadInputError):
     """A request the server cannot parse or carry out as asked (HTTP 400), e.g. an unknown search parameter."""
+
+
+class RateLimitedError(ScribeError):
+    """Too many attempts in a short time (failed sign-ins): HTTP 429."""
+
+    exit_code = 3

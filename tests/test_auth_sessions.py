@@ -187,3 +187,18 @@ def test_sessions_on_every_database(database_target):
             session.execute(update(WebSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
         assert client.get("/probe/x").status_code == 401
         assert [r.action for r in audit_rows(app)] == ["login", "logout", "auth-failure", "login", "auth-failure"]
+
+
+def test_repeated_failed_sign_ins_lock_the_account_for_a_while(app, client, monkeypatch):
+    """Failures are counted from the audit trail, so every node sees the same count."""
+    from scribe.api import session as session_routes
+
+    monkeypatch.setattr(session_routes, "MAX_FAILED_SIGN_INS", 3)
+    for _ in range(3):
+        assert sign_in(client, password="wrong password!!").status_code == 401
+    locked = sign_in(client)  # even the right password, while locked
+    assert locked.status_code == 429 and locked.json()["issue"][0]["code"] == "throttled"
+    assert "try again" in locked.json()["issue"][0]["diagnostics"]
+    assert sign_in(client, "someone-else", PASSWORD).status_code == 401  # other accounts are not affected
+    monkeypatch.setattr(session_routes, "LOCKOUT_WINDOW_S", 0.0)  # the window has passed
+    assert sign_in(client).status_code == 200

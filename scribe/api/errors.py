@@ -15,19 +15,19 @@ from scribe.auth.smart import OAuthError
 from scribe.auth.tokens import AuthError
 from scribe.errors import (BadInputError, ConflictError, EngineUnavailableError, ForbiddenError, InvalidRequestError,
                            NotFoundError, PayloadTooLargeError, PreconditionFailedError, PreconditionRequiredError,
-                           ScribeError, UnsupportedMediaTypeError)
+                           RateLimitedError, ScribeError, UnsupportedMediaTypeError)
 
 log = logging.getLogger("scribe.api")
 
 _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
                 409: "conflict", 412: "conflict", 413: "too-long", 415: "not-supported", 422: "processing",
-                428: "required", 503: "transient"}
+                428: "required", 429: "throttled", 503: "transient"}
 
 
 _STATUS_BY_ERROR = ((AuthError, 401), (ForbiddenError, 403), (NotFoundError, 404), (PayloadTooLargeError, 413),
                     (UnsupportedMediaTypeError, 415), (PreconditionFailedError, 412), (PreconditionRequiredError, 428),
                     (ConflictError, 409), (InvalidRequestError, 400), (BadInputError, 422),
-                    (EngineUnavailableError, 503), (ScribeError, 500))
+                    (RateLimitedError, 429), (EngineUnavailableError, 503), (ScribeError, 500))
 
 
 def operation_outcome(status: int, message: str) -> JSONResponse:

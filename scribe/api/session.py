@@ -12,9 +12,13 @@ from scribe.auth.tokens import AuthError
 from scribe.auth.users import authenticate
 from scribe.auth.web_sessions import SESSION_COOKIE, SignedIn, end_session, resolve_session, start_session
 from scribe.config import Settings
-from scribe.errors import BadInputError, ForbiddenError
+from scribe.audit import recent_failures
+from scribe.errors import BadInputError, ForbiddenError, RateLimitedError
 
 router = APIRouter(prefix="/v1", tags=["session"])
+# Failed sign-ins are counted from the audit trail (shared by every node): this many in the window locks the account.
+MAX_FAILED_SIGN_INS = 10
+LOCKOUT_WINDOW_S = 15 * 60.0
 
 
 class SessionInfo(BaseModel):
@@ -65,6 +69,9 @@ def sign_in(request: Request, response: Response, form: dict[str, str] = Depends
     if not username or not password:
         raise BadInputError("username and password are required")
     state = request.app.state
+    if recent_failures(state.database, username, "/v1/session", LOCKOUT_WINDOW_S) >= MAX_FAILED_SIGN_INS:
+        raise RateLimitedError(f"too many failed sign-ins for this account; try again in "
+                               f"{LOCKOUT_WINDOW_S // 60:.0f} minutes")
     account = authenticate(state.database, username, password)  # refusals are audited by the AuthError handler
     session_id, signed_in = start_session(state.database, account.username, account.display_name,
                                           state.settings.session_lifetime_s)
