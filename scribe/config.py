@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     oidc_jwks_url: str | None = Field(default=None, description="where the provider publishes its keys")
     oidc_jwks_file: Path | None = Field(default=None, description="or a local copy of its key set")
     oidc_username_claim: str = Field(default="preferred_username", description="claim naming the scribe user")
+    node_id: str = Field(default_factory=lambda: __import__("socket").gethostname()[:40],
+                         description="this node's name (unique per process when several share a host)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     delivery_interval_s: float = Field(default=5.0, gt=0, description="how often the EHR outbox is drained")
     max_records_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest prior-records bundle accepted")

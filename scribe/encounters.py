@@ -327,8 +327,9 @@ STREAM_LEASE_S = 30.0
 def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: float = STREAM_LEASE_S) -> bool:
     """Claim the right to stream into the encounter (one connection at a time, across every node).
 
-    One conditional UPDATE: free, expired or already ours -> ours until now + ttl. A crashed
-    node's lease simply runs out, so the clinician can reconnect elsewhere within `ttl_s`.
+    One conditional UPDATE: free, expired or already ours -> ours until now + ttl. `holder` is
+    "<node id>/<connection id>": a crashed node's leases run out within `ttl_s`, or are released
+    at once when that node starts again (`release_node_streams`).
     """
     moment = now()
     claimed = session.execute(
@@ -339,6 +340,13 @@ def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: f
         .values(stream_holder=holder, stream_lease_until=moment + timedelta(seconds=ttl_s))
     )
     return claimed.rowcount == 1
+
+
+def release_node_streams(session: Session, node_id: str) -> int:
+    """At start-up: leases this node held before it stopped (or was killed) are void; returns how many."""
+    result = session.execute(update(Encounter).where(Encounter.stream_holder.like(f"{node_id}/%"))
+                             .values(stream_holder=None, stream_lease_until=None))
+    return result.rowcount
 
 
 def release_stream(session: Session, encounter_id: str, holder: str) -> None:

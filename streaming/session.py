@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,7 +60,8 @@ def _shift(segment: Segment, offset: float, new_id: int) -> Segment:
 
 class StreamingSession:
     def __init__(self, encounter_id: str, owner: str, transport: Transport, engine: WhisperEngine,
-                 executor: Executor, config: SessionConfig, context: PatientContext | None = None) -> None:
+                 executor: Executor, config: SessionConfig, context: PatientContext | None = None,
+                 on_done: Callable[[Transcript], Awaitable[None]] | None = None) -> None:
         self.encounter_id = encounter_id
         self.owner = owner
         self.transport = transport
@@ -67,6 +69,7 @@ class StreamingSession:
         self.executor = executor
         self.config = config
         self.context = context
+        self.on_done = on_done  # runs before `done` is sent (the service persists the transcript there)
         self.store: EncounterAudio | None = None
         self._send_lock = asyncio.Lock()
         self._audio_ready = asyncio.Event()
@@ -140,7 +143,10 @@ class StreamingSession:
         if self._asr_error is not None:
             raise self._asr_error
         await self.send(protocol.ack(self.store.received_bytes, fmt))
-        await self.send(protocol.done(self._transcript(fmt)))
+        transcript = self._transcript(fmt)
+        if self.on_done is not None:
+            await self.on_done(transcript)
+        await self.send(protocol.done(transcript))
         await self.transport.close(protocol.CLOSE_NORMAL)
 
     @staticmethod

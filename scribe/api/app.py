@@ -20,6 +20,7 @@ from scribe.auth.oidc import OidcVerifier
 from scribe.auth.signing_key import signing_key
 from scribe.config import Settings
 from scribe.delivery import delivery_loop
+from scribe.encounters import release_node_streams
 from scribe.retention import retention_loop
 from scribe.store import open_database
 
@@ -57,6 +58,8 @@ def create_app(settings: Settings, *, load_asr: bool = True, database_schema: st
         app.state.settings = settings
         app.state.database = database
         app.state.signing_key = signing_key(settings, database)
+        with database.session() as session, session.begin():
+            release_node_streams(session, settings.node_id)  # leases this node held before a crash or restart
         app.state.oidc_verifier = OidcVerifier.from_settings(settings)  # a half configuration fails here, at start
         app.state.asr = AsrState()
         app.state.audio_root = settings.audio_dir

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -10,11 +12,20 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from scribe.api.auth import principal_from_header
 from scribe.auth.tickets import redeem_ticket
 from scribe.auth.tokens import AuthError, Principal
+from scribe.audit import Actor, record
+from scribe.encounters import (STREAM_LEASE_S, acquire_stream, encounter_for_stream, records_context, release_stream,
+                               save_transcript)
+from scribe.errors import ForbiddenError
+from scribe.records import PatientContext
+from scribe.store import Database
+from scribe.store.models import Encounter
+from scribe.transcript import Transcript
 from streaming import protocol
-from streaming.audio_store import EncounterAudio
 from streaming.protocol import ProtocolError
 from streaming.session import SessionConfig, StreamingSession
 
+log = logging.getLogger("scribe.streaming")
+CLAIM_WAIT_S = 3.0
 router = APIRouter()
 asr_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")  # Whisper already uses every core
 
@@ -76,26 +87,99 @@ async def stream(websocket: WebSocket, encounter_id: str) -> None:
     try:
         principal = await asyncio.to_thread(_authenticate, websocket, encounter_id)
     except AuthError as exc:
+        await asyncio.to_thread(_audit, websocket, exc.subject, exc.subject_kind, "auth-failure", 401, None)
         await transport.send(protocol.error(ProtocolError("unauthorized", str(exc))))
         await transport.close(4401)
         return
+    holder = f"{state.settings.node_id}/{uuid.uuid4().hex}"
     try:
         protocol.validate_encounter_id(encounter_id)
-        owner = EncounterAudio.owner_of(state.audio_root, encounter_id)
-        if owner is not None and owner != principal.subject:
-            raise ProtocolError("forbidden", "this encounter belongs to another clinician")
-        if encounter_id in state.active_streams:
-            raise ProtocolError("already_streaming", "another connection is streaming into this encounter")
         if state.asr.engine is None:
             raise ProtocolError("server_busy", "speech recognition is still loading; retry shortly")
+        context, patient_id = await _claim_soon(state.database, principal, encounter_id, holder)
     except ProtocolError as exc:
+        if exc.code == "forbidden":
+            await asyncio.to_thread(_audit, websocket, principal.subject, principal.kind, "stream", 403, None)
         await transport.send(protocol.error(exc))
         await transport.close(exc.close_code)
         return
+    await asyncio.to_thread(_audit, websocket, principal.subject, principal.kind, "stream", 200, patient_id)
     state.active_streams.add(encounter_id)
+    renewing = asyncio.create_task(_keep_lease(state.database, encounter_id, holder))
     try:
         config = SessionConfig(state.audio_root, state.settings.max_audio_seconds)
-        session = StreamingSession(encounter_id, principal.subject, transport, state.asr.engine, asr_executor, config)
+
+        async def persist(transcript: Transcript) -> None:
+            await asyncio.to_thread(_save_stream_transcript, state.database, encounter_id, transcript)
+
+        session = StreamingSession(encounter_id, principal.subject, transport, state.asr.engine, asr_executor, config,
+                                   context=context, on_done=persist)
         await session.run()
     finally:
+        renewing.cancel()
         state.active_streams.discard(encounter_id)
+        await asyncio.to_thread(_release, state.database, encounter_id, holder)
+
+
+async def _claim_soon(database: Database, principal: Principal, encounter_id: str,
+                      holder: str) -> tuple[PatientContext | None, str | None]:
+    """`_claim`, waiting up to CLAIM_WAIT_S for a connection that just dropped to let go (a quick reconnect)."""
+    deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
+    while True:
+        try:
+            return await asyncio.to_thread(_claim, database, principal, encounter_id, holder)
+        except ProtocolError as exc:
+            if exc.code != "already_streaming" or asyncio.get_running_loop().time() >= deadline:
+                raise
+        await asyncio.sleep(0.1)
+
+
+def _claim(database: Database, principal: Principal, encounter_id: str,
+           holder: str) -> tuple[PatientContext | None, str | None]:
+    """The encounter (created for this clinician when new) and the right to stream into it, across every node."""
+    with database.session() as session, session.begin():
+        try:
+            encounter = encounter_for_stream(session, principal.subject, encounter_id)
+        except ForbiddenError as exc:
+            raise ProtocolError("forbidden", str(exc)) from None
+        if not acquire_stream(session, encounter_id, holder):
+            raise ProtocolError("already_streaming", "another connection is streaming into this encounter")
+        return records_context(session, encounter_id), encounter.patient_id
+
+
+async def _keep_lease(database: Database, encounter_id: str, holder: str) -> None:
+    """Renew the stream lease while the connection lives; a dead node's lease runs out by itself."""
+    while True:
+        await asyncio.sleep(STREAM_LEASE_S / 3)
+        try:
+            await asyncio.to_thread(_renew, database, encounter_id, holder)
+        except Exception as exc:  # a database hiccup must not end the stream; the next renewal retries
+            log.warning("stream lease renewal failed: %s", type(exc).__name__)
+
+
+def _renew(database: Database, encounter_id: str, holder: str) -> None:
+    with database.session() as session, session.begin():
+        acquire_stream(session, encounter_id, holder)
+
+
+def _release(database: Database, encounter_id: str, holder: str) -> None:
+    with database.session() as session, session.begin():
+        release_stream(session, encounter_id, holder)
+
+
+def _save_stream_transcript(database: Database, encounter_id: str, transcript: Transcript) -> None:
+    with database.session() as session, session.begin():
+        encounter = session.get(Encounter, encounter_id)
+        if encounter is not None:
+            save_transcript(session, encounter, transcript, source="stream")
+
+
+def _audit(websocket: WebSocket, subject: str | None, kind: str, action: str, status: int,
+           patient_id: str | None) -> None:
+    actor = Actor(subject, kind if subject else "anonymous", websocket.client.host if websocket.client else None)
+    try:
+        record(websocket.app.state.database, actor, action, resource_type="Encounter",
+               resource_id=websocket.path_params.get("encounter_id"), patient_id=patient_id, status=status,
+               method="GET", path="/v1/encounters/{encounter_id}/stream")
+    except Exception as exc:  # the stream's answer must still go out; the failure is logged
+        log.error("cannot write the %s audit record: %s", action, type(exc).__name__)

@@ -1,0 +1,91 @@
+"""The websocket and the store: streamed encounters are encounters like any other (owner, transcript, audit),
+and one connection at a time streams into an encounter across every node (a lease in the database)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from scribe.api.app import create_app
+from scribe.encounters import acquire_stream, release_node_streams
+from scribe.store.models import AuditRecord, Encounter
+from tests.conftest import SAMPLES
+from tests.test_stream_api import KEY, connect, expect_error, sample_pcm, start, stream_all, token, whisper  # noqa: F401
+
+
+@pytest.fixture
+def api(database_target, whisper):  # noqa: F811 - the module fixture from test_stream_api
+    settings, schema, _ = database_target
+    settings = settings.model_copy(update={"secret_key": KEY})
+    with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as client:
+        client.app.state.asr.engine = whisper
+        yield client
+
+
+def bearer(subject: str = "dr-a") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(subject)}"}
+
+
+def test_a_streamed_encounter_is_stored_like_any_other(api: TestClient):
+    bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
+    created = api.post("/v1/encounters", json={"patient": {"id": "pt-1001"}, "mode": "dictation"}, headers=bearer())
+    encounter = created.json()["id"]
+    assert api.post(f"/v1/encounters/{encounter}/records", content=bundle,
+                    headers={**bearer(), "Content-Type": "application/fhir+json"}).status_code == 201
+    with connect(api, encounter) as ws:
+        start(ws)
+        messages = stream_all(ws, sample_pcm())
+    assert messages[-1]["type"] == "done"
+    stored = api.get(f"/v1/encounters/{encounter}/transcript", headers=bearer())
+    assert stored.status_code == 200 and stored.json()["text"] == messages[-1]["transcript"]["text"]
+    assert api.get(f"/v1/encounters/{encounter}", headers=bearer()).json()["status"] == "transcribed"
+    assert api.post(f"/v1/encounters/{encounter}/note", headers=bearer()).status_code == 201
+    with api.app.state.database.session() as session:
+        streams = session.scalars(select(AuditRecord).where(AuditRecord.action == "stream")).all()
+        row = session.get(Encounter, encounter)
+    assert [(r.actor, r.patient_id, r.outcome) for r in streams] == [("dr-a", "pt-1001", "0")]
+    assert row.stream_holder is None  # the lease went with the connection
+
+
+def test_a_new_id_becomes_the_clinicians_encounter_and_others_are_refused(api: TestClient):
+    with connect(api, "enc-new", "dr-a") as ws:
+        start(ws)
+        ws.send_bytes(b"\x00" * 3200)
+        assert ws.receive_json()["type"] == "ack"
+    listed = api.get("/v1/encounters", headers=bearer("dr-a")).json()
+    assert [e["id"] for e in listed["encounters"]] == ["enc-new"]
+    with connect(api, "enc-new", "dr-b") as ws:
+        expect_error(ws, "forbidden", 4403)
+    rest = api.post("/v1/encounters", json={"id": "enc-rest"}, headers=bearer("dr-a"))
+    assert rest.status_code == 201
+    with connect(api, "enc-rest", "dr-b") as ws:
+        expect_error(ws, "forbidden", 4403)
+    with api.app.state.database.session() as session:
+        refused = session.scalars(select(AuditRecord).where(AuditRecord.action == "stream",
+                                                            AuditRecord.outcome == "4")).all()
+    assert {(r.actor, r.resource_id) for r in refused} == {("dr-b", "enc-new"), ("dr-b", "enc-rest")}
+
+
+def test_websocket_auth_failures_are_audited(api: TestClient):
+    with connect(api, "enc-x", headers={"Authorization": "Bearer forged"}) as ws:
+        expect_error(ws, "unauthorized", 4401)
+    with api.app.state.database.session() as session:
+        [row] = session.scalars(select(AuditRecord).where(AuditRecord.action == "auth-failure")).all()
+    assert row.path == "/v1/encounters/{encounter_id}/stream" and row.resource_id == "enc-x"
+    assert row.status_code == 401
+
+
+def test_the_lease_is_one_connection_across_nodes(api: TestClient):
+    """Another node's live lease refuses this node; a restarted node voids the leases it held."""
+    assert api.post("/v1/encounters", json={"id": "enc-lease"}, headers=bearer()).status_code == 201
+    with api.app.state.database.session() as session, session.begin():
+        assert acquire_stream(session, "enc-lease", "node-b/conn-1")
+        assert not acquire_stream(session, "enc-lease", "node-c/conn-2")
+        assert acquire_stream(session, "enc-lease", "node-b/conn-1")  # renewal by the holder
+    with connect(api, "enc-lease") as ws:
+        expect_error(ws, "already_streaming", 4409)
+    with api.app.state.database.session() as session, session.begin():
+        assert release_node_streams(session, "node-b") == 1  # node-b restarted
+    with connect(api, "enc-lease") as ws:
+        assert start(ws)["type"] == "ready"
