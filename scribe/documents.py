@@ -244,12 +244,14 @@ def sign_note(session: Session, settings: Settings, principal: Principal, note_i
     moment = now()
     note = view.note
     note.status, note.signed_at, note.signed_by, note.updated_at = "signed", moment, principal.subject, moment
+    # The signed text is a version of its own (same content, renderings that say "signed"): rows never change.
+    note.version += 1
+    current = _add_version(session, note, view.soap(), _note_input(session, view.encounter),
+                           created_by=principal.subject, transcript_id=view.current.transcript_id,
+                           addendum=view.current.addendum, encounter=view.encounter)
     session.add(SignOff(note_id=note.id, version=note.version, signer=principal.subject, signed_at=moment,
                         attestation=attestation))
-    # The signed version's renderings say "signed": re-render it in place (same content, new status line).
-    current = view.current
-    current.text_rendering, current.html_rendering = _rendered(view.soap(), _note_input(session, view.encounter),
-                                                               "signed", view.encounter.patient_name, current.addendum)
+    session.flush()
     refresh_fhir(session, note, view.encounter)
     outbox = []
     if note.relation == "replaces" and note.related_note_id:

@@ -125,6 +125,12 @@ def test_full_lifecycle(api: TestClient):
     assert api.get(f"/v1/encounters/{encounter}", headers=DR_A).json()["status"] == "signed"
     rendering = api.get(f"/v1/notes/{note_id}/rendering?format=txt", headers=DR_A).text
     assert "Status: signed" in rendering
+    history = api.get(f"/v1/notes/{note_id}/versions", headers=DR_A).json()["versions"]
+    assert [v["version"] for v in history] == [1, 2, 3] and history[2]["note"] == history[1]["note"]
+    from scribe.store.models import NoteVersion
+
+    with api.app.state.database.session() as session:  # the edited draft's row is untouched by the signature
+        assert "Status: draft" in session.get(NoteVersion, (note_id, 2)).text_rendering
 
     # Amend: reason required; the amendment replaces the note once it is signed.
     assert api.post(f"/v1/notes/{note_id}/amend", json={}, headers=DR_A).status_code == 422
