@@ -118,13 +118,19 @@ def _add_version(session: Session, note: Note, soap: SOAPNote, note_input: NoteI
 
 
 def refresh_fhir(session: Session, note: Note, encounter: Encounter) -> None:
-    """Rebuild the stored DocumentReference and Provenance after any change the EHR side can see."""
+    """Rebuild the stored DocumentReference and Provenance after any change the EHR side can see.
+
+    A note whose encounter names no patient yet has no FHIR view (US Core needs a subject).
+    """
     current = _version(session, note)
     soap = SOAPNote.model_validate_json(current.body)
     note.fhir_version += 1
+    if not note.patient_id:
+        note.document_json = note.provenance_json = None
+        return
     doc = NoteDocument(
         note_id=note.id, version=note.fhir_version, status=note.status,  # type: ignore[arg-type]
-        note_type=note.note_type, patient_id=note.patient_id or "unknown", author=note.clinician,
+        note_type=note.note_type, patient_id=note.patient_id, author=note.clinician,
         created_at=note.created_at, updated_at=note.updated_at, text=current.text_rendering,
         html=current.html_rendering, engine=soap.metadata.engine, model=soap.metadata.model,
         encounter_id=note.encounter_id, patient_name=encounter.patient_name, signed_by=note.signed_by,
@@ -237,6 +243,8 @@ def sign_note(session: Session, settings: Settings, principal: Principal, note_i
         raise ConflictError(f"this note is already {view.note.status}")
     if if_match is not None:
         _check_if_match(view, if_match)
+    if not view.encounter.patient_id:
+        raise ConflictError("the encounter names no patient: set it (PATCH /v1/encounters/{id}) before signing")
     unsupported = sum(s.support == "unsupported" for s in view.soap().statements())
     if unsupported and not confirm_unsupported:
         raise ConflictError(f"{unsupported} statement(s) are not supported by their evidence: fix them, or sign "
@@ -334,6 +342,23 @@ def add_addendum(session: Session, principal: Principal, note_id: str, *, text: 
     return _new_note(session, view.encounter, soap, None, created_by=principal.subject,
                      transcript_id=view.current.transcript_id, relation="appends", related=view.note,
                      reason=(reason or "").strip() or None, addendum=text.strip())
+
+
+def set_patient(session: Session, encounter: Encounter, patient_id: str, patient_name: str | None) -> None:
+    """Name (or correct) the encounter's patient while nothing is signed; its notes follow."""
+    from scribe.encounters import PATIENT_ID
+
+    if not PATIENT_ID.fullmatch(patient_id):
+        raise BadInputError("patient.id must be 1-64 of A-Z a-z 0-9 . - (a FHIR id)")
+    notes = notes_of_encounter(session, encounter.id)
+    if any(n.status != "draft" for n in notes) and patient_id != encounter.patient_id:
+        raise ConflictError("a note of this encounter is signed: its patient can no longer change")
+    encounter.patient_id = patient_id
+    encounter.patient_name = (patient_name or "").strip() or encounter.patient_name
+    encounter.updated_at = now()
+    for note in notes:
+        note.patient_id = patient_id
+        refresh_fhir(session, note, encounter)
 
 
 def versions(session: Session, principal: Principal, note_id: str) -> list[NoteVersion]:

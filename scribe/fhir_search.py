@@ -111,7 +111,9 @@ def _paging(params: list[tuple[str, str]]) -> tuple[int, int]:
 
 
 def _visible(query: Select, principal: Principal) -> Select:
-    """A clinician sees only notes of their own encounters; a system client sees all."""
+    """A clinician sees only notes of their own encounters; a system client sees all; a note without a
+    patient (no FHIR view yet) is nobody's search result."""
+    query = query.where(Note.document_json.is_not(None))
     return query.where(Note.clinician == principal.subject) if principal.kind == "user" else query
 
 

@@ -321,3 +321,37 @@ def test_images_as_multipart_and_dicom(api: TestClient, tmp_path: Path):
     empty = api.post(f"/v1/encounters/{encounter}/images", headers=DR_A, data={"note": "no file"},
                      files={"other": ("", b"", "application/octet-stream")})
     assert empty.status_code == 422
+
+
+def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestClient):
+    """A streamed encounter starts without a patient: it is named later (PATCH, or by its records)."""
+    from scribe.encounters import save_transcript
+    from scribe.notes.inputs import transcript_from_text
+    from scribe.store.models import Encounter
+
+    encounter = api.post("/v1/encounters", json={"mode": "dictation"}, headers=DR_A).json()["id"]
+    with api.app.state.database.session() as session, session.begin():
+        save_transcript(session, session.get(Encounter, encounter),
+                        transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"), source="stream")
+    note_id = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
+    ehr = bearer("ehr-1", ("system/DocumentReference.rs",))
+    assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).status_code == 404
+    assert api.get(f"/fhir/DocumentReference?_id={note_id}", headers=ehr).json()["total"] == 0
+    refused = api.post(f"/v1/notes/{note_id}/sign", headers=DR_A)
+    assert refused.status_code == 409 and "names no patient" in refused.text
+    assert api.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": "pt-77"}}, headers=DR_B).status_code == 403
+    named = api.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": "pt-77", "name": "A B"}}, headers=DR_A)
+    assert named.status_code == 200 and named.json()["patient"] == {"id": "pt-77", "name": "A B"}
+    assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).json()["subject"]["reference"] == \
+        "Patient/pt-77"
+    assert api.post(f"/v1/notes/{note_id}/sign", headers=DR_A).status_code == 200
+    changed = api.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": "pt-78"}}, headers=DR_A)
+    assert changed.status_code == 409
+
+
+def test_records_name_the_patient_of_an_encounter_that_had_none(api: TestClient):
+    encounter = api.post("/v1/encounters", json={}, headers=DR_A).json()["id"]
+    bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
+    assert api.post(f"/v1/encounters/{encounter}/records", content=bundle,
+                    headers={**DR_A, "Content-Type": "application/fhir+json"}).status_code == 201
+    assert api.get(f"/v1/encounters/{encounter}", headers=DR_A).json()["patient"]["id"] == "pt-1001"

@@ -14,10 +14,10 @@ from pydantic import BaseModel, Field
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.auth.tokens import Principal
-from scribe.documents import generate_note
+from scribe.documents import generate_note, set_patient
 from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
                                encounter_json, get_encounter, list_encounters, save_transcript, store_upload)
-from scribe.errors import BadInputError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
+from scribe.errors import BadInputError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 router = APIRouter(prefix="/v1/encounters", tags=["encounters"])
 # Uploads are transcribed one at a time beside the streams (Whisper already uses every core).
@@ -62,6 +62,25 @@ def create(body: EncounterIn, request: Request, principal: Principal = Depends(r
         encounter = create_encounter(session, principal, patient_id=body.patient.id, patient_name=body.patient.name,
                                      mode=body.mode, encounter_id=body.id)
         audit.resource_id = encounter.id
+        return encounter_json(encounter)
+
+
+class EncounterPatch(BaseModel):
+    patient: PatientIn
+
+
+@router.patch("/{id}")
+def update(id: str, body: EncounterPatch, request: Request, principal: Principal = Depends(require_scope(WRITE)),
+           audit: AuditScope = Depends(audited("update", "Encounter"))) -> dict[str, Any]:
+    """Name or correct the patient (a streamed encounter starts without one); refused once a note is signed."""
+    if not body.patient.id:
+        raise BadInputError("patient.id is required")
+    with _database(request).session() as session, session.begin():
+        encounter = get_encounter(session, principal, id)
+        if principal.kind != "user" or encounter.clinician != principal.subject:
+            raise ForbiddenError("only the encounter's clinician can change it")
+        set_patient(session, encounter, body.patient.id, body.patient.name)
+        audit.patient_id = encounter.patient_id
         return encounter_json(encounter)
 
 
@@ -187,6 +206,9 @@ async def records(id: str, request: Request, principal: Principal = Depends(requ
             encounter = get_encounter(session, principal, id)
             audit.patient_id = encounter.patient_id
             row, context = add_records(session, encounter, raw)
+            if encounter.patient_id is None and context.patient_id:  # the records say whose encounter this is
+                set_patient(session, encounter, context.patient_id, context.name)
+                audit.patient_id = encounter.patient_id
             return {"id": row.label, "patient": context.patient_id, "medications": len(context.medications),
                     "problems": len(context.problems), "allergies": len(context.allergies),
                     "observations": len(context.observations)}

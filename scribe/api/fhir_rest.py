@@ -63,7 +63,8 @@ def _stored(text: str | None, base: str) -> str:
 def _visible_note(request: Request, principal: Principal, note_id: str) -> Note:
     with request.app.state.database.session() as session:
         note = session.get(Note, note_id)
-        if note is None or (principal.kind == "user" and note.clinician != principal.subject):
+        if note is None or note.document_json is None or (principal.kind == "user" and
+                                                           note.clinician != principal.subject):
             raise NotFoundError(f"DocumentReference/{note_id} is not known")  # others' notes do not exist for you
         session.expunge(note)
         return note
