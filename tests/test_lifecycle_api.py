@@ -355,3 +355,22 @@ def test_records_name_the_patient_of_an_encounter_that_had_none(api: TestClient)
     assert api.post(f"/v1/encounters/{encounter}/records", content=bundle,
                     headers={**DR_A, "Content-Type": "application/fhir+json"}).status_code == 201
     assert api.get(f"/v1/encounters/{encounter}", headers=DR_A).json()["patient"]["id"] == "pt-1001"
+
+
+def test_an_upload_is_kept_even_when_recognition_fails(api: TestClient, monkeypatch: pytest.MonkeyPatch):
+    from scribe.errors import EngineUnavailableError
+    from scribe.store.models import AudioUpload
+
+    def broken(*_args, **_kwargs):
+        raise EngineUnavailableError("the ASR engine is not available here")
+
+    monkeypatch.setattr("scribe.asr.load_engine", broken)
+    encounter = new_encounter(api)
+    audio = (SAMPLES / "cardiology_followup.wav").read_bytes()
+    response = api.post(f"/v1/encounters/{encounter}/audio", content=audio, headers={**DR_A, "Content-Type": "audio/wav"})
+    assert response.status_code == 503 and response.json()["resourceType"] == "OperationOutcome"
+    with api.app.state.database.session() as session:
+        [upload] = session.scalars(select(AudioUpload).where(AudioUpload.encounter_id == encounter)).all()
+    stored = api.app.state.settings.audio_dir / upload.path
+    assert stored.read_bytes() == audio
+    assert api.get(f"/v1/encounters/{encounter}/audio?start=0&end=1", headers=DR_A).status_code == 200

@@ -149,23 +149,24 @@ async def upload_audio(id: str, request: Request, principal: Principal = Depends
 
 
 def _transcribe_upload(request: Request, principal: Principal, encounter_id: str, data: bytes) -> dict[str, Any]:
+    """Decode (bad audio is refused, nothing kept), store durably, then transcribe: a failing engine loses nothing."""
     from scribe.asr import choose_engine, load_engine
     from scribe.audio import AudioLimits, decode_audio
     from scribe.encounters import records_context
 
     settings = request.app.state.settings
     audio = decode_audio(data, AudioLimits.from_settings(settings))
-    with _database(request).session() as session:
+    with _database(request).session() as session, session.begin():
         encounter = get_encounter(session, principal, encounter_id)
+        upload_id = store_upload(session, settings, encounter, data, _media_type(request) or None,
+                                 len(audio) / 16_000).id
         context = records_context(session, encounter_id)
         mode = encounter.mode
     engine = load_engine(choose_engine(settings.asr_engine, mode, settings), settings)  # type: ignore[arg-type]
     transcript = engine.transcribe(audio, context=context)
     with _database(request).session() as session, session.begin():
-        encounter = get_encounter(session, principal, encounter_id)
-        upload = store_upload(session, settings, encounter, data, _media_type(request) or None,
-                              len(audio) / 16_000)
-        save_transcript(session, encounter, transcript, source="upload", upload_id=upload.id)
+        save_transcript(session, get_encounter(session, principal, encounter_id), transcript, source="upload",
+                        upload_id=upload_id)
     return transcript.to_dict()
 
 
