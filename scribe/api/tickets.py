@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from scribe.api.audit_trail import AuditScope, audited
+from scribe.api.auth import require_scope
 from scribe.auth.tickets import TICKET_TTL_S, issue_ticket
 from scribe.auth.tokens import Principal
-from scribe.api.auth import require_scope
 
 router = APIRouter(prefix="/v1", tags=["streaming"])
 
@@ -23,6 +24,8 @@ class TicketResponse(BaseModel):
 
 @router.post("/stream-tickets", response_model=TicketResponse)
 def create_stream_ticket(body: TicketRequest, request: Request,
-                         principal: Principal = Depends(require_scope("user/Encounter.cu"))) -> TicketResponse:
+                         principal: Principal = Depends(require_scope("user/Encounter.cu")),
+                         audit: AuditScope = Depends(audited("token", "Encounter"))) -> TicketResponse:
+    audit.resource_id, audit.detail = body.encounter_id, "stream ticket"
     ticket = issue_ticket(request.app.state.database, principal.subject, body.encounter_id)
     return TicketResponse(ticket=ticket, expires_in=TICKET_TTL_S)
