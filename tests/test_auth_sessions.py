@@ -90,7 +90,8 @@ def test_cookie_authenticates_safe_requests_without_csrf(client):
 def test_unsafe_cookie_requests_need_the_csrf_header(client, method):
     csrf = sign_in(client).json()["csrf_token"]
     missing = client.request(method, "/probe/x")
-    wrong = client.request(method, "/probe/x", headers={"X-CSRF-Token": csrf[:-1] + "A"})
+    tampered = csrf[:-1] + ("B" if csrf[-1] == "A" else "A")  # differs even when the token ends in "A"
+    wrong = client.request(method, "/probe/x", headers={"X-CSRF-Token": tampered})
     good = client.request(method, "/probe/x", headers={"X-CSRF-Token": csrf})
     assert missing.status_code == 403 and wrong.status_code == 403
     assert "X-CSRF-Token" in missing.json()["issue"][0]["diagnostics"]

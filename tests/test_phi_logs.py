@@ -90,3 +90,21 @@ def test_a_full_run_logs_no_patient_data(tmp_path: Path, models_dir: Path):
     assert "ASR engine ready" in output and "Application startup complete" in output  # the log is really there
     leaks = [word for word in SECRETS if word.lower() in output.lower()]
     assert not leaks, f"patient data in the log: {leaks}\n{output[-3000:]}"
+
+
+def test_websocket_frames_are_not_logged_even_at_debug():
+    import logging
+
+    import websockets.frames
+
+    from scribe.logs import configure_logging
+
+    configure_logging("debug")
+    logger = logging.getLogger("uvicorn.error")
+    frame_record = logger.makeRecord("uvicorn.error", logging.DEBUG, websockets.frames.__file__, 1,
+                                     "> TEXT %r", ("atrial fibrillation",), None)
+    own_record = logger.makeRecord("uvicorn.error", logging.DEBUG, __file__, 1, "server event", (), None)
+    assert [f.filter(frame_record) for f in logger.filters] == [False]
+    assert all(f.filter(own_record) for f in logger.filters)
+    configure_logging("debug")
+    assert len(logger.filters) == 1  # configuring twice adds no second filter
