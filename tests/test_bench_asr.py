@@ -35,3 +35,21 @@ def test_bench_reports_wer_recall_rtf_and_memory(tmp_path: Path, settings: Setti
     table = io.StringIO()
     print_table(summary, table)
     assert "TOTAL records" in table.getvalue() and "M parameters" in table.getvalue()
+
+
+def test_bench_counts_recorded_drugs_written_but_not_spoken():
+    """A transcript naming a recorded drug the speaker never said is counted against the records pass."""
+    from scribe.bench.asr import BenchItem, _measure
+    from scribe.transcript import Transcript
+
+    class Engine:
+        def transcribe(self, audio, *, context=None, progress=None):
+            text = "On apixaban and atorvastatin." if context is not None else "On a big span."
+            return Transcript(text=text, language="en", engine="fake", model="fake", duration_s=len(audio) / 16000,
+                              processing_s=0.5, segments=[])
+
+    wav = SAMPLES / "cardiology_followup.wav"
+    item = BenchItem(wav, wav.with_suffix(".txt").read_text(), wav.with_name(wav.stem + ".bundle.json"))
+    summary = _measure(Engine(), [item])
+    assert summary["records"]["drugs_found"] == 1 and summary["records"]["drugs_inserted"] == 1  # atorvastatin
+    assert summary["plain"]["drugs_found"] == 0 and summary["plain"]["drugs_inserted"] == 0

@@ -46,3 +46,38 @@ def test_no_merging_across_punctuation_or_without_probabilities():
 def test_short_and_multiword_terms_are_not_used():
     source = words((" ase", 0.1), (" lumbar radiculopathy", 0.2))
     assert texts(correct_to_record_terms(source, ["asa", "lumbar radiculopathy"])) == texts(source)
+
+
+def test_a_single_word_spelled_by_ear_becomes_the_recorded_drug():
+    # "approxion" shares 71 % of its letters with naproxen but the same sounds ("praksan" in "napraksan").
+    result = correct_to_record_terms(words((" Approxion", 0.41), (" time,", 0.65)),
+                                     ["gabapentin", "naproxen", "pantoprazole", "tramadol"])
+    assert texts(result) == " Naproxen time,"
+
+
+def test_ordinary_words_that_only_sound_like_a_drug_stay():
+    # "lower than" sounds like losartan (0.88) but is only 71 % alike in letters: runs need letters.
+    source = words((" lower", 0.55), (" than", 0.5), (" before.", 0.9))
+    assert texts(correct_to_record_terms(source, ["losartan"])) == texts(source)
+
+
+def test_a_different_drug_that_sounds_alike_stays():
+    # hydroxyzine / hydralazine: 73 % alike in letters, 84 % by ear; a mix-up must never be written.
+    source = words((" hydroxyzine", 0.5), (" 25", 0.9))
+    assert texts(correct_to_record_terms(source, ["hydralazine"])) == texts(source)
+
+
+def test_a_dose_is_never_swallowed_into_a_name():
+    # The doubtful dose must not make the run "propranol 20" a doubtful spelling of propranolol.
+    source = words((" propranol", 0.61), (" 20", 0.25), (" mg", 0.95))
+    assert texts(correct_to_record_terms(source, ["propranolol"])) == texts(source)
+    assert texts(correct_to_record_terms(words((" metatrexate", 0.5), (" 15mg", 0.3)), ["methotrexate"])) \
+        == " methotrexate 15mg"
+
+
+def test_sound_key_keeps_consonants_and_merges_vowels():
+    from scribe.asr.record_terms import sound_key
+
+    assert sound_key("approxion") == "praksan"
+    assert sound_key("naproxen") == "napraksan"
+    assert sound_key("phenytoin") == sound_key("fenitoin")

@@ -91,8 +91,8 @@ def test_uncached_model_name_is_unavailable_without_download(settings: Settings)
         WhisperEngine.load("large-v3", settings)
 
 
-@pytest.mark.parametrize(("seconds", "frames"), [(0.5, 500), (3.9, 500), (4.1, 1000), (11.5, 1500), (13.9, 1500),
-                                                 (14.1, 2000), (14.4, 2000), (28.0, 3000), (30.0, 3000)])
+@pytest.mark.parametrize(("seconds", "frames"), [(0.5, 250), (3.9, 500), (4.1, 750), (11.5, 1250), (13.9, 1500),
+                                                 (14.1, 1750), (14.4, 1750), (28.0, 3000), (30.0, 3000)])
 def test_encoder_input_covers_speech_plus_a_second(seconds, frames):
     from scribe.asr.whisper import encoder_frames_for
 

@@ -6,6 +6,12 @@ a low-confidence word (or run of up to three words, "met for min") spelled almos
 that drug. Guarded so a clearly heard different drug is never rewritten: only words the
 decoder itself doubted (probability below `MAX_PROBABILITY`) and only close spellings
 (similarity at least `MIN_SIMILARITY`) of terms at least `MIN_TERM_LENGTH` letters long.
+
+Whisper also spells by ear: "Approxion" for naproxen is only 71 % alike in letters but the
+same consonants. A single word that is fairly close in letters (`MIN_SPELLING_FOR_SOUND`) and
+very close in sound (`MIN_SOUND_SIMILARITY`, on `sound_key`) counts as a near miss too; runs of
+words must be close in letters ("lower than" sounds like losartan). Words holding a digit
+never join a run: a dose is never swallowed into a name.
 """
 
 from __future__ import annotations
@@ -18,20 +24,46 @@ from scribe.transcript import Word
 
 MAX_PROBABILITY = 0.6
 MIN_SIMILARITY = 0.75
+MIN_SPELLING_FOR_SOUND = 0.65
+MIN_SOUND_SIMILARITY = 0.85
 MIN_TERM_LENGTH = 5
 MAX_RUN = 3
 
 _EDGE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
+# Spellings of one sound made one letter, then every vowel run one "a": "approxion" and
+# "naproxen" become "praksan" and "napraksan".
+_SOUNDS = (
+    (r"ph", "f"), (r"ck", "k"), (r"qu", "kw"), (r"x", "ks"), (r"c(?=[eiy])", "s"), (r"c", "k"), (r"z", "s"),
+    (r"th", "t"), (r"gh", "g"), (r"wh", "w"), (r"y", "i"), (r"h", ""), (r"([a-z])\1+", r"\1"), (r"[aeiou]+", "a"),
+    (r"^a", ""),
+)
 
 
 def _letters(text: str) -> str:
     return re.sub(r"[^a-z]", "", text.lower())
 
 
-def _best_term(spelled: str, terms: list[tuple[str, str]]) -> tuple[str, float] | None:
+def sound_key(letters: str) -> str:
+    """A rough English sound skeleton of lower-case `letters`, for comparing names by ear."""
+    key = letters
+    for pattern, replacement in _SOUNDS:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def similarity(spelled: str, term: str, *, one_word: bool) -> float:
+    """How alike in letters (0..1); a single word alike enough by ear scores `MIN_SIMILARITY`."""
+    spelling = SequenceMatcher(None, spelled, term).ratio()
+    if spelling >= MIN_SIMILARITY or not one_word or spelling < MIN_SPELLING_FOR_SOUND:
+        return spelling
+    sound = SequenceMatcher(None, sound_key(spelled), sound_key(term)).ratio()
+    return MIN_SIMILARITY if sound >= MIN_SOUND_SIMILARITY else spelling
+
+
+def _best_term(spelled: str, terms: list[tuple[str, str]], *, one_word: bool) -> tuple[str, float] | None:
     best: tuple[str, float] | None = None
     for term, letters in terms:
-        score = SequenceMatcher(None, spelled, letters).ratio()
+        score = similarity(spelled, letters, one_word=one_word)
         if score >= MIN_SIMILARITY and (best is None or score > best[1]):
             best = (term, score)
     return best
@@ -45,6 +77,8 @@ def _best_run(words: list[Word], i: int, candidates: list[tuple[str, str]],
         chunk = words[i:i + run]
         if len(chunk) < run or any(w.probability is None for w in chunk):
             break
+        if any(re.search(r"\d", w.word) or not _letters(w.word) for w in chunk):
+            break  # a dose or a bare number is never part of a name
         if any(_letters(w.word) in known for w in chunk):
             break  # a word already spelled as a recorded term is never merged into another
         if any(re.search(r"\w\W+$", w.word.strip()) for w in chunk[:-1]):
@@ -52,7 +86,7 @@ def _best_run(words: list[Word], i: int, candidates: list[tuple[str, str]],
         spelled = "".join(_letters(w.word) for w in chunk)
         if len(spelled) < MIN_TERM_LENGTH or min(w.probability for w in chunk) >= MAX_PROBABILITY:  # type: ignore[type-var]
             continue
-        match = _best_term(spelled, candidates)
+        match = _best_term(spelled, candidates, one_word=run == 1)
         if match is not None and (best is None or match[1] > best[2]):
             best = (run, match[0], match[1])
     return best

@@ -44,10 +44,14 @@ def _peak_rss_mb() -> float:
 
 
 def _measure(engine: Any, items: list[BenchItem]) -> dict[str, Any]:
-    """Transcribe every item without and with its records; counts are summed, rates derived at the end."""
+    """Transcribe every item without and with its records; counts are summed, rates derived at the end.
+
+    Besides recall, `drugs_inserted` counts recorded drugs the transcript names although the
+    reference does not: what biasing towards the records costs when it goes wrong.
+    """
     from scribe.audio import decode_audio
     from scribe.records import load_records
-    from scribe.wer import term_recall, word_errors
+    from scribe.wer import contains_term, term_recall, word_errors
 
     rows = []
     for item in items:
@@ -61,12 +65,14 @@ def _measure(engine: Any, items: list[BenchItem]) -> dict[str, Any]:
             transcript = engine.transcribe(audio, context=ctx)
             counts = word_errors(item.reference, transcript.text)
             found, spoken = term_recall(item.reference, transcript.text, drugs)
+            inserted = sum(contains_term(transcript.text, d) and not contains_term(item.reference, d) for d in drugs)
             row[label] = {
                 "errors": counts.errors,
                 "reference_words": counts.reference_words,
                 "wer": round(counts.wer, 4),
                 "drugs_found": found,
                 "drugs_spoken": spoken,
+                "drugs_inserted": inserted,
                 "processing_s": transcript.processing_s,
                 "rtf": round(transcript.processing_s / max(transcript.duration_s, 1e-9), 4),
                 "text": transcript.text,
@@ -86,6 +92,7 @@ def _measure(engine: Any, items: list[BenchItem]) -> dict[str, Any]:
             "drug_recall": round(sum(r["drugs_found"] for r in runs) / spoken, 4) if spoken else None,
             "drugs_found": sum(r["drugs_found"] for r in runs),
             "drugs_spoken": spoken,
+            "drugs_inserted": sum(r["drugs_inserted"] for r in runs),
             "rtf": round(processing / audio_s, 4) if audio_s else None,
         }
     return summary
@@ -165,7 +172,8 @@ def print_table(summary: dict[str, Any], out: IO[str]) -> None:
             if label in result:
                 agg = result[label]
                 out.write(f"{'TOTAL ' + label:<28}{result['audio_s']:>7.1f}  WER {agg['wer']}  drug recall "
-                          f"{agg['drugs_found']}/{agg['drugs_spoken']} = {agg['drug_recall']}  RTF {agg['rtf']}\n")
+                          f"{agg['drugs_found']}/{agg['drugs_spoken']} = {agg['drug_recall']}  "
+                          f"unspoken drugs written {agg['drugs_inserted']}  RTF {agg['rtf']}\n")
         out.write(f"load first {result['load_s_first']} s, warm {result['load_s_warm']} s; "
                   f"peak RSS {result['peak_rss_mb']} MB\n")
     if "medasr_full_size" in summary:
