@@ -1,9 +1,9 @@
 """One streaming connection from `start` to `done`: store and ack audio, run ASR passes, send results.
 
 Transport-neutral (the API adapts a websocket to `Transport`), so the whole protocol is one
-piece of code whatever carries it. ASR passes run on a shared executor, never on the event
-loop: one slow session cannot stall the others, and the executor's FIFO queue means the
-session that has waited longest gets the next pass.
+piece of code whatever carries it. ASR passes run on the shared `PassScheduler`, never on
+the event loop: one slow session cannot stall the others, finalising passes go first and
+otherwise the session that has waited longest gets the next pass.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +21,7 @@ from scribe.transcript import Segment, Transcript, Word, join_segment_texts
 from streaming import protocol
 from streaming.audio_store import AudioStoreError, EncounterAudio, StoredFormat
 from streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, StreamConverter
+from streaming.scheduler import PassScheduler
 from streaming.whisper_stream import StreamUpdate, WhisperStream
 
 log = logging.getLogger("scribe.streaming")
@@ -60,13 +60,13 @@ def _shift(segment: Segment, offset: float, new_id: int) -> Segment:
 
 class StreamingSession:
     def __init__(self, encounter_id: str, owner: str, transport: Transport, engine: WhisperEngine,
-                 executor: Executor, config: SessionConfig, context: PatientContext | None = None,
+                 scheduler: PassScheduler, config: SessionConfig, context: PatientContext | None = None,
                  on_done: Callable[[Transcript], Awaitable[None]] | None = None) -> None:
         self.encounter_id = encounter_id
         self.owner = owner
         self.transport = transport
         self.engine = engine
-        self.executor = executor
+        self.scheduler = scheduler
         self.config = config
         self.context = context
         self.on_done = on_done  # runs before `done` is sent (the service persists the transcript there)
@@ -74,7 +74,6 @@ class StreamingSession:
         self._send_lock = asyncio.Lock()
         self._audio_ready = asyncio.Event()
         self._caught_up = asyncio.Event()
-        self._stopping = False
         self._asr_error: BaseException | None = None
         self._processing_s = 0.0
 
@@ -135,7 +134,7 @@ class StreamingSession:
         asr = asyncio.create_task(self._asr_loop(stream, offset, next_id))
         try:
             await self._receive_audio(fmt, converter, stream)
-            self._stopping = True
+            stream.end_input()
             self._audio_ready.set()
             await asr
         finally:
@@ -204,22 +203,19 @@ class StreamingSession:
             await self._caught_up.wait()
 
     async def _asr_loop(self, stream: WhisperStream, offset: float, next_id: int) -> None:
-        """Run passes while audio arrives; after stop, one last pass finalises everything."""
-        loop = asyncio.get_running_loop()
+        """Run passes while audio arrives; after `end_input`, the last pass finalises everything."""
         try:
-            while True:
-                await self._audio_ready.wait()
-                self._audio_ready.clear()
-                while stream.needs_pass() and not self._stopping:
-                    update = await loop.run_in_executor(self.executor, stream.step)
-                    next_id = await self._publish(update, offset, next_id)
-                self._caught_up.set()
-                if self._stopping:
-                    update = await loop.run_in_executor(self.executor, stream.flush)
-                    await self._publish(update, offset, next_id)
-                    return
+            while not stream.finished:
+                if not stream.needs_pass():
+                    self._caught_up.set()
+                    await self._audio_ready.wait()
+                    self._audio_ready.clear()
+                    continue
+                update = await self.scheduler.run(stream.step, urgent=stream.finalising)
+                next_id = await self._publish(update, offset, next_id)
         except Exception as exc:  # reported by run() after the reader stops
             self._asr_error = exc
+        finally:
             self._caught_up.set()
 
     async def _publish(self, update: StreamUpdate, offset: float, next_id: int) -> int:

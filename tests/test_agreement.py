@@ -72,10 +72,12 @@ def test_finish_commits_everything_and_starts_afresh():
     assert agreement.update(hyp("x", start=5.0)).committed == []
 
 
-def test_commit_until_forces_words_ending_by_the_time():
-    agreement = LocalAgreement()
-    result = agreement.commit_until(hyp("a b c d"), until=1.0)
+def test_force_until_commits_words_ending_by_the_time_agreed_or_not():
+    agreement = LocalAgreement(span_s=1.0)
+    result = agreement.update(hyp("a b c d"), heard_until=2.0, force_until=1.0)
     assert words(result.committed) == "a b" and words(result.tail) == "c d"
+    result = agreement.update(hyp("a b x d"), heard_until=2.2, force_until=1.6)  # "x" disagrees but is overdue
+    assert words(result.committed) == "x" and words(result.tail) == "d"
 
 
 def test_committed_times_are_monotonic():
@@ -91,3 +93,21 @@ def test_committed_times_are_monotonic():
 def test_normalize_word():
     assert normalize_word(" Fibrillation,") == normalize_word("fibrillation.") == "fibrillation"
     assert normalize_word("don't") == "don't" and normalize_word("5mg") == "5mg"
+
+
+def test_span_needs_agreement_over_that_much_more_audio():
+    """Passes 0.4 s apart agree on "god"; the one a second later hears "good": nothing commits until a span agrees."""
+    agreement = LocalAgreement(span_s=1.0)
+    assert agreement.update(hyp("I'm god so"), heard_until=1.2).committed == []
+    assert agreement.update(hyp("I'm god so are"), heard_until=1.6).committed == []  # only 0.4 s apart
+    assert agreement.update(hyp("I'm good so are you"), heard_until=2.0).committed == []
+    result = agreement.update(hyp("I'm good so are you ready"), heard_until=2.4)  # 1.2 s after the first
+    assert words(result.committed) == "I'm"  # every pass of the span agrees on "I'm" only
+    result = agreement.update(hyp("I'm good so are you ready to"), heard_until=3.2)
+    assert words(result.committed) == "good so are you"  # agreed since 2.0 s and by the pass before it
+
+
+def test_without_span_adjacent_passes_suffice():
+    agreement = LocalAgreement()
+    agreement.update(hyp("I'm god so"), heard_until=1.2)
+    assert words(agreement.update(hyp("I'm god so are"), heard_until=1.6).committed) == "I'm god so"

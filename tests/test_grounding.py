@@ -8,7 +8,7 @@ from scribe.notes.attachments import Attachment
 from scribe.notes.extractive import ExtractiveEngine
 from scribe.notes.grounding import ground_note, locate_span
 from scribe.notes.inputs import NoteInput, transcript_from_text
-from scribe.notes.schema import (AttachmentEvidence, NoteMetadata, Objective, RecordEvidence, SegmentEvidence,
+from scribe.notes.schema import (AttachmentEvidence, NoteMetadata, RecordEvidence, SegmentEvidence,
                                  SOAPNote, Statement, Subjective, note_from_llm)
 from scribe.records import Medication, PatientContext, Problem
 

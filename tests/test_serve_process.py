@@ -127,21 +127,25 @@ def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
 
     samples = tmp_path / "samples"
     samples.mkdir()
-    for suffix in (".wav", ".txt"):
+    for suffix in (".wav", ".txt", ".bundle.json"):
         shutil.copy(SAMPLES / f"urology_asthma{suffix}", samples)
     port = free_port()
     server = start_server(tmp_path / "data", port, models_dir)
     try:
         token = create_token(KEY.encode(), "bench", ("user/*.*",), 600)
-        summary = run_stream_bench(f"ws://127.0.0.1:{port}", token, samples, 1)
+        summary = run_stream_bench(f"ws://127.0.0.1:{port}", token, samples, 1, records=True)
+        encounters = httpx.get(f"http://127.0.0.1:{port}/v1/encounters",
+                               headers={"Authorization": f"Bearer {token}"}).json()["encounters"]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     [round_1] = summary["rounds"]
-    assert round_1["concurrency"] == 1 and len(round_1["sessions"]) == 1
+    assert round_1["concurrency"] == 1 and len(round_1["sessions"]) == 1 and summary["records"] is True
     assert round_1["final_p95_s"] is not None and round_1["partial_p50_s"] is not None
+    assert round_1["end_of_speech_p50_s"] == round_1["sessions"][0]["end_of_speech_s"] is not None
     assert 0 <= round_1["wer"] < 0.8
-    assert summary["max_realtime_sessions"] in (0, 1)
+    assert summary["max_realtime_sessions"] in (0, 1) and summary["max_realtime_sessions_at_end_of_speech"] in (0, 1)
+    assert [e["patient"]["id"] for e in encounters] == ["pt-1005"]  # made from the records before streaming
 
 
 class FakeMicrophone:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -293,3 +291,22 @@ def test_two_concurrent_sessions_never_mix(client, app_settings):
         own = sample.with_suffix(".txt").read_text()
         assert word_errors(own, transcript["text"]).wer < word_errors(other, transcript["text"]).wer
         assert (app_settings.audio_dir / f"enc-c{index}" / "audio.pcm").read_bytes() == pcm16(decode_audio(sample))
+
+
+@pytest.mark.parametrize("name", ["urology_asthma", "back_pain_phone"])
+def test_audio_faster_than_recognition_gives_no_repetition(client, name):
+    """Audio sent faster than real time leaves few, long passes, as on a loaded server; Whisper loops there.
+
+    The transcript may come later but must not repeat itself (it once came back with a phrase
+    repeated until the token budget ran out: WER 2.9).
+    """
+    from scribe.asr.hallucinations import loop_start
+
+    sample = SAMPLES / f"{name}.wav"
+    with connect(client, f"enc-{name}") as ws:
+        start(ws)
+        messages = stream_all(ws, pcm16(decode_audio(sample)))
+    transcript = messages[-1]["transcript"]
+    words = transcript["text"].split()
+    assert words and loop_start(words) is None
+    assert word_errors(sample.with_suffix(".txt").read_text(), transcript["text"]).wer < 0.8

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -22,12 +21,13 @@ from scribe.store.models import Encounter
 from scribe.transcript import Transcript
 from streaming import protocol
 from streaming.protocol import ProtocolError
+from streaming.scheduler import PassScheduler
 from streaming.session import SessionConfig, StreamingSession
 
 log = logging.getLogger("scribe.streaming")
 CLAIM_WAIT_S = 3.0
 router = APIRouter()
-asr_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")  # Whisper already uses every core
+pass_scheduler = PassScheduler()  # one worker for every session: a Whisper pass already uses every core
 
 
 class WebSocketTransport:
@@ -112,13 +112,14 @@ async def stream(websocket: WebSocket, encounter_id: str) -> None:
         async def persist(transcript: Transcript) -> None:
             await asyncio.to_thread(_save_stream_transcript, state.database, encounter_id, transcript)
 
-        session = StreamingSession(encounter_id, principal.subject, transport, state.asr.engine, asr_executor, config,
+        session = StreamingSession(encounter_id, principal.subject, transport, state.asr.engine, pass_scheduler, config,
                                    context=context, on_done=persist)
         await session.run()
     finally:
         renewing.cancel()
         state.active_streams.discard(encounter_id)
-        await asyncio.to_thread(_release, state.database, encounter_id, holder)
+        # shielded: a handler cancelled as the client goes away must still free the encounter for its resume
+        await asyncio.shield(asyncio.to_thread(_release, state.database, encounter_id, holder))
 
 
 async def _claim_soon(database: Database, principal: Principal, encounter_id: str,

@@ -1,0 +1,105 @@
+"""One queue for every session's Whisper passes: finalising passes first, then whoever has waited longest.
+
+A pass uses every core, so passes run one at a time on one worker thread. Each session has
+at most one request waiting; the worker picks a finalising request first (an endpoint or the
+end of input: a final is what a clinician waits for), then the request waiting longest. A
+session that asks again joins the back, so under load every session gets a pass per round
+and each pass simply covers more audio. Priority is read when the worker picks, not when
+the request was made: a session whose speech ended while it waited moves ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Request(Generic[T]):
+    job: Callable[[], T]
+    urgent: Callable[[], bool]
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    since: float = field(default_factory=time.monotonic)
+
+
+class PassScheduler:
+    """Runs jobs on one daemon worker thread, started on first use."""
+
+    def __init__(self, name: str = "asr") -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self._waiting: list[_Request[Any]] = []
+        self._worker: threading.Thread | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued and not started."""
+        with self._cond:
+            return len(self._waiting)
+
+    async def run(self, job: Callable[[], T], urgent: Callable[[], bool] = lambda: False) -> T:
+        """Queue `job`, wait for its turn and its result (its exception is raised here).
+
+        Cancelling the wait before the job starts withdraws it; once it runs, it runs to the end
+        and the result is dropped.
+        """
+        loop = asyncio.get_running_loop()
+        request: _Request[T] = _Request(job, urgent, loop.create_future(), loop)
+        with self._cond:
+            self._waiting.append(request)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name=self.name, daemon=True)
+                self._worker.start()
+            self._cond.notify()
+        try:
+            return await request.future
+        except asyncio.CancelledError:
+            with self._cond:
+                if request in self._waiting:
+                    self._waiting.remove(request)
+            raise
+
+    def _next(self) -> _Request[Any]:
+        with self._cond:
+            while not self._waiting:
+                self._cond.wait()
+            chosen = min(self._waiting, key=lambda r: (not _safely(r.urgent), r.since))
+            self._waiting.remove(chosen)
+            return chosen
+
+    def _work(self) -> None:
+        while True:
+            request = self._next()
+            if request.future.done():  # withdrawn
+                continue
+            try:
+                result, error = request.job(), None
+            except BaseException as exc:  # handed to the waiting session, which decides
+                result, error = None, exc
+            try:
+                request.loop.call_soon_threadsafe(_deliver, request.future, result, error)
+            except RuntimeError:  # the waiting event loop is closed: nobody wants the result
+                pass
+
+
+def _safely(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception:
+        return False
+
+
+def _deliver(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
