@@ -121,9 +121,8 @@ def test_stream_cli_reports_refusal(tmp_path: Path, models_dir: Path):
 
 
 def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
+    """Through the CLI, as an operator runs it: `scribe bench stream DIR --records` prints the JSON summary."""
     import shutil
-
-    from scribe.bench.stream import run_stream_bench
 
     samples = tmp_path / "samples"
     samples.mkdir()
@@ -133,7 +132,11 @@ def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
     server = start_server(tmp_path / "data", port, models_dir)
     try:
         token = create_token(KEY.encode(), "bench", ("user/*.*",), 600)
-        summary = run_stream_bench(f"ws://127.0.0.1:{port}", token, samples, 1, records=True)
+        proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "bench", "stream",
+                               str(samples), "--url", f"ws://127.0.0.1:{port}", "--concurrency", "1", "--records",
+                               "--token", token], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
         encounters = httpx.get(f"http://127.0.0.1:{port}/v1/encounters",
                                headers={"Authorization": f"Bearer {token}"}).json()["encounters"]
     finally:

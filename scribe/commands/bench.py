@@ -71,6 +71,8 @@ def bench_stream(
     directory: Path = typer.Argument(Path("audio_samples"), help="WAV files with reference .txt"),
     token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN",
                                         help="Bearer token [default: minted with this machine's signing key]"),
+    records: bool = typer.Option(False, "--records",
+                                 help="Attach each sample's NAME.bundle.json to its encounter first (records' hotwords)."),
 ) -> None:
     """Real-time sessions at N = 1..concurrency: partial/final latency p50/p95, WER, largest N that keeps up."""
     from scribe.bench.stream import print_stream_table, run_stream_bench
@@ -83,6 +85,6 @@ def bench_stream(
         settings = load_settings()
         token = create_token(signing_key(settings, open_database(settings)), "bench", ttl_s=3600,
                              audience=settings.public_url)
-    summary = run_stream_bench(url, token, directory, concurrency)
+    summary = run_stream_bench(url, token, directory, concurrency, records=records)
     print_stream_table(summary, sys.stderr)
     print(json.dumps(summary, indent=2))
