@@ -25,12 +25,24 @@ def cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
+DIALOGUE = ("[doctor] hi , what brings you in today ?\n"
+            "[patient] i've had a cough and a sore throat for five days .\n"
+            "[doctor] any fever or shortness of breath ?\n"
+            "[patient] no .\n"
+            "[doctor] your temperature is ninety eight point six and your oxygen saturation is ninety seven percent .\n"
+            "[doctor] i think this is a viral upper respiratory infection . take acetaminophen 500 mg every six hours "
+            "as needed , and come back if it is not better in a week .\n")
+
+
 @pytest.fixture
 def dialogue(tmp_path: Path) -> Path:
-    with open(ACI_TRAIN, newline="", encoding="utf-8") as fh:
-        row = next(csv.DictReader(fh))
+    """An ACI-BENCH encounter when the data set sits beside the repository, else a short one of the same form."""
+    text = DIALOGUE
+    if ACI_TRAIN.is_file():
+        with open(ACI_TRAIN, newline="", encoding="utf-8") as fh:
+            text = next(csv.DictReader(fh))["dialogue"]
     path = tmp_path / "visit.txt"
-    path.write_text(row["dialogue"], encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
