@@ -78,6 +78,20 @@ def test_transcript_evidence_must_carry_the_numbers_drugs_findings_and_negation(
         assert getattr(statement, "reason", None) is None
 
 
+def test_a_finding_noted_with_another_possessive_is_still_backed():
+    """ "Swelling in your legs" asked and denied is "denies swelling in her legs" in the note."""
+    dialogue = "[doctor] any chest pains or swelling in your legs ?\n[patient] no , not that i've noticed .\n"
+    ni = NoteInput(transcript_from_text(dialogue))
+    statement = Statement(text="Denies chest pains or swelling in her legs.", support="supported",
+                          evidence=[SegmentEvidence(segment_id=s.id, start_char=0, end_char=len(s.text))
+                                    for s in ni.transcript.segments])
+    note = ground_note(SOAPNote(subjective=Subjective(ros=[statement]), metadata=NoteMetadata(engine="test")), ni)
+    assert note.subjective.ros[0].support == "supported", getattr(note.subjective.ros[0], "reason", None)
+    reported = Statement(text="Reports swelling in her legs.", support="supported", evidence=statement.evidence)
+    note = ground_note(SOAPNote(subjective=Subjective(ros=[reported]), metadata=NoteMetadata(engine="test")), ni)
+    assert note.subjective.ros[0].support == "unsupported"
+
+
 def test_records_images_and_missing_evidence():
     assert judged("Atorvastatin 40 mg daily (on record).", RecordEvidence(record="MedicationStatement/m1")).support \
         == "from_records"

@@ -123,6 +123,20 @@ def test_negated_findings_are_pertinent_negatives_never_complaints():
             assert cited == [2, 3]  # the question and the "no"
 
 
+def test_a_yes_to_a_list_reports_only_what_the_patient_names():
+    """ "Any weight gain or swelling in your legs?" "A little weight gain." reports weight gain, not swelling."""
+    note = draft("[doctor] how have you been feeling ?\n"
+                 "[patient] pretty good overall .\n"
+                 "[doctor] okay . and any weight gain or swelling in your legs recently ?\n"
+                 "[patient] a little bit of weight gain over the summer , nothing more than five pounds .\n"
+                 "[doctor] any cough or fever ?\n"
+                 "[patient] yes .\n")
+    said = " ".join(texts(note.subjective.hpi) + texts(note.subjective.ros)).lower()
+    assert "weight gain" in said and "swelling" not in said
+    assert "cough" in said and "fever" in said  # a bare yes confirms the whole question
+    assert all(s.support == "supported" for s in note.statements() if "weight gain" in s.text.lower())
+
+
 def test_first_person_becomes_third_person_and_fillers_go():
     text = ("[doctor] mary is a 40-year-old female here for headaches .\n"
             "[patient] um , i've been having headaches for two weeks , you know , and my neck hurts .\n"

@@ -17,6 +17,7 @@ from scribe.notes.extractive.encounter import normalise
 from scribe.notes.extractive.findings import find_problems, find_symptoms
 from scribe.notes.extractive.medications import _drug_pattern
 from scribe.notes.extractive.negation import has_negation
+from scribe.notes.extractive.qa import answer_polarity
 from scribe.notes.extractive.reconcile import canonical_drug
 from scribe.notes.inputs import NoteInput
 from scribe.notes.prompt import record_facts
@@ -58,9 +59,15 @@ def _drugs(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
+_POSSESSIVE = re.compile(r"\b(?:my|your|his|her|their|our)\b")
+
+
 def _terms(text: str) -> list[tuple[str, bool]]:
-    """(symptom phrase or problem label, negated) for every vocabulary term in normalised text."""
-    out = [(t.phrase, t.negated) for t in find_symptoms(text)]
+    """(symptom phrase or problem label, negated) for every vocabulary term in normalised text.
+
+    Possessives are one word: "swelling in your legs" asked is "swelling in her legs" noted.
+    """
+    out = [(_POSSESSIVE.sub("one's", t.phrase), t.negated) for t in find_symptoms(text)]
     out += [(t.label.lower(), t.negated) for t in find_problems(text)]
     return out
 
@@ -121,7 +128,7 @@ class Grounder:
                 kept.append(e)
         return kept
 
-    def evidence_text(self, evidence: list[Evidence]) -> str:
+    def _pieces(self, evidence: list[Evidence]) -> list[str]:
         parts = []
         for e in evidence:
             if isinstance(e, SegmentEvidence):
@@ -130,7 +137,10 @@ class Grounder:
                 parts.append(self.records[e.record])
             else:
                 parts.append(self.attachments[e.attachment].label())
-        return normalise(" . ".join(parts))
+        return [normalise(p) for p in parts]
+
+    def evidence_text(self, evidence: list[Evidence]) -> str:
+        return " . ".join(self._pieces(evidence))
 
     def judge(self, statement: Statement) -> Verdict:
         """The verdict for one statement (its evidence already validated)."""
@@ -142,14 +152,15 @@ class Grounder:
         if not spoken and not recorded:
             return Verdict("review", "cites an image only: confirm against the image")
         claim = normalise(statement.text)
-        source = self.evidence_text(spoken + recorded)
+        pieces = self._pieces(spoken + recorded)
+        source = " . ".join(pieces)
         missing = sorted(_numbers(claim) - _numbers(source), key=lambda n: float(n))
         if missing:
             return Verdict("unsupported", f"number {missing[0]} is not in the evidence")
         drugs = sorted(_drugs(claim) - _drugs(source))
         if drugs:
             return Verdict("unsupported", f"{drugs[0]} is not in the evidence")
-        reason = self._negation_problem(claim, source)
+        reason = self._negation_problem(claim, pieces)
         if reason:
             return Verdict("unsupported", reason)
         if not spoken:
@@ -157,11 +168,17 @@ class Grounder:
         return Verdict("supported")
 
     @staticmethod
-    def _negation_problem(claim: str, source: str) -> str | None:
-        """A present finding the evidence only negates, a denied one the evidence never negates, or one not there."""
+    def _negation_problem(claim: str, pieces: list[str]) -> str | None:
+        """A present finding the evidence only negates, a denied one the evidence never negates, or one not there.
+
+        A cited question answered by a cited "no" negates what it asked about.
+        """
         found: dict[str, list[bool]] = {}
-        for term, negated in _terms(source):
-            found.setdefault(term, []).append(negated)
+        for k, piece in enumerate(pieces):
+            denied = piece.endswith("?") and k + 1 < len(pieces) and answer_polarity(pieces[k + 1]) == "no"
+            for term, negated in _terms(piece):
+                found.setdefault(term, []).append(negated or denied)
+        source = " . ".join(pieces)
         for term, negated in _terms(claim):
             polarities = found.get(term)
             if polarities is None:

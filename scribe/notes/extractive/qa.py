@@ -45,6 +45,23 @@ def answer_polarity(norm: str) -> str | None:
     return None
 
 
+_ALTERNATIVES = re.compile(r"\s*(?:,|\bor\b)\s*")
+_VAGUE = {"your", "recently", "lately", "anything", "something", "other", "like", "that", "there", "since"}
+
+
+def _answered_part(content: str, answer: str) -> str:
+    """The alternatives of "any X or Y?" that a yes-answer names itself ("a little weight gain" → X), else all.
+
+    A yes to a list confirms only what the patient picks out; the rest was asked, not reported.
+    """
+    options = [o for o in _ALTERNATIVES.split(content) if o]
+    if len(options) < 2:
+        return content
+    said = set(re.findall(r"[a-z]+", answer))
+    named = [o for o in options if {w for w in re.findall(r"[a-z]{4,}", o) if w not in _VAGUE} & said]
+    return " or ".join(named) if named else content
+
+
 def yes_no_pairs(enc: Encounter) -> list[YesNo]:
     """Every clinician yes/no question that is the last sentence of its turn and gets a yes or a no."""
     pairs: list[YesNo] = []
@@ -70,5 +87,7 @@ def yes_no_pairs(enc: Encounter) -> list[YesNo]:
         verb = verb_match.group(1) if verb_match else ""
         if not content or len(content.split()) > 16:
             continue
+        if polarity == "yes":
+            content = _answered_part(content, enc.norms[reply[0]])
         pairs.append(YesNo(i, reply[0], polarity, content, verb))
     return pairs
