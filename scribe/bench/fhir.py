@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -90,6 +92,31 @@ def seed(settings: Settings, notes: int, patients: int, *, rng: random.Random) -
     return made
 
 
+@contextmanager
+def _own_schema(database_url: str | None, schema: str | None) -> Iterator[str | None]:
+    """On PostgreSQL, a schema of the bench's own (the URL's search path for seeding and the server), dropped after.
+
+    The bench never writes its ten thousand made-up notes into the schema a site keeps real ones in.
+    """
+    if not database_url or not schema:
+        yield database_url
+        return
+    from sqlalchemy import text
+
+    from scribe.store.db import make_engine
+
+    engine = make_engine(database_url, schema=schema)
+    engine.dispose()
+    separator = "&" if "?" in database_url else "?"
+    try:
+        yield f"{database_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        engine = make_engine(database_url)
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -143,8 +170,9 @@ def bench_fhir(notes: int = 10_000, patients: int = 1_000, rounds: int = 100, *,
     from scribe.auth.tokens import create_token
 
     rng = random.Random(seed_value)
-    with tempfile.TemporaryDirectory(prefix="scribe-bench-fhir-") as tmp:
-        settings = Settings(data_dir=Path(tmp), secret_key="b" * 48, database_url=database_url)
+    schema = f"scribe_bench_{uuid.uuid4().hex[:12]}" if database_url else None
+    with tempfile.TemporaryDirectory(prefix="scribe-bench-fhir-") as tmp, _own_schema(database_url, schema) as url:
+        settings = Settings(data_dir=Path(tmp), secret_key="b" * 48, database_url=url)
         started = time.perf_counter()
         made = seed(settings, notes, patients, rng=rng)
         seed_s = time.perf_counter() - started
@@ -181,6 +209,7 @@ def bench_fhir(notes: int = 10_000, patients: int = 1_000, rounds: int = 100, *,
                        "mean_matches": round(statistics.mean(totals[name]), 1) if totals[name] else None}
                 for name, v in timings.items()}
     return {"notes": notes, "patients": patients, "database": "postgresql" if database_url else "sqlite",
+            "schema": schema,
             "seed_s": round(seed_s, 1), "searches": searches,
             "overall": {"p50_ms": round(_percentile(every, 50), 2), "p95_ms": round(_percentile(every, 95), 2),
                         "max_ms": round(max(every), 2), "requests": len(every)}}
