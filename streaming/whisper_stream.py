@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scribe.asr.hallucinations import MAX_PHRASE
 from scribe.asr.record_terms import correct_to_record_terms
 from scribe.asr.segmenting import segments_from_words
 from scribe.asr.whisper import WhisperEngine, hotword_prompt
 from scribe.records import PatientContext
 from scribe.transcript import Segment, Word
 from streaming.agreement import LocalAgreement
-from scribe.asr.hallucinations import MAX_PHRASE
 from streaming.vad import SAMPLE_RATE, Endpointer, VadEvent
 from streaming.window_decoder import WindowDecoder
 

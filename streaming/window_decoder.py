@@ -11,10 +11,11 @@ no text prompt), so a final never carries a loop.
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 import numpy as np
 
-from scribe.asr.whisper import WhisperEngine
+from scribe.asr.whisper import MAX_LENGTH, WhisperEngine
 from scribe.transcript import Word
 from streaming.repetition import without_loops
 from streaming.vad import SAMPLE_RATE
@@ -23,13 +24,13 @@ log = logging.getLogger("scribe.streaming")
 
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s of 10 ms mel frames
 _FRAME_STEP = 100  # encoder inputs in whole seconds
-_MAX_LENGTH = 448  # Whisper's token context: prompt + output
 _MAX_NEW_TOKENS = 200
 _PROMPT_OVERHEAD = 9  # <|startofprev|>, <|startoftranscript|><|en|><|transcribe|>, <|notimestamps|>, spare for re-tokenising
 _MIN_AUDIO = SAMPLE_RATE // 10  # shorter windows hold no word: not worth a pass
 
 
-def _trimmed_batched_pipeline(model):
+@cache
+def _trimmed_pipeline_class():
     from faster_whisper import BatchedInferencePipeline
 
     class TrimmedPipeline(BatchedInferencePipeline):
@@ -41,7 +42,7 @@ def _trimmed_batched_pipeline(model):
             return super().forward(np.ascontiguousarray(features[..., :self.frames]), tokenizer, chunks_metadata,
                                    options)
 
-    return TrimmedPipeline(model)
+    return TrimmedPipeline
 
 
 class WindowDecoder:
@@ -49,7 +50,7 @@ class WindowDecoder:
 
     def __init__(self, engine: WhisperEngine, *, hotwords: str | None = None, headroom_s: float = 4.0,
                  tokens_per_second: float = 8.0) -> None:
-        self._pipeline = _trimmed_batched_pipeline(engine._model)
+        self._pipeline = _trimmed_pipeline_class()(engine._model)
         self._tokenizer = engine._model.hf_tokenizer
         self.hotwords = hotwords
         self.headroom_s = headroom_s
@@ -86,8 +87,8 @@ class WindowDecoder:
         prompt would fail every pass. The hotwords (the records' vocabulary) keep precedence;
         the text prompt keeps its end, the words nearest the window.
         """
-        room = _MAX_LENGTH - _PROMPT_OVERHEAD - new_tokens
-        hot = self._hotword_ids[:max(0, min(room, _MAX_LENGTH // 2 - 1))]
+        room = MAX_LENGTH - _PROMPT_OVERHEAD - new_tokens
+        hot = self._hotword_ids[:max(0, min(room, MAX_LENGTH // 2 - 1))]
         room -= len(hot)
         text = self._tokenizer.encode(prompt).ids[-room:] if prompt and room > 0 else []
         return (self._tokenizer.decode(hot) or None), (self._tokenizer.decode(text) or None)
