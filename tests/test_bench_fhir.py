@@ -54,3 +54,10 @@ def test_postgresql_in_a_schema_of_its_own_dropped_afterwards(capsys, settings):
     engine.dispose()
     assert result["schema"].startswith("scribe_bench_") and left == 0
     assert public_after == public_before  # a site's own tables are never touched
+
+
+def test_an_unreachable_database_is_a_clear_error(capsys, settings):
+    code = run(["bench", "fhir", "--notes", "1", "--database-url", "postgresql://postgres@127.0.0.1:1/none"])
+    out, err = capsys.readouterr()
+    assert code == 5 and out == ""
+    assert "cannot connect to the database" in err and "Traceback" not in err

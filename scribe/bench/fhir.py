@@ -102,11 +102,14 @@ def _own_schema(database_url: str | None, schema: str | None) -> Iterator[str | 
         yield database_url
         return
     from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from scribe.store.db import make_engine
+    from scribe.store.db import DatabaseError, make_engine
 
-    engine = make_engine(database_url, schema=schema)
-    engine.dispose()
+    try:
+        make_engine(database_url, schema=schema).dispose()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot connect to the database: {str(exc).splitlines()[0]}") from None
     separator = "&" if "?" in database_url else "?"
     try:
         yield f"{database_url}{separator}options=-csearch_path%3D{schema}"
