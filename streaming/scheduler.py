@@ -1,11 +1,12 @@
 """One queue for every session's Whisper passes: finalising passes first, then whoever has waited longest.
 
-A pass uses every core, so passes run one at a time on one worker thread. Each session has
-at most one request waiting; the worker picks a finalising request first (an endpoint or the
-end of input: a final is what a clinician waits for), then the request waiting longest. A
+Passes run on as many worker threads as the engine serves calls at once (Whisper on the CPU:
+a call per two cores; a call on more threads is no faster). Each session has at most one
+request waiting; a free worker picks a finalising request first (an endpoint or the end
+of input: a final is what a clinician waits for), then the request waiting longest. A
 session that asks again joins the back, so under load every session gets a pass per round
-and each pass simply covers more audio. Priority is read when the worker picks, not when
-the request was made: a session whose speech ended while it waited moves ahead.
+and each pass simply covers more audio. Priority is read when a worker picks, not when the
+request was made: a session whose speech ended while it waited moves ahead.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ class _Request(Generic[T]):
 
 
 class PassScheduler:
-    """Runs jobs on one daemon worker thread, started on first use."""
+    """Runs jobs on `workers` daemon threads, started on first use."""
 
-    def __init__(self, name: str = "asr") -> None:
+    def __init__(self, name: str = "asr", workers: int = 1) -> None:
         self.name = name
+        self.workers = max(1, workers)
         self._cond = threading.Condition()
         self._waiting: list[_Request[Any]] = []
-        self._worker: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def waiting(self) -> int:
@@ -54,9 +56,11 @@ class PassScheduler:
         request: _Request[T] = _Request(job, urgent, loop.create_future(), loop)
         with self._cond:
             self._waiting.append(request)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name=self.name, daemon=True)
-                self._worker.start()
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True)
+                                 for i in range(self.workers)]
+                for thread in self._threads:
+                    thread.start()
             self._cond.notify()
         try:
             return await request.future

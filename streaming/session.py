@@ -203,19 +203,42 @@ class StreamingSession:
             await self._caught_up.wait()
 
     async def _asr_loop(self, stream: WhisperStream, offset: float, next_id: int) -> None:
-        """Run passes while audio arrives; after `end_input`, the last pass finalises everything."""
+        """Run passes while audio arrives; after `end_input`, the last pass finalises everything.
+
+        One partial pass at a time, and a finishing pass as soon as it is due, beside a running
+        partial (which it makes stale) when the scheduler has a second worker: a final then
+        never waits for a partial over the same speech.
+        """
+        partial: asyncio.Task | None = None
+        finishing: asyncio.Task | None = None
         try:
             while not stream.finished:
-                if not stream.needs_pass():
+                if finishing is None and stream.finalising():
+                    finishing = asyncio.create_task(self.scheduler.run(stream.step, urgent=lambda: True))
+                if partial is None and finishing is None and stream.needs_pass():
+                    partial = asyncio.create_task(self.scheduler.run(stream.step, urgent=stream.finalising))
+                running = [task for task in (partial, finishing) if task is not None]
+                if not running:
                     self._caught_up.set()
                     await self._audio_ready.wait()
                     self._audio_ready.clear()
                     continue
-                update = await self.scheduler.run(stream.step, urgent=stream.finalising)
-                next_id = await self._publish(update, offset, next_id)
+                audio = asyncio.create_task(self._audio_ready.wait())
+                done, _ = await asyncio.wait([*running, audio], return_when=asyncio.FIRST_COMPLETED)
+                audio.cancel()
+                if audio in done:
+                    self._audio_ready.clear()
+                for task in running:  # a partial that finished with the finishing pass is stale and shows nothing
+                    if task in done:
+                        next_id = await self._publish(task.result(), offset, next_id)
+                        partial, finishing = (None if task is partial else partial,
+                                              None if task is finishing else finishing)
         except Exception as exc:  # reported by run() after the reader stops
             self._asr_error = exc
         finally:
+            for task in (partial, finishing):
+                if task is not None:
+                    task.cancel()
             self._caught_up.set()
 
     async def _publish(self, update: StreamUpdate, offset: float, next_id: int) -> int:

@@ -89,7 +89,9 @@ class WhisperStream:
         self.endpointer = endpointer or Endpointer()
         self.agreement = LocalAgreement(agree_span_s)
         self._lock = threading.Lock()
-        self._pass_lock = threading.Lock()
+        self._partial_lock = threading.Lock()
+        self._generation = 0  # bumped by each finishing pass as it starts
+        self._finishing_in_flight = False
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0  # absolute sample index of _buf[0]
         self._total = 0  # samples fed so far
@@ -180,36 +182,57 @@ class WhisperStream:
         return self._window_start
 
     def _pass(self, *, final: bool) -> StreamUpdate:
-        with self._pass_lock:
-            with self._lock:
-                if self._finished:
-                    return self._update([], 0.0, self._total)
-                endpoint, self._endpoint = self._endpoint, None
-                last = self._input_ended
-                finishing = final or last or endpoint is not None
-                start = self._start()
-                end = self._total if final or last or endpoint is None else min(self._total, endpoint + self.tail_pad)
-                idle = self._awaiting_speech and endpoint is None and not self.endpointer.is_speech
-                if end <= start or (idle and not self._tail and not self._pending):
-                    if not finishing:
-                        return self._update([], 0.0, end)
-                    return self._conclude(list(self._tail), start, max(start, end), True, last, 0.0)  # no new audio
-                self._awaiting_speech, self._window_start = False, start
-                audio = self._buf[start - self._buf_start:end - self._buf_start].copy()
-                prompt = self._prompt_text[-self.prompt_chars:].strip() if self.text_prompt else ""
-                context = tuple(w.word for w in self.agreement.committed[-2 * MAX_PHRASE:])
-                since = self.agreement.committed_end
-                speech_until = min(end, endpoint if endpoint is not None
-                                   else end if self.endpointer.is_speech else self._speech_end)
-            began = time.perf_counter()
+        """Partial passes run one at a time; a finishing pass may start while a partial runs and makes it stale."""
+        with self._lock:
+            finishing = final or self._input_ended or self._endpoint is not None
+        if finishing:
+            return self._run_pass(final=final)
+        with self._partial_lock:
+            return self._run_pass(final=False)
+
+    def _run_pass(self, *, final: bool) -> StreamUpdate:
+        with self._lock:
+            if self._finished or self._finishing_in_flight:
+                return StreamUpdate(audio_end=self._total / SAMPLE_RATE)  # the running finishing pass covers this
+            endpoint, self._endpoint = self._endpoint, None
+            last = self._input_ended
+            finishing = final or last or endpoint is not None
+            start = self._start()
+            end = self._total if final or last or endpoint is None else min(self._total, endpoint + self.tail_pad)
+            idle = self._awaiting_speech and endpoint is None and not self.endpointer.is_speech
+            if end <= start or (idle and not self._tail and not self._pending):
+                if not finishing:
+                    return self._update([], 0.0, end)
+                return self._conclude(list(self._tail), start, max(start, end), True, last, 0.0)  # no new audio
+            self._awaiting_speech, self._window_start = False, start
+            if finishing:
+                self._generation += 1  # the partial pass running now, if any, is stale
+                self._finishing_in_flight = True
+            generation = self._generation
+            audio = self._buf[start - self._buf_start:end - self._buf_start].copy()
+            prompt = self._prompt_text[-self.prompt_chars:].strip() if self.text_prompt else ""
+            context = tuple(w.word for w in self.agreement.committed[-2 * MAX_PHRASE:])
+            since = self.agreement.committed_end
+            speech_until = min(end, endpoint if endpoint is not None
+                               else end if self.endpointer.is_speech else self._speech_end)
+        began = time.perf_counter()
+        try:
             words = self.decoder.decode(audio, start / SAMPLE_RATE, prompt=prompt, context=context, since=since,
                                         beam_size=self.final_beam_size if finishing else self.beam_size,
                                         finishing=finishing)
             if finishing:
                 words = self._complete(words, audio, start, speech_until, prompt)
-            elapsed = time.perf_counter() - began
+        except BaseException:
             with self._lock:
-                return self._conclude(words, start, end, finishing, last, elapsed)
+                self._finishing_in_flight = self._finishing_in_flight and not finishing
+            raise
+        elapsed = time.perf_counter() - began
+        with self._lock:
+            if finishing:
+                self._finishing_in_flight = False
+            elif generation != self._generation:  # a finishing pass started meanwhile: this partial is stale
+                return StreamUpdate(pass_seconds=round(elapsed, 3), audio_end=end / SAMPLE_RATE)
+            return self._conclude(words, start, end, finishing, last, elapsed)
 
     def _complete(self, words: list[Word], audio: np.ndarray, start: int, speech_until: int, prompt: str) -> list[Word]:
         """Continue a finishing pass whose words stop over `completion_gap_s` before the speech does, once.

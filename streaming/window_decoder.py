@@ -46,11 +46,11 @@ def _trimmed_pipeline_class():
 
 
 class WindowDecoder:
-    """Decodes windows for one stream (not thread-safe: the stream serialises its passes)."""
+    """Decodes windows for one stream; a partial and a finishing pass may run at once on two threads."""
 
     def __init__(self, engine: WhisperEngine, *, hotwords: str | None = None, headroom_s: float = 4.0,
                  tokens_per_second: float = 8.0) -> None:
-        self._pipeline = _trimmed_pipeline_class()(engine._model)
+        self._model = engine._model
         self._tokenizer = engine._model.hf_tokenizer
         self.hotwords = hotwords
         self.headroom_s = headroom_s
@@ -97,8 +97,9 @@ class WindowDecoder:
         seconds = len(audio) / SAMPLE_RATE
         new_tokens = min(_MAX_NEW_TOKENS, int(10 + self.tokens_per_second * seconds))  # a loop stops early
         hotwords, initial_prompt = self._prompts(prompt, new_tokens)
-        self._pipeline.frames = frames
-        segments, _info = self._pipeline.transcribe(
+        pipeline = _trimmed_pipeline_class()(self._model)  # one per call (cheap): `frames` is per call
+        pipeline.frames = frames
+        segments, _info = pipeline.transcribe(
             audio,
             language="en",
             beam_size=beam_size,

@@ -1,4 +1,4 @@
-"""PassScheduler: one worker; finalising requests first, then the longest-waiting; errors reach the caller."""
+"""PassScheduler: finalising requests first, then the longest-waiting; errors reach the caller."""
 
 import asyncio
 import threading
@@ -74,3 +74,19 @@ def test_a_withdrawn_request_never_runs():
 
     asyncio.run(main())
     assert ran == ["next"]
+
+
+def test_two_workers_run_two_jobs_at_once():
+    scheduler = PassScheduler("test-asr", workers=2)
+    both_running = threading.Barrier(2, timeout=5)
+
+    def job(name):
+        def run():
+            both_running.wait()  # breaks (and raises) unless the other job runs at the same time
+            return name
+        return run
+
+    async def main():
+        return await asyncio.gather(scheduler.run(job("a")), scheduler.run(job("b")))
+
+    assert asyncio.run(main()) == ["a", "b"]

@@ -1,5 +1,6 @@
 """WhisperStream on the bundled Whisper: partials while speaking, never-revised finals near offline accuracy."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ from scribe.records import load_records
 from scribe.transcript import Segment, Word
 from scribe.wer import word_errors
 from scribe.asr.hallucinations import loop_start
-from streaming.whisper_stream import WhisperStream
+from streaming.whisper_stream import StreamUpdate, WhisperStream
+from streaming.window_decoder import WindowDecoder
 from tests.conftest import SAMPLES
 
 RATE = 16_000
@@ -170,3 +172,36 @@ def test_words_the_passes_keep_changing_commit_after_max_delay(whisper: WhisperE
                 committed_at = stream.time
     first = stream.agreement.committed[0]
     assert committed_at is not None and committed_at - first.end <= 3.0 + 1.0
+
+
+def test_a_finishing_pass_beside_a_running_partial_makes_the_partial_stale(whisper: WhisperEngine):
+    """With two workers the final does not wait for the partial over the same speech; the partial then shows nothing."""
+    partial_started, release_partial = threading.Event(), threading.Event()
+
+    class HeldPartials(WindowDecoder):
+        def decode(self, audio, offset, **kwargs):
+            if not kwargs.get("finishing"):
+                partial_started.set()
+                assert release_partial.wait(30)
+            return super().decode(audio, offset, **kwargs)
+
+    stream = WhisperStream(whisper, decoder=HeldPartials(whisper))
+    audio = decode_audio(SAMPLES / "thyroid_depression.wav")[:5 * RATE]
+    for at in range(0, len(audio), RATE // 10):
+        stream.feed(audio[at:at + RATE // 10])
+    assert stream.needs_pass()
+    results: list[StreamUpdate] = []
+    partial = threading.Thread(target=lambda: results.append(stream.step()))
+    partial.start()
+    assert partial_started.wait(30)
+    stream.end_input()
+    final = stream.step()  # runs now, beside the held partial
+    release_partial.set()
+    partial.join(30)
+
+    assert stream.finished and final.finals
+    text = " ".join(s.text for s in final.finals)
+    assert text.startswith("Tired") and "75 micrograms" in text  # the first 5 s of the dictation, once
+    stale = results[0]
+    assert stale.finals == [] and stale.partial == "" and stale.partial_start is None
+    assert stream.step().finals == []  # nothing is left to finalise twice

@@ -23,6 +23,7 @@ from scribe.delivery import delivery_loop
 from scribe.encounters import release_node_streams
 from scribe.retention import retention_loop
 from scribe.store import open_database
+from streaming.scheduler import PassScheduler
 
 log = logging.getLogger("scribe.api")
 
@@ -34,6 +35,14 @@ class AsrState:
     engine: AsrEngine | None = None
     error: str | None = None
     loaded: threading.Event = field(default_factory=threading.Event)
+    _scheduler: PassScheduler | None = None
+
+    @property
+    def scheduler(self) -> PassScheduler:
+        """Every session's passes, as many at once as the engine serves (made on first use, once it is loaded)."""
+        if self._scheduler is None:
+            self._scheduler = PassScheduler("asr", workers=getattr(self.engine, "workers", 1))
+        return self._scheduler
 
     def load(self, settings: Settings) -> None:
         try:

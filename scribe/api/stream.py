@@ -21,13 +21,11 @@ from scribe.store.models import Encounter
 from scribe.transcript import Transcript
 from streaming import protocol
 from streaming.protocol import ProtocolError
-from streaming.scheduler import PassScheduler
 from streaming.session import SessionConfig, StreamingSession
 
 log = logging.getLogger("scribe.streaming")
 CLAIM_WAIT_S = 3.0
 router = APIRouter()
-pass_scheduler = PassScheduler()  # one worker for every session: a Whisper pass already uses every core
 
 
 class WebSocketTransport:
@@ -112,8 +110,8 @@ async def stream(websocket: WebSocket, encounter_id: str) -> None:
         async def persist(transcript: Transcript) -> None:
             await asyncio.to_thread(_save_stream_transcript, state.database, encounter_id, transcript)
 
-        session = StreamingSession(encounter_id, principal.subject, transport, state.asr.engine, pass_scheduler, config,
-                                   context=context, on_done=persist)
+        session = StreamingSession(encounter_id, principal.subject, transport, state.asr.engine, state.asr.scheduler,
+                                   config, context=context, on_done=persist)
         await session.run()
     finally:
         renewing.cancel()

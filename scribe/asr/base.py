@@ -24,6 +24,7 @@ class AsrEngine(Protocol):
 
     name: str
     model: str
+    workers: int  # calls that may run at once (the streaming service runs that many passes in parallel)
 
     def transcribe(
         self,

@@ -259,6 +259,7 @@ class MedAsrEngine:
     """MedASR behind the AsrEngine protocol: windowed CTC, greedy (or hotword-biased) decoding."""
 
     name = "medasr"
+    workers = 1  # one call at a time: each already uses every core
 
     def __init__(
         self,

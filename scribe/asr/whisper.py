@@ -43,6 +43,9 @@ def _cuda_available() -> bool:
         return False
 
 
+# Threads per Whisper call: a streaming pass on two threads beats one here; base's small matrices leave
+# little for more, so further cores serve further calls (sessions) at once.
+WHISPER_CALL_THREADS = 2
 ENCODER_STEP_FRAMES = 250  # 2.5 s of 10 ms mel frames: encoder inputs come in a dozen fixed sizes
 ENCODER_MAX_FRAMES = 3000  # Whisper's 30 s window
 
@@ -123,11 +126,12 @@ class WhisperEngine:
 
     name = "whisper"
 
-    def __init__(self, model, model_version: str, beam_size: int = 5, batch_size: int = 8) -> None:
+    def __init__(self, model, model_version: str, beam_size: int = 5, batch_size: int = 8, workers: int = 1) -> None:
         self._model = model
         self.model = model_version
         self.beam_size = beam_size
         self.batch_size = batch_size
+        self.workers = workers  # calls that may run at once, each on its own threads
 
     @classmethod
     def load(cls, source: str | None, settings: Settings) -> WhisperEngine:
@@ -144,12 +148,16 @@ class WhisperEngine:
         else:
             path, version = source, f"faster-whisper:{source}"
         use_cuda = settings.asr_device == "cuda" or (settings.asr_device == "auto" and _cuda_available())
+        cores = os.cpu_count() or 1
+        threads = settings.asr_threads or min(cores, WHISPER_CALL_THREADS)
+        workers = 1 if use_cuda else max(1, cores // threads)
         try:
             model = WhisperModel(
                 path,
                 device="cuda" if use_cuda else "cpu",
                 compute_type="float16" if use_cuda else "int8",
-                cpu_threads=settings.asr_threads or os.cpu_count() or 1,
+                cpu_threads=threads,
+                num_workers=workers,
                 local_files_only=True,
             )
         except Exception as exc:  # ctranslate2/huggingface raise many kinds; all mean "cannot load"
@@ -157,7 +165,7 @@ class WhisperEngine:
                 f"cannot load Whisper model {source!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "
                 "Give a faster-whisper model directory, or a model name already in the local Hugging Face cache."
             ) from None
-        return cls(model, version, beam_size=settings.whisper_beam_size)
+        return cls(model, version, beam_size=settings.whisper_beam_size, workers=workers)
 
     def transcribe(
         self,
