@@ -49,8 +49,8 @@ class StreamUpdate:
 class WhisperStream:
     """One session's incremental decoder. `feed` may run on another thread than `step`/`flush`.
 
-    Passes are serialised; the buffer lock is never held during a pass, so feeding never waits
-    for Whisper.
+    Partial passes are serialised; a finishing pass may run beside one (see `_pass`). The buffer
+    lock is never held during a pass, so feeding never waits for Whisper.
     """
 
     def __init__(
