@@ -228,11 +228,12 @@ class StreamingSession:
                 audio.cancel()
                 if audio in done:
                     self._audio_ready.clear()
-                for task in running:  # a partial that finished with the finishing pass is stale and shows nothing
-                    if task in done:
-                        next_id = await self._publish(task.result(), offset, next_id)
-                        partial, finishing = (None if task is partial else partial,
-                                              None if task is finishing else finishing)
+                if partial in done:  # published first: when the finishing pass overtook it, it shows nothing
+                    next_id = await self._publish(partial.result(), offset, next_id)
+                    partial = None
+                if finishing in done:
+                    next_id = await self._publish(finishing.result(), offset, next_id)
+                    finishing = None
         except Exception as exc:  # reported by run() after the reader stops
             self._asr_error = exc
         finally:

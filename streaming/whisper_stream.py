@@ -167,10 +167,6 @@ class WhisperStream:
         """Run the pass that is due: the last one after `end_input`, a finalising one after an endpoint, else a partial."""
         return self._pass(final=False)
 
-    def end_of_utterance(self) -> StreamUpdate:
-        """Finalise everything heard so far (a caller-decided endpoint, e.g. the user pressed stop)."""
-        return self._pass(final=True)
-
     def flush(self) -> StreamUpdate:
         """End of stream: the last pass; afterwards nothing is pending."""
         self.end_input()
@@ -183,9 +179,7 @@ class WhisperStream:
 
     def _pass(self, *, final: bool) -> StreamUpdate:
         """Partial passes run one at a time; a finishing pass may start while a partial runs and makes it stale."""
-        with self._lock:
-            finishing = final or self._input_ended or self._endpoint is not None
-        if finishing:
+        if final or self.finalising():
             return self._run_pass(final=final)
         with self._partial_lock:
             return self._run_pass(final=False)
@@ -223,8 +217,9 @@ class WhisperStream:
             if finishing:
                 words = self._complete(words, audio, start, speech_until, prompt)
         except BaseException:
-            with self._lock:
-                self._finishing_in_flight = self._finishing_in_flight and not finishing
+            if finishing:
+                with self._lock:
+                    self._finishing_in_flight = False
             raise
         elapsed = time.perf_counter() - began
         with self._lock:

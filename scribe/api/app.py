@@ -41,7 +41,7 @@ class AsrState:
     def scheduler(self) -> PassScheduler:
         """Every session's passes, as many at once as the engine serves (made on first use, once it is loaded)."""
         if self._scheduler is None:
-            self._scheduler = PassScheduler("asr", workers=getattr(self.engine, "workers", 1))
+            self._scheduler = PassScheduler("asr", workers=self.engine.workers if self.engine is not None else 1)
         return self._scheduler
 
     def load(self, settings: Settings) -> None:
