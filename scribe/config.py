@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     asr_model: str | None = None
     asr_device: Literal["auto", "cpu", "cuda"] = "auto"
     asr_threads: int = Field(default=0, ge=0, description=(
-        "CPU threads per ASR call; 0 = automatic: two per Whisper call with as many calls at once as the cores "
-        "allow, all cores for MedASR"))
+        "CPU threads per ASR call; 0 = automatic: one per Whisper call with as many calls at once as there are "
+        "cores, all cores for MedASR"))
     whisper_beam_size: int = Field(default=5, ge=1, le=10)
     note_engine: NoteEngineName = "auto"
     medgemma_model: str | None = None

@@ -92,6 +92,7 @@ async def stream_pcm(
     frame_bytes = bytes_per_ms * frame_ms
     result = StreamResult()
     seen_final_ids: set[int] = set()
+    heard_until = float("-inf")  # end of the furthest word a partial has shown
     t0 = time.monotonic()
     attempt = 0
     while True:
@@ -129,8 +130,9 @@ async def stream_pcm(
                         message = json.loads(raw)
                         kind = message.get("type")
                         now = time.monotonic()
-                        if kind == "partial" and message.get("text"):
-                            result.partial_latencies.append(now - t0 - float(message["end"]))
+                        if kind == "partial" and message.get("text") and float(message["end"]) > heard_until:
+                            heard_until = float(message["end"])  # a repeat of words already shown is not a new partial
+                            result.partial_latencies.append(now - t0 - heard_until)
                         elif kind == "final":
                             segment = message["segment"]
                             if segment["id"] not in seen_final_ids:

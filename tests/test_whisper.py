@@ -98,3 +98,24 @@ def test_encoder_input_covers_speech_plus_a_second(seconds, frames):
 
     assert encoder_frames_for(seconds) == frames
     assert frames >= min(3000, seconds * 100 + 100)
+
+
+def test_cpu_load_keeps_numpy_blas_on_one_thread(whisper: WhisperEngine):
+    """OpenBLAS threads spin after each feature extraction and would take a core from the decoder."""
+    from threadpoolctl import threadpool_info
+
+    openblas = [lib for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+    assert openblas and all(lib["num_threads"] == 1 for lib in openblas)
+
+
+def test_service_streams_on_one_thread_per_pass_and_a_worker_per_core(settings: Settings):
+    """A streaming pass decodes token by token, fastest on one thread; the other cores serve other passes."""
+    import os
+
+    from scribe.api.app import AsrState
+
+    state = AsrState()
+    state.load(settings)
+    assert state.error is None and state.engine is not None
+    assert state.engine.workers == (os.cpu_count() or 1)
+    assert state.scheduler.workers == state.engine.workers

@@ -43,9 +43,11 @@ def _cuda_available() -> bool:
         return False
 
 
-# Threads per Whisper call: a streaming pass on two threads beats one here; base's small matrices leave
-# little for more, so further cores serve further calls (sessions) at once.
-WHISPER_CALL_THREADS = 2
+# Threads per Whisper call, measured here with numpy's BLAS on one thread (see _single_threaded_blas): base's
+# matrices are too small to gain from a second thread. One decodes a streaming pass at 8 ms a token against
+# 16 ms on two, and transcribes the samples at RTF 0.06 to 0.07 against 0.09; further cores serve further
+# calls (sessions) at once.
+WHISPER_CALL_THREADS = 1
 ENCODER_STEP_FRAMES = 250  # 2.5 s of 10 ms mel frames: encoder inputs come in a dozen fixed sizes
 ENCODER_MAX_FRAMES = 3000  # Whisper's 30 s window
 
@@ -121,6 +123,18 @@ def _guarded_pipeline_class():
     return GuardedPipeline
 
 
+def _single_threaded_blas() -> None:
+    """Keep numpy's OpenBLAS on one thread: its idle threads spin after every call and take a core from the decoder.
+
+    faster-whisper's feature extractor makes one small matrix product per call; the spinning
+    that follows cost a streaming server 7.7 s of CPU in 30 s at one session on two cores,
+    and the end-of-speech latency with it. Only OpenBLAS is limited (torch brings its own).
+    """
+    from threadpoolctl import ThreadpoolController
+
+    ThreadpoolController().select(internal_api="openblas").limit(limits=1)
+
+
 class WhisperEngine:
     """Batched faster-whisper: VAD cuts speech into chunks decoded together, about half the CPU of sequential."""
 
@@ -151,6 +165,8 @@ class WhisperEngine:
         cores = os.cpu_count() or 1
         threads = settings.asr_threads or min(cores, WHISPER_CALL_THREADS)
         workers = 1 if use_cuda else max(1, cores // threads)
+        if not use_cuda:
+            _single_threaded_blas()
         try:
             model = WhisperModel(
                 path,
