@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from scribe.errors import ScribeError
+from streaming.agreement import normalize_word
 
 FRAME_MS = 100
+RETIMED_S = 0.5  # a partial ending on the word the last one ended on, this little later, shows no new word
 
 
 class StreamFailed(ScribeError):
@@ -92,7 +94,7 @@ async def stream_pcm(
     frame_bytes = bytes_per_ms * frame_ms
     result = StreamResult()
     seen_final_ids: set[int] = set()
-    heard_until = float("-inf")  # end of the furthest word a partial has shown
+    heard_until, heard_word = float("-inf"), ""  # the furthest word a partial has shown: its end and its text
     t0 = time.monotonic()
     attempt = 0
     while True:
@@ -131,8 +133,10 @@ async def stream_pcm(
                         kind = message.get("type")
                         now = time.monotonic()
                         if kind == "partial" and message.get("text") and float(message["end"]) > heard_until:
-                            heard_until = float(message["end"])  # a repeat of words already shown is not a new partial
-                            result.partial_latencies.append(now - t0 - heard_until)
+                            end, word = float(message["end"]), normalize_word(message["text"].split()[-1])
+                            if word != heard_word or end - heard_until >= RETIMED_S:  # else the same word, re-timed
+                                result.partial_latencies.append(now - t0 - end)
+                            heard_until, heard_word = end, word
                         elif kind == "final":
                             segment = message["segment"]
                             if segment["id"] not in seen_final_ids:

@@ -5,9 +5,12 @@ the last final) gives a partial; words every pass of the last `agree_span_s` sec
 agree on are committed (two adjacent passes agree on far more words that later audio
 changes: 21.5 % WER against 17.1 % for a 1.5 s span, 16.8 % offline, on 43 held-out synthetic
 clips), and committed words that close a sentence become a final at once. The window then
-starts at that final (its text becomes the prompt), which keeps passes short and cheap. At
-the end of an utterance (VAD) or of the input, one last pass finalises the rest, continued
-if Whisper stopped early. An utterance longer than `max_utterance_s` is finalised up to a
+starts at that final (its text becomes the prompt), which keeps passes short and cheap. A
+pass costs what its words cost to generate, so over a window longer than `full_window_s` a
+partial pass keeps the words it showed before the last `tail_window_s` and decodes only the
+audio after them: the partial stays prompt, and since it re-decoded nothing before, it is no
+evidence for the agreement. At the end of an utterance (VAD) or of the input, one last pass
+over the whole window finalises the rest, continued if Whisper stopped early. An utterance longer than `max_utterance_s` is finalised up to a
 word boundary a second before the buffer end, never mid-word. A slow machine only makes
 passes rarer and windows longer; loops, which long windows invite, are cut (see
 `window_decoder`), so results come later, never different in kind.
@@ -15,6 +18,7 @@ passes rarer and windows longer; loops, which long windows invite, are cut (see
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -69,6 +73,8 @@ class WhisperStream:
         preroll_s: float = 0.3,
         tail_pad_s: float = 0.3,
         completion_gap_s: float = 1.0,
+        full_window_s: float = 8.0,
+        tail_window_s: float = 5.0,
         max_delay_s: float = float("inf"),
         endpointer: Endpointer | None = None,
         decoder: WindowDecoder | None = None,
@@ -85,6 +91,8 @@ class WhisperStream:
         self.preroll = int(preroll_s * SAMPLE_RATE)
         self.tail_pad = int(tail_pad_s * SAMPLE_RATE)
         self.completion_gap_s = completion_gap_s
+        self.full_window = int(full_window_s * SAMPLE_RATE)
+        self.tail_window = int(tail_window_s * SAMPLE_RATE)
         self.max_delay_s = max_delay_s
         self.endpointer = endpointer or Endpointer()
         self.agreement = LocalAgreement(agree_span_s)
@@ -203,17 +211,24 @@ class WhisperStream:
                 self._generation += 1  # the partial pass running now, if any, is stale
                 self._finishing_in_flight = True
             generation = self._generation
-            audio = self._buf[start - self._buf_start:end - self._buf_start].copy()
-            prompt = self._prompt_text[-self.prompt_chars:].strip() if self.text_prompt else ""
-            context = tuple(w.word for w in self.agreement.committed[-2 * MAX_PHRASE:])
-            since = self.agreement.committed_end
+            kept = [] if finishing else self._kept_words(start, end)
+            heard = start
+            if kept:  # re-decode only the audio after the kept words, with them as the text before it
+                heard = max(start, int(round(kept[-1].end * SAMPLE_RATE)) - self.preroll)
+            audio = self._buf[heard - self._buf_start:end - self._buf_start].copy()
+            before = " ".join([self._prompt_text, *(w.word.strip() for w in kept)])
+            prompt = before[-self.prompt_chars:].strip() if self.text_prompt else ""
+            context = tuple(w.word for w in (kept or self.agreement.committed)[-2 * MAX_PHRASE:])
+            since = kept[-1].end if kept else self.agreement.committed_end
             speech_until = min(end, endpoint if endpoint is not None
                                else end if self.endpointer.is_speech else self._speech_end)
         began = time.perf_counter()
         try:
-            words = self.decoder.decode(audio, start / SAMPLE_RATE, prompt=prompt, context=context, since=since,
+            words = self.decoder.decode(audio, heard / SAMPLE_RATE, prompt=prompt, context=context, since=since,
                                         beam_size=self.final_beam_size if finishing else self.beam_size,
                                         finishing=finishing)
+            if kept:
+                words = kept + [w for w in words if (w.start + w.end) / 2 > since]
             if finishing:
                 words = self._complete(words, audio, start, speech_until, prompt)
         except BaseException:
@@ -227,7 +242,23 @@ class WhisperStream:
                 self._finishing_in_flight = False
             elif generation != self._generation:  # a finishing pass started meanwhile: this partial is stale
                 return StreamUpdate(pass_seconds=round(elapsed, 3), audio_end=end / SAMPLE_RATE)
+            if kept:  # shown, but no evidence for the agreement: the kept words were not decoded again
+                self._last_pass_end, self._tail = end, words[len(self._pending):]
+                return self._update([], elapsed, end)
             return self._conclude(words, start, end, finishing, last, elapsed)
+
+    def _kept_words(self, start: int, end: int) -> list[Word]:
+        """Shown words a partial pass over a long window keeps, so it decodes only the last `tail_window_s`.
+
+        A pass costs about what its words cost to generate (8 ms a token here), so over a long
+        window it would make the partial late. Windows up to `full_window_s` are decoded whole
+        and feed the agreement; past `max_utterance_s` a whole pass must force words final.
+        """
+        if end - start <= self.full_window or end - start > self.max_utterance:
+            return []
+        limit = (end - self.tail_window) / SAMPLE_RATE
+        kept = list(itertools.takewhile(lambda w: w.end <= limit, self._pending + self._tail))
+        return kept if len(kept) > len(self._pending) else []  # all new audio after committed words: decode whole
 
     def _complete(self, words: list[Word], audio: np.ndarray, start: int, speech_until: int, prompt: str) -> list[Word]:
         """Continue a finishing pass whose words stop over `completion_gap_s` before the speech does, once.

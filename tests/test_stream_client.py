@@ -43,10 +43,11 @@ def _partial(text: str, end: float) -> dict:
 
 
 def test_partial_latency_counts_each_newly_heard_word_once():
-    """A partial that shows no word beyond the ones already shown is a repeat, not a new word's latency."""
+    """A partial that shows no word beyond the ones already shown (repeated, respelled, re-timed) is not counted again."""
     server = ScriptedServer([
         _partial("atrial", 0.4), _partial("atrial", 0.4), _partial("Atrial", 0.4),  # respelled, no new word
         _partial("atrial fibrillation", 1.0), _partial("atrial fib", 0.8),  # revised back: nothing newly heard
+        _partial("atrial fibrillation,", 1.06),  # the same last word, re-timed by a later pass
         {"type": "final", "segment": {"id": 0, "start": 0.0, "end": 1.0, "text": "Atrial fibrillation."}},
         _partial("", 1.0), _partial("follow", 1.4),
         {"type": "done", "transcript": {"text": "Atrial fibrillation. Follow"}},

@@ -205,3 +205,37 @@ def test_a_finishing_pass_beside_a_running_partial_makes_the_partial_stale(whisp
     stale = results[0]
     assert stale.finals == [] and stale.partial == "" and stale.partial_start is None
     assert stream.step().finals == []  # nothing is left to finalise twice
+
+
+def test_a_partial_over_a_long_window_decodes_only_its_tail(whisper: WhisperEngine):
+    """Past `full_window_s` a partial keeps the words it showed and decodes the last seconds; the final decodes all."""
+    audio = decode_audio(SAMPLES / "cardiology_followup.wav")  # 14 s without a pause long enough to end it
+    stream = WhisperStream(whisper, min_new_s=1.0)
+    calls: list[tuple[float, float, bool]] = []  # (window seconds, decoded seconds, finishing)
+    decode = stream.decoder.decode
+
+    def spy(audio_, offset, **kwargs):
+        calls.append((stream.time - stream._window_start / RATE, len(audio_) / RATE, kwargs["finishing"]))
+        return decode(audio_, offset, **kwargs)
+
+    stream.decoder.decode = spy
+    tails: list[tuple[float, StreamUpdate]] = []  # (decoded seconds, update) of passes over a long window
+    finals: list[Segment] = []
+    previous = ""
+    for at in range(0, len(audio), RATE // 10):
+        stream.feed(audio[at:at + RATE // 10])
+        if stream.needs_pass():
+            update = stream.step()
+            window, decoded, _ = calls[-1]
+            if window > stream.full_window / RATE:
+                tails.append((decoded, update))
+                assert not update.finals  # a kept word is no evidence for the agreement
+                assert update.partial.split()[:2] == previous.split()[:2]  # the start stays on screen
+            previous, finals = update.partial, finals + update.finals
+    last = stream.flush().finals
+
+    assert len(tails) >= 3 and all(decoded < 7.0 for decoded, _ in tails)
+    assert [decoded for _, decoded, finishing in calls if finishing][0] >= last[-1].end - last[0].start
+    reference = (SAMPLES / "cardiology_followup.txt").read_text()
+    streamed = word_errors(reference, " ".join(s.text for s in finals + last)).wer
+    assert streamed <= word_errors(reference, whisper.transcribe(audio).text).wer + 0.1
