@@ -10,8 +10,9 @@ pass costs what its words cost to generate, so over a window longer than `full_w
 partial pass keeps the words it showed before the last `tail_window_s` and decodes only the
 audio after them: the partial stays prompt, and since it re-decoded nothing before, it is no
 evidence for the agreement. At the end of an utterance (VAD) or of the input, one last pass
-over the whole window finalises the rest, continued if Whisper stopped early. An utterance longer than `max_utterance_s` is finalised up to a
-word boundary a second before the buffer end, never mid-word. A slow machine only makes
+over the whole window finalises the rest, continued if Whisper stopped early. An utterance
+longer than `max_utterance_s` is finalised up to a word boundary a second before the buffer
+end, never mid-word. A slow machine only makes
 passes rarer and windows longer; loops, which long windows invite, are cut (see
 `window_decoder`), so results come later, never different in kind.
 """
@@ -252,9 +253,12 @@ class WhisperStream:
 
         A pass costs about what its words cost to generate (8 ms a token here), so over a long
         window it would make the partial late. Windows up to `full_window_s` are decoded whole
-        and feed the agreement; past `max_utterance_s` a whole pass must force words final.
+        and feed the agreement; a whole pass must also force words final past `max_utterance_s`
+        or `max_delay_s`.
         """
         if end - start <= self.full_window or end - start > self.max_utterance:
+            return []
+        if self._tail and self._tail[0].end < end / SAMPLE_RATE - self.max_delay_s:
             return []
         limit = (end - self.tail_window) / SAMPLE_RATE
         kept = list(itertools.takewhile(lambda w: w.end <= limit, self._pending + self._tail))

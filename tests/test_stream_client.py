@@ -43,7 +43,7 @@ def _partial(text: str, end: float) -> dict:
 
 
 def test_partial_latency_counts_each_newly_heard_word_once():
-    """A partial that shows no word beyond the ones already shown (repeated, respelled, re-timed) is not counted again."""
+    """A partial showing no word beyond those already shown (repeated, respelled, re-timed) is not counted again."""
     server = ScriptedServer([
         _partial("atrial", 0.4), _partial("atrial", 0.4), _partial("Atrial", 0.4),  # respelled, no new word
         _partial("atrial fibrillation", 1.0), _partial("atrial fib", 0.8),  # revised back: nothing newly heard

@@ -239,3 +239,17 @@ def test_a_partial_over_a_long_window_decodes_only_its_tail(whisper: WhisperEngi
     reference = (SAMPLES / "cardiology_followup.txt").read_text()
     streamed = word_errors(reference, " ".join(s.text for s in finals + last)).wer
     assert streamed <= word_errors(reference, whisper.transcribe(audio).text).wer + 0.1
+
+
+def test_a_word_overdue_for_max_delay_gets_a_whole_pass_even_in_a_long_window(whisper: WhisperEngine):
+    """A tail-only pass cannot force words final, so a word held past max_delay_s brings back a whole pass."""
+    stream = WhisperStream(whisper, max_delay_s=3.0)
+    stream.feed(np.zeros(10 * RATE, np.float32))
+    stream._awaiting_speech, stream._window_start = False, 0
+    stream._tail = [Word(" one", 0.5, 1.0), Word(" two", 1.0, 1.5)]
+    assert stream._kept_words(0, 10 * RATE) == []
+    stream._tail = [Word(" one", 7.5, 8.0), Word(" two", 8.0, 9.5)]
+    stream.max_delay_s = float("inf")
+    assert stream._kept_words(0, 10 * RATE) == []  # no shown word ends 5 s before the end: nothing to keep
+    stream._tail = [Word(" one", 0.5, 1.0), Word(" two", 8.0, 9.5)]
+    assert [w.word for w in stream._kept_words(0, 10 * RATE)] == [" one"]

@@ -2,8 +2,8 @@
 
 Latency is read on the audio clock (see streaming.client.stream_pcm): partial latency is how
 long after a word was spoken the first partial showing it arrives (a partial that only repeats,
-respells or re-times words already shown is not counted again); final latency is how long after a segment's
-last word its final arrives (every final, also those closed mid-utterance); end-of-speech
+respells or re-times words already shown is not counted again); final latency is how long after
+a segment's last word its final arrives (every final, also those closed mid-utterance); end-of-speech
 latency is that of each session's last final, i.e. how long after the dictation's last word
 everything is final. A session keeps up with real time when its final latency p95 stays
 within `keep_up_s` and the server never signalled backpressure; it keeps up at the end of
