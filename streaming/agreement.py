@@ -16,6 +16,11 @@ from scribe.transcript import Word
 _NOT_WORD = re.compile(r"[^\w']+|_")
 
 
+def words_after(words: list[Word], time: float) -> list[Word]:
+    """The words whose midpoint lies after `time`: those a decode of overlapping audio adds beyond it."""
+    return [w for w in words if (w.start + w.end) / 2 > time]
+
+
 def normalize_word(text: str) -> str:
     """Case- and punctuation-insensitive form used to compare words across passes."""
     return _NOT_WORD.sub("", text.lower()).strip("'")
@@ -52,8 +57,7 @@ class LocalAgreement:
         """The part of a hypothesis that lies after the committed words."""
         if not self.committed:
             return list(hypothesis)
-        end = self.committed_end
-        return [w for w in hypothesis if (w.start + w.end) / 2 > end]
+        return words_after(hypothesis, self.committed_end)
 
     def update(self, hypothesis: list[Word], stable_until: float | None = None,
                heard_until: float | None = None, force_until: float | None = None) -> Agreement:

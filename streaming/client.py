@@ -132,11 +132,12 @@ async def stream_pcm(
                         message = json.loads(raw)
                         kind = message.get("type")
                         now = time.monotonic()
-                        if kind == "partial" and message.get("text") and float(message["end"]) > heard_until:
+                        if kind == "partial" and message.get("text"):
                             end, word = float(message["end"]), normalize_word(message["text"].split()[-1])
-                            if word != heard_word or end - heard_until >= RETIMED_S:  # else the same word, re-timed
-                                result.partial_latencies.append(now - t0 - end)
-                            heard_until, heard_word = end, word
+                            if end > heard_until:
+                                if word != heard_word or end - heard_until >= RETIMED_S:  # else re-timed
+                                    result.partial_latencies.append(now - t0 - end)
+                                heard_until, heard_word = end, word
                         elif kind == "final":
                             segment = message["segment"]
                             if segment["id"] not in seen_final_ids:

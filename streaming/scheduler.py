@@ -1,7 +1,7 @@
 """One queue for every session's Whisper passes: finalising passes first, then whoever has waited longest.
 
 Passes run on as many worker threads as the engine serves calls at once (Whisper on the CPU:
-a call per two cores; a call on more threads is no faster). Each session has at most one
+a call per core; a call on more threads is slower). Each session has at most one
 request waiting; a free worker picks a finalising request first (an endpoint or the end
 of input: a final is what a clinician waits for), then the request waiting longest. A
 session that asks again joins the back, so under load every session gets a pass per round

@@ -12,9 +12,9 @@ audio after them: the partial stays prompt, and since it re-decoded nothing befo
 evidence for the agreement. At the end of an utterance (VAD) or of the input, one last pass
 over the whole window finalises the rest, continued if Whisper stopped early. An utterance
 longer than `max_utterance_s` is finalised up to a word boundary a second before the buffer
-end, never mid-word. A slow machine only makes
-passes rarer and windows longer; loops, which long windows invite, are cut (see
-`window_decoder`), so results come later, never different in kind.
+end, never mid-word. A slow machine only makes passes rarer and windows longer; loops, which
+long windows invite, are cut (see `window_decoder`), so results come later, never different
+in kind.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from scribe.asr.segmenting import segments_from_words
 from scribe.asr.whisper import WhisperEngine, hotword_prompt
 from scribe.records import PatientContext
 from scribe.transcript import Segment, Word
-from streaming.agreement import LocalAgreement
+from streaming.agreement import LocalAgreement, words_after
 from streaming.vad import SAMPLE_RATE, Endpointer, VadEvent
 from streaming.window_decoder import WindowDecoder
 
@@ -229,7 +229,7 @@ class WhisperStream:
                                         beam_size=self.final_beam_size if finishing else self.beam_size,
                                         finishing=finishing)
             if kept:
-                words = kept + [w for w in words if (w.start + w.end) / 2 > since]
+                words = kept + words_after(words, since)
             if finishing:
                 words = self._complete(words, audio, start, speech_until, prompt)
         except BaseException:
@@ -278,7 +278,7 @@ class WhisperStream:
         more = self.decoder.decode(audio[resume - start:], resume / SAMPLE_RATE, beam_size=self.final_beam_size,
                                    prompt=(prompt + said)[-self.prompt_chars:].strip() if self.text_prompt else "",
                                    context=tuple(w.word for w in words[-2 * MAX_PHRASE:]), since=heard, finishing=True)
-        return words + [w for w in more if (w.start + w.end) / 2 > heard]
+        return words + words_after(more, heard)
 
     def _conclude(self, words: list[Word], start: int, end: int, finishing: bool, last: bool,
                   elapsed: float) -> StreamUpdate:
