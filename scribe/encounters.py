@@ -102,8 +102,12 @@ def encounter_for_stream(session: Session, subject: str, encounter_id: str) -> E
 
 
 def list_encounters(session: Session, principal: Principal, *, status: str | None = None,
-                    patient_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[Encounter], int]:
-    """The caller's encounters (a system client: everyone's), newest first, with the total count."""
+                    patient_id: str | None = None, text: str | None = None, limit: int = 50,
+                    offset: int = 0) -> tuple[list[Encounter], int]:
+    """The caller's encounters (a system client: everyone's), newest first, with the total count.
+
+    `text` finds encounters whose patient id or name contains it, in any letter case.
+    """
     query = select(Encounter)
     if principal.kind == "user":
         query = query.where(Encounter.clinician == principal.subject)
@@ -113,6 +117,10 @@ def list_encounters(session: Session, principal: Principal, *, status: str | Non
         query = query.where(Encounter.status == status)
     if patient_id:
         query = query.where(Encounter.patient_id == patient_id)
+    if text and text.strip():
+        pattern = "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(func.lower(Encounter.patient_id).like(pattern, escape="\\"),
+                                func.lower(Encounter.patient_name).like(pattern, escape="\\")))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Encounter.created_at.desc(), Encounter.id).limit(limit).offset(offset))
     return list(rows), total
@@ -290,6 +298,25 @@ def records_context(session: Session, encounter_id: str) -> PatientContext | Non
     rows = session.scalars(select(AttachmentRow).where(AttachmentRow.encounter_id == encounter_id,
                                                        AttachmentRow.kind == "records").order_by(AttachmentRow.id))
     return _merge([parse_bundle(json.loads(row.data.decode("utf-8"))) for row in rows])
+
+
+def encounter_context(session: Session, encounter_id: str) -> dict:
+    """What scribe understood of the attached records and images, as the reviewer sees it."""
+    from dataclasses import asdict
+
+    context = records_context(session, encounter_id) or PatientContext()
+    rows = list(session.scalars(select(AttachmentRow).where(AttachmentRow.encounter_id == encounter_id)
+                                .order_by(AttachmentRow.id)))
+    images = [load_attachment(row.data, row.label, row.filename) for row in rows if row.kind == "image"]
+    return {"patient": {"id": context.patient_id, "name": context.name, "birth_date": context.birth_date,
+                        "gender": context.gender},
+            "records": [row.label for row in rows if row.kind == "records"],
+            "medications": [asdict(m) for m in context.medications],
+            "problems": [asdict(p) for p in context.problems],
+            "allergies": [asdict(a) for a in context.allergies],
+            "observations": [asdict(o) for o in context.observations],
+            "images": [{"id": a.id, "label": a.label(), "format": a.source_format, "modality": a.modality,
+                        "body_part": a.body_part, "study_date": a.study_date} for a in images]}
 
 
 @dataclass

@@ -19,7 +19,10 @@ KEY = b"s" * 40
 PUBLIC = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/fhir/metadata"),
           ("GET", "/.well-known/smart-configuration"), ("POST", "/auth/token"), ("GET", "/docs"),
           ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"), ("GET", "/openapi.json"),
-          ("POST", "/v1/session"), ("DELETE", "/v1/session"), ("GET", "/"), ("GET", "/sign-in")}
+          ("POST", "/v1/session"), ("DELETE", "/v1/session"), ("GET", "/"), ("GET", "/sign-in"),
+          # page shells of the web app: signed out, each is the sign-in page; none carries patient data
+          # (tests/test_web.py), which the pages read through the guarded API
+          ("GET", "/encounters/new"), ("GET", "/encounters/{encounter_id}"), ("GET", "/notes/{note_id}")}
 
 SESSION_ONLY = {("GET", "/v1/session")}  # answers about the browser's cookie session, whatever the bearer token
 

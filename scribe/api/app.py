@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 import scribe
-from scribe.api import encounters, fhir_rest, health, metrics, notes, stream, tickets
-from scribe.api import session, smart
+from scribe.api import encounters, engines, fhir_rest, health, metrics, notes, stream, tickets
+from scribe.api import session, smart, web
 from scribe.api.audit_trail import AuditMiddleware
 from scribe.api.errors import install_error_handlers
+from scribe.api.headers import SecurityHeadersMiddleware
 from scribe.asr import AsrEngine, choose_engine, load_engine
 from scribe.auth.oidc import OidcVerifier
 from scribe.auth.signing_key import signing_key
@@ -97,7 +98,11 @@ def create_app(settings: Settings, *, load_asr: bool = True, database_schema: st
     app.include_router(encounters.router)
     app.include_router(notes.router)
     app.include_router(fhir_rest.router)
+    app.include_router(engines.router)
+    app.include_router(web.router)
+    web.mount_static(app)
     app.add_middleware(AuditMiddleware)
     app.state.request_counter = metrics.RequestCounter()
     app.add_middleware(metrics.MetricsMiddleware, counter=app.state.request_counter)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

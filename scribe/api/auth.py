@@ -8,7 +8,7 @@ must also echo the session's CSRF token.
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import jwt
 from fastapi import Depends, Request
@@ -27,6 +27,29 @@ log = logging.getLogger("scribe.api")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDIT_SCOPE = "system/AuditEvent.rs"
 MAX_FORM_BYTES = 64 * 1024
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def browser_origin_allowed(connection: HTTPConnection) -> bool:
+    """A browser request (it sends `Origin`) must come from scribe's own pages: the origin the request was
+    addressed to, `SCRIBE_PUBLIC_URL`, or one of `SCRIBE_ALLOWED_ORIGINS`. No `Origin`: not a browser, allowed.
+
+    This keeps another site's page from signing a victim in or opening a stream with their cookie.
+    """
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True
+    settings = connection.app.state.settings
+    own = connection.url.replace(scheme={"ws": "http", "wss": "https"}.get(connection.url.scheme,
+                                                                        connection.url.scheme))
+    allowed = {_origin_of(o) for o in settings.allowed_origins} | {_origin_of(str(own))}
+    if settings.public_url:
+        allowed.add(_origin_of(settings.public_url))
+    return origin.lower().rstrip("/") in allowed
 
 
 def bearer_token(authorization: str | None) -> str:

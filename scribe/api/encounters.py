@@ -16,7 +16,8 @@ from scribe.api.auth import require_scope
 from scribe.auth.tokens import Principal
 from scribe.documents import generate_note, set_patient
 from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
-                               encounter_json, get_encounter, list_encounters, save_transcript, store_upload)
+                               encounter_context, encounter_json, get_encounter, list_encounters, save_transcript,
+                               store_upload)
 from scribe.errors import BadInputError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 router = APIRouter(prefix="/v1/encounters", tags=["encounters"])
@@ -86,12 +87,13 @@ def update(id: str, body: EncounterPatch, request: Request, principal: Principal
 
 @router.get("")
 def list_(request: Request, status: str | None = None, patient: str | None = None,
+          q: str | None = Query(None, max_length=100, description="text in the patient's id or name"),
           count: int = Query(50, alias="_count", ge=1, le=500), offset: int = Query(0, alias="_offset", ge=0),
           principal: Principal = Depends(require_scope(READ)),
           audit: AuditScope = Depends(audited("search", "Encounter"))) -> dict[str, Any]:
     audit.patient_id = patient
     with _database(request).session() as session:
-        rows, total = list_encounters(session, principal, status=status, patient_id=patient, limit=count,
+        rows, total = list_encounters(session, principal, status=status, patient_id=patient, text=q, limit=count,
                                       offset=offset)
         return {"total": total, "encounters": [encounter_json(e) for e in rows]}
 
@@ -112,6 +114,17 @@ def read(id: str, request: Request, principal: Principal = Depends(require_scope
                                                           "duration_s": current[1].duration_s,
                                                           "segments": len(current[1].segments)}
         return out
+
+
+@router.get("/{id}/context")
+def context(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
+            audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
+    """What the attached records and images say: medications, problems, allergies, observations, image labels."""
+    with _database(request).session() as session:
+        encounter = get_encounter(session, principal, id)
+        audit.patient_id = encounter.patient_id
+        audit.detail = "context"
+        return encounter_context(session, id)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
-from scribe.api.auth import FORM_BODY_DOC, principal_from_session, read_form, record_auth_event
+from scribe.api.auth import (FORM_BODY_DOC, browser_origin_allowed, principal_from_session, read_form,
+                             record_auth_event)
 from scribe.auth.tokens import AuthError
 from scribe.auth.users import authenticate
 from scribe.auth.web_sessions import SESSION_COOKIE, SignedIn, end_session, resolve_session, start_session
@@ -31,21 +30,9 @@ class SessionInfo(BaseModel):
         return cls(username=signed_in.username, display_name=signed_in.display_name, csrf_token=signed_in.csrf_token)
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 def _check_origin(request: Request) -> None:
     """A browser's sign-in must come from scribe's own pages (no signing a victim into another account)."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return  # not a browser form post
-    settings: Settings = request.app.state.settings
-    allowed = {_origin(o) for o in settings.allowed_origins} | {_origin(str(request.base_url))}
-    if settings.public_url:
-        allowed.add(_origin(settings.public_url))
-    if origin.lower().rstrip("/") not in allowed:
+    if not browser_origin_allowed(request):
         raise ForbiddenError("sign-in from another site's page is refused")
 
 

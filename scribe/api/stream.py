@@ -8,7 +8,7 @@ import uuid
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from scribe.api.auth import principal_from_header
+from scribe.api.auth import browser_origin_allowed, principal_from_header
 from scribe.auth.tickets import redeem_ticket
 from scribe.auth.tokens import AuthError, Principal
 from scribe.audit import Actor, record
@@ -53,19 +53,8 @@ class WebSocketTransport:
             pass
 
 
-def _origin_allowed(websocket: WebSocket) -> bool:
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return True  # not a browser
-    settings = websocket.app.state.settings
-    allowed = set(settings.allowed_origins)
-    if settings.public_url:
-        allowed.add(settings.public_url.rstrip("/"))
-    return origin.rstrip("/") in allowed
-
-
 def _authenticate(websocket: WebSocket, encounter_id: str) -> Principal:
-    if not _origin_allowed(websocket):
+    if not browser_origin_allowed(websocket):
         raise AuthError("origin not allowed")
     ticket = websocket.query_params.get("ticket")
     if ticket:

@@ -43,6 +43,16 @@ def choose_note_engine(requested: str | None, settings: Settings) -> NoteEngineC
     return NoteEngineChoice("extractive", "auto: no LLM server, no MedGemma on a GPU -> extractive")
 
 
+def configured_note_engines(settings: Settings) -> list[str]:
+    """The engines this installation can draft with: extractive always, the others once they are configured."""
+    names = ["extractive"]
+    if settings.medgemma_model:
+        names.append("medgemma")
+    if settings.llm_base_url:
+        names.append("openai")
+    return names
+
+
 _loaded: dict[tuple[str, str], NoteEngine] = {}
 _lock = Lock()
 
