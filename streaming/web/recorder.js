@@ -128,11 +128,13 @@ export class StreamRecorder extends EventTarget {
       this.flushed?.();
       return;
     }
-    if (!this.captureStarted) {
+    const bytes = new Uint8Array(message.pcm);
+    if (!this.captureStarted) { // when the first captured sample was heard: the block's length before now
       this.captureStarted = true;
-      performance.mark("scribe:capture-start");
+      performance.mark("scribe:capture-start",
+        { startTime: performance.now() - (bytes.length / 2 / this.sampleRate) * 1000 });
     }
-    this.queue.push(new Uint8Array(message.pcm));
+    this.queue.push(bytes);
     this.emit("level", { peak: message.peak });
     this.pump();
   }

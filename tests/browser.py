@@ -1,0 +1,218 @@
+"""What the browser tests share: a real `scribe serve` with a clinician and an EHR client, and Debian's
+Chromium driven by Playwright with a WAV file as its microphone.
+
+Chromium plays the WAV into `getUserMedia` once (`%noloop`), then silence. Every page is watched:
+each request and websocket is recorded (the tests assert they stay on scribe's origin), and an init
+script notes when recognised text first appears in the transcript and every connection state shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import numpy as np
+import pytest
+import soundfile
+
+from scribe.auth.smart import register_client
+from scribe.auth.users import save_user
+from scribe.config import Settings
+from scribe.store import open_database
+from tests.conftest import REPO
+from tests.test_auth_keys import SigningKey, ec_key, jwks
+from tests.test_serve_process import KEY, free_port, start_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+USERNAME, PASSWORD = "dr-web", "correct horse battery staple"
+ARTIFACTS = Path(os.environ.get("SCRIBE_TEST_ARTIFACTS", REPO / "test-artifacts")) / "browser"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+# Runs in every page before its own scripts (Playwright injects it; the page's CSP does not apply to it).
+WATCH_PAGE = """
+window.__scribe = {firstText: null, states: []};
+new MutationObserver(() => {
+  const transcript = document.querySelector('[data-testid="transcript"]');
+  if (window.__scribe.firstText === null && transcript && transcript.textContent.trim()) {
+    window.__scribe.firstText = performance.now();
+  }
+  const connection = document.querySelector('[data-testid="connection-state"]');
+  const states = window.__scribe.states;
+  if (connection && states[states.length - 1] !== connection.dataset.state) states.push(connection.dataset.state);
+}).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+"""
+
+
+def require_chromium() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+
+
+@dataclass
+class Service:
+    """A `scribe serve` process on its own data directory, restartable on the same port."""
+
+    data_dir: Path
+    models_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    client_key: SigningKey = field(default_factory=lambda: ec_key("ehr-1", "ES384"))
+    client_id: str = ""
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def prepare(self) -> None:
+        """A clinician account and a registered EHR client, written before the server starts."""
+        database = open_database(Settings(data_dir=self.data_dir, secret_key=KEY))
+        save_user(database, USERNAME, PASSWORD, display_name="Dr. Web")
+        self.client_id = register_client(database, "Hospital EHR", json.dumps(jwks(self.client_key)),
+                                         ("system/DocumentReference.rs",)).client_id
+        database.engine.dispose()
+
+    def start(self) -> None:
+        self.process = start_server(self.data_dir, self.port, self.models_dir)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def ehr_token(self) -> str:
+        """An access token as an EHR gets one: SMART Backend Services, a signed client assertion."""
+        now = int(time.time())
+        token_url = f"{self.base}/auth/token"
+        claims = {"iss": self.client_id, "sub": self.client_id, "aud": token_url, "exp": now + 240, "iat": now,
+                  "jti": uuid.uuid4().hex}
+        response = httpx.post(token_url, data={
+            "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": self.client_key.sign(claims), "scope": "system/DocumentReference.rs"})
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def stored_audio(self, encounter_id: str) -> tuple[np.ndarray, int]:
+        """The encounter's audio as the server stored it (mono float32) and its sample rate."""
+        folder = self.data_dir / "audio" / encounter_id
+        fmt = json.loads((folder / "format.json").read_text())
+        assert fmt["encoding"] == "pcm_s16le" and fmt["channels"] == 1, fmt
+        pcm = np.frombuffer((folder / "audio.pcm").read_bytes(), dtype="<i2").astype(np.float32) / 32768
+        return pcm, int(fmt["sample_rate"])
+
+
+@contextmanager
+def service(tmp_path: Path, models_dir: Path) -> Iterator[Service]:
+    served = Service(tmp_path / "data", models_dir)
+    served.prepare()
+    served.start()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@dataclass
+class Browser:
+    """Chromium with a WAV as its microphone; every request of every page is recorded."""
+
+    playwright: object
+    wav: Path
+    requests: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.browser = self.playwright.chromium.launch(  # type: ignore[attr-defined]
+            executable_path=str(CHROMIUM),
+            args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={self.wav}%noloop", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run", "--disable-quic"])
+        self.context = self.browser.new_context(viewport={"width": 1280, "height": 800})
+        self.context.add_init_script(WATCH_PAGE)
+        self.context.on("request", lambda request: self.requests.append(request.url))
+        self.context.on("page", self._watch)
+
+    def _watch(self, page) -> None:
+        page.on("websocket", lambda socket: self.requests.append(socket.url))
+
+    def new_page(self):
+        return self.context.new_page()
+
+    def close(self) -> None:
+        self.browser.close()
+
+
+@contextmanager
+def chromium(wav: Path) -> Iterator[Browser]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = Browser(playwright, wav)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Shots:
+    """Numbered screenshots of each step under the artifacts directory of one test."""
+
+    def __init__(self, name: str) -> None:
+        self.folder = ARTIFACTS / name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob("*.png"):
+            old.unlink()
+        self.count = 0
+
+    def take(self, page, step: str) -> None:
+        self.count += 1
+        page.screenshot(path=str(self.folder / f"{self.count:02d}-{step}.png"), full_page=True)
+
+    def record(self, figures: dict) -> None:
+        (self.folder / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def sign_in(page, base: str) -> None:
+    page.goto(base + "/")
+    page.get_by_test_id("username").fill(USERNAME)
+    page.get_by_test_id("password").fill(PASSWORD)
+    page.get_by_test_id("sign-in").click()
+    page.get_by_test_id("encounters").wait_for()
+
+
+def speech_onset(audio: np.ndarray, rate: int, threshold: float = 0.02) -> float:
+    """Seconds to the first 20 ms frame whose RMS passes `threshold`: where speech starts."""
+    frame = rate // 50
+    frames = audio[: len(audio) // frame * frame].reshape(-1, frame)
+    loud = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > threshold)
+    assert loud.size, "no speech in the audio"
+    return float(loud[0] * frame / rate)
+
+
+def wav_seconds(path: Path) -> float:
+    info = soundfile.info(str(path))
+    return info.frames / info.samplerate
+
+
+def same_origin(urls: list[str], base: str) -> list[str]:
+    """The recorded URLs that leave scribe's origin (http and ws on the same host and port)."""
+    host = base.split("://", 1)[1]
+    allowed = (f"http://{host}/", f"ws://{host}/")
+    return [url for url in urls if not url.startswith(allowed)]

@@ -1,0 +1,262 @@
+"""The review side of the web app in a real Chromium: edits from two tabs, versions, sign with the keyboard,
+amend and addendum; a session that ends mid-edit; every API refusal shown in the page; a tablet screen.
+
+The encounters are made over REST first (an uploaded dictation, its records, a draft), so these tests
+exercise the pages, not speech recognition; the recording path has its own tests.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scribe.auth.tokens import create_token
+from scribe.wer import word_errors
+from tests.browser import USERNAME, Service, Shots, chromium, same_origin, service, sign_in
+from tests.conftest import SAMPLES
+from tests.test_browser_app import PATIENT
+from tests.test_lifecycle_api import png
+from tests.test_serve_process import KEY
+
+pytestmark = pytest.mark.slow
+DICTATION = SAMPLES / "cardiology_followup.wav"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Service:
+    from scribe.asr.bundled_whisper import ensure_bundled
+
+    models = tmp_path_factory.mktemp("review_models")
+    ensure_bundled(models)
+    with service(tmp_path_factory.mktemp("review"), models) as running:
+        yield running
+
+
+def rest(served: Service, subject: str = USERNAME) -> httpx.Client:
+    token = create_token(KEY.encode(), subject, ("user/*.*",), 600)
+    return httpx.Client(base_url=served.base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+
+
+def drafted_note(served: Service, *, patient: str | None = PATIENT) -> tuple[str, str]:
+    """(encounter id, note id) of a dictation uploaded, with its records when it has a patient, and drafted."""
+    with rest(served) as api:
+        body = {"patient": {"id": patient, "name": "Jane Roe"}} if patient else {}
+        encounter = api.post("/v1/encounters", json={**body, "mode": "dictation"}).json()["id"]
+        if patient:
+            records = api.post(f"/v1/encounters/{encounter}/records", headers={"Content-Type": "application/fhir+json"},
+                               content=(SAMPLES / "cardiology_followup.bundle.json").read_bytes())
+            assert records.status_code == 201, records.text
+        upload = api.post(f"/v1/encounters/{encounter}/audio", content=DICTATION.read_bytes(),
+                          headers={"Content-Type": "audio/wav"})
+        assert upload.status_code == 200, upload.text
+        note = api.post(f"/v1/encounters/{encounter}/note")
+        assert note.status_code == 201, note.text
+        return encounter, note.json()["id"]
+
+
+def statement(page, index: int = 0):
+    return page.locator('[data-testid="note"] .statement').nth(index)
+
+
+def edit(page, index: int, text: str) -> None:
+    item = statement(page, index)
+    item.get_by_role("button", name=re.compile("^Edit")).click()
+    item.get_by_test_id("statement-editor").fill(text)
+    item.get_by_test_id("save-statement").click()
+
+
+def message(page) -> str:
+    region = page.get_by_test_id("message")
+    region.wait_for()
+    return region.text_content() or ""
+
+
+def test_two_tabs_versions_keyboard_sign_amend_and_addendum(served: Service):
+    shots = Shots("review")
+    _, note_id = drafted_note(served)
+    with chromium(DICTATION) as browser:
+        first = browser.new_page()
+        sign_in(first, served.base)
+        first.goto(f"{served.base}/notes/{note_id}")
+        second = browser.new_page()
+        second.goto(f"{served.base}/notes/{note_id}")
+        for page in (first, second):
+            statement(page).wait_for()
+        original = statement(second, 1).locator(".text").text_content()
+
+        edit(first, 0, "Atrial fibrillation, rate controlled.")
+        statement(first, 0).filter(has_text="rate controlled").wait_for()
+
+        # the second tab still shows version 1: its edit is refused, shown with the newer version, not lost
+        edit(second, 1, "Palpitations resolved since the last visit.")
+        conflict = second.get_by_test_id("edit-conflict")
+        conflict.wait_for()
+        assert "changed elsewhere" in (conflict.text_content() or "")
+        assert "Palpitations resolved" in (second.get_by_test_id("my-edit").text_content() or "")
+        statement(second, 0).filter(has_text="rate controlled").wait_for()  # the other tab's edit, now shown
+        shots.take(second, "conflict")
+        second.get_by_test_id("apply-my-edit").click()
+        conflict.wait_for(state="hidden")
+        texts = second.locator('[data-testid="note"] .statement .text').all_text_contents()
+        assert "Atrial fibrillation, rate controlled." in texts and "Palpitations resolved since the last visit." in texts
+        assert original not in texts
+
+        # version history: 1 drafted, 2 and 3 the two edits
+        second.get_by_test_id("versions").locator("summary").click()
+        second.get_by_role("button", name="Version 1").click()
+        assert original in (second.locator("#version-view").text_content() or "")
+        second.get_by_role("button", name="Version 3").wait_for()
+
+        # Alt+S signs; the edits cite words nobody said, so the page asks to confirm them first
+        second.keyboard.press("Alt+s")
+        second.get_by_test_id("confirm-sign").wait_for()
+        second.get_by_test_id("confirm-sign").click()
+        second.locator('[data-testid="note-status"].signed').wait_for()
+        assert "signed" in (second.get_by_test_id("note-status").text_content() or "")
+        assert second.get_by_test_id("sign").is_hidden()
+        shots.take(second, "signed")
+
+        # amend: a new draft that replaces the signed note once signed
+        second.get_by_test_id("amend").click()
+        second.get_by_test_id("amend-reason").fill("Dose corrected after review")
+        second.get_by_role("button", name="Start amendment").click()
+        second.wait_for_url(lambda url: not url.endswith(note_id))
+        amendment = second.url.rsplit("/", 1)[1]
+        second.get_by_text("Amendment of").wait_for()
+        statement(second).wait_for()
+        second.get_by_test_id("sign").click()
+        second.get_by_test_id("confirm-sign").click()
+        second.locator('[data-testid="note-status"].signed').wait_for()
+        first.goto(f"{served.base}/notes/{note_id}")
+        first.locator('[data-testid="note-status"].amended').wait_for()
+
+        # addendum to the amendment: a new note carrying the text, signed like any other
+        second.get_by_test_id("addendum").click()
+        second.get_by_test_id("addendum-text").fill("Patient called: tolerating the new dose.")
+        second.get_by_role("button", name="Add addendum", exact=True).last.click()
+        second.wait_for_url(lambda url: not url.endswith(amendment))
+        second.get_by_text("Patient called: tolerating the new dose.").first.wait_for()
+        second.get_by_text("Addendum to").wait_for()
+        shots.take(second, "addendum")
+        offsite = same_origin(browser.requests, served.base)
+    assert offsite == [], offsite
+
+
+def test_a_session_that_ends_mid_edit_asks_to_sign_in_and_keeps_the_edit(served: Service):
+    shots = Shots("session-expiry")
+    _, note_id = drafted_note(served)
+    with chromium(DICTATION) as browser:
+        page = browser.new_page()
+        sign_in(page, served.base)
+        page.goto(f"{served.base}/notes/{note_id}")
+        item = statement(page)
+        item.get_by_role("button", name=re.compile("^Edit")).click()
+        item.get_by_test_id("statement-editor").fill("Typed before the session ended.")
+        with sqlite3.connect(served.data_dir / "scribe.db") as database:  # the session ends (as on expiry)
+            database.execute("DELETE FROM web_sessions")
+        item.get_by_test_id("save-statement").click()
+        page.get_by_test_id("reauth-password").wait_for()
+        shots.take(page, "sign-in-again")
+        page.get_by_test_id("reauth-password").fill("correct horse battery staple")
+        page.get_by_test_id("reauth-sign-in").click()
+        statement(page).filter(has_text="Typed before the session ended.").wait_for()
+        assert page.get_by_test_id("reauth-password").is_hidden()
+
+        # signing out leaves nothing of a patient in this browser's storage
+        page.evaluate("localStorage.setItem('left-behind', 'pt-1001'); sessionStorage.setItem('x', 'y')")
+        page.get_by_test_id("sign-out").click()
+        page.get_by_test_id("sign-in").wait_for()
+        assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+        page.goto(f"{served.base}/notes/{note_id}")
+        page.get_by_test_id("sign-in").wait_for()  # every page is the sign-in page again
+
+
+def test_refusals_are_clear_messages_in_the_page(served: Service, tmp_path: Path):
+    shots = Shots("refusals")
+    encounter, note_id = drafted_note(served, patient=None)
+    with rest(served, "dr-other") as other:
+        foreign = other.post("/v1/encounters", json={"patient": {"id": "pt-9"}}).json()["id"]
+    with chromium(DICTATION) as browser:
+        page = browser.new_page()
+        sign_in(page, served.base)
+
+        page.goto(f"{served.base}/encounters/{foreign}")  # 403
+        assert "Not allowed" in message(page) and "another clinician" in message(page)
+        page.goto(f"{served.base}/notes/no-such-note")  # 404
+        assert "Not found" in message(page)
+
+        # 409: a note whose encounter names no patient is not signed; naming it here makes it signable
+        page.goto(f"{served.base}/notes/{note_id}")
+        statement(page).wait_for()
+        page.get_by_test_id("note-patient-id").wait_for()
+        page.get_by_test_id("sign").click()
+        if page.get_by_test_id("confirm-sign").is_visible():
+            page.get_by_test_id("confirm-sign").click()
+        assert "Not possible right now" in message(page) and "names no patient" in message(page)
+        shots.take(page, "409")
+        page.get_by_test_id("note-patient-id").fill(PATIENT)
+        page.get_by_role("button", name="Save patient").click()
+        page.get_by_test_id("note-patient-id").wait_for(state="hidden")
+
+        # 413: an edit larger than the server takes
+        item = statement(page)
+        item.get_by_role("button", name=re.compile("^Edit")).click()
+        item.get_by_test_id("statement-editor").fill("x" * (3 * 1024 * 1024))
+        item.get_by_test_id("save-statement").click()
+        assert "Too large" in message(page)
+        shots.take(page, "413")
+
+        # 422: a file that is not audio, dropped as the recording; then a real one, and an image
+        page.goto(f"{served.base}/encounters/{encounter}")
+        page.get_by_test_id("draft-note").wait_for()
+        text = tmp_path / "notes.txt"
+        text.write_text("not audio at all")
+        page.get_by_test_id("audio-file").set_input_files(str(text))
+        assert "Could not be processed" in message(page)
+        shots.take(page, "422")
+        page.get_by_test_id("audio-file").set_input_files(str(SAMPLES / "diabetes_visit.wav"))
+        page.locator('[data-testid="connection-state"][data-state="done"]').wait_for(timeout=120_000)
+        heard = page.get_by_test_id("transcript").text_content() or ""
+        assert word_errors((SAMPLES / "diabetes_visit.txt").read_text(), heard).wer < 0.6, heard
+        image = tmp_path / "wound.png"
+        image.write_bytes(png())
+        page.get_by_test_id("image-file").set_input_files(str(image))
+        page.get_by_test_id("context").get_by_text("image-1: wound.png").wait_for()
+        offsite = same_origin(browser.requests, served.base)
+    assert offsite == [], offsite
+
+
+def test_tablet_width_labels_and_record_by_keyboard(served: Service):
+    shots = Shots("tablet")
+    _, note_id = drafted_note(served)
+    with chromium(SAMPLES / "diabetes_visit.wav") as browser:
+        page = browser.new_page()
+        page.set_viewport_size({"width": 768, "height": 1024})
+        sign_in(page, served.base)
+        for path in ("/", "/encounters/new", f"/notes/{note_id}"):
+            page.goto(served.base + path)
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+            unnamed = page.evaluate("""() => [...document.querySelectorAll('button, input, select, textarea, meter')]
+                .filter((n) => n.offsetParent !== null && n.type !== 'hidden')
+                .filter((n) => !(n.getAttribute('aria-label') || (n.labels && n.labels.length) || n.textContent.trim()))
+                .map((n) => n.outerHTML.slice(0, 80))""")
+            assert unnamed == [], (path, unnamed)
+            shots.take(page, path.strip("/").replace("/", "-") or "encounters")
+
+        # Alt+R records, Alt+R again stops
+        page.goto(served.base + "/encounters/new")
+        page.get_by_test_id("patient-id").fill(PATIENT)
+        page.keyboard.press("Alt+r")
+        page.locator('[data-testid="transcript"] .segment, [data-testid="transcript"] .partial').first.wait_for(
+            timeout=30_000)
+        page.wait_for_timeout(9000)
+        page.keyboard.press("Alt+r")
+        page.locator('[data-testid="connection-state"][data-state="done"]').wait_for(timeout=60_000)
+        heard = page.get_by_test_id("transcript").text_content() or ""
+        assert word_errors((SAMPLES / "diabetes_visit.txt").read_text(), heard).wer < 0.6, heard
+        shots.take(page, "recorded-by-keyboard")
