@@ -175,7 +175,10 @@ class StreamConverter:
 
     def convert(self, data: bytes, *, last: bool = False) -> np.ndarray:
         """16 kHz mono float32 for `data`; pass last=True at stop to flush the resampler's tail."""
-        mono = self.format.to_float_mono(data)
+        return self.resample(self.format.to_float_mono(data), last=last)
+
+    def resample(self, mono: np.ndarray, *, last: bool = False) -> np.ndarray:
+        """16 kHz for mono samples at the stream's rate (what `AudioFormat.to_float_mono` gives)."""
         if self._stream is None:
             return mono
         return np.ascontiguousarray(self._stream.resample_chunk(mono, last=last), dtype=np.float32)

@@ -20,6 +20,7 @@ from scribe.records import PatientContext
 from scribe.transcript import Segment, Transcript, Word, join_segment_texts
 from streaming import protocol
 from streaming.audio_store import AudioStoreError, EncounterAudio, StoredFormat
+from streaming.levels import InputLevels
 from streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, StreamConverter
 from streaming.scheduler import PassScheduler
 from streaming.whisper_stream import StreamUpdate, WhisperStream
@@ -71,6 +72,7 @@ class StreamingSession:
         self.context = context
         self.on_done = on_done  # runs before `done` is sent (the service persists the transcript there)
         self.store: EncounterAudio | None = None
+        self.levels: InputLevels | None = None  # made at `start`, when the sample rate is known
         self._send_lock = asyncio.Lock()
         self._audio_ready = asyncio.Event()
         self._caught_up = asyncio.Event()
@@ -131,6 +133,7 @@ class StreamingSession:
         if resumed:  # stored audio after the last final: recognise it again, it has no final yet
             stream.feed(converter.convert(resumed))
             self._audio_ready.set()
+        self.levels = InputLevels(fmt.sample_rate)
         asr = asyncio.create_task(self._asr_loop(stream, offset, next_id))
         try:
             await self._receive_audio(fmt, converter, stream)
@@ -191,11 +194,14 @@ class StreamingSession:
 
     async def _accept_frame(self, data: bytes, fmt: AudioFormat, converter: StreamConverter, stream: WhisperStream,
                             *, last: bool) -> None:
-        assert self.store is not None
+        assert self.store is not None and self.levels is not None
         protocol.check_session_length(self.store.received_bytes + len(data), fmt, self.config.max_audio_seconds)
         total = await asyncio.to_thread(self.store.append, data)
         await self.send(protocol.ack(total, fmt))
-        stream.feed(converter.convert(data, last=last))
+        mono = fmt.to_float_mono(data)
+        for code in self.levels.feed(mono):
+            await self.send(protocol.warning(code))
+        stream.feed(converter.resample(mono, last=last))
         self._audio_ready.set()
         if stream.buffered_seconds > MAX_BACKLOG_S:
             await self.send(protocol.warning("backpressure", "recognition is behind the audio"))

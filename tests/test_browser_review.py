@@ -12,7 +12,9 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import soundfile
 
 from scribe.auth.tokens import create_token
 from scribe.wer import word_errors
@@ -260,3 +262,22 @@ def test_tablet_width_labels_and_record_by_keyboard(served: Service):
         heard = page.get_by_test_id("transcript").text_content() or ""
         assert word_errors((SAMPLES / "diabetes_visit.txt").read_text(), heard).wer < 0.6, heard
         shots.take(page, "recorded-by-keyboard")
+
+
+def test_the_servers_warnings_are_shown(served: Service, tmp_path: Path):
+    """Too loud, then a muted microphone: the page says so, and the recording goes on."""
+    speech, rate = soundfile.read(str(DICTATION), dtype="float32")
+    wav = tmp_path / "loud-then-muted.wav"
+    soundfile.write(str(wav), np.concatenate([np.clip(speech[: rate * 3] * 6, -1, 1), np.zeros(rate * 12)]), rate)
+    with chromium(wav) as browser:
+        page = browser.new_page()
+        sign_in(page, served.base)
+        page.goto(served.base + "/encounters/new")
+        page.get_by_test_id("record").click()
+        warnings = page.get_by_test_id("warnings")
+        warnings.locator('[data-code="clipping"]').wait_for(timeout=20_000)
+        warnings.locator('[data-code="silence"]').wait_for(timeout=30_000)
+        assert "too loud" in (warnings.text_content() or "") and "muted" in (warnings.text_content() or "")
+        Shots("warnings").take(page, "warnings")
+        page.get_by_test_id("stop").click()
+        page.locator('[data-testid="connection-state"][data-state="done"]').wait_for(timeout=60_000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -310,3 +311,17 @@ def test_audio_faster_than_recognition_gives_no_repetition(client, name):
     words = transcript["text"].split()
     assert words and loop_start(words) is None
     assert word_errors(sample.with_suffix(".txt").read_text(), transcript["text"]).wer < 0.8
+
+
+def test_clipping_and_silence_are_warned_and_the_session_goes_on(client):
+    """A clipped burst then 11 s of a muted microphone: one `clipping`, one `silence`, and still `done`."""
+    t = np.arange(16000 * 2) / 16000
+    loud = np.clip(3.0 * np.sin(2 * np.pi * 300 * t), -1, 1)
+    pcm = pcm16(np.concatenate([loud, np.zeros(16000 * 11)]).astype(np.float32))
+    with connect(client, encounter="enc-levels") as ws:
+        start(ws)
+        messages = stream_all(ws, pcm)
+    found = [m["code"] for m in messages if m["type"] == "warning"]
+    assert found == ["clipping", "silence"], found
+    assert all(m["message"] for m in messages if m["type"] == "warning")
+    assert messages[-1]["type"] == "done"
