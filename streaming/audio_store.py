@@ -101,11 +101,17 @@ class EncounterAudio:
         return cls(directory, fmt)
 
     @staticmethod
-    def owner_of(root: Path, encounter_id: str) -> str | None:
+    def stored_format(root: Path, encounter_id: str) -> StoredFormat | None:
+        """The format a stream of this encounter must resume with; None before anything was streamed."""
         meta = _encounter_dir(root, encounter_id) / "format.json"
         if not meta.is_file():
             return None
-        return json.loads(meta.read_text(encoding="utf-8"))["owner"]
+        return StoredFormat(**json.loads(meta.read_text(encoding="utf-8")))
+
+    @staticmethod
+    def owner_of(root: Path, encounter_id: str) -> str | None:
+        stored = EncounterAudio.stored_format(root, encounter_id)
+        return stored.owner if stored else None
 
     @property
     def received_bytes(self) -> int:

@@ -281,3 +281,31 @@ def test_the_servers_warnings_are_shown(served: Service, tmp_path: Path):
         Shots("warnings").take(page, "warnings")
         page.get_by_test_id("stop").click()
         page.locator('[data-testid="connection-state"][data-state="done"]').wait_for(timeout=60_000)
+
+
+def test_recording_more_into_an_encounter_streamed_at_another_rate(served: Service):
+    """The first part came from the Python client at 16 kHz; the page records the rest at that rate too."""
+    import asyncio
+
+    from scribe.audio import decode_audio
+    from streaming.client import pcm16, stream_pcm
+
+    token = create_token(KEY.encode(), USERNAME, ("user/*.*",), 600)
+    url = served.base.replace("http", "ws") + "/v1/encounters/enc-two-parts/stream"
+    asyncio.run(stream_pcm(url, pcm16(decode_audio(DICTATION)), token=token))
+    second = SAMPLES / "diabetes_visit.wav"
+    with chromium(second) as browser:
+        page = browser.new_page()
+        sign_in(page, served.base)
+        page.goto(served.base + "/encounters/enc-two-parts")
+        page.locator('[data-testid="transcript"] .segment').first.wait_for()
+        page.get_by_test_id("record").click()
+        page.locator('[data-testid="connection-state"][data-state="live"]').wait_for(timeout=30_000)
+        page.wait_for_timeout(soundfile.info(str(second)).duration * 1000 + 1500)
+        page.get_by_test_id("stop").click()
+        page.locator('[data-testid="connection-state"][data-state="done"]').wait_for(timeout=60_000)
+        heard = page.get_by_test_id("transcript").text_content() or ""
+    _, rate = served.stored_audio("enc-two-parts")
+    assert rate == 16000
+    both = " ".join(p.with_suffix(".txt").read_text() for p in (DICTATION, second))
+    assert word_errors(both, heard).wer < 0.6, heard

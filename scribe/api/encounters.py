@@ -19,6 +19,7 @@ from scribe.encounters import (add_image, add_records, audio_span, create_encoun
                                encounter_context, encounter_json, get_encounter, list_encounters, save_transcript,
                                store_upload)
 from scribe.errors import BadInputError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
+from streaming.audio_store import EncounterAudio
 
 router = APIRouter(prefix="/v1/encounters", tags=["encounters"])
 # Uploads are transcribed one at a time beside the streams (Whisper already uses every core).
@@ -113,7 +114,11 @@ def read(id: str, request: Request, principal: Principal = Depends(require_scope
         out["transcript"] = None if current is None else {"id": current[0], "engine": current[1].engine,
                                                           "duration_s": current[1].duration_s,
                                                           "segments": len(current[1].segments)}
-        return out
+    # a stream that resumes this encounter must use the same format (a browser records at that rate)
+    streamed = EncounterAudio.stored_format(request.app.state.settings.audio_dir, id)
+    out["stream_format"] = None if streamed is None else {
+        "sample_rate": streamed.sample_rate, "encoding": streamed.encoding, "channels": streamed.channels}
+    return out
 
 
 @router.get("/{id}/context")

@@ -68,9 +68,12 @@ class ByteQueue {
  * States: idle, connecting, live, paused, reconnecting, finishing, done, failed.
  */
 export class StreamRecorder extends EventTarget {
-  constructor({ encounterId, getTicket, workletUrl = "/static/streaming/capture-worklet.js" }) {
+  /** `sampleRate`: the rate this encounter's stored audio has (a resumed stream must match it); by
+   * default the device's own. */
+  constructor({ encounterId, getTicket, sampleRate, workletUrl = "/static/streaming/capture-worklet.js" }) {
     super();
     this.encounterId = encounterId;
+    this.requestedRate = sampleRate;
     this.getTicket = getTicket;
     this.workletUrl = workletUrl;
     this.queue = new ByteQueue();
@@ -111,7 +114,8 @@ export class StreamRecorder extends EventTarget {
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
     });
-    this.context = new AudioContext({ latencyHint: "interactive" });
+    this.context = new AudioContext(this.requestedRate
+      ? { latencyHint: "interactive", sampleRate: this.requestedRate } : { latencyHint: "interactive" });
     await this.context.audioWorklet.addModule(this.workletUrl);
     this.source = this.context.createMediaStreamSource(this.stream);
     this.node = new AudioWorkletNode(this.context, "scribe-capture",

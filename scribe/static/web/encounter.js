@@ -133,7 +133,8 @@ async function record() {
   if (recorder?.active) return;
   const id = await ensureEncounter();
   warnings.replaceChildren();
-  const current = new StreamRecorder({ encounterId: id, getTicket: ticket });
+  const current = new StreamRecorder({ encounterId: id, getTicket: ticket,
+    sampleRate: encounter?.stream_format?.sample_rate });
   recorder = current;
   current.addEventListener("state", (event) => {
     const { state, attempt: tries } = event.detail;
