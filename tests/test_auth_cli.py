@@ -162,3 +162,27 @@ def test_clients_disable_and_enable(data_dir, monkeypatch, capsys, tmp_path):
     assert scribe(monkeypatch, capsys, "clients", "enable", client_id)[0] == 0
     assert list_clients(database())[0].active is True
     assert scribe(monkeypatch, capsys, "clients", "disable", "made-up")[0] == 3
+
+
+# ------------------------------------------------------------------------------------------ --data-dir
+
+def test_data_dir_option_gives_the_server_its_accounts_and_tokens(data_dir, monkeypatch, capsys, tmp_path_factory):
+    """`users add --data-dir D` and `token create --data-dir D` write to D, not SCRIBE_DATA_DIR: a server on D
+    signs the user in and accepts the token; a server on the environment's directory refuses both."""
+    from fastapi.testclient import TestClient
+
+    from scribe.api.app import create_app
+
+    other = tmp_path_factory.mktemp("served")
+    code, _, err = scribe(monkeypatch, capsys, "users", "add", "dr-d", "--password-stdin", "--data-dir", str(other),
+                          stdin="correct horse battery")
+    assert code == 0, err
+    code, out, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "dr-d", "--data-dir", str(other))
+    assert code == 0, err
+    token = out.strip()
+    assert __import__("os").environ["SCRIBE_DATA_DIR"] == str(data_dir)  # restored after each command
+    for directory, expected in ((other, 200), (data_dir, 401)):
+        with TestClient(create_app(Settings(data_dir=directory), load_asr=False)) as client:
+            assert client.get("/v1/encounters", headers={"Authorization": f"Bearer {token}"}).status_code == expected
+            signed_in = client.post("/v1/session", data={"username": "dr-d", "password": "correct horse battery"})
+            assert signed_in.status_code == expected

@@ -177,3 +177,29 @@ def test_progress_bar_goes_to_stderr_only(settings: Settings):
 def test_bench_asr_measures_one_engine(capsys):
     code, out, err = cli(capsys, "bench", "asr", str(SAMPLES), "--engine", "auto")
     assert code == 2 and "--engine whisper or --engine medasr" in err and out == ""
+
+
+def leaf_commands() -> list[list[str]]:
+    """Every command a user can run, as its words after `scribe` (read from the app, so a new one is included)."""
+    import typer
+
+    from scribe.commands.base import app
+
+    def walk(command, words: list[str]) -> list[list[str]]:
+        if hasattr(command, "commands"):  # a group (typer vendors its own click)
+            return [leaf for name, sub in command.commands.items() for leaf in walk(sub, [*words, name])]
+        return [words]
+
+    return walk(typer.main.get_command(app), [])
+
+
+def test_every_command_is_found():
+    names = {" ".join(words) for words in leaf_commands()}
+    assert {"transcribe", "note", "serve", "stream", "dictate", "db upgrade", "token create", "users add",
+            "clients list", "models verify", "bench stream"} <= names and len(names) >= 20
+
+
+@pytest.mark.parametrize("words", leaf_commands(), ids=" ".join)
+def test_every_command_takes_data_dir(capsys, words):
+    code, out, _ = cli(capsys, *words, "--help")
+    assert code == 0 and "--data-dir" in out

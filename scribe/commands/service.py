@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -17,7 +16,6 @@ from scribe.config import load_settings
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Overrides SCRIBE_DATA_DIR."),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Load speech recognition (--no-asr: a REST/FHIR-only node)."),
 ) -> None:
     """Run the service: websocket ingest, REST API, FHIR API, health at /healthz."""
@@ -25,8 +23,6 @@ def serve(
 
     from scribe.api.app import create_app
 
-    if data_dir is not None:
-        os.environ["SCRIBE_DATA_DIR"] = str(data_dir)
     from scribe.logs import configure_logging
 
     settings = load_settings()
