@@ -220,3 +220,18 @@ def test_dictate_without_a_microphone_is_a_clear_error(monkeypatch, capsys):
     code = run(["dictate", "--url", "ws://127.0.0.1:9/v1/encounters/e/stream", "--seconds", "1"])
     out, err = capsys.readouterr()
     assert code == 4 and "cannot open the microphone" in err and out == ""
+
+
+def test_serve_on_a_busy_port_is_a_usage_error_before_serving(tmp_path: Path, capsys):
+    """A port another process listens on: exit 2 with a message naming it, and no `serving on` line first."""
+    from scribe.cli import run
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = run(["serve", "--no-asr", "--port", str(port), "--data-dir", str(tmp_path / "data")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert f"scribe: error: port {port} on 127.0.0.1 is already in use; choose another with --port" in err
+    assert "serving on" not in err and "Traceback" not in err

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from scribe.commands.base import FormatChoice, app, db_app, err, token_app
+from scribe.commands.base import FormatChoice, UsageError, app, db_app, err, token_app
 from scribe.config import load_settings
 
 
@@ -20,16 +22,47 @@ def serve(
 ) -> None:
     """Run the service: websocket ingest, REST API, FHIR API, health at /healthz."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from scribe.api.app import create_app
-
     from scribe.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    err(f"serving on http://{host}:{port} (data in {settings.data_dir})")
-    uvicorn.run(create_app(settings, load_asr=asr), host=host, port=port, log_level=settings.log_level,
-                access_log=False, log_config=None)
+    listener = _listen(host, port)
+    port = listener.getsockname()[1]
+    err(f"serving on {_browser_url(host, port)} (data in {settings.data_dir})")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, load_asr=asr), log_level=settings.log_level,
+                                           access_log=False, log_config=None))
+    try:
+        server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
+    if not server.started:  # the app's startup failed and uvicorn has logged why; exit as uvicorn.run does
+        raise typer.Exit(STARTUP_FAILURE)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The bound listening socket uvicorn then serves: a busy port is refused before anything is printed, and
+    nothing can take the port in between."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"port {port} on {host} is already in use; choose another with --port") from None
+        raise UsageError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+    return listener
+
+
+def _browser_url(host: str, port: int) -> str:
+    """What a browser on this machine opens: localhost for a wildcard address, an IPv6 address in brackets."""
+    shown = "localhost" if host in ("", "0.0.0.0", "::") else host
+    return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
 
 
 @app.command()
