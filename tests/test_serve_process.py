@@ -235,3 +235,54 @@ def test_serve_on_a_busy_port_is_a_usage_error_before_serving(tmp_path: Path, ca
     assert code == 2 and out == ""
     assert f"scribe: error: port {port} on 127.0.0.1 is already in use; choose another with --port" in err
     assert "serving on" not in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_first_start_creates_an_account_and_shows_its_password_once(tmp_path: Path):
+    """`scribe serve --data-dir D` on an empty D prints where to sign in and with what, and that signs in; a second
+    start on D prints no password."""
+    import re
+    import threading
+
+    data_dir = tmp_path / "data"
+
+    def serve(port: int, then) -> str:
+        """Run `scribe serve` until it answers, call `then(stderr so far)`, stop it; its whole stderr."""
+        proc = subprocess.Popen([sys.executable, "-c", "from scribe.cli import main; main()", "serve", "--no-asr",
+                                 "--port", str(port), "--data-dir", str(data_dir)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            then("".join(lines))  # printed before the server listens, so all there by now
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0 and proc.stdout.read() == ""
+            reader.join(timeout=10)
+        return "".join(lines)
+
+    def sign_in(err: str) -> None:
+        assert f"    http://127.0.0.1:{port}/\n" in err and "    username: clinician\n" in err
+        assert "scribe users add clinician --password-stdin --update" in err and "scribe users add NAME" in err
+        password = re.search(r"    password: (\S+)\n", err).group(1)
+        assert len(password) >= 12
+        signed_in = httpx.post(f"http://127.0.0.1:{port}/v1/session",
+                               data={"username": "clinician", "password": password})
+        assert signed_in.status_code == 200 and signed_in.json()["username"] == "clinician"
+        shown.append(password)
+
+    shown: list[str] = []
+    port = free_port()
+    serve(port, sign_in)
+    port = free_port()
+    err = serve(port, lambda _: None)
+    assert shown and shown[0] not in err and "password:" not in err and "first start" not in err

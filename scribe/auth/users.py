@@ -7,11 +7,13 @@ message and about the same delay, so a caller cannot probe which usernames exist
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from scribe.auth.passwords import check_password_policy, hash_password, verify_password
 from scribe.auth.tokens import AuthError
@@ -21,6 +23,7 @@ from scribe.store.models import User, WebSession
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 ROLES = ("clinician", "admin")
+FIRST_ACCOUNT = "clinician"
 SIGN_IN_FAILED = "wrong username or password"
 
 
@@ -67,6 +70,22 @@ def save_user(database: Database, username: str, password: str | None, *, displa
         row.password_hash = hash_password(password) if password is not None else None
         session.flush()
         return _account(row)
+
+
+def create_first_account(database: Database) -> str | None:
+    """On a database with no account at all, create the `clinician` account and return its random password (shown
+    once, so a new install can be signed in to); None once any account exists, also one another node just made."""
+    with database.session() as session:
+        if session.scalar(select(User.username).limit(1)) is not None:
+            return None
+    password = secrets.token_urlsafe(18)  # 24 characters, 144 random bits
+    try:
+        save_user(database, FIRST_ACCOUNT, password)
+    except (SQLAlchemyError, BadInputError):  # a unique-key clash or "already exists": the other node won the race
+        if find_user(database, FIRST_ACCOUNT) is None:
+            raise
+        return None
+    return password
 
 
 def find_user(database: Database, username: str) -> Account | None:

@@ -25,13 +25,20 @@ def serve(
     from uvicorn.config import STARTUP_FAILURE
 
     from scribe.api.app import create_app
+    from scribe.auth.users import create_first_account
     from scribe.logs import configure_logging
+    from scribe.store.db import open_database
 
     settings = load_settings()
     configure_logging(settings.log_level)
     listener = _listen(host, port)
-    port = listener.getsockname()[1]
-    err(f"serving on {_browser_url(host, port)} (data in {settings.data_dir})")
+    url = _browser_url(host, listener.getsockname()[1])
+    database = open_database(settings)
+    password = create_first_account(database)
+    database.engine.dispose()
+    err(f"serving on {url} (data in {settings.data_dir})")
+    if password is not None:
+        _announce_first_account(url, password, settings.data_dir)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, load_asr=asr), log_level=settings.log_level,
                                            access_log=False, log_config=None))
     try:
@@ -57,6 +64,22 @@ def _listen(host: str, port: int) -> socket.socket:
             raise UsageError(f"port {port} on {host} is already in use; choose another with --port") from None
         raise UsageError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
     return listener
+
+
+def _announce_first_account(url: str, password: str, data_dir: Path) -> None:
+    """The first start's account, on stderr once: nobody could sign in to a new install without it."""
+    import shlex
+
+    from scribe.auth.users import FIRST_ACCOUNT
+
+    here = f"--data-dir {shlex.quote(str(data_dir))}"
+    err("first start: no account existed, so one was created. Open this in a browser and sign in:")
+    err(f"    {url}")
+    err(f"    username: {FIRST_ACCOUNT}")
+    err(f"    password: {password}")
+    err("this password is shown only now. Change it with "
+        f"`scribe users add {FIRST_ACCOUNT} --password-stdin --update {here}`; "
+        f"add accounts with `scribe users add NAME --password-stdin {here}`")
 
 
 def _browser_url(host: str, port: int) -> str:
