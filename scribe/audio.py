@@ -62,12 +62,27 @@ def decode_audio(source: str | os.PathLike[str] | bytes, limits: AudioLimits | N
         with open(label, "rb") as fh:
             _check_size(label, os.fstat(fh.fileno()).st_size, limits)
             return _decode_stream(fh, label, limits)
-    except FileNotFoundError:
-        raise AudioError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise AudioError(f"{label}: is a directory, not an audio file") from None
     except OSError as exc:
-        raise AudioError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+        raise _unreadable(label, exc) from None
+
+
+def check_audio_file(path: str | os.PathLike[str], limits: AudioLimits | None = None) -> None:
+    """Refuse, as `decode_audio` would, a path that is missing, a directory, unreadable or over the size limit,
+    without decoding it: a command checks every input before it spends time loading a model."""
+    label = os.fsdecode(path)
+    try:
+        with open(label, "rb") as fh:
+            _check_size(label, os.fstat(fh.fileno()).st_size, limits or AudioLimits())
+    except OSError as exc:
+        raise _unreadable(label, exc) from None
+
+
+def _unreadable(label: str, exc: OSError) -> AudioError:
+    if isinstance(exc, FileNotFoundError):
+        return AudioError(f"{label}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return AudioError(f"{label}: is a directory, not an audio file")
+    return AudioError(f"{label}: cannot be read ({exc.strerror or exc})")
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:

@@ -203,3 +203,16 @@ def test_every_command_is_found():
 def test_every_command_takes_data_dir(capsys, words):
     code, out, _ = cli(capsys, *words, "--help")
     assert code == 0 and "--data-dir" in out
+
+
+def test_unusable_paths_are_refused_before_the_model_loads(capsys, tmp_path: Path, monkeypatch):
+    """A missing file or a directory among the inputs: exit 3 naming each, and the engine is never loaded."""
+    import scribe.asr
+
+    loads = []
+    monkeypatch.setattr(scribe.asr, "load_engine", lambda *args, **kwargs: loads.append(args))
+    missing = tmp_path / "missing.wav"
+    code, out, err = cli(capsys, "transcribe", SAMPLE, missing, tmp_path)
+    assert code == 3 and out == "" and loads == []
+    assert f"scribe: error: {missing}: no such file" in err and f"scribe: error: {tmp_path}: is a directory" in err
+    assert "ASR engine" not in err

@@ -40,17 +40,26 @@ def transcribe(
 ) -> None:
     """Transcribe recorded audio offline."""
     from scribe.asr import choose_engine, load_engine
-    from scribe.audio import AudioLimits, decode_audio
+    from scribe.audio import AudioLimits, check_audio_file, decode_audio
     from scribe.formats import render
     from scribe.records import load_records
 
     settings = load_settings()
+    limits = AudioLimits.from_settings(settings)
+    unusable = 0
+    for path in files:  # before the model loads, which takes seconds
+        try:
+            check_audio_file(path, limits)
+        except BadInputError as exc:
+            err(f"error: {exc}")
+            unusable += 1
+    if unusable:
+        raise typer.Exit(BadInputError.exit_code)
     destinations = _output_paths(files, output, fmt.value)
     context = load_records(records) if records else None
     choice = choose_engine(engine.value if engine else settings.asr_engine, mode.value, settings, model)  # type: ignore[arg-type]
     asr = load_engine(choice, settings)
     err(f"ASR engine: {asr.name} ({choice.reason}); model: {asr.model}")
-    limits = AudioLimits.from_settings(settings)
     failures = 0
     for path, destination in zip(files, destinations):
         try:
