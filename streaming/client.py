@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
+from scribe.encounters import ENCOUNTER_ID
 from scribe.errors import ScribeError
+from scribe.records import load_records
 from streaming.agreement import normalize_word
 
 FRAME_MS = 100
 RETIMED_S = 0.5  # a partial ending on the word the last one ended on, this little later, shows no new word
+STREAM_PATH = re.compile(rf"(?P<prefix>.*)/v1/encounters/(?P<id>{ENCOUNTER_ID.pattern})/stream/?")
 
 
 class StreamFailed(ScribeError):
@@ -37,6 +43,40 @@ class StreamResult:
     warnings: list[str] = field(default_factory=list)
     reconnects: int = 0
     acked_bytes: int = 0
+
+
+def http_base(ws_url: str) -> str:
+    """The http(s) URL of the server a ws(s) URL names."""
+    return "http" + ws_url.rstrip("/")[2:] if ws_url.startswith("ws") else ws_url.rstrip("/")
+
+
+def stream_encounter(url: str) -> tuple[str, str] | None:
+    """(server's http(s) base URL, encounter id) of ws(s)://HOST[:PORT][/PREFIX]/v1/encounters/ID/stream, else None."""
+    parts = urlsplit(url)
+    match = STREAM_PATH.fullmatch(parts.path)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc or match is None:
+        return None
+    return http_base(f"{parts.scheme}://{parts.netloc}{match['prefix']}"), match["id"]
+
+
+async def attach_records(base_url: str, token: str | None, encounter_id: str, bundle: Path) -> None:
+    """Attach a prior-records Bundle over REST before streaming, so the stream decodes with the records' hotwords;
+    the encounter is created for the bundle's patient unless it exists already (409)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    patient = load_records(bundle).patient_id  # a bad bundle is refused here, before anything is sent
+    steps = (("/v1/encounters", {"json": {"id": encounter_id, "patient": {"id": patient}}}, (201, 409)),
+             (f"/v1/encounters/{encounter_id}/records",
+              {"content": bundle.read_bytes(), "headers": {"Content-Type": "application/fhir+json"}}, (201,)))
+    try:
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as http:
+            for path, kwargs, accepted in steps:
+                response = await http.post(path, **kwargs)
+                if response.status_code not in accepted:
+                    raise StreamFailed(f"POST {path} answered {response.status_code}: {response.text[:200]}")
+    except httpx.HTTPError as exc:
+        raise StreamFailed(f"cannot attach the records at {base_url}: {exc}") from None
 
 
 def pcm16(audio: np.ndarray) -> bytes:

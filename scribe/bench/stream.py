@@ -22,16 +22,8 @@ from typing import IO, Any
 
 from scribe.audio import decode_audio
 from scribe.bench.asr import BenchItem, discover
-from scribe.errors import ScribeError
-from scribe.records import load_records
 from scribe.wer import word_errors
-from streaming.client import StreamResult, pcm16, stream_pcm
-
-
-class BenchSetupFailed(ScribeError):
-    """The server refused to create a bench encounter or attach its records."""
-
-    exit_code = 5
+from streaming.client import StreamResult, attach_records, http_base, pcm16, stream_pcm
 
 
 def _pct(values: list[float], q: int) -> float | None:
@@ -40,25 +32,6 @@ def _pct(values: list[float], q: int) -> float | None:
     if len(values) == 1:
         return round(values[0], 3)
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)
-
-
-def _http_base(ws_url: str) -> str:
-    return "http" + ws_url.rstrip("/")[2:] if ws_url.startswith("ws") else ws_url.rstrip("/")
-
-
-async def _attach_records(base_url: str, token: str | None, encounter_id: str, bundle: Path) -> None:
-    """Create the encounter and attach its records over REST (POST /v1/encounters, …/records)."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    patient = load_records(bundle).patient_id
-    async with httpx.AsyncClient(base_url=_http_base(base_url), headers=headers, timeout=30) as http:
-        for path, kwargs in (("/v1/encounters", {"json": {"id": encounter_id, "patient": {"id": patient}}}),
-                             (f"/v1/encounters/{encounter_id}/records",
-                              {"content": bundle.read_bytes(), "headers": {"Content-Type": "application/fhir+json"}})):
-            response = await http.post(path, **kwargs)
-            if response.status_code != 201:
-                raise BenchSetupFailed(f"POST {path} answered {response.status_code}: {response.text[:200]}")
 
 
 async def _round(base_url: str, token: str | None, items: list[tuple[BenchItem, bytes]], n: int,
@@ -72,7 +45,7 @@ async def _round(base_url: str, token: str | None, items: list[tuple[BenchItem, 
             item, pcm = items[(i + k) % len(items)]
             encounter_id = f"bench-{run_id}-{i}-{k}"
             if records and item.records is not None:
-                await _attach_records(base_url, token, encounter_id, item.records)
+                await attach_records(http_base(base_url), token, encounter_id, item.records)
             url = f"{base_url.rstrip('/')}/v1/encounters/{encounter_id}/stream"
             out.append((item, await stream_pcm(url, pcm, token=token, realtime=True)))
         return out

@@ -94,6 +94,8 @@ def stream(
     url: str = typer.Option(..., "--url", help="ws://host:port/v1/encounters/ID/stream"),
     token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
     realtime: bool = typer.Option(False, "--realtime", help="Send at real-time pace, as a microphone would."),
+    records: Optional[Path] = typer.Option(None, "--records", help="FHIR R4 Bundle of prior records, attached to the "
+                                                                     "encounter first (biases recognition)."),
     fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
 ) -> None:
     """Stream a file to a scribe server; partials live on stderr, the final transcript on stdout."""
@@ -103,10 +105,20 @@ def stream(
     from scribe.audio import decode_audio
     from scribe.formats import render
     from scribe.transcript import Transcript
-    from streaming.client import pcm16, stream_pcm
+    from streaming.client import StreamResult, attach_records, pcm16, stream_encounter, stream_pcm
 
+    target = stream_encounter(url)
+    if records is not None and target is None:
+        raise UsageError("--records needs --url of the form ws://HOST:PORT/v1/encounters/ID/stream")
     pcm = pcm16(decode_audio(file))
-    result = asyncio.run(stream_pcm(url, pcm, token=token, realtime=realtime, on_message=_show_stream_message))
+
+    async def attach_and_stream() -> StreamResult:
+        if records is not None and target is not None:
+            base_url, encounter_id = target
+            await attach_records(base_url, token, encounter_id, records)
+        return await stream_pcm(url, pcm, token=token, realtime=realtime, on_message=_show_stream_message)
+
+    result = asyncio.run(attach_and_stream())
     assert result.transcript is not None
     sys.stdout.write(render(Transcript.from_dict(result.transcript), fmt.value))
 
