@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,15 @@ async def attach_records(base_url: str, token: str | None, encounter_id: str, bu
         raise StreamFailed(f"cannot attach the records at {base_url}: {exc}") from None
 
 
+def percentile(values: list[float], q: int) -> float | None:
+    """The q-th percentile (inclusive: never outside the values measured), to the millisecond; None without values."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)
+
+
 def pcm16(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
@@ -125,6 +135,8 @@ async def stream_pcm(
 
     Latency is measured against the audio clock: a message about audio time t that arrives
     at wall time w, for a stream started at wall time t0 and paced in real time, is w - t0 - t.
+    Only `realtime` streams record it: unpaced audio runs ahead of the wall clock, and w - t0 - t
+    would measure nothing (it goes negative).
     """
     import websockets
 
@@ -175,7 +187,7 @@ async def stream_pcm(
                         if kind == "partial" and message.get("text"):
                             end, word = float(message["end"]), normalize_word(message["text"].split()[-1])
                             if end > heard_until:
-                                if word != heard_word or end - heard_until >= RETIMED_S:  # else re-timed
+                                if realtime and (word != heard_word or end - heard_until >= RETIMED_S):  # else re-timed
                                     result.partial_latencies.append(now - t0 - end)
                                 heard_until, heard_word = end, word
                         elif kind == "final":
@@ -183,7 +195,8 @@ async def stream_pcm(
                             if segment["id"] not in seen_final_ids:
                                 seen_final_ids.add(segment["id"])
                                 result.finals.append(segment)
-                                result.final_latencies.append(now - t0 - float(segment["end"]))
+                                if realtime:
+                                    result.final_latencies.append(now - t0 - float(segment["end"]))
                         elif kind == "ack":
                             result.acked_bytes = int(message["received_bytes"])
                         elif kind == "warning":

@@ -15,7 +15,6 @@ client would, so the stream decodes with the records' hotwords.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import uuid
 from pathlib import Path
 from typing import IO, Any
@@ -23,15 +22,7 @@ from typing import IO, Any
 from scribe.audio import decode_audio
 from scribe.bench.asr import BenchItem, discover
 from scribe.wer import word_errors
-from streaming.client import StreamResult, attach_records, http_base, pcm16, stream_pcm
-
-
-def _pct(values: list[float], q: int) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return round(values[0], 3)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)
+from streaming.client import StreamResult, attach_records, http_base, pcm16, percentile, stream_pcm
 
 
 async def _round(base_url: str, token: str | None, items: list[tuple[BenchItem, bytes]], n: int,
@@ -59,17 +50,17 @@ async def _round(base_url: str, token: str | None, items: list[tuple[BenchItem, 
     for item, result in results:
         counts = word_errors(item.reference, (result.transcript or {}).get("text", ""))
         errors, words = errors + counts.errors, words + counts.reference_words
-        p95 = _pct(result.final_latencies, 95)
+        p95 = percentile(result.final_latencies, 95)
         at_end = round(result.final_latencies[-1], 3) if result.final_latencies else None
         healthy = result.transcript is not None and "backpressure" not in result.warnings
-        sessions.append({"file": item.audio.name, "final_p95_s": p95, "partial_p95_s": _pct(result.partial_latencies, 95),
-                         "end_of_speech_s": at_end, "wer": round(counts.wer, 4),
+        sessions.append({"file": item.audio.name, "final_p95_s": p95,
+                         "partial_p95_s": percentile(result.partial_latencies, 95), "end_of_speech_s": at_end, "wer": round(counts.wer, 4),
                          "keeps_up": healthy and (p95 is None or p95 <= keep_up_s),
                          "keeps_up_at_end": healthy and (at_end is None or at_end <= keep_up_s),
                          "reconnects": result.reconnects})
-    return {"concurrency": n, "partial_p50_s": _pct(partial, 50), "partial_p95_s": _pct(partial, 95),
-            "final_p50_s": _pct(final, 50), "final_p95_s": _pct(final, 95),
-            "end_of_speech_p50_s": _pct(end, 50), "end_of_speech_p95_s": _pct(end, 95),
+    return {"concurrency": n, "partial_p50_s": percentile(partial, 50), "partial_p95_s": percentile(partial, 95),
+            "final_p50_s": percentile(final, 50), "final_p95_s": percentile(final, 95),
+            "end_of_speech_p50_s": percentile(end, 50), "end_of_speech_p95_s": percentile(end, 95),
             "wer": round(errors / words, 4) if words else None,
             "all_keep_up": all(s["keeps_up"] for s in sessions),
             "all_keep_up_at_end": all(s["keeps_up_at_end"] for s in sessions), "sessions": sessions}

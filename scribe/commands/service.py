@@ -100,12 +100,11 @@ def stream(
 ) -> None:
     """Stream a file to a scribe server; partials live on stderr, the final transcript on stdout."""
     import asyncio
-    import statistics
 
     from scribe.audio import decode_audio
     from scribe.formats import render
     from scribe.transcript import Transcript
-    from streaming.client import StreamResult, attach_records, pcm16, stream_encounter, stream_pcm
+    from streaming.client import StreamResult, attach_records, pcm16, percentile, stream_encounter, stream_pcm
 
     target = stream_encounter(url)
     if records is not None and target is None:
@@ -121,14 +120,17 @@ def stream(
     result = asyncio.run(attach_and_stream())
     assert result.transcript is not None
     sys.stdout.write(render(Transcript.from_dict(result.transcript), fmt.value))
+    if not realtime:  # the audio went out faster than it was spoken: the audio clock measures nothing
+        err(f"latency: n/a (not paced in real time; --realtime measures it); reconnects {result.reconnects}")
+        return
 
-    def p(values: list[float], q: float) -> str:
-        return f"{statistics.quantiles(values, n=100)[q - 1]:.2f}s" if len(values) >= 2 else "n/a"
+    def shown(values: list[float], q: int) -> str:
+        value = percentile(values, q)
+        return "n/a" if value is None else f"{value:.2f}s"
 
-    err(f"latency (audio clock{'' if realtime else ', not paced: only meaningful with --realtime'}): "
-        f"partial p50 {p(result.partial_latencies, 50)} p95 {p(result.partial_latencies, 95)}; "
-        f"final p50 {p(result.final_latencies, 50)} p95 {p(result.final_latencies, 95)}; "
-        f"reconnects {result.reconnects}")
+    err(f"latency (audio clock): partial p50 {shown(result.partial_latencies, 50)} "
+        f"p95 {shown(result.partial_latencies, 95)}; final p50 {shown(result.final_latencies, 50)} "
+        f"p95 {shown(result.final_latencies, 95)}; reconnects {result.reconnects}")
 
 
 @app.command()
