@@ -22,10 +22,12 @@ def test_wheel_install_transcribes_a_sample(tmp_path: Path):
                              capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-3000:]
     # Non-editable: the package and its templates come from site-packages, not from the checkout.
-    where = subprocess.run([str(python), "-c", "import scribe, scribe.resources as r; print(scribe.__file__); "
-                            "print(r.templates_dir())"], capture_output=True, text=True, cwd=tmp_path, check=True)
-    module_file, templates = where.stdout.split()
+    where = subprocess.run([str(python), "-c", "import scribe, scribe.resources as r, scribe.api.web as w; "
+                            "print(scribe.__file__); print(r.templates_dir()); print(w.STATIC_DIR)"],
+                           capture_output=True, text=True, cwd=tmp_path, check=True)
+    module_file, templates, static = where.stdout.split()
     assert str(env_dir) in module_file and str(env_dir) in templates
+    assert (Path(templates) / "web" / "docs.html.j2").is_file() and (Path(static) / "docs" / "init.js").is_file()
     no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, cwd=tmp_path)
     assert no_torch.returncode != 0, "the core install must not pull in torch"
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 import scribe
 from scribe.api import encounters, engines, fhir_rest, health, metrics, notes, stream, tickets
 from scribe.api import session, smart, web
+from scribe.api import docs
 from scribe.api.audit_trail import AuditMiddleware
 from scribe.api.errors import install_error_handlers
 from scribe.api.headers import SecurityHeadersMiddleware
@@ -87,8 +88,9 @@ def create_app(settings: Settings, *, load_asr: bool = True, database_schema: st
                 task.cancel()
         database.engine.dispose()
 
-    app = FastAPI(title="scribe", version=scribe.__version__, lifespan=lifespan)
+    app = FastAPI(title="scribe", version=scribe.__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    docs.install(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(tickets.router)
