@@ -21,11 +21,16 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert test_command in (REPO / ".ci" / "run").read_text()
 
 
-def test_run_command_names_files_that_exist():
-    run_command = next(c for c in readme_commands() if "scribe transcribe" in c)
-    for word in shlex.split(run_command):
-        if word.startswith("audio_samples/"):
-            assert (REPO / word).is_file(), word
+def test_run_command_installs_and_starts_the_service_on_the_embedded_defaults():
+    run_command = next(c for c in readme_commands() if "pytest" not in c)
+    steps = [shlex.split(step) for step in run_command.split("&&")]
+    assert steps[1][-2:] == ["install", "."]  # the core install: no extra, no torch
+    assert steps[-1] == [".venv/bin/scribe", "serve"]  # no option, no variable: the defaults
+
+
+def test_files_the_readme_names_exist():
+    for path in re.findall(r"\b(?:audio_samples|docs|streaming)/[\w./-]+\.\w+", (REPO / "README.md").read_text()):
+        assert (REPO / path).is_file(), path
 
 
 def test_samples_fit_the_size_budget():

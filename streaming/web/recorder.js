@@ -63,7 +63,7 @@ class ByteQueue {
 
 /**
  * Events (CustomEvent, details in `event.detail`): `state` {state, attempt}, `partial` {text, start, end},
- * `final` {segment}, `ack` {seconds}, `warning` {code, message}, `level` {peak}, `done` {transcript},
+ * `final` {segment}, `ack` {bytes, seconds}, `warning` {code, message}, `level` {peak}, `done` {transcript},
  * `failed` {code, message}.
  * States: idle, connecting, live, paused, reconnecting, finishing, done, failed.
  */
@@ -98,6 +98,11 @@ export class StreamRecorder extends EventTarget {
   /** Seconds captured so far in this recording. */
   get capturedSeconds() {
     return this.sampleRate ? this.queue.end / 2 / this.sampleRate : 0;
+  }
+
+  /** The encounter's audio in bytes once everything captured so far is stored (its earlier audio included). */
+  get capturedBytes() {
+    return (this.origin ?? 0) + this.queue.end;
   }
 
   /** Bytes captured but not yet acknowledged: lost if the page closed now. */
@@ -243,7 +248,7 @@ export class StreamRecorder extends EventTarget {
       }
       case "ack":
         if (this.origin !== null) this.queue.dropBefore(Number(message.received_bytes) - this.origin);
-        this.emit("ack", { seconds: Number(message.received_ms) / 1000 });
+        this.emit("ack", { bytes: Number(message.received_bytes), seconds: Number(message.received_ms) / 1000 });
         break;
       case "partial":
         this.emit("partial", message);

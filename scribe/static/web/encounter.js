@@ -144,8 +144,10 @@ async function record() {
   current.addEventListener("partial", (event) => transcript.setPartial(event.detail.text));
   current.addEventListener("final", (event) => transcript.addFinal(event.detail.segment));
   current.addEventListener("level", (event) => { level.value = event.detail.peak; });
+  current.addEventListener("ack", (event) => { connection.dataset.ackedBytes = event.detail.bytes; });
   current.addEventListener("warning", (event) => warn(event.detail.code, event.detail.message));
   current.addEventListener("done", (event) => {
+    connection.dataset.capturedBytes = current.capturedBytes;
     transcript.show(event.detail.transcript.segments);
     hasTranscript = event.detail.transcript.segments.length > 0;
     level.value = 0;
@@ -185,7 +187,9 @@ async function stop() {
 }
 
 setInterval(() => {
-  if (recorder?.active) elapsed.textContent = clock(recorder.capturedSeconds);
+  if (!recorder?.active) return;
+  elapsed.textContent = clock(recorder.capturedSeconds);
+  connection.dataset.capturedBytes = recorder.capturedBytes;
 }, 250);
 
 window.addEventListener("beforeunload", (event) => {
