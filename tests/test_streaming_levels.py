@@ -60,3 +60,15 @@ def test_a_quiet_but_live_microphone_is_not_silence():
 
 def test_nan_is_read_as_zero():
     assert InputLevels(RATE).feed(np.full(1600, np.nan, dtype=np.float32)) == []
+
+
+def test_protocol_md_states_the_thresholds_the_code_uses():
+    from pathlib import Path
+
+    from streaming import levels
+
+    doc = (Path(levels.__file__).parent / "PROTOCOL.md").read_text()
+    assert f"{levels.CLIPPED_SHARE * 100:g} % of one second's samples" in doc
+    assert f"{levels.CLIP_LEVEL * 100:g} % of full scale" in doc
+    assert f"{levels.SILENCE_S:g} s without a sample above −60 dBFS" in doc
+    assert levels.SILENCE_LEVEL == pytest.approx(10 ** (-60 / 20))
