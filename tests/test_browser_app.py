@@ -324,8 +324,8 @@ def test_a_newcomer_signs_a_note_with_only_what_the_first_start_prints(tmp_path:
         url = re.search(r"(http://\S+/)\s", shown).group(1)
         username = re.search(r"username: (\S+)", shown).group(1)
         password = re.search(r"password: (\S+)", shown).group(1)
-        while time.monotonic() < deadline and not httpx.get(url + "healthz").json()["ready"]:
-            time.sleep(0.5)
+        while time.monotonic() < deadline and not httpx.get(url + "healthz", timeout=30).json()["ready"]:
+            time.sleep(0.5)  # the address answers as soon as it is printed; speech recognition loads meanwhile
         shots = Shots("newcomer")
         with chromium(microphone.wav) as browser:
             page = browser.new_page()

@@ -58,6 +58,7 @@ def _listen(host: str, port: int) -> socket.socket:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
+        listener.listen(2048)  # a browser opening the printed address now waits in the backlog, not refused
     except OSError as exc:
         listener.close()
         if exc.errno == errno.EADDRINUSE:

@@ -15,6 +15,7 @@ const FATAL = new Set(["bad_json", "bad_message", "unknown_type", "bad_field", "
   "unsupported_sample_rate", "unsupported_channels", "already_started", "frame_before_start",
   "stop_before_start", "odd_length", "frame_too_short"]);
 const MAX_UNAUTHORIZED = 3; // a fresh ticket refused this often in a row: give up
+const FLUSH_WAIT_MS = 2000; // for the worklet's last samples after stop (a busy machine answers late)
 
 /** Bytes captured since the recording began, from the first one not yet acknowledged. */
 class ByteQueue {
@@ -89,6 +90,7 @@ export class StreamRecorder extends EventTarget {
     this.ready = false;
     this.lastError = null;
     this.captureStarted = false;
+    this.captureClosed = false;
   }
 
   get sampleRate() {
@@ -137,6 +139,7 @@ export class StreamRecorder extends EventTarget {
       this.flushed?.();
       return;
     }
+    if (this.captureClosed) return; // after stop: the recording's length is settled, nothing is added
     const bytes = new Uint8Array(message.pcm);
     if (!this.captureStarted) { // when the first captured sample was heard: the block's length before now
       this.captureStarted = true;
@@ -177,7 +180,8 @@ export class StreamRecorder extends EventTarget {
       const flushed = new Promise((resolve) => { this.flushed = resolve; });
       this.source.disconnect();
       this.node.port.postMessage("flush");
-      await Promise.race([flushed, new Promise((resolve) => setTimeout(resolve, 500))]);
+      await Promise.race([flushed, new Promise((resolve) => setTimeout(resolve, FLUSH_WAIT_MS))]);
+      this.captureClosed = true;
       this.releaseMicrophone();
     }
     if (this.state === "failed") {
