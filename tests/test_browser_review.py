@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -250,18 +251,48 @@ def test_tablet_width_labels_and_record_by_keyboard(served: Service):
             assert unnamed == [], (path, unnamed)
             shots.take(page, path.strip("/").replace("/", "-") or "encounters")
 
-        # Alt+R records, Alt+R again stops
+        # Alt+R records, Alt+P pauses (nothing is recorded meanwhile) and resumes, Alt+R again stops
         page.goto(served.base + "/encounters/new")
         page.get_by_test_id("patient-id").fill(PATIENT)
+        started = time.monotonic()
         page.keyboard.press("Alt+r")
         page.locator('[data-testid="transcript"] .segment, [data-testid="transcript"] .partial').first.wait_for(
             timeout=30_000)
+        page.keyboard.press("Alt+p")
+        page.locator('[data-testid="connection-state"][data-state="paused"]').wait_for()
+        assert page.get_by_test_id("pause").text_content() == "Resume"
+        page.wait_for_timeout(3000)
+        page.keyboard.press("Alt+p")
+        page.locator('[data-testid="connection-state"][data-state="live"]').wait_for()
         page.wait_for_timeout(9000)
         page.keyboard.press("Alt+r")
         page.locator('[data-testid="connection-state"][data-state="done"]').wait_for(timeout=60_000)
+        recording_s = time.monotonic() - started
+        encounter_id = page.url.rsplit("/", 1)[1]
         heard = page.get_by_test_id("transcript").text_content() or ""  # recorded: what was said is there
         assert word_errors((SAMPLES / "diabetes_visit.txt").read_text(), heard).wer < 0.8, heard
         shots.take(page, "recorded-by-keyboard")
+    stored, rate = served.stored_audio(encounter_id)
+    assert len(stored) / rate < recording_s - 2.5  # the three paused seconds are not in the recording
+
+
+def test_the_engine_choice_appears_when_several_are_configured(served: Service):
+    """The page offers the engines the server lists (answered here by the test) and drafts with the chosen one."""
+    encounter, _ = drafted_note(served)
+    with chromium(DICTATION) as browser:
+        page = browser.new_page()
+        page.route("**/v1/note-engines", lambda route: route.fulfill(
+            json={"default": "openai", "engines": ["extractive", "openai"]}))
+        sign_in(page, served.base)
+        page.goto(f"{served.base}/encounters/{encounter}")
+        choice = page.get_by_test_id("engine")
+        choice.wait_for()
+        assert choice.input_value() == "openai"
+        choice.select_option("extractive")
+        with page.expect_request(lambda r: r.url.endswith(f"/v1/encounters/{encounter}/note")) as drafted:
+            page.get_by_test_id("draft-note").click()
+        assert drafted.value.post_data_json == {"engine": "extractive"}
+        page.locator('[data-testid="note"] .statement').first.wait_for()
 
 
 def test_the_servers_warnings_are_shown(served: Service, tmp_path: Path):
