@@ -15,7 +15,7 @@ import os
 
 LEVELS = ("critical", "error", "warning", "info", "debug")
 _QUIET = ("sqlalchemy", "httpx", "httpcore", "multipart", "python_multipart", "uvicorn.access", "urllib3",
-          "faster_whisper", "asyncio", "websockets", "hpack", "PIL")
+          "faster_whisper", "asyncio", "websockets", "hpack", "PIL", "alembic.runtime.plugins")
 
 
 def configure_logging(level: str = "info") -> None:

@@ -108,3 +108,15 @@ def test_websocket_frames_are_not_logged_even_at_debug():
     assert all(f.filter(own_record) for f in logger.filters)
     configure_logging("debug")
     assert len(logger.filters) == 1  # configuring twice adds no second filter
+
+
+def test_the_first_start_message_is_not_buried_in_library_chatter():
+    """What `scribe serve` prints on a first start (the account to sign in with) must stand out: alembic's
+    per-plugin set-up lines are quiet at info; its migrations still show."""
+    import logging
+
+    from scribe.logs import configure_logging
+
+    configure_logging("info")
+    assert not logging.getLogger("alembic.runtime.plugins").isEnabledFor(logging.INFO)
+    assert logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.INFO)
