@@ -154,6 +154,14 @@ class Browser:
     def new_page(self):
         return self.context.new_page()
 
+    def signed_in_page(self, base: str, path: str = "/"):
+        """A new page, signed in as the clinician, at `path`."""
+        page = self.new_page()
+        sign_in(page, base)
+        if path != "/":
+            page.goto(base + path)
+        return page
+
     def close(self) -> None:
         self.browser.close()
 

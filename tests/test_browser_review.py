@@ -82,9 +82,7 @@ def test_two_tabs_versions_keyboard_sign_amend_and_addendum(served: Service):
     shots = Shots("review")
     _, note_id = drafted_note(served)
     with chromium(DICTATION) as browser:
-        first = browser.new_page()
-        sign_in(first, served.base)
-        first.goto(f"{served.base}/notes/{note_id}")
+        first = browser.signed_in_page(served.base, f"/notes/{note_id}")
         second = browser.new_page()
         second.goto(f"{served.base}/notes/{note_id}")
         for page in (first, second):
@@ -153,9 +151,7 @@ def test_a_session_that_ends_mid_edit_asks_to_sign_in_and_keeps_the_edit(served:
     shots = Shots("session-expiry")
     _, note_id = drafted_note(served)
     with chromium(DICTATION) as browser:
-        page = browser.new_page()
-        sign_in(page, served.base)
-        page.goto(f"{served.base}/notes/{note_id}")
+        page = browser.signed_in_page(served.base, f"/notes/{note_id}")
         item = statement(page)
         item.get_by_role("button", name=re.compile("^Edit")).click()
         item.get_by_test_id("statement-editor").fill("Typed before the session ended.")
@@ -184,8 +180,7 @@ def test_refusals_are_clear_messages_in_the_page(served: Service, tmp_path: Path
     with rest(served, "dr-other") as other:
         foreign = other.post("/v1/encounters", json={"patient": {"id": "pt-9"}}).json()["id"]
     with chromium(DICTATION) as browser:
-        page = browser.new_page()
-        sign_in(page, served.base)
+        page = browser.signed_in_page(served.base)
 
         page.goto(f"{served.base}/encounters/{foreign}")  # 403
         assert "Not allowed" in message(page) and "another clinician" in message(page)
@@ -301,9 +296,7 @@ def test_the_servers_warnings_are_shown(served: Service, tmp_path: Path):
     wav = tmp_path / "loud-then-muted.wav"
     soundfile.write(str(wav), np.concatenate([np.clip(speech[: rate * 3] * 6, -1, 1), np.zeros(rate * 12)]), rate)
     with chromium(wav) as browser:
-        page = browser.new_page()
-        sign_in(page, served.base)
-        page.goto(served.base + "/encounters/new")
+        page = browser.signed_in_page(served.base, "/encounters/new")
         page.get_by_test_id("record").click()
         warnings = page.get_by_test_id("warnings")
         warnings.locator('[data-code="clipping"]').wait_for(timeout=20_000)
@@ -326,9 +319,7 @@ def test_recording_more_into_an_encounter_streamed_at_another_rate(served: Servi
     asyncio.run(stream_pcm(url, pcm16(decode_audio(DICTATION)), token=token))
     second = SAMPLES / "diabetes_visit.wav"
     with chromium(second) as browser:
-        page = browser.new_page()
-        sign_in(page, served.base)
-        page.goto(served.base + "/encounters/enc-two-parts")
+        page = browser.signed_in_page(served.base, "/encounters/enc-two-parts")
         page.locator('[data-testid="transcript"] .segment').first.wait_for()
         page.get_by_test_id("record").click()
         page.locator('[data-testid="connection-state"][data-state="live"]').wait_for(timeout=30_000)
