@@ -14,7 +14,7 @@ import os
 import re
 import uuid
 import wave
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -302,8 +302,6 @@ def records_context(session: Session, encounter_id: str) -> PatientContext | Non
 
 def encounter_context(session: Session, encounter_id: str) -> dict:
     """What scribe understood of the attached records and images, as the reviewer sees it."""
-    from dataclasses import asdict
-
     context = records_context(session, encounter_id) or PatientContext()
     rows = list(session.scalars(select(AttachmentRow).where(AttachmentRow.encounter_id == encounter_id)
                                 .order_by(AttachmentRow.id)))
