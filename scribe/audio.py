@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -45,25 +45,109 @@ class AudioLimits:
         return cls(max_bytes=settings.max_audio_bytes, max_seconds=settings.max_audio_seconds)
 
 
-def decode_audio(source: str | os.PathLike[str] | bytes, limits: AudioLimits | None = None) -> np.ndarray:
+def decode_audio(source: str | os.PathLike[str] | bytes, limits: AudioLimits | None = None, *,
+                 label: str | None = None) -> np.ndarray:
     """Decode a file path or in-memory file to float32 16 kHz mono, C-contiguous, in [-1, 1].
 
     Raises AudioError for anything unusable: missing, empty, not audio, unsupported codec,
     damaged, silent-by-absence (no samples), or over `limits` (default: the Settings defaults).
+    `label` names the input in messages (default: the path). Peak memory is about the result's size.
+    """
+    return _concatenate(decoded_blocks(source, limits, label=label))
+
+
+def decoded_blocks(source: str | os.PathLike[str] | bytes, limits: AudioLimits | None = None, *,
+                   label: str | None = None) -> Iterator[np.ndarray]:
+    """The decoded audio as consecutive 16 kHz mono float32 blocks, produced while the file is read.
+
+    What `decode_audio` checks is checked here too, so a caller that keeps only part of the audio
+    (a window, a span) never holds the whole recording in memory.
     """
     limits = limits or AudioLimits()
     if isinstance(source, (bytes, bytearray, memoryview)):
-        label = "audio data"
+        label = label or "audio data"
         data = bytes(source)
         _check_size(label, len(data), limits)
-        return _decode_stream(io.BytesIO(data), label, limits)
-    label = os.fsdecode(source)
+        yield from _decode_stream(io.BytesIO(data), label, limits)
+        return
+    path = os.fsdecode(source)
+    label = label or path
     try:
-        with open(label, "rb") as fh:
-            _check_size(label, os.fstat(fh.fileno()).st_size, limits)
-            return _decode_stream(fh, label, limits)
+        fh = open(path, "rb")
     except OSError as exc:
         raise _unreadable(label, exc) from None
+    with fh:
+        try:
+            _check_size(label, os.fstat(fh.fileno()).st_size, limits)
+        except OSError as exc:
+            raise _unreadable(label, exc) from None
+        yield from _decode_stream(fh, label, limits)
+
+
+def decode_windows(source: str | os.PathLike[str], limits: AudioLimits | None = None, *, window_s: float,
+                   label: str | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """(offset in seconds, samples) windows of at most `window_s`, each cut at the quietest moment of its
+    last tenth so a word is rarely split: a long recording is transcribed a window at a time."""
+    window = max(int(window_s * SAMPLE_RATE), SAMPLE_RATE)
+    pending: list[np.ndarray] = []
+    buffered = offset = 0
+    for block in decoded_blocks(source, limits, label=label):
+        pending.append(block)
+        buffered += len(block)
+        while buffered >= window:
+            audio = np.concatenate(pending)
+            cut = _quiet_cut(audio[:window])
+            yield offset / SAMPLE_RATE, audio[:cut].copy()
+            pending, buffered, offset = [audio[cut:]], len(audio) - cut, offset + cut
+    if buffered:
+        yield offset / SAMPLE_RATE, np.concatenate(pending)
+
+
+def decoded_seconds(source: str | os.PathLike[str], limits: AudioLimits | None = None, *,
+                    label: str | None = None) -> float:
+    """How long the audio is, found by decoding all of it and keeping none: a damaged file fails here."""
+    return sum(len(block) for block in decoded_blocks(source, limits, label=label)) / SAMPLE_RATE
+
+
+def decode_span(source: str | os.PathLike[str], start_s: float, end_s: float | None,
+                limits: AudioLimits | None = None, *, label: str | None = None) -> np.ndarray:
+    """Only `start_s`..`end_s` (None: the end) of the decoded audio; decoding stops at `end_s`."""
+    first = int(start_s * SAMPLE_RATE)
+    last = None if end_s is None else int(end_s * SAMPLE_RATE)
+    kept: list[np.ndarray] = []
+    position = 0
+    for block in decoded_blocks(source, limits, label=label):
+        low = max(first - position, 0)
+        high = len(block) if last is None else min(last - position, len(block))
+        if high > low:
+            kept.append(block[low:high])
+        position += len(block)
+        if last is not None and position >= last:
+            break
+    return _concatenate(kept)
+
+
+def _quiet_cut(window: np.ndarray, frame: int = 800) -> int:
+    """The end of `window`'s least energetic 50 ms frame within its last tenth (where to split it)."""
+    search = (len(window) // 10) // frame * frame
+    if search < frame:
+        return len(window)
+    tail = window[len(window) - search:].reshape(-1, frame)
+    quietest = int(np.argmin(np.einsum("ij,ij->i", tail, tail)))
+    return len(window) - search + (quietest + 1) * frame
+
+
+def _concatenate(blocks: Iterable[np.ndarray]) -> np.ndarray:
+    """One array of the blocks, grown in place as they come (realloc), never a list plus a second copy."""
+    out = np.empty(SAMPLE_RATE * 60, dtype=np.float32)
+    used = 0
+    for block in blocks:
+        if used + len(block) > len(out):
+            out.resize(max(len(out) * 3 // 2, used + len(block)), refcheck=False)
+        out[used:used + len(block)] = block
+        used += len(block)
+    out.resize(used, refcheck=False)
+    return out
 
 
 def check_audio_file(path: str | os.PathLike[str], limits: AudioLimits | None = None) -> None:
@@ -121,20 +205,29 @@ def _check_size(label: str, size: int, limits: AudioLimits) -> None:
         )
 
 
-def _decode_stream(fh: BinaryIO, label: str, limits: AudioLimits) -> np.ndarray:
+def _decode_stream(fh: BinaryIO, label: str, limits: AudioLimits) -> Iterator[np.ndarray]:
     magic = fh.read(4)
     fh.seek(0)
+    emitted = 0
     if magic in _SOUNDFILE_MAGIC:
         sound = _open_soundfile(fh)
         if sound is not None:
             try:
                 with sound:
                     _check_seconds(label, sound.frames / sound.samplerate, limits)
-                    return _collect(_soundfile_blocks(sound), label, limits)
+                    for block in _resampled(_soundfile_blocks(sound), label, limits):
+                        emitted += len(block)
+                        yield block
+                    return
             except _SoundfileReadError:
                 pass  # a FLAC cut short or with a corrupt frame: ffmpeg decodes it, or says what is wrong
         fh.seek(0)
-    return _decode_with_pyav(fh, label, limits)
+    # ffmpeg starts from the beginning: what libsndfile already gave is not given twice
+    for block in _decode_with_pyav(fh, label, limits):
+        skip = min(emitted, len(block))
+        emitted -= skip
+        if len(block) > skip:
+            yield block[skip:]
 
 
 def _open_soundfile(fh: BinaryIO) -> soundfile.SoundFile | None:
@@ -165,7 +258,7 @@ def _soundfile_blocks(sound: soundfile.SoundFile) -> Blocks:
         raise _SoundfileReadError
 
 
-def _decode_with_pyav(fh: BinaryIO, label: str, limits: AudioLimits) -> np.ndarray:
+def _decode_with_pyav(fh: BinaryIO, label: str, limits: AudioLimits) -> Iterator[np.ndarray]:
     try:
         container = av.open(fh, mode="r", metadata_errors="ignore")
     except (av.FFmpegError, ValueError, OSError, EOFError):
@@ -184,7 +277,7 @@ def _decode_with_pyav(fh: BinaryIO, label: str, limits: AudioLimits) -> np.ndarr
             _check_seconds(label, float(stream.duration * stream.time_base), limits)
         elif container.duration is not None:
             _check_seconds(label, container.duration / av.time_base, limits)
-        return _collect(_pyav_blocks(container, stream, label), label, limits)
+        yield from _resampled(_pyav_blocks(container, stream, label), label, limits)
 
 
 def _pyav_blocks(container: av.container.InputContainer, stream: av.AudioStream, label: str) -> Blocks:
@@ -217,9 +310,8 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     return samples.mean(axis=0, dtype=np.float32)
 
 
-def _collect(blocks: Blocks, label: str, limits: AudioLimits) -> np.ndarray:
-    """Clean, resample and concatenate blocks, stopping as soon as the duration limit is passed."""
-    out: list[np.ndarray] = []
+def _resampled(blocks: Blocks, label: str, limits: AudioLimits) -> Iterator[np.ndarray]:
+    """Clean and resample blocks to 16 kHz as they come, stopping as soon as the duration limit is passed."""
     seconds = 0.0
     rate = 0
     push: Callable[[np.ndarray, bool], np.ndarray] | None = None
@@ -228,7 +320,7 @@ def _collect(blocks: Blocks, label: str, limits: AudioLimits) -> np.ndarray:
             raise AudioError(f"{label}: invalid sample rate {block_rate} Hz")
         if block_rate != rate:  # rare mid-stream rate change (e.g. HE-AAC): flush and restart
             if push is not None:
-                out.append(push(np.zeros(0, np.float32), True))
+                yield _clipped(push(np.zeros(0, np.float32), True))
             rate, push = block_rate, _resampler(block_rate)
         seconds += len(block) / block_rate
         if seconds > limits.max_seconds:
@@ -236,13 +328,17 @@ def _collect(blocks: Blocks, label: str, limits: AudioLimits) -> np.ndarray:
                 f"{label}: longer than the limit of {_hms(limits.max_seconds)} (max_audio_seconds); stopped decoding"
             )
         block = np.nan_to_num(np.asarray(block, dtype=np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
-        out.append(push(np.clip(block, -1.0, 1.0), False))
+        yield _clipped(push(np.clip(block, -1.0, 1.0), False))
     if push is not None:
-        out.append(push(np.zeros(0, np.float32), True))
+        yield _clipped(push(np.zeros(0, np.float32), True))
     if seconds == 0.0:
         raise AudioError(f"{label}: contains no audio (zero samples)")
-    audio = np.concatenate(out) if out else np.zeros(0, np.float32)
-    return np.ascontiguousarray(np.clip(audio, -1.0, 1.0), dtype=np.float32)
+
+
+def _clipped(block: np.ndarray) -> np.ndarray:
+    """The resampler may overshoot [-1, 1] slightly; every block leaves in range, float32, contiguous."""
+    block = np.ascontiguousarray(block, dtype=np.float32)
+    return np.clip(block, -1.0, 1.0, out=block)
 
 
 def _resampler(rate_in: int) -> Callable[[np.ndarray, bool], np.ndarray]:

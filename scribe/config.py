@@ -55,8 +55,18 @@ class Settings(BaseSettings):
     ehr_fhir_url: str | None = None
     audio_retention_days: int | None = None
     audio_root: Path | None = Field(default=None, validation_alias="SCRIBE_AUDIO_DIR")
-    max_audio_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, description="largest audio input accepted")
+    # Request and input limits. A clinic's longest recording is a 4-hour encounter: compressed (Opus, MP3, AAC at
+    # 48-64 kbps) that is 90-115 MB, so 100 MiB takes it; a WAV of 100 MiB is ~55 min of 16 kHz mono.
+    max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, description="largest audio input accepted")
     max_audio_seconds: float = Field(default=4 * 3600.0, gt=0, description="longest audio input accepted")
+    max_image_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description=(
+        "largest image accepted (a radiograph as DICOM is 10-30 MB)"))
+    max_records_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description=(
+        "largest prior-records bundle accepted (a long history is 1-5 MB of FHIR JSON)"))
+    max_note_bytes: int = Field(default=2 * 1024 * 1024, gt=0, description=(
+        "largest note edit or amendment accepted (a long note is 50 kB)"))
+    max_form_bytes: int = Field(default=64 * 1024, gt=0, description=(
+        "largest small body accepted: sign-in and token forms, encounter details, note options"))
     session_lifetime_s: int = Field(default=12 * 3600, gt=0, le=30 * 24 * 3600,
                                     description="how long a browser sign-in lasts")
     oidc_issuer: str | None = Field(default=None, description="the site's OpenID Connect issuer (`iss`)")
@@ -68,7 +78,6 @@ class Settings(BaseSettings):
                          description="this node's name (unique per process when several share a host)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     delivery_interval_s: float = Field(default=5.0, gt=0, description="how often the EHR outbox is drained")
-    max_records_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest prior-records bundle accepted")
 
     @classmethod
     def settings_customise_sources(

@@ -7,7 +7,6 @@ integrations) read any encounter but never own one.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -143,20 +142,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def store_upload(session: Session, settings: Settings, encounter: Encounter, data: bytes, media_type: str | None,
-                 duration_s: float) -> AudioUpload:
-    """Write the uploaded bytes under the shared audio directory (fsynced) and record them."""
-    digest = hashlib.sha256(data).hexdigest()
-    relative = Path(encounter.id) / "uploads" / f"{now().strftime('%Y%m%dT%H%M%S%f')}-{digest[:12]}.audio"
+def upload_spool_dir(settings: Settings) -> Path:
+    """Where uploads are written while they arrive: inside the audio directory, so storing one is a rename
+    on the same filesystem (`~` never appears in an encounter id)."""
+    return settings.audio_dir / "~incoming"
+
+
+def store_upload(session: Session, settings: Settings, encounter: Encounter, spooled: Path, *, size: int,
+                 sha256: str, media_type: str | None, duration_s: float) -> AudioUpload:
+    """Move an uploaded file (already fsynced in the spool directory) into place and record it."""
+    relative = Path(encounter.id) / "uploads" / f"{now().strftime('%Y%m%dT%H%M%S%f')}-{sha256[:12]}.audio"
     path = settings.audio_dir / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    os.replace(spooled, path)
     _fsync_dir(path.parent)
-    upload = AudioUpload(encounter_id=encounter.id, path=str(relative), media_type=media_type, size_bytes=len(data),
-                         sha256=digest, duration_s=round(duration_s, 3), created_at=now())
+    upload = AudioUpload(encounter_id=encounter.id, path=str(relative), media_type=media_type, size_bytes=size,
+                         sha256=sha256, duration_s=round(duration_s, 3), created_at=now())
     session.add(upload)
     session.flush()
     return upload
@@ -209,7 +210,7 @@ def _wav(samples: np.ndarray, rate: int) -> bytes:
 def audio_span(session: Session, settings: Settings, encounter: Encounter, start: float,
                end: float | None) -> bytes:
     """A WAV of `start`..`end` seconds of the encounter's audio (the stream, else the newest upload)."""
-    from scribe.audio import decode_audio
+    from scribe.audio import decode_span
 
     if start < 0 or (end is not None and end <= start):
         raise BadInputError("start must be >= 0 and end greater than start")
@@ -235,10 +236,7 @@ def audio_span(session: Session, settings: Settings, encounter: Encounter, start
                              .order_by(AudioUpload.id.desc()).limit(1)).first()
     if upload is None:
         raise NotFoundError("this encounter has no audio")
-    audio = decode_audio(settings.audio_dir / upload.path)
-    first = int(start * 16_000)
-    last = len(audio) if end is None else int(end * 16_000)
-    return _wav(audio[first:last], 16_000)
+    return _wav(decode_span(settings.audio_dir / upload.path, start, end, label="the upload"), 16_000)
 
 
 # ------------------------------------------------------------------------------------------ attachments

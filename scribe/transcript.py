@@ -83,3 +83,24 @@ def join_segment_texts(segments: list[Segment]) -> str:
             parts.append(" ")
         parts.append(text)
     return "".join(parts).strip()
+
+
+def shifted(segment: Segment, offset: float, new_id: int) -> Segment:
+    """`segment` on a clock that starts `offset` seconds earlier, renumbered `new_id` (a resumed stream,
+    a later window of a long upload)."""
+    words = [Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.probability) for w in segment.words]
+    return Segment(new_id, round(segment.start + offset, 3), round(segment.end + offset, 3), segment.text,
+                   segment.speaker, words)
+
+
+def concatenated(parts: list[tuple[float, Transcript]], duration_s: float) -> Transcript:
+    """One Transcript of consecutive windows, each given with its offset: times shifted, ids renumbered."""
+    if not parts:
+        raise ValueError("no transcript to join")
+    segments = [shifted(segment, offset, 0) for offset, part in parts for segment in part.segments]
+    for number, segment in enumerate(segments):
+        segment.id = number
+    first = parts[0][1]
+    return Transcript(text=join_segment_texts(segments), language=first.language, engine=first.engine,
+                      model=first.model, duration_s=round(duration_s, 3),
+                      processing_s=round(sum(part.processing_s for _, part in parts), 3), segments=segments)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from scribe.asr.whisper import WhisperEngine
 from scribe.records import PatientContext
-from scribe.transcript import Segment, Transcript, Word, join_segment_texts
+from scribe.transcript import Segment, Transcript, Word, join_segment_texts, shifted as shift_segment
 from streaming import protocol
 from streaming.audio_store import AudioStoreError, EncounterAudio, StoredFormat
 from streaming.levels import InputLevels
@@ -50,13 +50,6 @@ class SessionConfig:
 def _segment_from_dict(data: dict) -> Segment:
     words = [Word(w["word"], w["start"], w["end"], w.get("probability")) for w in data.get("words") or []]
     return Segment(data["id"], data["start"], data["end"], data["text"], data.get("speaker"), words)
-
-
-def _shift(segment: Segment, offset: float, new_id: int) -> Segment:
-    """WhisperStream times start at the audio it was fed; the encounter's clock may start earlier (resume)."""
-    words = [Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.probability) for w in segment.words]
-    return Segment(new_id, round(segment.start + offset, 3), round(segment.end + offset, 3), segment.text,
-                   segment.speaker, words)
 
 
 class StreamingSession:
@@ -253,7 +246,7 @@ class StreamingSession:
         assert self.store is not None
         self._processing_s += update.pass_seconds
         for segment in update.finals:
-            shifted = _shift(segment, offset, next_id)
+            shifted = shift_segment(segment, offset, next_id)
             next_id += 1
             await asyncio.to_thread(self.store.add_segment, asdict(shifted))
             await self.send(protocol.final(shifted))

@@ -15,6 +15,7 @@ from scribe.api import encounters, engines, fhir_rest, health, metrics, notes, s
 from scribe.api import session, smart, web
 from scribe.api import docs
 from scribe.api.audit_trail import AuditMiddleware
+from scribe.api.bodies import sweep_spool
 from scribe.api.errors import install_error_handlers
 from scribe.api.headers import SecurityHeadersMiddleware
 from scribe.asr import AsrEngine, choose_engine, load_engine
@@ -22,7 +23,7 @@ from scribe.auth.oidc import OidcVerifier
 from scribe.auth.signing_key import signing_key
 from scribe.config import Settings
 from scribe.delivery import delivery_loop
-from scribe.encounters import release_node_streams
+from scribe.encounters import release_node_streams, upload_spool_dir
 from scribe.retention import retention_loop
 from scribe.store import open_database
 from streaming.scheduler import PassScheduler
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, load_asr: bool = True, database_schema: st
         app.state.signing_key = signing_key(settings, database)
         with database.session() as session, session.begin():
             release_node_streams(session, settings.node_id)  # leases this node held before a crash or restart
+        sweep_spool(upload_spool_dir(settings), settings.node_id)  # uploads this node was receiving when it stopped
         app.state.oidc_verifier = OidcVerifier.from_settings(settings)  # a half configuration fails here, at start
         app.state.asr = AsrState()
         app.state.audio_root = settings.audio_dir

@@ -20,13 +20,12 @@ from scribe.auth.smart import client_is_disabled
 from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal, verify_token
 from scribe.auth.users import find_user
 from scribe.auth.web_sessions import CSRF_HEADER, SESSION_COOKIE, csrf_matches, resolve_session
-from scribe.errors import BadInputError, ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
+from scribe.errors import BadInputError, ForbiddenError, UnsupportedMediaTypeError
 
 log = logging.getLogger("scribe.api")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDIT_SCOPE = "system/AuditEvent.rs"
-MAX_FORM_BYTES = 64 * 1024
 
 
 def _origin_of(url: str) -> str:
@@ -158,14 +157,12 @@ def record_auth_event(request: Request, action: str, subject: str | None, kind: 
 
 async def read_form(request: Request) -> dict[str, str]:
     """The fields of an `application/x-www-form-urlencoded` body (what OAuth2 and HTML forms send)."""
+    from scribe.api.bodies import read_body
+
     media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
         raise UnsupportedMediaTypeError("send the fields as application/x-www-form-urlencoded")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise PayloadTooLargeError(f"form body over {MAX_FORM_BYTES} bytes")
+    body = await read_body(request, request.app.state.settings.max_form_bytes)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=32)
     except (UnicodeDecodeError, ValueError):

@@ -13,12 +13,13 @@ from pydantic import BaseModel, Field
 
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
+from scribe.api.bodies import Spooled, media_type, read_body, read_multipart_file, spool_body
 from scribe.auth.tokens import Principal
 from scribe.documents import generate_note, set_patient
 from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
                                encounter_context, encounter_json, get_encounter, list_encounters, save_transcript,
-                               store_upload)
-from scribe.errors import BadInputError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
+                               store_upload, upload_spool_dir)
+from scribe.errors import BadInputError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError
 from streaming.audio_store import EncounterAudio
 
 router = APIRouter(prefix="/v1/encounters", tags=["encounters"])
@@ -50,10 +51,6 @@ class NoteOptions(BaseModel):
 
 def _database(request: Request):
     return request.app.state.database
-
-
-def _media_type(request: Request) -> str:
-    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
 
 
 @router.post("", status_code=201)
@@ -132,24 +129,11 @@ def context(id: str, request: Request, principal: Principal = Depends(require_sc
         return encounter_context(session, id)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` (never buffered beyond it)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"the body is larger than the {limit}-byte limit")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"the body is larger than the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/{id}/audio")
 async def upload_audio(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
                        audit: AuditScope = Depends(audited("upload", "Encounter"))) -> dict[str, Any]:
-    """A recorded file (any supported format) as the raw body: stored, transcribed, returned as the Transcript."""
+    """A recorded file (any supported format) as the raw body: spooled to disk, stored, transcribed, returned as
+    the Transcript."""
     settings = request.app.state.settings
     database = _database(request)
 
@@ -158,33 +142,37 @@ async def upload_audio(id: str, request: Request, principal: Principal = Depends
             audit.patient_id = get_encounter(session, principal, id).patient_id
 
     await asyncio.to_thread(check)
-    data = await _read_body(request, settings.max_audio_bytes)
-    if not data:
-        raise BadInputError("the audio body is empty")
-    loop = asyncio.get_running_loop()
-    transcript = await loop.run_in_executor(upload_executor, _transcribe_upload, request, principal, id, data)
-    return transcript
+    spooled = await spool_body(request, settings.max_audio_bytes, upload_spool_dir(settings), settings.node_id)
+    try:
+        if not spooled.size:
+            raise BadInputError("the audio body is empty")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(upload_executor, _transcribe_upload, request, principal, id, spooled)
+    finally:
+        spooled.discard()  # nothing to do once it was moved into place
 
 
-def _transcribe_upload(request: Request, principal: Principal, encounter_id: str, data: bytes) -> dict[str, Any]:
+def _transcribe_upload(request: Request, principal: Principal, encounter_id: str, spooled: Spooled) -> dict[str, Any]:
     """Decode (bad audio is refused, nothing kept), store durably, then transcribe: a failing engine loses nothing."""
     from scribe.asr import choose_engine, load_engine
-    from scribe.audio import AudioLimits, decode_audio
+    from scribe.audio import AudioLimits, decoded_seconds
     from scribe.encounters import records_context
+    from scribe.uploads import LABEL, transcribe_file
 
     settings = request.app.state.settings
-    audio = decode_audio(data, AudioLimits.from_settings(settings))
+    limits = AudioLimits.from_settings(settings)
+    duration = decoded_seconds(spooled.path, limits, label=LABEL)
     with _database(request).session() as session, session.begin():
         encounter = get_encounter(session, principal, encounter_id)
-        upload_id = store_upload(session, settings, encounter, data, _media_type(request) or None,
-                                 len(audio) / 16_000).id
+        upload = store_upload(session, settings, encounter, spooled.path, size=spooled.size, sha256=spooled.sha256,
+                              media_type=media_type(request) or None, duration_s=duration)
         context = records_context(session, encounter_id)
         mode = encounter.mode
     engine = load_engine(choose_engine(settings.asr_engine, mode, settings), settings)  # type: ignore[arg-type]
-    transcript = engine.transcribe(audio, context=context)
+    transcript = transcribe_file(engine, settings.audio_dir / upload.path, limits, context)
     with _database(request).session() as session, session.begin():
         save_transcript(session, get_encounter(session, principal, encounter_id), transcript, source="upload",
-                        upload_id=upload_id)
+                        upload_id=upload.id)
     return transcript.to_dict()
 
 
@@ -216,9 +204,9 @@ def audio(id: str, request: Request, start: float = Query(0.0, ge=0), end: float
 @router.post("/{id}/records", status_code=201)
 async def records(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
                   audit: AuditScope = Depends(audited("upload", "Bundle"))) -> dict[str, Any]:
-    if _media_type(request) not in RECORDS_MEDIA:
+    if media_type(request) not in RECORDS_MEDIA:
         raise UnsupportedMediaTypeError("records are a FHIR Bundle: application/fhir+json or application/json")
-    raw = await _read_body(request, request.app.state.settings.max_records_bytes)
+    raw = await read_body(request, request.app.state.settings.max_records_bytes)
 
     def attach() -> dict[str, Any]:
         with _database(request).session() as session, session.begin():
@@ -237,28 +225,19 @@ async def records(id: str, request: Request, principal: Principal = Depends(requ
 
 async def _image_body(request: Request, limit: int) -> tuple[bytes, str, str | None]:
     """(bytes, media type, filename) from a raw image body or the first file of a multipart form."""
-    media = _media_type(request)
+    media = media_type(request)
     if media in IMAGE_MEDIA:
-        return await _read_body(request, limit), media, request.headers.get("x-filename")
+        return await read_body(request, limit), media, request.headers.get("x-filename")
     if media == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=10)
-        upload = next((v for v in form.values() if hasattr(v, "read")), None)
-        if upload is None:
-            raise BadInputError("the multipart form holds no file")
-        data = await upload.read()  # type: ignore[union-attr]
-        if len(data) > limit:
-            raise PayloadTooLargeError(f"the image is larger than the {limit}-byte limit")
-        kind = (upload.content_type or "").split(";")[0].lower()  # type: ignore[union-attr]
-        return data, kind if kind in IMAGE_MEDIA else "application/octet-stream", upload.filename  # type: ignore
+        data, kind, filename = await read_multipart_file(request, limit)
+        return data, kind if kind in IMAGE_MEDIA else "application/octet-stream", filename
     raise UnsupportedMediaTypeError("images are image/png, image/jpeg, application/dicom or multipart/form-data")
 
 
 @router.post("/{id}/images", status_code=201)
 async def images(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
                  audit: AuditScope = Depends(audited("upload", "Media"))) -> dict[str, Any]:
-    from scribe.notes.attachments import MAX_BYTES
-
-    data, media, filename = await _image_body(request, MAX_BYTES)
+    data, media, filename = await _image_body(request, request.app.state.settings.max_image_bytes)
 
     def attach() -> dict[str, Any]:
         with _database(request).session() as session, session.begin():
@@ -276,7 +255,7 @@ async def images(id: str, request: Request, principal: Principal = Depends(requi
 async def draft(id: str, request: Request, principal: Principal = Depends(require_scope(NOTE_WRITE)),
                 audit: AuditScope = Depends(audited("generate", "DocumentReference"))) -> JSONResponse:
     """Draft the note (no body needed; optional `{"engine", "template"}`) -> the draft with `id` and `version`."""
-    raw = await _read_body(request, 64 * 1024)
+    raw = await read_body(request, request.app.state.settings.max_form_bytes)
     try:
         options = NoteOptions.model_validate(json.loads(raw)) if raw.strip() else NoteOptions()
     except ValueError as exc:

@@ -12,17 +12,17 @@ from pydantic import BaseModel, Field
 
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
+from scribe.api.bodies import read_body
 from scribe.api.etags import etag_matches
 from scribe.auth.tokens import Principal
 from scribe.documents import NoteView, add_addendum, amend_note, edit_note, get_note, sign_note, versions
-from scribe.errors import BadInputError, PayloadTooLargeError
+from scribe.errors import BadInputError
 
 router = APIRouter(prefix="/v1/notes", tags=["notes"])
 
 READ = "user/DocumentReference.rs"
 WRITE = "user/DocumentReference.u"
 CREATE = "user/DocumentReference.c"
-MAX_BODY = 2 * 1024 * 1024
 
 
 class SignOptions(BaseModel):
@@ -47,10 +47,9 @@ def _respond(view: NoteView, status: int = 200) -> JSONResponse:
     return JSONResponse(view.to_json(), status_code=status, headers=headers)
 
 
-async def _json(request: Request, *, required: bool) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLargeError(f"the body is larger than {MAX_BODY} bytes")
+async def _json(request: Request, *, required: bool, limit: str = "max_note_bytes") -> Any:
+    """The JSON body, bounded by the named `Settings` limit (note edits are larger than options)."""
+    raw = await read_body(request, getattr(request.app.state.settings, limit))
     if not raw.strip():
         if required:
             raise BadInputError("a JSON body is required")
@@ -107,7 +106,7 @@ async def sign(id: str, request: Request, if_match: str | None = Header(None),
                principal: Principal = Depends(require_scope(WRITE)),
                audit: AuditScope = Depends(audited("sign", "DocumentReference"))) -> Response:
     """Sign the current version (no body needed). Only the encounter's clinician may."""
-    options = _model(SignOptions, await _json(request, required=False))
+    options = _model(SignOptions, await _json(request, required=False, limit="max_form_bytes"))
     settings = request.app.state.settings
     view = await asyncio.to_thread(_in_session, request, audit, lambda s: sign_note(
         s, settings, principal, id, if_match=if_match, confirm_unsupported=options.confirm_unsupported,

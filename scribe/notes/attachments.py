@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scribe.config import Settings
 from scribe.errors import BadInputError
 
 
@@ -39,7 +40,7 @@ class Attachment:
 
 
 MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding
-MAX_BYTES = 200 * 1024 * 1024
+MAX_BYTES = Settings.model_fields["max_image_bytes"].default  # `scribe note --image`; the service: its setting
 _DICOM_MAGIC_OFFSET = 128
 
 
@@ -48,10 +49,15 @@ def _is_dicom(raw: bytes) -> bool:
 
 
 def load_attachment(source: Path | bytes, attachment_id: str, filename: str | None = None) -> Attachment:
-    """Read a PNG, JPEG or DICOM image; anything else, or a damaged file, is one BadInputError."""
+    """Read a PNG, JPEG or DICOM image; anything else, or a damaged file, is one BadInputError.
+
+    A file is refused over `MAX_BYTES` before it is read; bytes were bounded by whoever received them.
+    """
     if isinstance(source, Path):
         filename = filename or source.name
         try:
+            if source.stat().st_size > MAX_BYTES:
+                raise BadInputError(f"{filename}: the image is larger than {MAX_BYTES // (1024 * 1024)} MiB")
             raw = source.read_bytes()
         except OSError as exc:
             raise BadInputError(f"cannot read image {source}: {exc.strerror or exc}") from None
@@ -60,8 +66,6 @@ def load_attachment(source: Path | bytes, attachment_id: str, filename: str | No
     filename = filename or attachment_id
     if not raw:
         raise BadInputError(f"{filename}: the image is empty")
-    if len(raw) > MAX_BYTES:
-        raise BadInputError(f"{filename}: the image is larger than {MAX_BYTES // (1024 * 1024)} MB")
     if _is_dicom(raw):
         return _from_dicom(raw, attachment_id, filename)
     return _from_picture(raw, attachment_id, filename)
