@@ -275,7 +275,7 @@ def bundle(sample: Sample) -> dict:
             resource["valueQuantity"] = {"value": obs.value, "unit": obs.unit, "system": UCUM, "code": obs.unit}
         resources.append(resource)
     entries = [{"fullUrl": full_url(sample.name, f"{r['resourceType']}/{r['id']}"), "resource": r} for r in resources]
-    return {"resourceType": "Bundle", "id": f"{sample.name}-records", "type": "collection",
+    return {"resourceType": "Bundle", "id": f"{sample.name.replace('_', '-')}-records", "type": "collection",
             "timestamp": "2026-10-01T09:00:00Z", "entry": entries}
 
 

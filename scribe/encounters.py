@@ -26,7 +26,7 @@ from scribe.config import Settings
 from scribe.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
 from scribe.notes.attachments import Attachment, load_attachment
 from scribe.notes.inputs import NoteInput
-from scribe.records import PatientContext, parse_bundle
+from scribe.records import PatientContext, parse_bundle, read_records
 from scribe.store.models import AttachmentRow, AudioUpload, Encounter, SegmentRow, TranscriptRow
 from scribe.transcript import Segment, Transcript, Word, join_segment_texts
 
@@ -248,12 +248,8 @@ def _next_label(session: Session, encounter_id: str, kind: str) -> str:
 
 
 def add_records(session: Session, encounter: Encounter, raw: bytes) -> tuple[AttachmentRow, PatientContext]:
-    """Attach a FHIR Bundle of prior records; it must parse, and be about this encounter's patient."""
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BadInputError("the records body is not JSON") from None
-    context = parse_bundle(data)
+    """Attach a FHIR Bundle of prior records; it must parse, validate, and be about this encounter's patient."""
+    context = read_records(raw)
     if encounter.patient_id and context.patient_id and context.patient_id != encounter.patient_id:
         raise BadInputError(f"the records are about Patient/{context.patient_id}, "
                             f"not this encounter's patient ({encounter.patient_id})")

@@ -13,7 +13,6 @@ that names the entry, the resource and the field. Guarantees:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 from scribe.errors import RecordsError
 
 __all__ = ["Allergy", "Medication", "Observation", "PatientContext", "Problem", "load_records", "parse_bundle",
-           "spoken_drug_name"]
+           "read_records", "spoken_drug_name", "validate_records"]
 
 READ_TYPES = ("Patient", "Condition", "MedicationStatement", "MedicationRequest", "AllergyIntolerance", "Observation")
 
@@ -163,26 +162,63 @@ def _spoken_problem(name: str) -> str:
 
 
 def load_records(path: str | os.PathLike[str]) -> PatientContext:
-    """Read a FHIR R4 Bundle JSON file (UTF-8, BOM allowed); errors name the file."""
+    """Read a FHIR R4 Bundle JSON file (UTF-8, BOM allowed) as `read_records` does; errors name the file."""
     label = os.fsdecode(path)
     try:
-        text = Path(label).read_text(encoding="utf-8-sig")
+        raw = Path(label).read_bytes()
     except FileNotFoundError:
         raise RecordsError(f"{label}: no such file") from None
     except IsADirectoryError:
         raise RecordsError(f"{label}: is a directory, not a FHIR Bundle file") from None
-    except UnicodeDecodeError as exc:
-        raise RecordsError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise RecordsError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    return read_records(raw, label)
+
+
+def read_records(raw: bytes, label: str | None = None) -> PatientContext:
+    """Prior records as a client sends them (REST body or `--records` file): parsed defensively (depth, NaN,
+    duplicate keys), read, then every entry of a type scribe reads validated as FHIR R4. Errors start
+    with `label` when given."""
+    from scribe.json_input import parse_json
+
+    data = parse_json(raw, what=label or "the records", unique_keys=True, error=RecordsError)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordsError(f"{label}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    try:
-        return parse_bundle(data)
+        context = parse_bundle(data)
+        validate_records(data)
     except RecordsError as exc:
-        raise RecordsError(f"{label}: {exc}") from None
+        raise RecordsError(f"{label}: {exc}" if label else str(exc)) from None
+    return context
+
+
+VALIDATED_TYPES = (*READ_TYPES, "Medication")
+
+
+def validate_records(data: dict[str, Any]) -> None:
+    """The Bundle (its own fields and entries' fullUrls) and each entry of a type scribe reads must validate
+    as FHIR R4 (`fhir.resources.R4B`); the first problem is named. Other resource types are not read, so
+    not judged. Call it after `parse_bundle`, whose messages for the shapes it relies on are more exact."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    def check(kind: str, resource: dict[str, Any], where: str) -> None:
+        try:
+            get_fhir_model_class(kind).model_validate(resource)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+            raise RecordsError(f"{where}: not valid FHIR R4 {kind}: {path or kind}: {first['msg']}") from None
+
+    if data.get("resourceType") != "Bundle":  # one resource read as a bundle of one
+        check(data["resourceType"], data, data["resourceType"])
+        return
+    entries = data.get("entry") or []
+    check("Bundle", {**data, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in entries]}, "Bundle")
+    for index, entry in enumerate(entries):
+        resource = entry["resource"]
+        kind = resource["resourceType"]
+        if kind in VALIDATED_TYPES:
+            rid = resource.get("id")
+            check(kind, resource, f"entry[{index}] ({kind}/{rid})" if rid else f"entry[{index}] ({kind})")
 
 
 def parse_bundle(data: object) -> PatientContext:

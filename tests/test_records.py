@@ -314,8 +314,8 @@ def test_unreadable_files(tmp_path: Path):
     with pytest.raises(RecordsError, match=re.escape(f"latin1.json: not UTF-8 text (invalid continuation byte "
                                                      f"at byte {latin1.index(0xE9)})")):
         load_records(tmp_path / "latin1.json")
-    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(REALISTIC).encode())
-    assert load_records(tmp_path / "bom.json").patient_id == "p7"
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (SAMPLES / "cardiology_followup.bundle.json").read_bytes())
+    assert load_records(tmp_path / "bom.json").patient_id == "pt-1001"
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def all_routes(app) -> list[tuple[type, str, set[str]]]:
 def guarded_routes(app) -> list[tuple[str, str]]:
     out = []
     for kind, path, methods in all_routes(app):
-        if kind is not APIRoute:
+        if not issubclass(kind, APIRoute):  # scribe.api.bodies.BoundedRoute too
             continue
         for method in sorted(methods - {"HEAD", "OPTIONS"}):
             if (method, path) in PUBLIC or path.startswith("/fhir/{path"):

@@ -157,22 +157,17 @@ def record_auth_event(request: Request, action: str, subject: str | None, kind: 
 
 async def read_form(request: Request) -> dict[str, str]:
     """The fields of an `application/x-www-form-urlencoded` body (what OAuth2 and HTML forms send)."""
-    from scribe.api.bodies import read_body
+    from scribe.api.bodies import media_type, read_body
+    from scribe.json_input import unique_mapping
 
-    media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
+    if media_type(request) != "application/x-www-form-urlencoded":
         raise UnsupportedMediaTypeError("send the fields as application/x-www-form-urlencoded")
     body = await read_body(request, request.app.state.settings.max_form_bytes)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=32)
     except (UnicodeDecodeError, ValueError):
         raise BadInputError("the form is not valid url-encoded UTF-8") from None
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        if name in fields:
-            raise BadInputError(f"field {name!r} appears more than once")
-        fields[name] = value
-    return fields
+    return unique_mapping(pairs, name="field", where="in the form")
 
 
 FORM_BODY_DOC = {"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -13,7 +12,8 @@ from pydantic import BaseModel, Field
 
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
-from scribe.api.bodies import Spooled, media_type, read_body, read_multipart_file, spool_body
+from scribe.api.bodies import (BoundedRoute, Spooled, media_type, read_body, read_json, read_multipart_file,
+                               spool_body, validated)
 from scribe.auth.tokens import Principal
 from scribe.documents import generate_note, set_patient
 from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
@@ -22,7 +22,7 @@ from scribe.encounters import (add_image, add_records, audio_span, create_encoun
 from scribe.errors import BadInputError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError
 from streaming.audio_store import EncounterAudio
 
-router = APIRouter(prefix="/v1/encounters", tags=["encounters"])
+router = APIRouter(prefix="/v1/encounters", tags=["encounters"], route_class=BoundedRoute)
 # Uploads are transcribed one at a time beside the streams (Whisper already uses every core).
 upload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-asr")
 
@@ -255,11 +255,8 @@ async def images(id: str, request: Request, principal: Principal = Depends(requi
 async def draft(id: str, request: Request, principal: Principal = Depends(require_scope(NOTE_WRITE)),
                 audit: AuditScope = Depends(audited("generate", "DocumentReference"))) -> JSONResponse:
     """Draft the note (no body needed; optional `{"engine", "template"}`) -> the draft with `id` and `version`."""
-    raw = await read_body(request, request.app.state.settings.max_form_bytes)
-    try:
-        options = NoteOptions.model_validate(json.loads(raw)) if raw.strip() else NoteOptions()
-    except ValueError as exc:
-        raise BadInputError(f"note options: {str(exc).splitlines()[0]}") from None
+    options = validated(NoteOptions, await read_json(request, request.app.state.settings.max_form_bytes,
+                                                     required=False))
 
     def run() -> tuple[dict[str, Any], str]:
         with _database(request).session() as session, session.begin():

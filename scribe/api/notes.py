@@ -12,11 +12,10 @@ from pydantic import BaseModel, Field
 
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
-from scribe.api.bodies import read_body
+from scribe.api.bodies import read_json, validated
 from scribe.api.etags import etag_matches
 from scribe.auth.tokens import Principal
 from scribe.documents import NoteView, add_addendum, amend_note, edit_note, get_note, sign_note, versions
-from scribe.errors import BadInputError
 
 router = APIRouter(prefix="/v1/notes", tags=["notes"])
 
@@ -47,29 +46,6 @@ def _respond(view: NoteView, status: int = 200) -> JSONResponse:
     return JSONResponse(view.to_json(), status_code=status, headers=headers)
 
 
-async def _json(request: Request, *, required: bool, limit: str = "max_note_bytes") -> Any:
-    """The JSON body, bounded by the named `Settings` limit (note edits are larger than options)."""
-    raw = await read_body(request, getattr(request.app.state.settings, limit))
-    if not raw.strip():
-        if required:
-            raise BadInputError("a JSON body is required")
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise BadInputError(f"the body is not JSON: {exc}") from None
-
-
-def _model(model: type[BaseModel], data: Any) -> Any:
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise BadInputError(f"{'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']}") from None
-
-
 def _in_session(request: Request, audit: AuditScope, work) -> NoteView:
     with request.app.state.database.session() as session, session.begin():
         view = work(session)
@@ -95,7 +71,7 @@ async def update(id: str, request: Request, if_match: str | None = Header(None),
                  principal: Principal = Depends(require_scope(WRITE)),
                  audit: AuditScope = Depends(audited("update", "DocumentReference"))) -> Response:
     """Save an edit: the body is the SOAPNote (or the draft wrapper holding it); needs `If-Match`."""
-    body = await _json(request, required=True)
+    body = await read_json(request, request.app.state.settings.max_note_bytes, required=True)
     view = await asyncio.to_thread(_in_session, request, audit,
                                    lambda s: edit_note(s, principal, id, body, if_match))
     return _respond(view)
@@ -106,7 +82,8 @@ async def sign(id: str, request: Request, if_match: str | None = Header(None),
                principal: Principal = Depends(require_scope(WRITE)),
                audit: AuditScope = Depends(audited("sign", "DocumentReference"))) -> Response:
     """Sign the current version (no body needed). Only the encounter's clinician may."""
-    options = _model(SignOptions, await _json(request, required=False, limit="max_form_bytes"))
+    options = validated(SignOptions, await read_json(request, request.app.state.settings.max_form_bytes,
+                                                     required=False))
     settings = request.app.state.settings
     view = await asyncio.to_thread(_in_session, request, audit, lambda s: sign_note(
         s, settings, principal, id, if_match=if_match, confirm_unsupported=options.confirm_unsupported,
@@ -118,7 +95,7 @@ async def sign(id: str, request: Request, if_match: str | None = Header(None),
 async def amend(id: str, request: Request, principal: Principal = Depends(require_scope(CREATE)),
                 audit: AuditScope = Depends(audited("amend", "DocumentReference"))) -> Response:
     """A new draft that replaces the signed note once signed; `{"reason"}` required, optional `"note"`."""
-    body = _model(AmendBody, await _json(request, required=True))
+    body = validated(AmendBody, await read_json(request, request.app.state.settings.max_note_bytes, required=True))
     view = await asyncio.to_thread(_in_session, request, audit,
                                    lambda s: amend_note(s, principal, id, reason=body.reason, body=body.note))
     return _respond(view, 201)
@@ -127,7 +104,8 @@ async def amend(id: str, request: Request, principal: Principal = Depends(requir
 @router.post("/{id}/addendum", status_code=201)
 async def addendum(id: str, request: Request, principal: Principal = Depends(require_scope(CREATE)),
                    audit: AuditScope = Depends(audited("addendum", "DocumentReference"))) -> Response:
-    body = _model(AddendumBody, await _json(request, required=True))
+    body = validated(AddendumBody, await read_json(request, request.app.state.settings.max_note_bytes,
+                                                   required=True))
     view = await asyncio.to_thread(_in_session, request, audit,
                                    lambda s: add_addendum(s, principal, id, text=body.text, reason=body.reason))
     return _respond(view, 201)
