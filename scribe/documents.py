@@ -32,6 +32,7 @@ from scribe.notes.inputs import NoteInput
 from scribe.notes.schema import SOAPNote
 from scribe.render import render_note
 from scribe.store.models import Encounter, Note, NoteVersion, SignOff
+from scribe.text import check_strings, clean_text
 
 # Stored FHIR JSON carries this in place of the server's base URL; responses substitute the real one.
 BASE_PLACEHOLDER = "urn:scribe:base"
@@ -222,6 +223,9 @@ def edit_note(session: Session, principal: Principal, note_id: str, body: Any, i
     note.version += 1
     note.updated_at = now()
     addendum = body.get("addendum", view.current.addendum) if isinstance(body, dict) else view.current.addendum
+    if addendum is not None and not isinstance(addendum, str):
+        raise BadInputError("addendum must be text")
+    clean_text(addendum, "addendum", multiline=True)
     current = _add_version(session, note, soap, note_input, created_by=principal.subject,
                            transcript_id=view.current.transcript_id, addendum=addendum, encounter=view.encounter)
     session.flush()
@@ -237,6 +241,7 @@ def sign_note(session: Session, settings: Settings, principal: Principal, note_i
     """
     from scribe.delivery import enqueue
 
+    clean_text(attestation, "attestation", multiline=True)
     view = get_note(session, principal, note_id, lock=True)
     _check_clinician(view, principal, "sign")
     if view.note.status != "draft":
@@ -299,6 +304,10 @@ def _parse_soap(payload: Any, view: NoteView) -> SOAPNote:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise BadInputError(f"not a SOAPNote: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    for path, statements in soap.sections():
+        for index, statement in enumerate(statements):
+            check_strings(statement.model_dump(exclude={"evidence", "support", "change"}, exclude_none=True),
+                          f"{path}[{index}]")
     soap.note_type = view.note.note_type
     soap.metadata = view.soap().metadata
     return soap
@@ -318,6 +327,7 @@ def amend_note(session: Session, principal: Principal, note_id: str, *, reason: 
     view = _signed_original(session, principal, note_id, "amend")
     if not reason or not reason.strip():
         raise BadInputError("an amendment needs a reason")
+    clean_text(reason, "reason", multiline=True)
     open_amendment = session.scalars(select(Note).where(Note.related_note_id == view.note.id,
                                                         Note.relation == "replaces", Note.status == "draft")).first()
     if open_amendment is not None:
@@ -337,6 +347,8 @@ def add_addendum(session: Session, principal: Principal, note_id: str, *, text: 
     view = _signed_original(session, principal, note_id, "add an addendum to")
     if not text or not text.strip():
         raise BadInputError("an addendum needs its text")
+    clean_text(text, "text", multiline=True)
+    clean_text(reason, "reason", multiline=True)
     previous = view.soap()
     soap = SOAPNote(note_type=view.note.note_type, metadata=previous.metadata.model_copy())
     return _new_note(session, view.encounter, soap, None, created_by=principal.subject,
@@ -350,6 +362,7 @@ def set_patient(session: Session, encounter: Encounter, patient_id: str, patient
 
     if not PATIENT_ID.fullmatch(patient_id):
         raise BadInputError("patient.id must be 1-64 of A-Z a-z 0-9 . - (a FHIR id)")
+    clean_text(patient_name, "patient.name")
     notes = notes_of_encounter(session, encounter.id)
     if any(n.status != "draft" for n in notes) and patient_id != encounter.patient_id:
         raise ConflictError("a note of this encounter is signed: its patient can no longer change")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import uuid
@@ -28,6 +29,7 @@ from scribe.notes.attachments import Attachment, load_attachment
 from scribe.notes.inputs import NoteInput
 from scribe.records import PatientContext, parse_bundle, read_records
 from scribe.store.models import AttachmentRow, AudioUpload, Encounter, SegmentRow, TranscriptRow
+from scribe.text import clean_text
 from scribe.transcript import Segment, Transcript, Word, join_segment_texts
 
 ENCOUNTER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -72,6 +74,7 @@ def create_encounter(session: Session, principal: Principal, *, patient_id: str 
         raise BadInputError(f"mode must be dictation or encounter, not {mode!r}")
     if patient_id is not None and not PATIENT_ID.fullmatch(patient_id):
         raise BadInputError("patient.id must be 1-64 of A-Z a-z 0-9 . - (a FHIR id)")
+    clean_text(patient_name, "patient.name")
     encounter_id = encounter_id or uuid.uuid4().hex
     if not ENCOUNTER_ID.fullmatch(encounter_id) or encounter_id in (".", ".."):
         raise BadInputError("encounter id must be 1-64 of A-Z a-z 0-9 . _ -")
@@ -212,6 +215,8 @@ def audio_span(session: Session, settings: Settings, encounter: Encounter, start
     """A WAV of `start`..`end` seconds of the encounter's audio (the stream, else the newest upload)."""
     from scribe.audio import decode_span
 
+    if not math.isfinite(start) or (end is not None and not math.isfinite(end)):
+        raise BadInputError("start and end must be finite numbers of seconds")
     if start < 0 or (end is not None and end <= start):
         raise BadInputError("start must be >= 0 and end greater than start")
     if encounter.audio_purged_at is not None:

@@ -20,6 +20,7 @@ from scribe.encounters import (add_image, add_records, audio_span, create_encoun
                                encounter_context, encounter_json, get_encounter, list_encounters, save_transcript,
                                store_upload, upload_spool_dir)
 from scribe.errors import BadInputError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError
+from scribe.text import OneLineText
 from streaming.audio_store import EncounterAudio
 
 router = APIRouter(prefix="/v1/encounters", tags=["encounters"], route_class=BoundedRoute)
@@ -35,7 +36,7 @@ RECORDS_MEDIA = {"application/json", "application/fhir+json"}
 
 class PatientIn(BaseModel):
     id: str | None = Field(default=None, max_length=64)
-    name: str | None = Field(default=None, max_length=255)
+    name: OneLineText | None = Field(default=None, max_length=255)
 
 
 class EncounterIn(BaseModel):
@@ -189,7 +190,8 @@ def transcript(id: str, request: Request, principal: Principal = Depends(require
 
 
 @router.get("/{id}/audio")
-def audio(id: str, request: Request, start: float = Query(0.0, ge=0), end: float | None = Query(None, gt=0),
+def audio(id: str, request: Request, start: float = Query(0.0, ge=0, allow_inf_nan=False),
+          end: float | None = Query(None, gt=0, allow_inf_nan=False),
           principal: Principal = Depends(require_scope(READ)),
           audit: AuditScope = Depends(audited("read", "Encounter"))) -> Response:
     """WAV of `start`..`end` seconds: what a reviewer plays to check a statement's evidence."""

@@ -16,6 +16,7 @@ from scribe.api.bodies import read_json, validated
 from scribe.api.etags import etag_matches
 from scribe.auth.tokens import Principal
 from scribe.documents import NoteView, add_addendum, amend_note, edit_note, get_note, sign_note, versions
+from scribe.text import MultiLineText
 
 router = APIRouter(prefix="/v1/notes", tags=["notes"])
 
@@ -26,17 +27,17 @@ CREATE = "user/DocumentReference.c"
 
 class SignOptions(BaseModel):
     confirm_unsupported: bool = False
-    attestation: str | None = Field(default=None, max_length=1000)
+    attestation: MultiLineText | None = Field(default=None, max_length=1000)
 
 
 class AmendBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MultiLineText = Field(min_length=1, max_length=2000)
     note: dict[str, Any] | None = None
 
 
 class AddendumBody(BaseModel):
-    text: str = Field(min_length=1, max_length=20000)
-    reason: str | None = Field(default=None, max_length=2000)
+    text: MultiLineText = Field(min_length=1, max_length=20000)
+    reason: MultiLineText | None = Field(default=None, max_length=2000)
 
 
 def _respond(view: NoteView, status: int = 200) -> JSONResponse:

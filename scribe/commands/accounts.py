@@ -10,6 +10,7 @@ import typer
 
 from scribe.commands.base import UsageError, clients_app, err, open_configured_database, users_app
 from scribe.errors import BadInputError
+from scribe.text import clean_text
 
 
 def _read_password_stdin() -> str:
@@ -40,6 +41,7 @@ def users_add(
     if password_stdin == no_password:
         raise UsageError("give exactly one of --password-stdin and --no-password")
     password = _read_password_stdin() if password_stdin else None
+    clean_text(display_name, "--display-name")
     role = None if admin is None else ("admin" if admin else "clinician")
     account = save_user(open_configured_database(), name, password, display_name=display_name, role=role, update=update)
     err(f"user {account.username} saved ({account.role}{'' if account.has_password else ', OIDC only'})")
