@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         "largest prior-records bundle accepted (a long history is 1-5 MB of FHIR JSON)"))
     max_note_bytes: int = Field(default=2 * 1024 * 1024, gt=0, description=(
         "largest note edit or amendment accepted (a long note is 50 kB)"))
+    upload_wait_s: float = Field(default=300.0, ge=0, description=(
+        "how long POST .../audio waits for the transcript before answering 202 with the upload's state"))
+    upload_poll_s: float = Field(default=10.0, gt=0, description=(
+        "how often each node looks for uploads whose transcription is due (new, retried, or left by a crash)"))
     max_form_bytes: int = Field(default=64 * 1024, gt=0, description=(
         "largest small body accepted: sign-in and token forms, encounter details, note options"))
     session_lifetime_s: int = Field(default=12 * 3600, gt=0, le=30 * 24 * 3600,

@@ -38,9 +38,9 @@ def test_upgrade_creates_tables_and_is_idempotent(db_settings):
     open_database(settings, schema=schema)  # a second start migrates nothing and fails nothing
     tables = set(inspect(database.engine).get_table_names())
     assert {"app_secrets", "stream_tickets", "alembic_version", "encounters", "notes", "note_versions",
-            "audit_events", "outbox", "users", "clients"} <= tables
+            "audit_events", "outbox", "users", "clients", "upload_jobs"} <= tables
     with database.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_migrations_match_the_models(db_settings):

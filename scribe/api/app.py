@@ -26,6 +26,7 @@ from scribe.delivery import delivery_loop
 from scribe.encounters import release_node_streams, upload_spool_dir
 from scribe.retention import retention_loop
 from scribe.store import open_database
+from scribe.uploads import release_node_jobs, upload_loop
 from streaming.scheduler import PassScheduler
 
 log = logging.getLogger("scribe.api")
@@ -72,6 +73,7 @@ def create_app(settings: Settings, *, load_asr: bool = True, database_schema: st
         app.state.signing_key = signing_key(settings, database)
         with database.session() as session, session.begin():
             release_node_streams(session, settings.node_id)  # leases this node held before a crash or restart
+            release_node_jobs(session, settings.node_id)  # uploads it was transcribing: taken up again below
         sweep_spool(upload_spool_dir(settings), settings.node_id)  # uploads this node was receiving when it stopped
         app.state.oidc_verifier = OidcVerifier.from_settings(settings)  # a half configuration fails here, at start
         app.state.asr = AsrState()
@@ -84,8 +86,10 @@ def create_app(settings: Settings, *, load_asr: bool = True, database_schema: st
                     if settings.ehr_fhir_url else None)
         retention = (asyncio.create_task(retention_loop(database, settings))
                      if settings.audio_retention_days is not None else None)
+        uploads = asyncio.create_task(upload_loop(database, settings, encounters.upload_executor,
+                                                  interval_s=settings.upload_poll_s))
         yield
-        for task in (delivery, retention):
+        for task in (delivery, retention, uploads):
             if task is not None:
                 task.cancel()
         database.engine.dispose()

@@ -17,10 +17,11 @@ from scribe.api.bodies import (BoundedRoute, Spooled, media_type, read_body, rea
 from scribe.auth.tokens import Principal
 from scribe.documents import generate_note, set_patient
 from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
-                               encounter_context, encounter_json, get_encounter, list_encounters, save_transcript,
+                               encounter_context, encounter_json, get_encounter, list_encounters,
                                store_upload, upload_spool_dir)
 from scribe.errors import BadInputError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError
 from scribe.text import OneLineText
+from scribe.uploads import upload_state
 from streaming.audio_store import EncounterAudio
 
 router = APIRouter(prefix="/v1/encounters", tags=["encounters"], route_class=BoundedRoute)
@@ -112,6 +113,7 @@ def read(id: str, request: Request, principal: Principal = Depends(require_scope
         out["transcript"] = None if current is None else {"id": current[0], "engine": current[1].engine,
                                                           "duration_s": current[1].duration_s,
                                                           "segments": len(current[1].segments)}
+        out["upload"] = upload_state(session, id)
     # a stream that resumes this encounter must use the same format (a browser records at that rate)
     streamed = EncounterAudio.stored_format(request.app.state.settings.audio_dir, id)
     out["stream_format"] = None if streamed is None else {
@@ -130,11 +132,13 @@ def context(id: str, request: Request, principal: Principal = Depends(require_sc
         return encounter_context(session, id)
 
 
-@router.post("/{id}/audio")
+@router.post("/{id}/audio", responses={202: {"description": "still transcribing: the upload's state"}})
 async def upload_audio(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
-                       audit: AuditScope = Depends(audited("upload", "Encounter"))) -> dict[str, Any]:
-    """A recorded file (any supported format) as the raw body: spooled to disk, stored, transcribed, returned as
-    the Transcript."""
+                       audit: AuditScope = Depends(audited("upload", "Encounter"))) -> Response:
+    """A recorded file (any supported format) as the raw body: spooled to disk, checked, stored with its
+    transcription job, transcribed; answers the Transcript. When that takes longer than
+    `SCRIBE_UPLOAD_WAIT_S`, answers 202 with the upload's state instead: the job goes on (on any node,
+    even after a restart) and `GET /v1/encounters/{id}` shows how it ends."""
     settings = request.app.state.settings
     database = _database(request)
 
@@ -147,34 +151,78 @@ async def upload_audio(id: str, request: Request, principal: Principal = Depends
     try:
         if not spooled.size:
             raise BadInputError("the audio body is empty")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(upload_executor, _transcribe_upload, request, principal, id, spooled)
+        job_id = await asyncio.to_thread(_store_upload, request, principal, id, spooled)
     finally:
         spooled.discard()  # nothing to do once it was moved into place
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.upload_wait_s
+    work = loop.run_in_executor(upload_executor, _transcribe_now, database, settings, job_id)
+    work.add_done_callback(lambda done: done.cancelled() or done.exception())  # recorded on the job either way
+    try:
+        transcript = await asyncio.wait_for(asyncio.shield(work), timeout=settings.upload_wait_s)
+    except TimeoutError:
+        transcript = None
+    if transcript is None:  # still waiting its turn, or another node took it: watch the job
+        transcript = await _watch_job(database, job_id, deadline)
+    if transcript is None:
+        def state() -> dict[str, Any] | None:
+            with database.session() as session:
+                return upload_state(session, id)
+
+        return JSONResponse({"encounter_id": id, "upload": await asyncio.to_thread(state)}, status_code=202,
+                            headers={"Location": f"/v1/encounters/{id}"})
+    return JSONResponse(transcript)
 
 
-def _transcribe_upload(request: Request, principal: Principal, encounter_id: str, spooled: Spooled) -> dict[str, Any]:
-    """Decode (bad audio is refused, nothing kept), store durably, then transcribe: a failing engine loses nothing."""
-    from scribe.asr import choose_engine, load_engine
+def _store_upload(request: Request, principal: Principal, encounter_id: str, spooled: Spooled) -> int:
+    """Decode the spooled file once, keeping nothing (bad audio is refused, nothing kept), then move it into
+    place and record it with its transcription job in one transaction; the job's id."""
     from scribe.audio import AudioLimits, decoded_seconds
-    from scribe.encounters import records_context
-    from scribe.uploads import LABEL, transcribe_file
+    from scribe.uploads import LABEL, create_job
 
     settings = request.app.state.settings
-    limits = AudioLimits.from_settings(settings)
-    duration = decoded_seconds(spooled.path, limits, label=LABEL)
+    duration = decoded_seconds(spooled.path, AudioLimits.from_settings(settings), label=LABEL)
     with _database(request).session() as session, session.begin():
         encounter = get_encounter(session, principal, encounter_id)
         upload = store_upload(session, settings, encounter, spooled.path, size=spooled.size, sha256=spooled.sha256,
                               media_type=media_type(request) or None, duration_s=duration)
-        context = records_context(session, encounter_id)
-        mode = encounter.mode
-    engine = load_engine(choose_engine(settings.asr_engine, mode, settings), settings)  # type: ignore[arg-type]
-    transcript = transcribe_file(engine, settings.audio_dir / upload.path, limits, context)
-    with _database(request).session() as session, session.begin():
-        save_transcript(session, get_encounter(session, principal, encounter_id), transcript, source="upload",
-                        upload_id=upload.id)
-    return transcript.to_dict()
+        return create_job(session, upload).id
+
+
+def _transcribe_now(database, settings, job_id: int) -> dict[str, Any] | None:
+    """Run the new upload's job on this node (the Transcript), or None when another node claimed it first."""
+    from scribe.uploads import claim_job, job_holder, run_job
+
+    holder = job_holder(settings.node_id)
+    with database.session() as session, session.begin():
+        claimed = claim_job(session, holder, job_id=job_id)
+    if claimed is None:
+        return None
+    transcript = run_job(database, settings, job_id, holder)
+    return None if transcript is None else transcript.to_dict()
+
+
+async def _watch_job(database, job_id: int, deadline: float) -> dict[str, Any] | None:
+    """The job's Transcript once it is done (wherever it ran), None at `deadline`; a failed job is its error."""
+    from scribe.encounters import load_transcript
+    from scribe.errors import EngineUnavailableError
+    from scribe.store.models import TranscriptRow, UploadJob
+
+    def look() -> tuple[str, str | None, dict[str, Any] | None]:
+        with database.session() as session:
+            job = session.get(UploadJob, job_id)
+            row = session.get(TranscriptRow, job.transcript_id) if job.transcript_id else None
+            return job.state, job.reason, None if row is None else load_transcript(session, row).to_dict()
+
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        state, reason, transcript = await asyncio.to_thread(look)
+        if state == "done":
+            return transcript
+        if state == "failed":
+            raise EngineUnavailableError(f"the upload could not be transcribed: {reason}")
+        await asyncio.sleep(min(0.5, max(deadline - loop.time(), 0)))
+    return None
 
 
 @router.get("/{id}/transcript")

@@ -273,3 +273,29 @@ class AuditRecord(Base):
     method: Mapped[str | None] = mapped_column(String(8), nullable=True)
     path: Mapped[str | None] = mapped_column(String(255), nullable=True)  # route template, never query values
     detail: Mapped[str | None] = mapped_column(String(255), nullable=True)  # no PHI
+
+
+class UploadJob(Base):
+    """The transcription of one stored upload: done once, by whichever node holds its lease.
+
+    Written in the transaction that records the upload, so audio that is stored is always
+    transcribed: a node that dies mid-way loses its lease (`holder` "<node id>/<uuid>",
+    renewed while it works) and another node, or the same one restarted, takes the job over.
+    """
+
+    __tablename__ = "upload_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("audio_uploads.id"), unique=True)
+    encounter_id: Mapped[str] = mapped_column(String(64), ForeignKey("encounters.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # transcribing | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(String(255), nullable=True)  # why it failed; never PHI
+    transcript_id: Mapped[int | None] = mapped_column(ForeignKey("transcripts.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_upload_jobs_due", "state", "next_attempt_at"),)

@@ -206,9 +206,11 @@ async function uploadAudio(file) {
   const id = await ensureEncounter();
   setConnection("uploading");
   try {
-    const result = await apiJson(`/v1/encounters/${encodeURIComponent(id)}/audio`, {
+    const response = await api(`/v1/encounters/${encodeURIComponent(id)}/audio`, {
       method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" },
     });
+    // 202: a long file is still being transcribed on the server; its state is on the encounter
+    const result = response.status === 202 ? await transcriptWhenDone(id) : await response.json();
     transcript.show(result.segments);
     hasTranscript = result.segments.length > 0;
     setConnection("done");
@@ -217,6 +219,16 @@ async function uploadAudio(file) {
     throw error;
   }
   await refreshEncounter();
+}
+
+/** Poll the encounter until its upload is transcribed (the transcript) or failed (an ApiError with the reason). */
+async function transcriptWhenDone(id) {
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const upload = (await apiJson(`/v1/encounters/${encodeURIComponent(id)}`)).upload;
+    if (upload?.state === "done") return apiJson(`/v1/encounters/${encodeURIComponent(id)}/transcript`);
+    if (upload?.state === "failed") throw new ApiError(422, `the recording could not be transcribed: ${upload.reason}`);
+  }
 }
 
 function imageType(file) {
