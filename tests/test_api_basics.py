@@ -6,12 +6,14 @@ from fastapi.testclient import TestClient
 from scribe.api.app import create_app
 from scribe.auth.tokens import create_token
 from scribe.config import Settings
+from tests.accounts import enrol
 
 
 @pytest.fixture
 def client(tmp_path):
     settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
     with TestClient(create_app(settings, load_asr=False)) as test_client:
+        enrol(test_client.app.state.database, token(), token(("system/DocumentReference.rs",)))
         yield test_client
 
 

@@ -21,7 +21,8 @@ from scribe.auth.smart import register_client, set_client_active
 from scribe.auth.tokens import Principal, create_token
 from scribe.auth.users import save_user, set_user_active
 from scribe.config import Settings
-from scribe.store.models import AuditRecord
+from scribe.store.models import AuditRecord, Client, User
+from tests.accounts import enrol
 from tests.test_auth_keys import jwks, rsa_key
 
 KEY = b"s" * 40
@@ -70,9 +71,10 @@ def client(app):
         yield test_client
 
 
-def test_scribe_token_is_accepted(client):
-    assert client.get("/probe/x", headers=bearer()).json() == {"subject": "dr-a", "scopes": ["user/*.*"],
-                                                               "kind": "user"}
+def test_scribe_token_is_accepted(app, client):
+    enrol(app.state.database, headers := bearer())
+    assert client.get("/probe/x", headers=headers).json() == {"subject": "dr-a", "scopes": ["user/*.*"],
+                                                              "kind": "user"}
 
 
 def test_no_credentials_is_401_and_audited_with_the_route_template_only(app, client):
@@ -122,17 +124,49 @@ def test_disabled_users_and_clients_lose_access_at_once(app, client):
     response = client.get("/probe/x", headers=bearer("dr-a"))
     assert response.status_code == 401 and "disabled" in response.json()["issue"][0]["diagnostics"]
     assert client.get("/probe/x", headers=bearer(client_id, ("system/DocumentReference.rs",))).status_code == 401
-    assert client.get("/probe/x", headers=bearer("someone-else")).status_code == 200  # no account row: a plain token
     assert [r.actor for r in audit_rows(app, "auth-failure")] == ["dr-a", client_id]
+
+
+def test_a_token_naming_no_user_or_client_is_refused_and_audited(app, client):
+    """scribe's own signature is not enough: the subject must exist here (`scribe token create --sub anyone` and a
+    leaked signing key could otherwise mint a working identity)."""
+    for headers, actor, kind in ((bearer("nobody"), "nobody", "user"),
+                                 (bearer("no-client", ("system/DocumentReference.rs",)), "no-client", "system")):
+        response = client.get("/probe/x", headers=headers)
+        assert response.status_code == 401 and response.json()["resourceType"] == "OperationOutcome"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.json()["issue"][0]["diagnostics"] == f"unknown {kind if kind == 'user' else 'client'}"
+        row = audit_rows(app, "auth-failure")[-1]
+        assert (row.actor, row.actor_kind, row.status_code, row.path) == (actor, kind, 401, "/probe/{item}")
+    system_with_a_users_name = bearer("dr-a", ("system/DocumentReference.rs",))
+    enrol(app.state.database, bearer("dr-a"))  # a user dr-a is not a client dr-a
+    assert client.get("/probe/x", headers=system_with_a_users_name).status_code == 401
+
+
+def test_deleting_a_user_or_client_ends_its_tokens_at_once(app, client):
+    database = app.state.database
+    user, system = bearer("dr-gone"), bearer("ehr-gone", ("system/DocumentReference.rs",))
+    enrol(database, user, system)
+    assert client.get("/probe/x", headers=user).status_code == 200
+    assert client.get("/probe/x", headers=system).status_code == 200
+    with database.session() as session, session.begin():
+        session.delete(session.get(User, "dr-gone"))
+        session.delete(session.get(Client, "ehr-gone"))
+    assert client.get("/probe/x", headers=user).status_code == 401
+    assert client.get("/probe/x", headers=system).status_code == 401
+    assert [(r.actor, r.actor_kind) for r in audit_rows(app, "auth-failure")] == [("dr-gone", "user"),
+                                                                                   ("ehr-gone", "system")]
 
 
 def test_admin_access_needs_the_admin_role_or_the_audit_scope(app, client):
     database = app.state.database
     save_user(database, "boss", None, role="admin")
     save_user(database, "dr-a", None)
+    enrol(database, bearer("auditor", ("system/AuditEvent.rs",)), bearer("ehr", ("system/DocumentReference.rs",)),
+          bearer("boss", ("system/DocumentReference.rs",)))  # a client whose id is an administrator's name
     assert client.get("/probe-admin", headers=bearer("boss")).status_code == 200
     assert client.get("/probe-admin", headers=bearer("dr-a")).status_code == 403
-    assert client.get("/probe-admin", headers=bearer("nobody")).status_code == 403
+    assert client.get("/probe-admin", headers=bearer("nobody")).status_code == 401  # no such user at all
     assert client.get("/probe-admin", headers=bearer("auditor", ("system/AuditEvent.rs",))).status_code == 200
     assert client.get("/probe-admin", headers=bearer("boss", ("system/DocumentReference.rs",))).status_code == 403
     denied = client.get("/probe-admin", headers=bearer("ehr", ("system/DocumentReference.rs",)))
@@ -141,7 +175,8 @@ def test_admin_access_needs_the_admin_role_or_the_audit_scope(app, client):
     assert client.get("/probe-admin", headers=bearer("boss")).status_code == 401
 
 
-def test_missing_scope_is_403_not_401(client):
+def test_missing_scope_is_403_not_401(app, client):
+    enrol(app.state.database, bearer(), bearer("ehr", ("system/DocumentReference.rs",)))
     assert client.get("/probe-documents", headers=bearer()).status_code == 403
     assert client.get("/probe-documents", headers=bearer("ehr", ("system/DocumentReference.rs",))).status_code == 200
 

@@ -186,3 +186,42 @@ def test_data_dir_option_gives_the_server_its_accounts_and_tokens(data_dir, monk
             assert client.get("/v1/encounters", headers={"Authorization": f"Bearer {token}"}).status_code == expected
             signed_in = client.post("/v1/session", data={"username": "dr-d", "password": "correct horse battery"})
             assert signed_in.status_code == expected
+
+
+# ------------------------------------------------------------------------------------------ token create
+
+def test_token_create_refuses_a_subject_the_server_would_refuse(data_dir, monkeypatch, capsys, tmp_path):
+    """An unknown or disabled --sub (a user; with system/ scopes, a registered client id) is bad input, exit 3, and
+    nothing reaches stdout: such a token would only ever be refused."""
+    code, out, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "nobody")
+    assert (code, out) == (3, "") and "cannot mint a token for 'nobody': unknown user" in err
+    assert "scribe users list" in err
+    scribe(monkeypatch, capsys, "users", "add", "dr-a", "--no-password")
+    code, out, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "dr-a", "--scope",
+                            "system/DocumentReference.rs")
+    assert (code, out) == (3, "") and "'dr-a': unknown client" in err and "scribe clients list" in err
+    scribe(monkeypatch, capsys, "users", "disable", "dr-a")
+    code, out, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "dr-a")
+    assert (code, out) == (3, "") and "account disabled" in err
+
+
+def test_token_create_for_an_existing_user_or_client_works_on_the_server(data_dir, monkeypatch, capsys, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from scribe.api.app import create_app
+
+    scribe(monkeypatch, capsys, "users", "add", "dr-a", "--no-password")
+    key_file = tmp_path / "jwks.json"
+    key_file.write_text(json.dumps(jwks(ec_key())))
+    client_id = scribe(monkeypatch, capsys, "clients", "add", "ehr", "--jwks", str(key_file))[1].strip()
+    code, user_token, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "dr-a")
+    assert code == 0, err
+    code, system_token, err = scribe(monkeypatch, capsys, "token", "create", "--sub", client_id, "--scope",
+                                     "system/DocumentReference.rs")
+    assert code == 0, err
+    with TestClient(create_app(Settings(), load_asr=False)) as client:
+        mine = client.get("/v1/encounters", headers={"Authorization": f"Bearer {user_token.strip()}"})
+        assert mine.status_code == 200
+        found = client.get("/fhir/DocumentReference?patient=pt-1",
+                           headers={"Authorization": f"Bearer {system_token.strip()}"})
+        assert found.status_code == 200 and found.json()["total"] == 0

@@ -19,6 +19,7 @@ from scribe.auth.tokens import AuthError
 from scribe.auth.users import save_user, set_user_active
 from scribe.config import Settings
 from scribe.errors import ConfigError
+from tests.accounts import enrol
 from tests.test_auth_app import KEY, audit_rows, bearer, build_app
 from tests.test_auth_keys import SigningKey, ec_key, jwks, rsa_key, unsigned_token
 
@@ -102,8 +103,20 @@ def test_keys_are_fetched_once_and_cached(client, idp):
     assert idp.fetches == 1
 
 
-def test_scribe_tokens_still_work_beside_oidc(client):
-    assert client.get("/probe/x", headers=bearer("dr-b")).json()["subject"] == "dr-b"
+def test_scribe_tokens_still_work_beside_oidc(app, client):
+    enrol(app.state.database, headers := bearer("dr-b"))
+    assert client.get("/probe/x", headers=headers).json()["subject"] == "dr-b"
+    assert client.get("/probe/x", headers=bearer("dr-nobody")).status_code == 401  # unlike a provider's user
+
+
+def test_a_provider_user_needs_no_local_account_but_a_disabled_one_is_refused_on_the_websocket_too(app, client):
+    with client.websocket_connect("/v1/encounters/enc-oidc/stream", headers=auth(idp_token(RSA))) as ws:
+        assert ws.receive_json()["code"] == "server_busy"  # past authentication: no ASR loaded in this app
+    save_user(app.state.database, "dr-a", None)
+    set_user_active(app.state.database, "dr-a", False)
+    with client.websocket_connect("/v1/encounters/enc-oidc/stream", headers=auth(idp_token(RSA))) as ws:
+        message = ws.receive_json()
+        assert message["code"] == "unauthorized" and "disabled" in message["message"]
 
 
 @pytest.mark.parametrize(("token", "message"), [

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from scribe.auth.users import save_user, set_user_active
 from scribe.config import Settings
 from scribe.store.models import WebSession
+from tests.accounts import enrol
 from tests.test_auth_app import KEY, audit_rows, bearer, build_app
 
 PASSWORD = "correct horse battery"
@@ -105,9 +106,10 @@ def test_csrf_guards_a_real_route(client):
     assert response.status_code == 200 and response.json()["ticket"]
 
 
-def test_a_bearer_token_wins_over_the_cookie(client):
+def test_a_bearer_token_wins_over_the_cookie(app, client):
     sign_in(client)
-    assert client.post("/probe/x", headers=bearer("dr-z")).json()["subject"] == "dr-z"  # no CSRF: not a cookie request
+    enrol(app.state.database, headers := bearer("dr-z"))
+    assert client.post("/probe/x", headers=headers).json()["subject"] == "dr-z"  # no CSRF: not a cookie request
     assert client.get("/probe/x", headers={"Authorization": "Bearer broken"}).status_code == 401
 
 

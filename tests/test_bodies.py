@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from scribe.api.app import create_app
 from scribe.config import Settings
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_lifecycle_api import DR_A, new_encounter
 
@@ -30,6 +31,7 @@ def api(tmp_path: Path, shared_models_dir: Path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "whisper-base").symlink_to(shared_models_dir / "models" / "whisper-base")
     with TestClient(create_app(Settings(data_dir=tmp_path, secret_key="s" * 40), load_asr=False)) as client:
+        enrol(client.app.state.database, DR_A)
         yield client
 
 
@@ -288,6 +290,7 @@ def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: 
     server = start_server(tmp_path / "data", port, models)
     try:
         token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
+        enrol(tmp_path / "data", token)
         encounter = httpx.post(f"http://127.0.0.1:{port}/v1/encounters", json={"patient": {"id": "pt-1"}},
                                headers={"Authorization": f"Bearer {token}"}).json()["id"]
         path = f"/v1/encounters/{encounter}/audio"
@@ -351,6 +354,7 @@ def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path:
     server = start_server(tmp_path / "data", port, _whisper_models(settings))
     try:
         token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
+        enrol(tmp_path / "data", token)
         headers = {"Authorization": f"Bearer {token}"}
         encounter = httpx.post(f"http://127.0.0.1:{port}/v1/encounters", json={"patient": {"id": "pt-1"}},
                                headers=headers).json()["id"]

@@ -20,6 +20,7 @@ import soundfile
 from scribe.auth.tokens import create_token
 from scribe.wer import word_errors
 from tests.browser import USERNAME, Service, Shots, chromium, same_origin, service, sign_in
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_browser_app import PATIENT
 from tests.test_lifecycle_api import png
@@ -41,6 +42,7 @@ def served(tmp_path_factory) -> Service:
 
 def rest(served: Service, subject: str = USERNAME) -> httpx.Client:
     token = create_token(KEY.encode(), subject, ("user/*.*",), 600)
+    enrol(served.data_dir, token)
     return httpx.Client(base_url=served.base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from scribe.api.app import create_app
 from scribe.auth.tokens import create_token
 from scribe.fhir import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 
 KEY = b"s" * 40
@@ -25,6 +26,7 @@ def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",)) -> di
 
 
 DR_A, DR_B = bearer("dr-a"), bearer("dr-b")
+EHR = bearer("ehr-1", ("system/DocumentReference.rs",))
 
 
 @pytest.fixture
@@ -38,6 +40,7 @@ def api(database_target):
     if not link.exists():
         link.symlink_to(models / "whisper-base")
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as client:
+        enrol(client.app.state.database, DR_A, DR_B, EHR)
         yield client
 
 
@@ -164,8 +167,7 @@ def test_encounter_rules(api: TestClient):
     assert api.post("/v1/encounters", json={"patient": {"id": "bad id!"}}, headers=DR_A).status_code == 422
     assert api.post("/v1/encounters", json={"mode": "sing"}, headers=DR_A).status_code == 422
     assert api.post("/v1/encounters", json={"id": encounter}, headers=DR_A).status_code == 409
-    system = bearer("ehr-1", ("system/DocumentReference.rs",))
-    assert api.post("/v1/encounters", json={}, headers=system).status_code == 403
+    assert api.post("/v1/encounters", json={}, headers=EHR).status_code == 403
     mine = api.get("/v1/encounters", headers=DR_A).json()
     assert mine["total"] == 1 and mine["encounters"][0]["id"] == encounter
     assert api.get("/v1/encounters", headers=DR_B).json()["total"] == 0
@@ -194,6 +196,7 @@ def test_oversize_audio_is_413(database_target):
     settings, schema, _ = database_target
     settings = settings.model_copy(update={"max_audio_bytes": 1000})
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as api:
+        enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
         response = api.post(f"/v1/encounters/{encounter}/audio", content=b"x" * 5000,
                             headers={**DR_A, "Content-Type": "audio/wav"})
@@ -244,6 +247,7 @@ def test_sign_off_reaches_the_ehr_even_after_a_crash(database_target):
         ehr.fail_next = 100  # the EHR is down while the first node runs
         live = settings.model_copy(update={"ehr_fhir_url": ehr.url, "delivery_interval_s": 0.05})
         with TestClient(create_app(live, load_asr=False, database_schema=schema)) as api:
+            enrol(api.app.state.database, DR_A)
             note_id = _signed_text_note(api)
             time.sleep(0.3)
             assert pending_count(api.app.state.database) == 1 and not ehr.resources
@@ -334,7 +338,7 @@ def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestCl
         save_transcript(session, session.get(Encounter, encounter),
                         transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"), source="stream")
     note_id = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
-    ehr = bearer("ehr-1", ("system/DocumentReference.rs",))
+    ehr = EHR
     assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).status_code == 404
     assert api.get(f"/fhir/DocumentReference?_id={note_id}", headers=ehr).json()["total"] == 0
     refused = api.post(f"/v1/notes/{note_id}/sign", headers=DR_A)

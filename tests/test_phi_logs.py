@@ -16,6 +16,7 @@ import pytest
 from scribe.audio import decode_audio
 from scribe.auth.tokens import create_token
 from streaming.client import pcm16, stream_pcm
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_serve_process import free_port
 
@@ -51,6 +52,7 @@ def test_a_full_run_logs_no_patient_data(tmp_path: Path, models_dir: Path):
                 time.sleep(0.2)
         token = create_token(KEY.encode(), "dr-log", ("user/*.*",), 600)
         ehr = create_token(KEY.encode(), "ehr-log", ("system/DocumentReference.rs",), 600)
+        enrol(data, token, ehr)
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=auth, timeout=120) as client:
             encounter = client.post("/v1/encounters", json={"patient": {"id": "pt-1001", "name": "Maria Alvarez"},

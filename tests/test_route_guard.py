@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from scribe.api.app import create_app
 from scribe.auth.tokens import create_token
 from scribe.config import Settings
+from tests.accounts import enrol
 
 KEY = b"s" * 40
 PUBLIC = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/fhir/metadata"),
@@ -64,6 +65,7 @@ def test_every_non_public_route_needs_a_token_and_the_scope(client):
     assert {"encounters", "notes", "stream-tickets", "DocumentReference", "Binary", "Provenance",
             "AuditEvent"} <= families
     unscoped = {"Authorization": f"Bearer {create_token(KEY, 'nobody', ('patient/Observation.r',), 300)}"}
+    enrol(client.app.state.database, unscoped)  # an account that exists, with a scope no route accepts
     for method, path in routes:
         anonymous = client.request(method, path)
         assert anonymous.status_code == 401, (method, path, anonymous.status_code)

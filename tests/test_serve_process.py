@@ -18,6 +18,7 @@ from scribe.audio import decode_audio
 from scribe.auth.tokens import create_token
 from scribe.wer import word_errors
 from streaming.client import pcm16
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 
 KEY = "p" * 40
@@ -69,6 +70,7 @@ def test_sigkill_mid_stream_loses_no_acked_audio(tmp_path: Path, models_dir: Pat
     token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
     url = f"ws://127.0.0.1:{port}/v1/encounters/enc-kill/stream"
     server = start_server(data_dir, port, models_dir)
+    enrol(data_dir, token)
     try:
         health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
         assert health["engines"]["asr"]["name"] == "whisper" and "905e5bf8336b" in health["engines"]["asr"]["model"]
@@ -132,6 +134,7 @@ def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
     server = start_server(tmp_path / "data", port, models_dir)
     try:
         token = create_token(KEY.encode(), "bench", ("user/*.*",), 600)
+        enrol(tmp_path / "data", token)
         proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "bench", "stream",
                                str(samples), "--url", f"ws://127.0.0.1:{port}", "--concurrency", "1", "--records",
                                "--token", token], capture_output=True, text=True, timeout=300)
@@ -194,6 +197,7 @@ def test_dictate_streams_the_microphone(tmp_path: Path, models_dir: Path, monkey
     server = start_server(tmp_path / "data", port, models_dir)
     try:
         token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
+        enrol(tmp_path / "data", token)
         code = run(["dictate", "--url", f"ws://127.0.0.1:{port}/v1/encounters/enc-mic/stream", "--token", token,
                     "--seconds", str(len(pcm) / 32000 + 0.5), "--format", "json"])
         out, err = capsys.readouterr()

@@ -17,6 +17,7 @@ from scribe.auth.tokens import create_token
 from scribe.config import Settings
 from scribe.wer import word_errors
 from streaming.client import pcm16
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 
 KEY = "k" * 40
@@ -44,6 +45,7 @@ def client(app_settings, whisper):
     app = create_app(app_settings, load_asr=False)
     with TestClient(app) as test_client:
         app.state.asr.engine = whisper
+        enrol(app.state.database, token("dr-a"), token("dr-b"))
         yield test_client
 
 
@@ -227,6 +229,7 @@ def test_session_too_long(app_settings, whisper):
     app = create_app(app_settings.model_copy(update={"max_audio_seconds": 0.25}), load_asr=False)
     with TestClient(app) as client:
         app.state.asr.engine = whisper
+        enrol(app.state.database, token())
         with connect(client, "enc-l") as ws:
             start(ws)
             for _ in range(2):
@@ -252,6 +255,7 @@ def test_allowed_origin_and_missing_scope(client):
                                            "Origin": "https://scribe.example.org"}) as ws:
         assert start(ws)["type"] == "ready"
     integration = create_token(KEY.encode(), "ehr", ("system/DocumentReference.rs",), 600)
+    enrol(client.app.state.database, integration)  # a registered client: refused for the scope, not the identity
     with connect(client, "enc-a2", headers={"Authorization": f"Bearer {integration}"}) as ws:
         expect_error(ws, "unauthorized", 4401)
 

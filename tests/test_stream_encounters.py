@@ -10,6 +10,7 @@ from sqlalchemy import select
 from scribe.api.app import create_app
 from scribe.encounters import acquire_stream, release_node_streams
 from scribe.store.models import AuditRecord, Encounter
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_stream_api import KEY, connect, expect_error, sample_pcm, start, stream_all, token, whisper  # noqa: F401
 
@@ -20,6 +21,7 @@ def api(database_target, whisper):  # noqa: F811 - the module fixture from test_
     settings = settings.model_copy(update={"secret_key": KEY})
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as client:
         client.app.state.asr.engine = whisper
+        enrol(client.app.state.database, token("dr-a"), token("dr-b"))
         yield client
 
 
@@ -89,3 +91,37 @@ def test_the_lease_is_one_connection_across_nodes(api: TestClient):
         assert release_node_streams(session, "node-b") == 1  # node-b restarted
     with connect(api, "enc-lease") as ws:
         assert start(ws)["type"] == "ready"
+
+
+def test_the_websocket_refuses_a_token_whose_subject_is_unknown_deleted_or_disabled(api: TestClient):
+    """The bearer path of the websocket asks what REST asks: the subject must exist and be active, at every connect."""
+    from scribe.auth.users import set_user_active
+    from scribe.store.models import User
+
+    with connect(api, "enc-who", "dr-nobody") as ws:
+        expect_error(ws, "unauthorized", 4401)
+    enrol(api.app.state.database, token("dr-gone"))
+    with connect(api, "enc-who", "dr-gone") as ws:
+        assert start(ws)["type"] == "ready"
+    with api.app.state.database.session() as session, session.begin():
+        session.delete(session.get(User, "dr-gone"))
+    with connect(api, "enc-who", "dr-gone") as ws:
+        expect_error(ws, "unauthorized", 4401)
+    set_user_active(api.app.state.database, "dr-b", False)
+    with connect(api, "enc-who-b", "dr-b") as ws:
+        expect_error(ws, "unauthorized", 4401)
+    with api.app.state.database.session() as session:
+        refused = session.scalars(select(AuditRecord).where(AuditRecord.action == "auth-failure")
+                                  .order_by(AuditRecord.id)).all()
+        assert session.get(Encounter, "enc-who-b") is None  # nothing was created for the refused caller
+    assert [(r.actor, r.status_code, r.resource_id) for r in refused] == [
+        ("dr-nobody", 401, "enc-who"), ("dr-gone", 401, "enc-who"), ("dr-b", 401, "enc-who-b")]
+
+
+def test_a_ticket_of_a_user_disabled_since_is_refused(api: TestClient):
+    from scribe.auth.users import set_user_active
+
+    ticket = api.post("/v1/stream-tickets", json={"encounter_id": "enc-tk"}, headers=bearer("dr-b")).json()["ticket"]
+    set_user_active(api.app.state.database, "dr-b", False)
+    with connect(api, "enc-tk", headers={}, query=f"?ticket={ticket}") as ws:
+        expect_error(ws, "unauthorized", 4401)

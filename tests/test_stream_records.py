@@ -15,6 +15,7 @@ from scribe.auth.tokens import create_token
 from scribe.cli import run
 from scribe.config import Settings
 from scribe.store.models import AttachmentRow
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_stream_client import ScriptedServer
 
@@ -28,6 +29,7 @@ TOKEN = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
 def server(tmp_path) -> Iterator[tuple[str, object]]:
     """A real REST server on a free port, in this process (no ASR: the websocket side is scripted)."""
     app = create_app(Settings(data_dir=tmp_path, secret_key=KEY), load_asr=False)
+    enrol(tmp_path, TOKEN)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     serving = uvicorn.Server(uvicorn.Config(app, log_config=None))

@@ -61,8 +61,17 @@ def test_create_rejects_bad_requests(kwargs, message):
 
 
 def test_cli_token_create_prints_only_the_token(capsys, monkeypatch, tmp_path):
+    """For a registered client (system scopes) and for a user, both made first as an operator makes them."""
+    import json
+
+    from tests.test_auth_keys import ec_key, jwks
+
     monkeypatch.setenv("SCRIBE_DATA_DIR", str(tmp_path))
-    assert run(["token", "create", "--sub", "dr-a", "--scope", "system/DocumentReference.rs", "--ttl", "120"]) == 0
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks(ec_key())))
+    assert run(["clients", "add", "ehr", "--jwks", str(tmp_path / "jwks.json")]) == 0
+    assert run(["users", "add", "dr-b", "--no-password"]) == 0
+    client_id = capsys.readouterr().out.strip()
+    assert run(["token", "create", "--sub", client_id, "--scope", "system/DocumentReference.rs", "--ttl", "120"]) == 0
     out, _ = capsys.readouterr()
     token = out.strip()
     assert out.count("\n") == 1 and token.count(".") == 2
@@ -76,7 +85,7 @@ def test_cli_token_create_prints_only_the_token(capsys, monkeypatch, tmp_path):
     key = signing_key(settings, open_database(settings))  # the same key the CLI stored in the database
     assert verify_token(key, token).scopes == ("system/DocumentReference.rs",)
     assert verify_token(key, second).scopes == ("user/*.*",)
-    assert run(["token", "create", "--sub", "dr-a", "--ttl", "-1"]) == 2
+    assert run(["token", "create", "--sub", "dr-b", "--ttl", "-1"]) == 2
     assert "lifetime" in capsys.readouterr().err
 
 

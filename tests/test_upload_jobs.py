@@ -20,6 +20,7 @@ from scribe.store import open_database
 from scribe.store.models import UploadJob
 from scribe.uploads import (MAX_ATTEMPTS, claim_job, create_job, job_holder, release_node_jobs, renew_job,
                             run_due_jobs, upload_state)
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_lifecycle_api import DR_A, new_encounter
 
@@ -115,6 +116,7 @@ def test_a_failing_engine_fails_the_job_after_three_attempts_and_never_loops(dat
 
     monkeypatch.setattr("scribe.asr.load_engine", broken)
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as api:
+        enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
         response = api.post(f"/v1/encounters/{encounter}/audio", content=SAMPLE.read_bytes(),
                             headers={**DR_A, "Content-Type": "audio/wav"})
@@ -137,6 +139,7 @@ def test_a_job_left_by_a_stopped_node_is_finished_when_a_node_starts(database_ta
     at once, another node takes it when the lease has run out; either way the transcript appears."""
     settings, schema, _ = database_target
     database = open_database(settings, schema=schema)
+    enrol(database, DR_A)
     job_id = _stored_upload(database, settings, "enc-a")
     assert _claim(database, "node-a/dead") == job_id  # node a took it, then was killed
     with TestClient(create_app(settings.model_copy(update={"node_id": "node-a"}), load_asr=False,
@@ -163,6 +166,7 @@ def test_a_long_transcription_answers_202_and_the_state_tells_how_it_ends(databa
     settings, schema, _ = database_target
     with TestClient(create_app(settings.model_copy(update={"upload_wait_s": 0.0}), load_asr=False,
                                database_schema=schema)) as api:
+        enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
         response = api.post(f"/v1/encounters/{encounter}/audio", content=SAMPLE.read_bytes(),
                             headers={**DR_A, "Content-Type": "audio/wav"})
@@ -201,6 +205,7 @@ def test_sigkill_while_an_upload_is_transcribed_then_the_restarted_server_finish
     token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
     headers = {"Authorization": f"Bearer {token}"}
     server = start_server(data_dir, port, models)
+    enrol(data_dir, token)
     base = f"http://127.0.0.1:{port}"
     try:
         encounter = httpx.post(f"{base}/v1/encounters", json={"patient": {"id": "pt-1"}, "mode": "dictation"},

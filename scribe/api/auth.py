@@ -1,8 +1,8 @@
 """Request authentication as FastAPI dependencies: every non-public route depends on one of these.
 
-A caller is the bearer of scribe's own HS256 token, the bearer of a token from the site's OIDC
-provider (when one is configured), or a browser with a session cookie, whose unsafe requests
-must also echo the session's CSRF token.
+A caller is the bearer of scribe's own HS256 token naming an existing, active user or client, the
+bearer of a token from the site's OIDC provider (when one is configured), or a browser with a
+session cookie, whose unsafe requests must also echo the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 
 from scribe import audit
 from scribe.auth.oidc import OidcVerifier
-from scribe.auth.smart import client_is_disabled
+from scribe.auth.subjects import subject_refusal
 from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal, verify_token
 from scribe.auth.users import find_user
 from scribe.auth.web_sessions import CSRF_HEADER, SESSION_COOKIE, csrf_matches, resolve_session
@@ -73,28 +73,30 @@ def _signed_by_scribe(token: str) -> bool:
         return True  # let scribe's own check report what is wrong with it
 
 
-def _refuse_disabled(connection: HTTPConnection, principal: Principal) -> None:
-    """A disabled account or client loses access at once, whatever token it still holds."""
-    database = connection.app.state.database
-    if principal.kind == "user":
-        account = find_user(database, principal.subject)
-        if account is not None and not account.active:
-            raise AuthError("account disabled", subject=principal.subject)
-    elif client_is_disabled(database, principal.subject):
-        raise AuthError("client disabled", subject=principal.subject, subject_kind="system")
+def refuse_inactive(connection: HTTPConnection, principal: Principal, *, unknown_ok: bool = False) -> None:
+    """A principal whose user or client is unknown, deleted or disabled loses access at once, whatever it holds.
+
+    `unknown_ok` for identities vouched for elsewhere (the OIDC provider's users): only a disabled local
+    account of the same name is refused.
+    """
+    reason = subject_refusal(connection.app.state.database, principal.subject, principal.kind, unknown_ok=unknown_ok)
+    if reason is not None:
+        raise AuthError(reason, subject=principal.subject, subject_kind=principal.kind)
 
 
 def principal_from_header(request: HTTPConnection, authorization: str | None) -> Principal:
-    """The caller behind `Authorization: Bearer`: a scribe token, or the OIDC provider's (clinician scopes)."""
+    """The caller behind `Authorization: Bearer`: a scribe token of an existing user or client, or the OIDC
+    provider's (clinician scopes)."""
     state = request.app.state
     token = bearer_token(authorization)
     verifier = oidc_verifier(request)
     if verifier is not None and not _signed_by_scribe(token):
         identity = verifier.verify(token)
         principal = Principal(identity.username, CLINICIAN_SCOPES, identity.expires_at)
+        refuse_inactive(request, principal, unknown_ok=True)
     else:
         principal = verify_token(state.signing_key, token, audience=state.settings.public_url)
-    _refuse_disabled(request, principal)
+        refuse_inactive(request, principal)
     return principal
 
 

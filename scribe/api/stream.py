@@ -8,9 +8,9 @@ import uuid
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from scribe.api.auth import browser_origin_allowed, principal_from_header
+from scribe.api.auth import browser_origin_allowed, principal_from_header, refuse_inactive
 from scribe.auth.tickets import redeem_ticket
-from scribe.auth.tokens import AuthError, Principal
+from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal
 from scribe.audit import Actor, record
 from scribe.encounters import (STREAM_LEASE_S, acquire_stream, encounter_for_stream, records_context, release_stream,
                                save_transcript)
@@ -59,7 +59,9 @@ def _authenticate(websocket: WebSocket, encounter_id: str) -> Principal:
     ticket = websocket.query_params.get("ticket")
     if ticket:
         subject = redeem_ticket(websocket.app.state.database, ticket, encounter_id)
-        return Principal(subject, ("user/*.*",), 0)
+        principal = Principal(subject, CLINICIAN_SCOPES, 0)
+        refuse_inactive(websocket, principal, unknown_ok=True)  # issued to a signed-in user, maybe one of the IdP's
+        return principal
     principal = principal_from_header(websocket, websocket.headers.get("authorization"))  # type: ignore[arg-type]
     if not principal.has_scope("user/Encounter.cu"):
         raise AuthError("token lacks the scope to record encounters")

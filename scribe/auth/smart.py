@@ -149,11 +149,10 @@ def set_client_active(database: Database, client_id: str, active: bool) -> Clien
         return _info(row)
 
 
-def client_is_disabled(database: Database, client_id: str) -> bool:
-    """True only for a registered client that has been disabled (tokens minted otherwise are not clients)."""
+def find_client(database: Database, client_id: str) -> ClientInfo | None:
     with database.session() as session:
         row = session.get(Client, client_id)
-        return row is not None and not row.active
+        return _info(row) if row is not None else None
 
 
 # ------------------------------------------------------------------------------------------ the token exchange

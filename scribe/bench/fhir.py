@@ -31,6 +31,7 @@ from scribe.config import Settings
 
 SEARCHES = ("read", "_id", "patient", "patient+category", "patient+category+date", "patient+type", "patient+status",
             "patient+_revinclude", "next-page")
+READER_SCOPES = ("system/DocumentReference.rs", "system/Provenance.rs")
 CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category|clinical-note"
 DIALOGUES = [
     "[doctor] your blood pressure is 142 over 88 .\n[patient] i take lisinopril 10 mg every morning .\n"
@@ -90,6 +91,26 @@ def seed(settings: Settings, notes: int, patients: int, *, rng: random.Random) -
                 made.append((note.id, patient))
     database.engine.dispose()
     return made
+
+
+def register_bench_client(settings: Settings) -> str:
+    """The client id of an EHR registered for the bench (a fresh P-384 key, never used to sign): scribe honours a
+    system token only for a registered client."""
+    import json
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from scribe.auth.smart import register_client
+    from scribe.store import open_database
+
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP384R1()).public_key()))
+    database = open_database(settings)
+    try:
+        return register_client(database, "scribe bench fhir", json.dumps({"keys": [{**public, "kid": "bench"}]}),
+                               READER_SCOPES).client_id
+    finally:
+        database.engine.dispose()
 
 
 @contextmanager
@@ -184,7 +205,7 @@ def bench_fhir(notes: int = 10_000, patients: int = 1_000, rounds: int = 100, *,
         port = _free_port()
         server = _start_server(settings, port)
         try:
-            token = create_token(b"b" * 48, "bench-ehr", ("system/DocumentReference.rs", "system/Provenance.rs"), 3600)
+            token = create_token(b"b" * 48, register_bench_client(settings), READER_SCOPES, 3600)
             timings: dict[str, list[float]] = {name: [] for name in SEARCHES}
             totals: dict[str, list[int]] = {name: [] for name in SEARCHES}
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},

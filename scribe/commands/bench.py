@@ -12,6 +12,8 @@ import typer
 from scribe.commands.base import AsrChoice, NoteEngineChoice, UsageError, bench_app
 from scribe.config import load_settings
 
+BENCH_USER = "bench"  # whom `bench stream` mints its token for when not given one; the account must exist
+
 
 @bench_app.command("asr")
 def bench_asr(
@@ -70,7 +72,8 @@ def bench_stream(
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Largest number of simultaneous sessions."),
     directory: Path = typer.Argument(Path("audio_samples"), help="WAV files with reference .txt"),
     token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN",
-                                        help="Bearer token [default: minted with this machine's signing key]"),
+                                        help="Bearer token [default: minted with this machine's signing key "
+                                             f"for the user {BENCH_USER!r}, which must exist]"),
     records: bool = typer.Option(False, "--records",
                                  help="Attach each sample's NAME.bundle.json to its encounter first (records' hotwords)."),
 ) -> None:
@@ -79,12 +82,13 @@ def bench_stream(
 
     if token is None:
         from scribe.auth.signing_key import signing_key
-        from scribe.auth.tokens import create_token
+        from scribe.auth.subjects import mint_token
         from scribe.store.db import open_database
 
         settings = load_settings()
-        token = create_token(signing_key(settings, open_database(settings)), "bench", ttl_s=3600,
-                             audience=settings.public_url)
+        database = open_database(settings)
+        token = mint_token(database, signing_key(settings, database), BENCH_USER, ttl_s=3600,
+                           audience=settings.public_url)
     summary = run_stream_bench(url, token, directory, concurrency, records=records)
     print_stream_table(summary, sys.stderr)
     print(json.dumps(summary, indent=2))

@@ -210,15 +210,19 @@ def db_upgrade() -> None:
 
 @token_app.command("create")
 def token_create(
-    sub: str = typer.Option(..., "--sub", help="Subject: the clinician's user id or the client id."),
+    sub: str = typer.Option(..., "--sub", help="Subject: an existing user's name, or a registered client id "
+                                               "(system/ scopes)."),
     scope: Optional[list[str]] = typer.Option(None, "--scope", help="Scope (repeatable) [default: user/*.*]"),
     ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
 ) -> None:
-    """Mint a signed access token; prints only the token."""
+    """Mint a signed access token for an existing user (or, with system/ scopes, a registered client); prints only
+    the token. An unknown or disabled --sub is refused (exit 3): the server would refuse its token anyway."""
     from scribe.auth.signing_key import signing_key
-    from scribe.auth.tokens import CLINICIAN_SCOPES, create_token
+    from scribe.auth.subjects import mint_token
+    from scribe.auth.tokens import CLINICIAN_SCOPES
     from scribe.store.db import open_database
 
     settings = load_settings()
-    key = signing_key(settings, open_database(settings))
-    print(create_token(key, sub, tuple(scope) if scope else CLINICIAN_SCOPES, ttl, audience=settings.public_url))
+    database = open_database(settings)
+    print(mint_token(database, signing_key(settings, database), sub, tuple(scope) if scope else CLINICIAN_SCOPES, ttl,
+                     audience=settings.public_url))
