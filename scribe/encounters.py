@@ -89,17 +89,24 @@ def create_encounter(session: Session, principal: Principal, *, patient_id: str 
     return encounter
 
 
+def stream_target(session: Session, subject: str, encounter_id: str) -> Encounter | None:
+    """The encounter `subject` may stream into: their own, or None for an id nobody has taken yet (it becomes theirs
+    on connect); another clinician's is a ForbiddenError. Asked before a stream ticket is issued and on connect."""
+    encounter = session.get(Encounter, encounter_id)
+    if encounter is not None and encounter.clinician != subject:
+        raise ForbiddenError("this encounter belongs to another clinician")
+    return encounter
+
+
 def encounter_for_stream(session: Session, subject: str, encounter_id: str) -> Encounter:
     """The websocket's encounter: created for `subject` when new (clients may pick ids), else theirs only."""
-    encounter = session.get(Encounter, encounter_id)
+    encounter = stream_target(session, subject, encounter_id)
     if encounter is None:
         moment = now()
         encounter = Encounter(id=encounter_id, clinician=subject, patient_id=None, patient_name=None,
                               mode="encounter", status="recording", created_at=moment, updated_at=moment)
         session.add(encounter)
         session.flush()
-    elif encounter.clinician != subject:
-        raise ForbiddenError("this encounter belongs to another clinician")
     return encounter
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from scribe.auth.smart import DRAFTS_SCOPE
 from scribe.auth.tokens import Principal
 from scribe.errors import InvalidRequestError
 from scribe.fhir import LOINC, NOTE_TYPES, US_CORE_CATEGORY
@@ -110,15 +111,18 @@ def _paging(params: list[tuple[str, str]]) -> tuple[int, int]:
     return min(count, MAX_COUNT), offset
 
 
-def _visible(query: Select, principal: Principal) -> Select:
-    """A clinician sees only notes of their own encounters; a system client sees all; a note without a
-    patient (no FHIR view yet) is nobody's search result."""
+def visible_notes(query: Select, principal: Principal) -> Select:
+    """The notes `principal` may read over FHIR, for searches and reads alike: a clinician only those of their own
+    encounters, drafts included; a system client (the EHR) everyone's, but only once signed (a draft is not part of
+    the legal record) unless it holds DRAFTS_SCOPE. A note without a patient (no FHIR view yet) is nobody's."""
     query = query.where(Note.document_json.is_not(None))
-    return query.where(Note.clinician == principal.subject) if principal.kind == "user" else query
+    if principal.kind == "user":
+        return query.where(Note.clinician == principal.subject)
+    return query if principal.has_scope(DRAFTS_SCOPE) else query.where(Note.status != "draft")
 
 
 def document_search(params: list[tuple[str, str]], principal: Principal) -> Search:
-    query = _visible(select(Note), principal)
+    query = visible_notes(select(Note), principal)
     revinclude = False
     sort_desc = True
     for name, value in params:
@@ -175,7 +179,7 @@ def document_search(params: list[tuple[str, str]], principal: Principal) -> Sear
 
 
 def provenance_search(params: list[tuple[str, str]], principal: Principal) -> Search:
-    query = _visible(select(Note), principal)
+    query = visible_notes(select(Note), principal)
     targeted = False
     for name, value in params:
         if name == "target":

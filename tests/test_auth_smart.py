@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from scribe.auth.smart import ASSERTION_TYPE, grant_scopes, parse_scope, register_client, set_client_active
+from scribe.auth.smart import (ASSERTION_TYPE, DRAFTS_SCOPE, grant_scopes, parse_scope, register_client,
+                               set_client_active)
 from scribe.auth.tokens import verify_token
 from scribe.config import Settings
 from scribe.store.models import UsedAssertion
@@ -94,6 +95,18 @@ def test_a_good_assertion_buys_a_short_token_that_reads_a_protected_route(app, c
     [row] = audit_rows(app, "token")
     assert (row.actor, row.actor_kind, row.path, row.detail) == (
         client_id, "system", "/auth/token", "granted system/DocumentReference.rs")
+
+
+def test_drafts_are_a_scope_of_their_own_granted_only_to_clients_allowed_it(app, client, client_id):
+    """The drafts scope is offered in discovery, but a client registered for DocumentReference alone never gets it."""
+    assert DRAFTS_SCOPE in client.get("/.well-known/smart-configuration").json()["scopes_supported"]
+    wanted = f"system/DocumentReference.rs {DRAFTS_SCOPE}"
+    plain = client.post("/auth/token", data=token_request(assertion(RSA, client_id), wanted))
+    assert plain.status_code == 200 and plain.json()["scope"] == "system/DocumentReference.rs"
+    allowed = register_client(app.state.database, "Draft reader", json.dumps(jwks(EC)),
+                              ("system/DocumentReference.rs", DRAFTS_SCOPE)).client_id
+    granted = client.post("/auth/token", data=token_request(assertion(EC, allowed), wanted)).json()
+    assert granted["scope"].split() == sorted(["system/DocumentReference.rs", DRAFTS_SCOPE])
 
 
 def test_the_audit_scope_opens_admin_routes(client, client_id):

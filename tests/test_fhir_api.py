@@ -12,6 +12,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.provenance import Provenance
 
 from scribe.api.app import create_app
+from scribe.auth.smart import DRAFTS_SCOPE
 from scribe.auth.tokens import create_token
 from scribe.encounters import save_transcript
 from scribe.fhir import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
@@ -32,6 +33,7 @@ def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",)) -> di
 
 DR_A, DR_B = bearer("dr-a"), bearer("dr-b")
 EHR = bearer("ehr-1", ("system/DocumentReference.rs", "system/Provenance.rs"))
+EHR_DRAFTS = bearer("ehr-drafts", ("system/DocumentReference.rs", "system/Provenance.rs", DRAFTS_SCOPE))
 
 
 @pytest.fixture
@@ -39,15 +41,19 @@ def api(database_target):
     settings, schema, _ = database_target
     with TestClient(create_app(settings.model_copy(update={"public_url": PUBLIC_URL}),
                                load_asr=False, database_schema=schema)) as client:
-        enrol(client.app.state.database, DR_A, DR_B, EHR)
+        enrol(client.app.state.database, DR_A, DR_B, EHR, EHR_DRAFTS)
         yield client
 
 
-def signed_note(api: TestClient, patient: str, headers=DR_A) -> str:
+def drafted_note(api: TestClient, patient: str, headers=DR_A) -> str:
     encounter = api.post("/v1/encounters", json={"patient": {"id": patient}}, headers=headers).json()["id"]
     with api.app.state.database.session() as session, session.begin():
         save_transcript(session, session.get(Encounter, encounter), transcript_from_text(DIALOGUE), source="upload")
-    note_id = api.post(f"/v1/encounters/{encounter}/note", headers=headers).json()["id"]
+    return api.post(f"/v1/encounters/{encounter}/note", headers=headers).json()["id"]
+
+
+def signed_note(api: TestClient, patient: str, headers=DR_A) -> str:
+    note_id = drafted_note(api, patient, headers)
     assert api.post(f"/v1/notes/{note_id}/sign", headers=headers).status_code == 200
     return note_id
 
@@ -246,12 +252,47 @@ def test_stored_views_validate_for_every_state(api: TestClient):
     amendment = api.post(f"/v1/notes/{note_id}/amend", json={"reason": "r"}, headers=DR_A).json()["id"]
     addendum = api.post(f"/v1/notes/{note_id}/addendum", json={"text": "seen again"}, headers=DR_A).json()["id"]
     for n in (note_id, amendment, addendum):
-        doc = api.get(f"/fhir/DocumentReference/{n}", headers=EHR).json()
+        doc = api.get(f"/fhir/DocumentReference/{n}", headers=EHR_DRAFTS).json()
         DocumentReference.model_validate(doc)
-        prov = api.get(f"/fhir/Provenance?target=DocumentReference/{n}", headers=EHR).json()["entry"][0]["resource"]
+        prov = api.get(f"/fhir/Provenance?target=DocumentReference/{n}",
+                       headers=EHR_DRAFTS).json()["entry"][0]["resource"]
         Provenance.model_validate(prov)
         assert AIAST in prov["meta"]["security"]
-    assert api.get(f"/fhir/DocumentReference/{addendum}", headers=EHR).json()["relatesTo"][0]["code"] == "appends"
-    assert api.get(f"/fhir/DocumentReference/{amendment}", headers=EHR).json()["docStatus"] == "preliminary"
-    text = api.get(f"/fhir/Binary/{addendum}-text", headers=EHR).text
+    assert api.get(f"/fhir/DocumentReference/{addendum}", headers=EHR_DRAFTS).json()["relatesTo"][0]["code"] == \
+        "appends"
+    assert api.get(f"/fhir/DocumentReference/{amendment}", headers=EHR_DRAFTS).json()["docStatus"] == "preliminary"
+    text = api.get(f"/fhir/Binary/{addendum}-text", headers=EHR_DRAFTS).text
     assert text.startswith("ADDENDUM\nseen again")
+
+
+def test_the_ehr_sees_signed_notes_only_unless_granted_drafts(api: TestClient):
+    """An unsigned draft is not part of the legal record: a system client without the drafts scope finds it nowhere
+    (read, search, _revinclude, Binary, Provenance); the clinician and a client holding the scope see it."""
+    signed = signed_note(api, "pt-6")
+    draft = drafted_note(api, "pt-6")
+    amendment = api.post(f"/v1/notes/{signed}/amend", json={"reason": "dose"}, headers=DR_A).json()["id"]
+    drafts = (draft, amendment)
+
+    assert ids(search(api, "patient=pt-6")) == [signed]
+    assert ids(search(api, "patient=pt-6&status=current")) == [signed]
+    assert search(api, f"_id={draft},{amendment}")["total"] == 0
+    revincluded = search(api, "patient=pt-6&_revinclude=Provenance:target")
+    assert ids(revincluded) == [signed] and len(ids(revincluded, "include")) == 1
+    for note_id in drafts:
+        provenance = api.get(f"/fhir/Provenance?target=DocumentReference/{note_id}", headers=EHR).json()
+        assert provenance["total"] == 0
+        for path in (f"/fhir/DocumentReference/{note_id}", f"/fhir/Binary/{note_id}-text",
+                     f"/fhir/Binary/{note_id}-html", f"/fhir/Provenance/{note_id}-v1"):
+            hidden = api.get(path, headers=EHR)
+            assert hidden.status_code == 404 and hidden.json()["resourceType"] == "OperationOutcome", path
+    assert api.get("/fhir/Provenance?patient=pt-6", headers=EHR).json()["total"] == 1
+
+    for reader in (DR_A, EHR_DRAFTS):
+        assert set(ids(search(api, "patient=pt-6", reader))) == {signed, *drafts}
+        read = api.get(f"/fhir/DocumentReference/{draft}", headers=reader)
+        assert read.status_code == 200 and read.json()["docStatus"] == "preliminary"
+        assert api.get(f"/fhir/Binary/{amendment}-text", headers=reader).status_code == 200
+    assert api.get(f"/fhir/DocumentReference/{draft}", headers=DR_B).status_code == 404  # and only their own
+
+    assert api.post(f"/v1/notes/{draft}/sign", headers=DR_A).status_code == 200
+    assert set(ids(search(api, "patient=pt-6"))) == {signed, draft}  # signed: now part of the record

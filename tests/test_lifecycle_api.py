@@ -13,6 +13,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from scribe.api.app import create_app
+from scribe.auth.smart import DRAFTS_SCOPE
 from scribe.auth.tokens import create_token
 from scribe.fhir import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
 from tests.accounts import enrol
@@ -27,6 +28,7 @@ def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",)) -> di
 
 DR_A, DR_B = bearer("dr-a"), bearer("dr-b")
 EHR = bearer("ehr-1", ("system/DocumentReference.rs",))
+EHR_DRAFTS = bearer("ehr-drafts", ("system/DocumentReference.rs", DRAFTS_SCOPE))
 
 
 @pytest.fixture
@@ -40,7 +42,7 @@ def api(database_target):
     if not link.exists():
         link.symlink_to(models / "whisper-base")
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as client:
-        enrol(client.app.state.database, DR_A, DR_B, EHR)
+        enrol(client.app.state.database, DR_A, DR_B, EHR, EHR_DRAFTS)
         yield client
 
 
@@ -338,7 +340,7 @@ def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestCl
         save_transcript(session, session.get(Encounter, encounter),
                         transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"), source="stream")
     note_id = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
-    ehr = EHR
+    ehr = EHR_DRAFTS  # a draft's FHIR view is for clients granted drafts
     assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).status_code == 404
     assert api.get(f"/fhir/DocumentReference?_id={note_id}", headers=ehr).json()["total"] == 0
     refused = api.post(f"/v1/notes/{note_id}/sign", headers=DR_A)
@@ -348,7 +350,9 @@ def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestCl
     assert named.status_code == 200 and named.json()["patient"] == {"id": "pt-77", "name": "A B"}
     assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).json()["subject"]["reference"] == \
         "Patient/pt-77"
+    assert api.get(f"/fhir/DocumentReference/{note_id}", headers=EHR).status_code == 404  # a draft, to the EHR
     assert api.post(f"/v1/notes/{note_id}/sign", headers=DR_A).status_code == 200
+    assert api.get(f"/fhir/DocumentReference/{note_id}", headers=EHR).status_code == 200
     changed = api.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": "pt-78"}}, headers=DR_A)
     assert changed.status_code == 409
 

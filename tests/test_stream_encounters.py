@@ -125,3 +125,32 @@ def test_a_ticket_of_a_user_disabled_since_is_refused(api: TestClient):
     set_user_active(api.app.state.database, "dr-b", False)
     with connect(api, "enc-tk", headers={}, query=f"?ticket={ticket}") as ws:
         expect_error(ws, "unauthorized", 4401)
+
+
+def test_a_stream_ticket_is_issued_only_for_an_encounter_the_caller_may_stream_into(api: TestClient):
+    """Their own encounter, or an id nobody has taken (it becomes theirs on connect); never another clinician's,
+    even though the socket would refuse it: the refusal is a 403 OperationOutcome, audited, and no ticket exists."""
+    from scribe.store.models import StreamTicket
+
+    created = api.post("/v1/encounters", json={"id": "enc-of-a", "patient": {"id": "pt-5"}}, headers=bearer("dr-a"))
+    assert created.status_code == 201
+    refused = api.post("/v1/stream-tickets", json={"encounter_id": "enc-of-a"}, headers=bearer("dr-b"))
+    assert refused.status_code == 403 and refused.json()["resourceType"] == "OperationOutcome"
+    assert refused.json()["issue"][0]["code"] == "forbidden" and "ticket" not in refused.json()
+    own = api.post("/v1/stream-tickets", json={"encounter_id": "enc-of-a"}, headers=bearer("dr-a"))
+    assert own.status_code == 200
+    fresh = api.post("/v1/stream-tickets", json={"encounter_id": "enc-of-b"}, headers=bearer("dr-b"))
+    assert fresh.status_code == 200
+    with connect(api, "enc-of-b", headers={}, query=f"?ticket={fresh.json()['ticket']}") as ws:
+        assert start(ws)["type"] == "ready"
+    assert api.get("/v1/encounters/enc-of-b", headers=bearer("dr-b")).json()["clinician"] == "dr-b"
+    theirs = api.post("/v1/stream-tickets", json={"encounter_id": "enc-of-b"}, headers=bearer("dr-a"))
+    assert theirs.status_code == 403
+    with api.app.state.database.session() as session:
+        tickets = session.scalars(select(StreamTicket.subject).order_by(StreamTicket.subject)).all()
+        audited = session.scalars(select(AuditRecord).where(AuditRecord.action == "token")
+                                  .order_by(AuditRecord.id)).all()
+    assert tickets == ["dr-a", "dr-b"]
+    assert [(r.actor, r.resource_id, r.patient_id, r.status_code) for r in audited] == [
+        ("dr-b", "enc-of-a", None, 403), ("dr-a", "enc-of-a", "pt-5", 200), ("dr-b", "enc-of-b", None, 200),
+        ("dr-a", "enc-of-b", None, 403)]

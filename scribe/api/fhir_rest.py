@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
+from sqlalchemy import select
 
 import scribe
 from scribe.api.audit_trail import AuditScope, audited
@@ -26,7 +27,7 @@ from scribe.auth.tokens import Principal
 from scribe.documents import BASE_PLACEHOLDER
 from scribe.errors import ForbiddenError, NotFoundError
 from scribe.fhir import fhir_id
-from scribe.fhir_search import Search, audit_search, document_search, provenance_search, run
+from scribe.fhir_search import Search, audit_search, document_search, provenance_search, run, visible_notes
 from scribe.store.models import AuditRecord, Note, NoteVersion
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -61,11 +62,11 @@ def _stored(text: str | None, base: str) -> str:
 
 
 def _visible_note(request: Request, principal: Principal, note_id: str) -> Note:
+    """The note behind a read of its DocumentReference, Binary or Provenance, by the rule searches follow."""
     with request.app.state.database.session() as session:
-        note = session.get(Note, note_id)
-        if note is None or note.document_json is None or (principal.kind == "user" and
-                                                           note.clinician != principal.subject):
-            raise NotFoundError(f"DocumentReference/{note_id} is not known")  # others' notes do not exist for you
+        note = session.scalars(visible_notes(select(Note).where(Note.id == note_id), principal)).first()
+        if note is None:
+            raise NotFoundError(f"DocumentReference/{note_id} is not known")  # what you may not see does not exist
         session.expunge(note)
         return note
 

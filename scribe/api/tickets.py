@@ -1,4 +1,8 @@
-"""`POST /v1/stream-tickets`: a single-use ticket for a browser's websocket (`?ticket=`)."""
+"""`POST /v1/stream-tickets`: a single-use ticket for a browser's websocket (`?ticket=`).
+
+A ticket is issued only for an encounter the caller may stream into (theirs, or an id not taken yet), by the
+rule the websocket applies on connect, so a ticket never names another clinician's encounter.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.auth.tickets import TICKET_TTL_S, issue_ticket
 from scribe.auth.tokens import Principal
+from scribe.encounters import stream_target
 
 router = APIRouter(prefix="/v1", tags=["streaming"])
 
@@ -27,5 +32,9 @@ def create_stream_ticket(body: TicketRequest, request: Request,
                          principal: Principal = Depends(require_scope("user/Encounter.cu")),
                          audit: AuditScope = Depends(audited("token", "Encounter"))) -> TicketResponse:
     audit.resource_id, audit.detail = body.encounter_id, "stream ticket"
-    ticket = issue_ticket(request.app.state.database, principal.subject, body.encounter_id)
+    database = request.app.state.database
+    with database.session() as session:
+        encounter = stream_target(session, principal.subject, body.encounter_id)  # another clinician's: 403
+        audit.patient_id = encounter.patient_id if encounter is not None else None
+    ticket = issue_ticket(database, principal.subject, body.encounter_id)
     return TicketResponse(ticket=ticket, expires_in=TICKET_TTL_S)

@@ -35,8 +35,13 @@ MAX_ASSERTION_LIFETIME_S = 300
 CLOCK_SKEW_S = 15
 ACCESS_TOKEN_TTL_S = 300
 MAX_JTI_LENGTH = 128
+# An unsigned draft is not part of the legal record: a client sees drafts (with their Binary and Provenance) only
+# when it also holds this. A pseudo resource type, so it fits the SMART scope grammar clients and
+# `scribe clients add` already speak; `system/*.rs` includes it, as it includes AuditEvent.
+DRAFTS_SCOPE = "system/DraftDocumentReference.rs"
 # What scribe's FHIR API offers integrations; listed in /.well-known/smart-configuration.
-SYSTEM_SCOPES = ("system/DocumentReference.rs", "system/Binary.r", "system/Provenance.rs", "system/AuditEvent.rs")
+SYSTEM_SCOPES = ("system/DocumentReference.rs", "system/Binary.r", "system/Provenance.rs", "system/AuditEvent.rs",
+                 DRAFTS_SCOPE)
 DEFAULT_CLIENT_SCOPES = ("system/DocumentReference.rs",)
 CAPABILITIES = ("client-confidential-asymmetric", "permission-v1", "permission-v2")
 

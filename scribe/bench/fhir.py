@@ -31,7 +31,7 @@ from scribe.config import Settings
 
 SEARCHES = ("read", "_id", "patient", "patient+category", "patient+category+date", "patient+type", "patient+status",
             "patient+_revinclude", "next-page")
-READER_SCOPES = ("system/DocumentReference.rs", "system/Provenance.rs")
+READER_SCOPES = ("system/DocumentReference.rs", "system/Provenance.rs")  # an EHR's: signed notes only
 CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category|clinical-note"
 DIALOGUES = [
     "[doctor] your blood pressure is 142 over 88 .\n[patient] i take lisinopril 10 mg every morning .\n"
@@ -50,7 +50,7 @@ def _percentile(values: list[float], q: int) -> float:
 
 
 def seed(settings: Settings, notes: int, patients: int, *, rng: random.Random) -> list[tuple[str, str]]:
-    """Store `notes` notes over `patients` patients; returns (note id, patient id) of each."""
+    """Store `notes` notes over `patients` patients; returns (note id, patient id) of each one an EHR can read."""
     from scribe.documents import refresh_fhir
     from scribe.notes.extractive import ExtractiveEngine
     from scribe.notes.grounding import ground_note
@@ -77,7 +77,7 @@ def seed(settings: Settings, notes: int, patients: int, *, rng: random.Random) -
                 moment = start + timedelta(minutes=rng.randrange(2 * 365 * 24 * 60))
                 encounter = Encounter(id=uuid.uuid4().hex, clinician=clinician, patient_id=patient, patient_name=None,
                                       mode="encounter", status="signed", created_at=moment, updated_at=moment)
-                status = "signed" if n % 10 else rng.choice(["draft", "amended"])
+                status = "signed" if n % 10 != 9 else rng.choice(["draft", "amended"])  # the first is readable
                 body, text, html = bodies[n % len(bodies)]
                 note = Note(id=uuid.uuid4().hex, encounter_id=encounter.id, patient_id=patient, clinician=clinician,
                             note_type="progress_note", status=status, version=1, fhir_version=0, created_at=moment,
@@ -88,7 +88,8 @@ def seed(settings: Settings, notes: int, patients: int, *, rng: random.Random) -
                                         html_rendering=html, created_by="engine:extractive", created_at=moment))
                 session.flush()
                 refresh_fhir(session, note, encounter)
-                made.append((note.id, patient))
+                if status != "draft":  # what an EHR reads: a draft is not part of the record
+                    made.append((note.id, patient))
     database.engine.dispose()
     return made
 
