@@ -7,6 +7,7 @@ Records carry ids and route templates, never names or transcript words.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,14 +107,21 @@ def audit_event(row: AuditRecord, base_url: str = "") -> dict[str, Any]:
     return AuditEvent.model_validate(resource).model_dump(mode="json", exclude_none=True)
 
 
-def recent_failures(database: Database, actor: str, path: str, window_s: float) -> int:
-    """How many `auth-failure` records name `actor` on route `path` within the last `window_s` seconds."""
+def recent_failures(database: Database, window_s: float, paths: Sequence[str], *, actor: str | None = None,
+                    source_ip: str | None = None) -> int:
+    """How many credentials failed their check on routes `paths` within the last `window_s` seconds, naming
+    `actor` and/or from `source_ip` when given: `auth-failure` records, except the throttled refusals (429),
+    which checked nothing."""
     from datetime import timedelta
 
     from sqlalchemy import func, select
 
     since = datetime.now(UTC) - timedelta(seconds=window_s)
+    query = select(func.count()).where(AuditRecord.action == "auth-failure", AuditRecord.path.in_(paths),
+                                       AuditRecord.status_code != 429, AuditRecord.recorded_at >= since)
+    if actor is not None:
+        query = query.where(AuditRecord.actor == actor)
+    if source_ip is not None:
+        query = query.where(AuditRecord.source_ip == source_ip)
     with database.session() as session:
-        return session.scalar(select(func.count()).where(
-            AuditRecord.action == "auth-failure", AuditRecord.actor == actor, AuditRecord.path == path,
-            AuditRecord.recorded_at >= since)) or 0
+        return session.scalar(query) or 0

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from scribe.auth import throttle
 from scribe.auth.users import save_user, set_user_active
 from scribe.config import Settings
 from scribe.store.models import WebSession
@@ -194,14 +195,80 @@ def test_sessions_on_every_database(database_target):
 
 def test_repeated_failed_sign_ins_lock_the_account_for_a_while(app, client, monkeypatch):
     """Failures are counted from the audit trail, so every node sees the same count."""
-    from scribe.api import session as session_routes
-
-    monkeypatch.setattr(session_routes, "MAX_FAILED_SIGN_INS", 3)
+    monkeypatch.setattr(throttle, "ACCOUNT_LIMIT", 3)
     for _ in range(3):
         assert sign_in(client, password="wrong password!!").status_code == 401
     locked = sign_in(client)  # even the right password, while locked
     assert locked.status_code == 429 and locked.json()["issue"][0]["code"] == "throttled"
     assert "try again" in locked.json()["issue"][0]["diagnostics"]
     assert sign_in(client, "someone-else", PASSWORD).status_code == 401  # other accounts are not affected
-    monkeypatch.setattr(session_routes, "LOCKOUT_WINDOW_S", 0.0)  # the window has passed
+    monkeypatch.setattr(throttle, "WINDOW_S", 0.0)  # the window has passed
     assert sign_in(client).status_code == 200
+
+
+def at(app, address: str) -> TestClient:
+    """A browser at another client address, on the same running app (no second lifespan)."""
+    return TestClient(app, client=(address, 50000))
+
+
+def test_password_spraying_from_one_address_is_refused_for_every_account(app, client):
+    """30 failures from one address over any accounts (documented: ADDRESS_LIMIT in 15 minutes) and that address
+    gets 429 for every further sign-in or token request, even with a right password; other addresses do not."""
+    assert throttle.ADDRESS_LIMIT == 30 and throttle.WINDOW_S == 15 * 60
+    save_user(app.state.database, "dr-b", PASSWORD)
+    attacker, clinician = at(app, "203.0.113.9"), at(app, "198.51.100.7")
+    for n in range(throttle.ADDRESS_LIMIT):
+        username = "dr-a" if n < 5 else f"user-{n}"  # an account that exists, then made-up ones
+        assert sign_in(attacker, username, "Spring2024!guess").status_code == 401
+    refused = sign_in(attacker, "dr-b", PASSWORD)
+    assert refused.status_code == 429 and refused.json()["issue"][0]["code"] == "throttled"
+    assert "from this address" in refused.json()["issue"][0]["diagnostics"] and "set-cookie" not in refused.headers
+    assert attacker.post("/auth/token", data={"grant_type": "client_credentials"}).status_code == 429
+    assert sign_in(clinician, "dr-b", PASSWORD).status_code == 200
+    assert sign_in(clinician, "dr-a", PASSWORD).status_code == 200  # 5 failures from elsewhere lock nothing here
+    throttled = [r for r in audit_rows(app, "auth-failure") if r.status_code == 429]
+    assert [(r.actor, r.source_ip, r.path) for r in throttled] == [(None, "203.0.113.9", "/v1/session"),
+                                                                   (None, "203.0.113.9", "/auth/token")]
+
+
+def test_one_address_cannot_lock_a_clinician_out_for_everyone(app, client):
+    """Ten failures on one account from one address stop that address trying that account, nobody else."""
+    attacker, clinician = at(app, "203.0.113.9"), at(app, "198.51.100.7")
+    for _ in range(throttle.ACCOUNT_LIMIT):
+        assert sign_in(attacker, "dr-a", "wrong password!!").status_code == 401
+    locked = sign_in(attacker, "dr-a", PASSWORD)
+    assert locked.status_code == 429 and "this account from this address" in locked.json()["issue"][0]["diagnostics"]
+    assert sign_in(clinician, "dr-a", PASSWORD).status_code == 200
+    assert sign_in(attacker, "someone-else", PASSWORD).status_code == 401  # its other attempts are still checked
+    [refusal] = [r for r in audit_rows(app, "auth-failure") if r.status_code == 429]
+    assert (refusal.actor, refusal.source_ip) == ("dr-a", "203.0.113.9")
+
+
+def test_many_addresses_reach_the_accounts_ceiling(app, client, monkeypatch):
+    """An account's failures from every address together lock it for everyone at ACCOUNT_CEILING: far above what
+    one address may add (ACCOUNT_LIMIT), so it takes ACCOUNT_CEILING // ACCOUNT_LIMIT addresses."""
+    assert throttle.ACCOUNT_CEILING // throttle.ACCOUNT_LIMIT >= 10
+    monkeypatch.setattr(throttle, "ACCOUNT_LIMIT", 2)
+    monkeypatch.setattr(throttle, "ACCOUNT_CEILING", 4)
+    save_user(app.state.database, "dr-b", PASSWORD)
+    for address in ("203.0.113.1", "203.0.113.2"):
+        for _ in range(2):
+            assert sign_in(at(app, address), "dr-a", "wrong password!!").status_code == 401
+    elsewhere = at(app, "198.51.100.7")
+    locked = sign_in(elsewhere, "dr-a", PASSWORD)
+    assert locked.status_code == 429 and locked.json()["issue"][0]["diagnostics"].startswith(
+        "too many failed sign-ins for this account; try again")
+    assert sign_in(elsewhere, "dr-b", PASSWORD).status_code == 200
+    monkeypatch.setattr(throttle, "WINDOW_S", 0.0)
+    assert sign_in(elsewhere, "dr-a", PASSWORD).status_code == 200
+
+
+def test_throttling_counts_in_the_shared_database(database_target, monkeypatch):
+    """Failures on one node throttle the same address and account on another (SQLite file or PostgreSQL schema)."""
+    monkeypatch.setattr(throttle, "ACCOUNT_LIMIT", 2)
+    settings, schema = database_target[:2]
+    first, second = build_app(settings, schema), build_app(settings, schema)
+    with TestClient(first) as node_a, TestClient(second) as node_b:
+        save_user(first.state.database, "dr-a", PASSWORD)
+        assert [sign_in(node_a, password="wrong password!!").status_code for _ in range(2)] == [401, 401]
+        assert sign_in(node_b).status_code == 429

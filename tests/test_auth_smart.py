@@ -242,6 +242,20 @@ def test_behind_a_proxy_the_public_url_is_the_audience(tmp_path):
         assert client.get("/probe-documents", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
+def test_failed_token_requests_are_throttled_per_address(app, client, client_id):
+    """A client address whose token requests failed ADDRESS_LIMIT times in the window gets 429, even with a good
+    assertion; another address is served."""
+    from scribe.auth import throttle
+
+    attacker = TestClient(app, client=("203.0.113.9", 50000))
+    for _ in range(throttle.ADDRESS_LIMIT):
+        assert attacker.post("/auth/token", data=token_request("not-a-jwt")).status_code == 401
+    refused = attacker.post("/auth/token", data=token_request(assertion(RSA, client_id)))
+    assert refused.status_code == 429 and refused.json()["issue"][0]["code"] == "throttled"
+    assert audit_rows(app, "token") == [] and audit_rows(app, "auth-failure")[-1].status_code == 429
+    assert client.post("/auth/token", data=token_request(assertion(RSA, client_id))).status_code == 200
+
+
 def test_expired_used_assertions_are_purged(app, client, client_id):
     with app.state.database.session() as session, session.begin():
         session.add(UsedAssertion(jti=f"{client_id}/old", client_id=client_id,

@@ -17,14 +17,18 @@ from starlette.requests import HTTPConnection
 from scribe import audit
 from scribe.auth.oidc import OidcVerifier
 from scribe.auth.subjects import subject_refusal
+from scribe.auth.throttle import attempt_refusal
 from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal, verify_token
 from scribe.auth.users import find_user
 from scribe.auth.web_sessions import CSRF_HEADER, SESSION_COOKIE, csrf_matches, resolve_session
-from scribe.errors import BadInputError, ForbiddenError, UnsupportedMediaTypeError
+from scribe.errors import BadInputError, ForbiddenError, RateLimitedError, UnsupportedMediaTypeError
 
 log = logging.getLogger("scribe.api")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Where passwords and client assertions are tried (route templates, as the audit trail names them): their failures
+# are counted together per address (scribe.auth.throttle).
+CREDENTIAL_ROUTES = ("/v1/session", "/auth/token")
 AUDIT_SCOPE = "system/AuditEvent.rs"
 
 
@@ -155,6 +159,16 @@ def record_auth_event(request: Request, action: str, subject: str | None, kind: 
                      path=getattr(route, "path", None), detail=detail)
     except Exception as exc:  # the request's own answer must still go out; the failure is logged
         log.error("cannot write the %s audit record: %s", action, type(exc).__name__)
+
+
+def refuse_throttled(request: Request, account: str | None = None) -> None:
+    """429 before a password or an assertion is checked, when this address, or `account` from here or from
+    everywhere, failed too often lately (scribe.auth.throttle); the refusal is audited but not counted."""
+    address = request.client.host if request.client else None
+    throttled = attempt_refusal(request.app.state.database, CREDENTIAL_ROUTES, address, account)
+    if throttled is not None:
+        record_auth_event(request, "auth-failure", throttled.account, "user", status=429, detail=throttled.reason)
+        raise RateLimitedError(throttled.reason)
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -6,18 +6,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from scribe.api.auth import (FORM_BODY_DOC, browser_origin_allowed, principal_from_session, read_form,
-                             record_auth_event)
+                             record_auth_event, refuse_throttled)
 from scribe.auth.tokens import AuthError
 from scribe.auth.users import authenticate
 from scribe.auth.web_sessions import SESSION_COOKIE, SignedIn, end_session, resolve_session, start_session
 from scribe.config import Settings
-from scribe.audit import recent_failures
-from scribe.errors import BadInputError, ForbiddenError, RateLimitedError
+from scribe.errors import BadInputError, ForbiddenError
 
 router = APIRouter(prefix="/v1", tags=["session"])
-# Failed sign-ins are counted from the audit trail (shared by every node): this many in the window locks the account.
-MAX_FAILED_SIGN_INS = 10
-LOCKOUT_WINDOW_S = 15 * 60.0
 
 
 class SessionInfo(BaseModel):
@@ -56,9 +52,7 @@ def sign_in(request: Request, response: Response, form: dict[str, str] = Depends
     if not username or not password:
         raise BadInputError("username and password are required")
     state = request.app.state
-    if recent_failures(state.database, username, "/v1/session", LOCKOUT_WINDOW_S) >= MAX_FAILED_SIGN_INS:
-        raise RateLimitedError(f"too many failed sign-ins for this account; try again in "
-                               f"{LOCKOUT_WINDOW_S // 60:.0f} minutes")
+    refuse_throttled(request, username)  # per address, per account from this address, per account overall
     account = authenticate(state.database, username, password)  # refusals are audited by the AuthError handler
     session_id, signed_in = start_session(state.database, account.username, account.display_name,
                                           state.settings.session_lifetime_s)

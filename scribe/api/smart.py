@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from scribe.api.auth import FORM_BODY_DOC, read_form, record_auth_event
+from scribe.api.auth import FORM_BODY_DOC, read_form, record_auth_event, refuse_throttled
 from scribe.auth.smart import (ASSERTION_ALGORITHMS, CAPABILITIES, GRANT_TYPE, SYSTEM_SCOPES, OAuthError,
                                client_credentials_grant)
 from scribe.errors import BadInputError
@@ -46,6 +46,7 @@ def smart_configuration(request: Request) -> dict[str, Any]:
 def issue_token(request: Request, form: dict[str, str] = Depends(token_form)) -> JSONResponse:
     """client_credentials with a private_key_jwt assertion → a bearer token of the granted system/ scopes."""
     state = request.app.state
+    refuse_throttled(request)  # failed token requests count with failed sign-ins, per address
     grant = client_credentials_grant(state.database, state.signing_key, form, token_endpoint(request),
                                      audience=state.settings.public_url)
     record_auth_event(request, "token", grant.client_id, "system", detail=f"granted {' '.join(grant.scopes)}")
