@@ -122,3 +122,80 @@ def test_the_first_start_message_is_not_buried_in_library_chatter():
     configure_logging("info")
     assert not logging.getLogger("alembic.runtime.plugins").isEnabledFor(logging.INFO)
     assert logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.INFO)
+
+
+def test_no_credential_reaches_the_log_of_a_real_server(tmp_path: Path):
+    """`scribe serve` at debug, fed credentials everywhere a request can carry one (a websocket `?ticket=`, bearer
+    headers, `?access_token=`, `?code=`, a cookie, a password and a client assertion in forms): none appears in
+    anything it prints; `[redacted]` does, and each request's access line names its route template only."""
+    from websockets.sync.client import connect
+
+    secrets = {name: f"SECRET-{name}-{os.urandom(6).hex()}" for name in
+               ("ticket", "bearer", "access_token", "code", "cookie", "password", "assertion", "csrf")}
+    port = free_port()
+    env = {**os.environ, "SCRIBE_DATA_DIR": str(tmp_path / "data"), "SCRIBE_SECRET_KEY": KEY,
+           "SCRIBE_LOG_LEVEL": "debug"}
+    server = subprocess.Popen([sys.executable, "-m", "scribe.cli", "serve", "--no-asr", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        with connect(f"ws://127.0.0.1:{port}/v1/encounters/enc-log-2/stream?ticket={secrets['ticket']}") as ws:
+            assert '"unauthorized"' in ws.recv(timeout=10)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.get("/v1/encounters", headers={"Authorization": f"Bearer {secrets['bearer']}"}).status_code \
+                == 401
+            assert client.get(f"/fhir/DocumentReference?access_token={secrets['access_token']}&patient=pt-1001"
+                              ).status_code == 401
+            assert client.get(f"/v1/encounters?code={secrets['code']}",
+                              headers={"Cookie": f"scribe_session={secrets['cookie']}",
+                                       "X-CSRF-Token": secrets["csrf"]}).status_code == 401
+            assert client.post("/v1/session", data={"username": "clinician", "password": secrets["password"]}
+                               ).status_code == 401
+            assert client.post("/auth/token", data={"grant_type": "client_credentials",
+                                                    "client_assertion": secrets["assertion"]}).status_code == 400
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    leaks = [name for name, value in secrets.items() if value in output]
+    assert not leaks, f"credentials in the log: {leaks}\n{output[-3000:]}"
+    assert "pt-1001" not in output
+    assert '"WebSocket /v1/encounters/enc-log-2/stream?ticket=[redacted]"' in output
+    assert 'scribe.access: 127.0.0.1 "GET /fhir/DocumentReference" 401' in output
+    assert 'scribe.access: 127.0.0.1 "POST /v1/session" 401' in output
+
+
+@pytest.mark.parametrize(("message", "args"), [
+    ("%s - \"WebSocket %s\" [accepted]", ("127.0.0.1:50000", "/v1/encounters/e/stream?ticket=S3CR3T")),
+    ("request headers %r", ([(b"host", b"x"), (b"authorization", b"Bearer S3CR3T"), (b"cookie", b"a=S3CR3T")],)),
+    ("headers %s", ({"Authorization": "Bearer S3CR3T", "X-CSRF-Token": "S3CR3T"},)),
+    ("fetching %s", ("https://idp.example.org/token?code=S3CR3T&state=1",)),
+    ("form %s", ("grant_type=client_credentials&client_assertion=S3CR3T&password=S3CR3T",)),
+    ("Authorization: Bearer %s", ("S3CR3T",)),
+    ("%s %s", ("only one argument: the message cannot be built, its parts are still redacted ?token=S3CR3T",)),
+])
+def test_every_record_is_redacted_at_the_root_handler(message, args, capsys):
+    """Whatever logger a record comes from, its credentials are [redacted] in what the root handler writes."""
+    import logging
+
+    from scribe.logs import configure_logging
+
+    before = logging.root.handlers[:]
+    configure_logging("info")
+    try:
+        logging.getLogger("anything.at.all").warning(message, *args)
+        try:
+            raise ValueError("GET /x?access_token=S3CR3T failed")
+        except ValueError:
+            logging.getLogger("uvicorn.error").exception("failed with Authorization: Bearer S3CR3T")
+    finally:  # the handler writes to this test's captured stderr: later tests must not log into it
+        logging.root.handlers[:] = before
+    written = capsys.readouterr().err
+    assert "S3CR3T" not in written and "[redacted]" in written

@@ -1,10 +1,12 @@
 """`/metrics` (public, bind-restricted by the deployment): this node's counters in Prometheus text format.
 
-Only counts and states, labelled by route template and status: never ids, names or query values.
+Only counts and states, labelled by route template and status: never ids, names or query values. The
+middleware that counts also writes the access log (`scribe.access`), one line a request in the same terms.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -16,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import scribe
 
 router = APIRouter(tags=["health"])
+access_log = logging.getLogger("scribe.access")
 
 
 class RequestCounter:
@@ -37,7 +40,8 @@ class RequestCounter:
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request by its route template once the response has started."""
+    """Counts and logs every HTTP request by its route template once it is answered: the raw path and query may
+    carry a patient's name (a search's `q=`) or a credential (`?access_token=`), the template never does."""
 
     def __init__(self, app: ASGIApp, counter: RequestCounter) -> None:
         self.app = app
@@ -60,7 +64,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, watch)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.counter.add(scope["method"], route, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.counter.add(scope["method"], route, status, seconds)
+            client = scope.get("client")
+            access_log.info('%s "%s %s" %d %.1f ms', client[0] if client else "-", scope["method"], route, status,
+                            seconds * 1000)
 
 
 def _escape(value: str) -> str:
