@@ -86,6 +86,8 @@ def test_a_declared_body_over_the_limit_is_refused_before_any_of_it_is_read(api:
         (f"/v1/encounters/{encounter}/note", "application/json", 64 * 1024 + 1),
         ("/v1/notes/any-note", "application/json", 2 * MB + 1),
         ("/v1/session", "application/x-www-form-urlencoded", 64 * 1024 + 1),
+        ("/v1/stream-tickets", "application/json", 64 * 1024 + 1),
+        ("/v1/encounters", "application/json", 64 * 1024 + 1),
     ]
     for path, media, size in cases:
         method = "PUT" if path.startswith("/v1/notes/") else "POST"

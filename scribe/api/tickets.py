@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
+from scribe.api.bodies import BoundedRoute
 from scribe.auth.tickets import TICKET_TTL_S, issue_ticket
 from scribe.auth.tokens import Principal
 from scribe.encounters import stream_target
 
-router = APIRouter(prefix="/v1", tags=["streaming"])
+router = APIRouter(prefix="/v1", tags=["streaming"], route_class=BoundedRoute)
 
 
 class TicketRequest(BaseModel):
