@@ -24,6 +24,7 @@ from scribe.store.models import AuditRecord, Note
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 200
+MAX_OFFSET = 10**9
 _DATE = re.compile(r"^(eq|ne|ge|gt|le|lt|sa|eb)?(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
                    r"(Z|[+-]\d{2}:\d{2})?)?)?)?$")
 _STATUS = {"current": ("draft", "signed"), "superseded": ("amended",), "entered-in-error": ("entered-in-error",)}
@@ -108,6 +109,8 @@ def _paging(params: list[tuple[str, str]]) -> tuple[int, int]:
         raise SearchError("_count and _offset must be whole numbers") from None
     if count < 0 or offset < 0:
         raise SearchError("_count and _offset must not be negative")
+    if offset > MAX_OFFSET:  # a database takes no larger offset (an overflow there would be a 500)
+        raise SearchError(f"_offset must be at most {MAX_OFFSET}")
     return min(count, MAX_COUNT), offset
 
 

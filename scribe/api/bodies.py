@@ -182,14 +182,22 @@ class BoundedRoute(APIRoute):
     """FastAPI's own body parsing (a pydantic request model) fed by `read_body` and scribe's JSON parser:
     the same limit and the same refusals as every other body, raised before FastAPI's catch-all."""
 
+    limit_setting = "max_form_bytes"  # the Settings field that bounds this route's body
+
     def get_route_handler(self) -> Callable[[Request], Any]:
         handler = super().get_route_handler()
         if self.body_field is None:
             return handler
 
         async def bounded(request: Request) -> Any:
-            raw = await read_body(request, request.app.state.settings.max_form_bytes)
+            raw = await read_body(request, getattr(request.app.state.settings, self.limit_setting))
             parsed = parse_json(raw) if raw.strip() and _json_media(request) else None
             return await handler(_ReadRequest(request, raw, parsed))
 
         return bounded
+
+
+class NoteBodyRoute(BoundedRoute):
+    """Note routes take whole SOAPNotes (edits, amendments): bodies up to `SCRIBE_MAX_NOTE_BYTES`."""
+
+    limit_setting = "max_note_bytes"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.api.bodies import (BoundedRoute, Spooled, media_type, read_body, read_json, read_multipart_file,
@@ -20,11 +21,13 @@ from scribe.encounters import (add_image, add_records, audio_span, create_encoun
                                encounter_context, encounter_json, get_encounter, list_encounters,
                                store_upload, upload_spool_dir)
 from scribe.errors import BadInputError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError
+from scribe.notes.registry import configured_note_engines
 from scribe.text import OneLineText
 from scribe.uploads import upload_state
 from streaming.audio_store import EncounterAudio
 
-router = APIRouter(prefix="/v1/encounters", tags=["encounters"], route_class=BoundedRoute)
+router = APIRouter(prefix="/v1/encounters", tags=["encounters"], route_class=BoundedRoute,
+                   responses={**schemas.COMMON_ERRORS, **schemas.errors(404)})
 # Uploads are transcribed one at a time beside the streams (Whisper already uses every core).
 upload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-asr")
 
@@ -55,7 +58,7 @@ def _database(request: Request):
     return request.app.state.database
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=schemas.Encounter, responses=schemas.errors(409))
 def create(body: EncounterIn, request: Request, principal: Principal = Depends(require_scope(WRITE)),
            audit: AuditScope = Depends(audited("create", "Encounter"))) -> dict[str, Any]:
     audit.patient_id = body.patient.id
@@ -70,7 +73,7 @@ class EncounterPatch(BaseModel):
     patient: PatientIn
 
 
-@router.patch("/{id}")
+@router.patch("/{id}", response_model=schemas.Encounter, responses=schemas.errors(409))
 def update(id: str, body: EncounterPatch, request: Request, principal: Principal = Depends(require_scope(WRITE)),
            audit: AuditScope = Depends(audited("update", "Encounter"))) -> dict[str, Any]:
     """Name or correct the patient (a streamed encounter starts without one); refused once a note is signed."""
@@ -85,10 +88,10 @@ def update(id: str, body: EncounterPatch, request: Request, principal: Principal
         return encounter_json(encounter)
 
 
-@router.get("")
+@router.get("", response_model=schemas.EncounterPage)
 def list_(request: Request, status: str | None = None, patient: str | None = None,
           q: str | None = Query(None, max_length=100, description="text in the patient's id or name"),
-          count: int = Query(50, alias="_count", ge=1, le=500), offset: int = Query(0, alias="_offset", ge=0),
+          count: int = Query(50, alias="_count", ge=1, le=500), offset: int = Query(0, alias="_offset", ge=0, le=10**9),
           principal: Principal = Depends(require_scope(READ)),
           audit: AuditScope = Depends(audited("search", "Encounter"))) -> dict[str, Any]:
     audit.patient_id = patient
@@ -98,7 +101,7 @@ def list_(request: Request, status: str | None = None, patient: str | None = Non
         return {"total": total, "encounters": [encounter_json(e) for e in rows]}
 
 
-@router.get("/{id}")
+@router.get("/{id}", response_model=schemas.EncounterDetail)
 def read(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
          audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
     from scribe.documents import notes_of_encounter
@@ -121,7 +124,7 @@ def read(id: str, request: Request, principal: Principal = Depends(require_scope
     return out
 
 
-@router.get("/{id}/context")
+@router.get("/{id}/context", response_model=schemas.EncounterContext)
 def context(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
             audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
     """What the attached records and images say: medications, problems, allergies, observations, image labels."""
@@ -132,7 +135,11 @@ def context(id: str, request: Request, principal: Principal = Depends(require_sc
         return encounter_context(session, id)
 
 
-@router.post("/{id}/audio", responses={202: {"description": "still transcribing: the upload's state"}})
+@router.post("/{id}/audio", response_model=schemas.Transcript, responses={
+    202: {"model": schemas.UploadPending, "description": "still transcribing: the upload's state"},
+    **schemas.errors(503)}, openapi_extra=schemas.body(
+        dict.fromkeys(("audio/wav", "audio/flac", "audio/ogg", "audio/mpeg", "audio/webm", "audio/mp4",
+                       "application/octet-stream"), schemas.BINARY), "the recording, in any format scribe decodes"))
 async def upload_audio(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
                        audit: AuditScope = Depends(audited("upload", "Encounter"))) -> Response:
     """A recorded file (any supported format) as the raw body: spooled to disk, checked, stored with its
@@ -225,7 +232,7 @@ async def _watch_job(database, job_id: int, deadline: float) -> dict[str, Any] |
     return None
 
 
-@router.get("/{id}/transcript")
+@router.get("/{id}/transcript", response_model=schemas.Transcript)
 def transcript(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
                audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
     with _database(request).session() as session:
@@ -237,7 +244,8 @@ def transcript(id: str, request: Request, principal: Principal = Depends(require
         return current[1].to_dict()
 
 
-@router.get("/{id}/audio")
+@router.get("/{id}/audio", response_class=Response, responses={
+    200: schemas.content("audio/wav", {"type": "string", "format": "binary"}, "the span as 16-bit WAV")})
 def audio(id: str, request: Request, start: float = Query(0.0, ge=0, allow_inf_nan=False),
           end: float | None = Query(None, gt=0, allow_inf_nan=False),
           principal: Principal = Depends(require_scope(READ)),
@@ -251,7 +259,9 @@ def audio(id: str, request: Request, start: float = Query(0.0, ge=0, allow_inf_n
     return Response(wav, media_type="audio/wav")
 
 
-@router.post("/{id}/records", status_code=201)
+@router.post("/{id}/records", status_code=201, response_model=schemas.RecordsAttached,
+             openapi_extra=schemas.body(dict.fromkeys(RECORDS_MEDIA, schemas.FHIR_RESOURCE),
+                                        "a FHIR R4 Bundle of the patient's prior records"))
 async def records(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
                   audit: AuditScope = Depends(audited("upload", "Bundle"))) -> dict[str, Any]:
     if media_type(request) not in RECORDS_MEDIA:
@@ -284,7 +294,9 @@ async def _image_body(request: Request, limit: int) -> tuple[bytes, str, str | N
     raise UnsupportedMediaTypeError("images are image/png, image/jpeg, application/dicom or multipart/form-data")
 
 
-@router.post("/{id}/images", status_code=201)
+@router.post("/{id}/images", status_code=201, response_model=schemas.ImageAttached, openapi_extra=schemas.body(
+    {**dict.fromkeys(sorted(IMAGE_MEDIA), schemas.BINARY), "multipart/form-data": schemas.MULTIPART_FILE},
+    "a PNG, JPEG or DICOM image, raw (name it with X-Filename) or as the file of a form"))
 async def images(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
                  audit: AuditScope = Depends(audited("upload", "Media"))) -> dict[str, Any]:
     data, media, filename = await _image_body(request, request.app.state.settings.max_image_bytes)
@@ -301,21 +313,27 @@ async def images(id: str, request: Request, principal: Principal = Depends(requi
     return await asyncio.to_thread(attach)
 
 
-@router.post("/{id}/note", status_code=201)
-async def draft(id: str, request: Request, principal: Principal = Depends(require_scope(NOTE_WRITE)),
-                audit: AuditScope = Depends(audited("generate", "DocumentReference"))) -> JSONResponse:
+@router.post("/{id}/note", status_code=201, response_model=schemas.Note, response_model_exclude_none=True,
+             responses=schemas.errors(409, 503))
+async def draft(id: str, request: Request, response: Response, options: NoteOptions | None = None,
+                principal: Principal = Depends(require_scope(NOTE_WRITE)),
+                audit: AuditScope = Depends(audited("generate", "DocumentReference"))) -> dict[str, Any]:
     """Draft the note (no body needed; optional `{"engine", "template"}`) -> the draft with `id` and `version`."""
-    options = validated(NoteOptions, await read_json(request, request.app.state.settings.max_form_bytes,
-                                                     required=False))
+    chosen = options or NoteOptions()
+    configured = configured_note_engines(request.app.state.settings)
+    if chosen.engine not in (None, "auto", *configured):
+        raise BadInputError(f"the {chosen.engine} note engine is not configured on this server; "
+                            f"choose one of {', '.join(configured)}")
 
     def run() -> tuple[dict[str, Any], str]:
         with _database(request).session() as session, session.begin():
             encounter = get_encounter(session, principal, id)
             audit.patient_id = encounter.patient_id
-            view = generate_note(session, request.app.state.settings, encounter, engine=options.engine,
-                                 template=options.template)
+            view = generate_note(session, request.app.state.settings, encounter, engine=chosen.engine,
+                                 template=chosen.template)
             audit.resource_id = view.note.id
             return view.to_json(), view.etag
 
     body, etag = await asyncio.to_thread(run)
-    return JSONResponse(body, status_code=201, headers={"ETag": etag, "Location": f"/v1/notes/{body['id']}"})
+    response.headers["ETag"], response.headers["Location"] = etag, f"/v1/notes/{body['id']}"
+    return body

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from scribe.api import schemas
 from scribe.api.auth import require_scope
 from scribe.auth.tokens import Principal
 from scribe.notes.registry import choose_note_engine, configured_note_engines
 
-router = APIRouter(prefix="/v1", tags=["notes"])
+router = APIRouter(prefix="/v1", tags=["notes"], responses=schemas.errors(401, 403))
 
 
 class NoteEngines(BaseModel):

@@ -13,9 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from scribe.api.auth import record_auth_event
 from scribe.auth.smart import OAuthError
 from scribe.auth.tokens import AuthError
-from scribe.errors import (BadInputError, ConflictError, EngineUnavailableError, ForbiddenError, InvalidRequestError,
-                           NotFoundError, PayloadTooLargeError, PreconditionFailedError, PreconditionRequiredError,
-                           RateLimitedError, ScribeError, UnsupportedMediaTypeError)
+from scribe.errors import (BadInputError, ConfigError, ConflictError, EngineUnavailableError, ForbiddenError,
+                           InvalidRequestError, NotFoundError, PayloadTooLargeError, PreconditionFailedError,
+                           PreconditionRequiredError, RateLimitedError, ScribeError, UnsupportedMediaTypeError)
 
 log = logging.getLogger("scribe.api")
 
@@ -27,7 +27,7 @@ _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found"
 _STATUS_BY_ERROR = ((AuthError, 401), (ForbiddenError, 403), (NotFoundError, 404), (PayloadTooLargeError, 413),
                     (UnsupportedMediaTypeError, 415), (PreconditionFailedError, 412), (PreconditionRequiredError, 428),
                     (ConflictError, 409), (InvalidRequestError, 400), (BadInputError, 422),
-                    (RateLimitedError, 429), (EngineUnavailableError, 503), (ScribeError, 500))
+                    (RateLimitedError, 429), (EngineUnavailableError, 503), (ConfigError, 503), (ScribeError, 500))
 
 
 def operation_outcome(status: int, message: str) -> JSONResponse:

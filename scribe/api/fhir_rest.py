@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 import scribe
+from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import current_principal, require_admin
 from scribe.api.etags import etag_matches
@@ -30,7 +31,10 @@ from scribe.fhir import fhir_id
 from scribe.fhir_search import Search, audit_search, document_search, provenance_search, run, visible_notes
 from scribe.store.models import AuditRecord, Note, NoteVersion
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=Response,
+                   responses={**schemas.COMMON_ERRORS, **schemas.errors(404)})
+NOT_MODIFIED = {304: {"description": "not modified since the ETag sent"}}
+PAGING = ("_count", "_offset", "_summary", "_format")
 FHIR_JSON = "application/fhir+json"
 
 
@@ -73,7 +77,7 @@ def _visible_note(request: Request, principal: Principal, note_id: str) -> Note:
 
 # ---------------------------------------------------------------------------------------------- metadata
 
-@router.get("/metadata")
+@router.get("/metadata", responses=schemas.fhir_ok("the CapabilityStatement"))
 def metadata(request: Request) -> Response:
     """The CapabilityStatement (public): what this server reads and searches, and how to get a token."""
     from fhir.resources.R4B.capabilitystatement import CapabilityStatement
@@ -117,7 +121,7 @@ def metadata(request: Request) -> Response:
 
 # ---------------------------------------------------------------------------------------------- reads
 
-@router.get("/DocumentReference/{id}")
+@router.get("/DocumentReference/{id}", responses={**schemas.fhir_ok("the DocumentReference"), **NOT_MODIFIED})
 def read_document(id: str, request: Request, if_none_match: str | None = Header(None),
                   principal: Principal = Depends(reader("DocumentReference")),
                   audit: AuditScope = Depends(audited("read", "DocumentReference"))) -> Response:
@@ -129,7 +133,8 @@ def read_document(id: str, request: Request, if_none_match: str | None = Header(
     return fhir_response(_stored(note.document_json, fhir_base(request)), etag=etag)
 
 
-@router.get("/Binary/{id}")
+@router.get("/Binary/{id}", responses=schemas.fhir_ok("the rendering: Binary JSON when FHIR is asked for, else "
+                                                      "the text or HTML itself", "text/plain", "text/html"))
 def read_binary(id: str, request: Request, accept: str | None = Header(None),
                 principal: Principal = Depends(reader("DocumentReference")),
                 audit: AuditScope = Depends(audited("read", "Binary"))) -> Response:
@@ -153,7 +158,7 @@ def read_binary(id: str, request: Request, accept: str | None = Header(None),
     return Response(content, media_type=f"{media}; charset=utf-8", headers={"ETag": etag})
 
 
-@router.get("/Provenance/{id}")
+@router.get("/Provenance/{id}", responses=schemas.fhir_ok("the Provenance"))
 def read_provenance(id: str, request: Request, principal: Principal = Depends(reader("Provenance")),
                     audit: AuditScope = Depends(audited("read", "Provenance"))) -> Response:
     note_id = id.rsplit("-v", 1)[0]
@@ -165,7 +170,7 @@ def read_provenance(id: str, request: Request, principal: Principal = Depends(re
     return fhir_response(stored)
 
 
-@router.get("/AuditEvent/{id}")
+@router.get("/AuditEvent/{id}", responses=schemas.fhir_ok("the AuditEvent"))
 def read_audit_event(id: str, request: Request, principal: Principal = Depends(require_admin),
                      audit: AuditScope = Depends(audited("read", "AuditEvent"))) -> Response:
     with request.app.state.database.session() as session:
@@ -209,7 +214,8 @@ def _single_patient(params: list[tuple[str, str]]) -> str | None:
     return None
 
 
-@router.get("/DocumentReference")
+@router.get("/DocumentReference", responses=schemas.fhir_ok("a searchset Bundle"), openapi_extra=schemas.query(
+    "_id", "patient", "subject", "category", "date", "type", "status", "_revinclude", "_sort", *PAGING))
 def search_documents(request: Request, principal: Principal = Depends(reader("DocumentReference")),
                      audit: AuditScope = Depends(audited("search", "DocumentReference"))) -> Response:
     params = list(request.query_params.multi_items())
@@ -225,7 +231,8 @@ def search_documents(request: Request, principal: Principal = Depends(reader("Do
     return _bundle(request, "DocumentReference", search, total, entries)
 
 
-@router.get("/Provenance")
+@router.get("/Provenance", responses=schemas.fhir_ok("a searchset Bundle"),
+            openapi_extra=schemas.query("target", "patient", *PAGING))
 def search_provenance(request: Request, principal: Principal = Depends(reader("Provenance")),
                       audit: AuditScope = Depends(audited("search", "Provenance"))) -> Response:
     params = list(request.query_params.multi_items())
@@ -239,7 +246,8 @@ def search_provenance(request: Request, principal: Principal = Depends(reader("P
     return _bundle(request, "Provenance", search, total, entries)
 
 
-@router.get("/AuditEvent")
+@router.get("/AuditEvent", responses=schemas.fhir_ok("a searchset Bundle"), openapi_extra=schemas.query(
+    "date", "patient", "agent", "agent-name", "action", "outcome", "entity", *PAGING))
 def search_audit(request: Request, principal: Principal = Depends(require_admin),
                  audit: AuditScope = Depends(audited("search", "AuditEvent"))) -> Response:
     params = list(request.query_params.multi_items())

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 import scribe
+from scribe.api.schemas import Health
 
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["health"])
+@router.get("/healthz", tags=["health"], response_model=Health)
 def healthz(request: Request) -> dict:
     engine = request.app.state.asr.engine
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
+from scribe.api import schemas
 from scribe.api.auth import (FORM_BODY_DOC, browser_origin_allowed, principal_from_session, read_form,
                              record_auth_event, refuse_throttled)
 from scribe.auth.tokens import AuthError
@@ -13,7 +14,7 @@ from scribe.auth.web_sessions import SESSION_COOKIE, SignedIn, end_session, reso
 from scribe.config import Settings
 from scribe.errors import BadInputError, ForbiddenError
 
-router = APIRouter(prefix="/v1", tags=["session"])
+router = APIRouter(prefix="/v1", tags=["session"], responses=schemas.errors(401))
 
 
 class SessionInfo(BaseModel):
@@ -44,7 +45,8 @@ def _session_cookie(request: Request) -> str:
     return session_id
 
 
-@router.post("/session", response_model=SessionInfo, openapi_extra=FORM_BODY_DOC)
+@router.post("/session", response_model=SessionInfo, openapi_extra=FORM_BODY_DOC,
+             responses=schemas.errors(403, 413, 415, 422, 429))
 def sign_in(request: Request, response: Response, form: dict[str, str] = Depends(read_form)) -> SessionInfo:
     """Form `username`, `password` → the session cookie, and the CSRF token unsafe requests must echo."""
     _check_origin(request)
@@ -70,7 +72,7 @@ def current_session(request: Request, response: Response) -> SessionInfo:
     return SessionInfo.of(resolve_session(request.app.state.database, _session_cookie(request)))
 
 
-@router.delete("/session", status_code=204)
+@router.delete("/session", status_code=204, response_class=Response, responses=schemas.errors(403))
 def sign_out(request: Request) -> Response:
     """End this browser's session (needs the X-CSRF-Token header, like every unsafe cookie request)."""
     session_id = _session_cookie(request)

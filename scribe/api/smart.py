@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from scribe.api import schemas
 from scribe.api.auth import FORM_BODY_DOC, read_form, record_auth_event, refuse_throttled
 from scribe.auth.smart import (ASSERTION_ALGORITHMS, CAPABILITIES, GRANT_TYPE, SYSTEM_SCOPES, OAuthError,
                                client_credentials_grant)
@@ -30,7 +31,7 @@ async def token_form(request: Request) -> dict[str, str]:
         raise OAuthError("invalid_request", str(exc)) from None
 
 
-@router.get("/.well-known/smart-configuration")
+@router.get("/.well-known/smart-configuration", response_model=schemas.SmartConfiguration)
 def smart_configuration(request: Request) -> dict[str, Any]:
     return {
         "token_endpoint": token_endpoint(request),
@@ -42,7 +43,10 @@ def smart_configuration(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post(TOKEN_PATH, openapi_extra=FORM_BODY_DOC)
+@router.post(TOKEN_PATH, openapi_extra=FORM_BODY_DOC, response_model=schemas.AccessToken, responses={
+    400: schemas.content("application/json", schemas.OAUTH_ERROR, "the request or its assertion is refused"),
+    401: schemas.content("application/json", schemas.OAUTH_ERROR, "the client is unknown or disabled"),
+    **schemas.errors(413, 415, 429)})
 def issue_token(request: Request, form: dict[str, str] = Depends(token_form)) -> JSONResponse:
     """client_credentials with a private_key_jwt assertion → a bearer token of the granted system/ scopes."""
     state = request.app.state

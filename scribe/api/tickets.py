@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.api.bodies import BoundedRoute
@@ -16,7 +17,7 @@ from scribe.auth.tickets import TICKET_TTL_S, issue_ticket
 from scribe.auth.tokens import Principal
 from scribe.encounters import stream_target
 
-router = APIRouter(prefix="/v1", tags=["streaming"], route_class=BoundedRoute)
+router = APIRouter(prefix="/v1", tags=["streaming"], route_class=BoundedRoute, responses=schemas.COMMON_ERRORS)
 
 
 class TicketRequest(BaseModel):
