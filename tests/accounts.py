@@ -18,6 +18,9 @@ from scribe.config import Settings
 from scribe.store import Database, open_database
 from scribe.store.models import Client
 
+# A token minted when its test module is imported must outlive the whole run (the suite takes over ten minutes).
+SUITE_TTL_S = 24 * 3600
+
 
 @lru_cache(maxsize=1)
 def _public_keys() -> str:

@@ -29,10 +29,10 @@ from scribe.config import Settings
 from scribe.documents import generate_note
 from scribe.encounters import create_encounter, save_transcript
 from scribe.transcript import Segment, Transcript, Word
-from tests.accounts import enrol
+from tests.accounts import SUITE_TTL_S, enrol
 
 KEY = "z" * 40
-CLINICIAN = create_token(KEY.encode(), "dr-fuzz", ("user/*.*",), 3600)
+CLINICIAN = create_token(KEY.encode(), "dr-fuzz", ("user/*.*",), SUITE_TTL_S)
 EXAMPLES = int(os.environ.get("SCRIBE_FUZZ_EXAMPLES", "12"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

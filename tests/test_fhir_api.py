@@ -18,7 +18,7 @@ from scribe.encounters import save_transcript
 from scribe.fhir import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
 from scribe.notes.inputs import transcript_from_text
 from scribe.store.models import Encounter, Note
-from tests.accounts import enrol
+from tests.accounts import SUITE_TTL_S, enrol
 
 KEY = b"s" * 40
 PUBLIC_URL = "https://scribe.example.org"
@@ -28,7 +28,7 @@ DIALOGUE = ("[doctor] your blood pressure is 148 over 92 today .\n"
 
 
 def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",)) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(KEY, subject, scopes, 600, audience=PUBLIC_URL)}"}
+    return {"Authorization": f"Bearer {create_token(KEY, subject, scopes, SUITE_TTL_S, audience=PUBLIC_URL)}"}
 
 
 DR_A, DR_B = bearer("dr-a"), bearer("dr-b")

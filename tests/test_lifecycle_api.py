@@ -16,14 +16,14 @@ from scribe.api.app import create_app
 from scribe.auth.smart import DRAFTS_SCOPE
 from scribe.auth.tokens import create_token
 from scribe.fhir import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
-from tests.accounts import enrol
+from tests.accounts import SUITE_TTL_S, enrol
 from tests.conftest import SAMPLES
 
 KEY = b"s" * 40
 
 
 def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",)) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(KEY, subject, scopes, 600)}"}
+    return {"Authorization": f"Bearer {create_token(KEY, subject, scopes, SUITE_TTL_S)}"}
 
 
 DR_A, DR_B = bearer("dr-a"), bearer("dr-b")

@@ -15,14 +15,14 @@ from scribe.auth.tokens import create_token
 from scribe.cli import run
 from scribe.config import Settings
 from scribe.store.models import AttachmentRow
-from tests.accounts import enrol
+from tests.accounts import SUITE_TTL_S, enrol
 from tests.conftest import SAMPLES
 from tests.test_stream_client import ScriptedServer
 
 KEY = "r" * 40
 SAMPLE = SAMPLES / "urology_asthma.wav"
 BUNDLE = SAMPLES / "urology_asthma.bundle.json"
-TOKEN = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
+TOKEN = create_token(KEY.encode(), "dr-a", ("user/*.*",), SUITE_TTL_S)
 
 
 @pytest.fixture
