@@ -2,7 +2,7 @@
 
 Each group lives in `scribe/commands/`; importing them registers them on the one Typer app.
 stdout carries only results; progress, engine choice and warnings go to stderr. Exit codes
-(CONTRACTS.md): 0 ok, 2 usage, 3 bad input, 4 engine/model unavailable, 5 internal error.
+(docs/interfaces.md): 0 ok, 2 usage, 3 bad input, 4 engine/model unavailable, 5 internal error.
 """
 
 from __future__ import annotations

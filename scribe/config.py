@@ -31,7 +31,7 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    """Runtime configuration (see CONTRACTS.md for the public variables)."""
+    """Runtime configuration (see docs/interfaces.md for the public variables)."""
 
     model_config = SettingsConfigDict(env_prefix="SCRIBE_", extra="ignore")
 
@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     asr_model: str | None = None
     asr_device: Literal["auto", "cpu", "cuda"] = "auto"
     asr_threads: int = Field(default=0, ge=0, description=(
-        "CPU threads per ASR call; 0 = automatic: one per Whisper call with as many calls at once as there are "
-        "cores, all cores for MedASR"))
+        "CPU threads per ASR call; 0 = automatic: the service runs one thread per Whisper call with as many "
+        "calls at once as there are cores; an offline command (one call at a time) and MedASR use all cores"))
     whisper_beam_size: int = Field(default=5, ge=1, le=10)
     note_engine: NoteEngineName = "auto"
     medgemma_model: str | None = None
@@ -81,7 +81,19 @@ class Settings(BaseSettings):
     node_id: str = Field(default_factory=lambda: __import__("socket").gethostname()[:40],
                          description="this node's name (unique per process when several share a host)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["text", "json"] = Field(default="text", description=(
+        "`json`: one JSON object a line (time, level, logger, message, node, request and encounter ids) for a log "
+        "collector"))
     delivery_interval_s: float = Field(default=5.0, gt=0, description="how often the EHR outbox is drained")
+    stream_capacity: int | None = Field(default=None, ge=1, description=(
+        "live streams this node takes before refusing new ones with server_busy; unset: from the measured cost "
+        "of finals on its ASR workers"))
+    stream_lease_s: float = Field(default=30.0, ge=3, le=600, description=(
+        "how long a node's claim on a live stream lasts unrenewed (renewed every third of it): after a crash, "
+        "the stream resumes on another node once it runs out; shorter fails over sooner for more database writes"))
+    shutdown_grace_s: float = Field(default=30.0, gt=0, le=3600, description=(
+        "on SIGTERM, how long the node may take to drain: live streams finish their finals and move to another "
+        "node, uploads finish or go back to the job queue; what is still open then is closed anyway"))
 
     @classmethod
     def settings_customise_sources(

@@ -52,7 +52,7 @@ class NoteView:
         return SOAPNote.model_validate_json(self.current.body)
 
     def to_json(self) -> dict[str, Any]:
-        """The REST shape of CONTRACTS.md: `{"id", "version", "status", "encounter_id", "note"}` and lifecycle facts."""
+        """The REST shape of docs/interfaces.md: `{"id", "version", "status", "encounter_id", "note"}` and lifecycle facts."""
         out: dict[str, Any] = {"id": self.note.id, "version": self.note.version, "status": self.note.status,
                                "encounter_id": self.note.encounter_id, "note_type": self.note.note_type,
                                "note": self.soap().to_dict(),
@@ -237,7 +237,8 @@ def sign_note(session: Session, settings: Settings, principal: Principal, note_i
               confirm_unsupported: bool = False, attestation: str | None = None) -> NoteView:
     """Sign the current version; an amendment's sign-off supersedes the note it replaces.
 
-    Unsupported statements block the signature unless the clinician confirms them explicitly.
+    Unsupported statements, and statements that conflict with the patient's records, block the signature
+    unless the clinician confirms them explicitly.
     """
     from scribe.delivery import enqueue
 
@@ -250,10 +251,13 @@ def sign_note(session: Session, settings: Settings, principal: Principal, note_i
         _check_if_match(view, if_match)
     if not view.encounter.patient_id:
         raise ConflictError("the encounter names no patient: set it (PATCH /v1/encounters/{id}) before signing")
-    unsupported = sum(s.support == "unsupported" for s in view.soap().statements())
-    if unsupported and not confirm_unsupported:
-        raise ConflictError(f"{unsupported} statement(s) are not supported by their evidence: fix them, or sign "
-                            'with {"confirm_unsupported": true}')
+    statements = view.soap().statements()
+    unsupported = sum(s.support == "unsupported" for s in statements)
+    conflicting = sum(s.support == "conflict" for s in statements)
+    if (unsupported or conflicting) and not confirm_unsupported:
+        raise ConflictError(f"{unsupported} statement(s) are not supported by their evidence and {conflicting} "
+                            "conflict with the patient's records: fix them, or sign with "
+                            '{"confirm_unsupported": true}')
     moment = now()
     note = view.note
     note.status, note.signed_at, note.signed_by, note.updated_at = "signed", moment, principal.subject, moment

@@ -352,15 +352,12 @@ def note_material(session: Session, encounter: Encounter) -> EncounterMaterial:
 
 # ------------------------------------------------------------------------------------------ stream leases
 
-STREAM_LEASE_S = 30.0
-
-
-def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: float = STREAM_LEASE_S) -> bool:
+def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: float) -> bool:
     """Claim the right to stream into the encounter (one connection at a time, across every node).
 
     One conditional UPDATE: free, expired or already ours -> ours until now + ttl. `holder` is
-    "<node id>/<connection id>": a crashed node's leases run out within `ttl_s`, or are released
-    at once when that node starts again (`release_node_streams`).
+    "<node id>/<connection id>": a crashed node's leases run out within `ttl_s` (the node's
+    `stream_lease_s`), or are released at once when that node starts again (`release_node_streams`).
     """
     moment = now()
     claimed = session.execute(

@@ -1,4 +1,4 @@
-"""Typed errors. Each carries the CLI exit code of CONTRACTS.md so every entry point maps them once."""
+"""Typed errors. Each carries the CLI exit code of docs/interfaces.md so every entry point maps them once."""
 
 
 class ScribeError(Exception):

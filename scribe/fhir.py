@@ -1,4 +1,4 @@
-"""FHIR R4 out: US Core DocumentReference, Binary and Provenance for notes (FHIR_CHECKLIST.md).
+"""FHIR R4 out: US Core DocumentReference, Binary and Provenance for notes (docs/fhir.md).
 
 Resources are built and validated with `fhir.resources.R4B` (R4-shaped; the package's default
 import is R5) and returned as JSON-ready dicts. The codes the library cannot check (LOINC

@@ -1,4 +1,4 @@
-"""FHIR search over stored notes: the parameters of FHIR_CHECKLIST.md turned into one indexed SQL query.
+"""FHIR search over stored notes: the parameters of docs/fhir.md turned into one indexed SQL query.
 
 Supported on DocumentReference: `_id`, `patient`/`subject`, `category`, `type`, `status`, `date`
 (prefixes eq, ne, ge, gt, le, lt, sa, eb on partial or full dates), `_count`, `_offset` (paging),

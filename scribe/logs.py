@@ -11,28 +11,72 @@ query values such as `?ticket=` and `?access_token=`, Authorization and Cookie v
 every query value of a request line (uvicorn's websocket lines print the raw query), to `[redacted]`.
 uvicorn's access log stays off for the same reason (it prints raw paths and queries, where a patient
 search's `q=` is a name); `scribe.access` logs each request by its route template instead.
+
+`SCRIBE_LOG_FORMAT=json` writes every line (scribe's, uvicorn's, the access log) as one JSON object
+for a log collector, redacted the same way, with this node's id, the request's id and, on a stream's
+lines, the encounter's id: the API's middleware and the stream route set them in the context variables
+below, which domain code can read without importing the web layer.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import re
+import sys
+from contextvars import ContextVar
+from typing import TextIO
+from datetime import datetime, timezone
 
 LEVELS = ("critical", "error", "warning", "info", "debug")
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _QUIET = ("sqlalchemy", "httpx", "httpcore", "multipart", "python_multipart", "uvicorn.access", "urllib3",
           "faster_whisper", "asyncio", "websockets", "hpack", "PIL", "alembic.runtime.plugins")
 
 
-def configure_logging(level: str = "info") -> None:
+request_id: ContextVar[str | None] = ContextVar("scribe_request_id", default=None)
+"""The id of the HTTP request or websocket connection being served (set by the API's RequestIdMiddleware)."""
+encounter_id: ContextVar[str | None] = ContextVar("scribe_encounter_id", default=None)
+"""The encounter a stream is about (set by the stream route once the id is valid)."""
+
+
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to `sys.stderr` as it is when a record is emitted, not when logging was set up: a command run
+    in-process (tests, embedding) may have been given a stderr that is closed by the time a later record comes."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler sets it; the property reads sys.stderr instead
+        pass
+
+
+def configure_logging(level: str = "info", log_format: str = "text", *, node_id: str | None = None) -> None:
+    """One stderr handler at the root for every logger, in `log_format`, with credentials redacted."""
     if level not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())
+    if log_format not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
+    handler = CurrentStderrHandler()
+    handler.setFormatter(JsonFormatter(node_id) if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RedactSecrets())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.captureWarnings(log_format == "json")  # a library's warning too becomes a line a collector can read
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # a uvicorn started with its own log config before
+        server_logger = logging.getLogger(name)  # gave these their own handlers, level and no propagation
+        server_logger.handlers.clear()
+        server_logger.setLevel(logging.NOTSET)
+        server_logger.propagate = True
     uvicorn_error = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, DropLibraryDebug) for f in uvicorn_error.filters):
         uvicorn_error.addFilter(DropLibraryDebug("websockets"))
@@ -47,6 +91,38 @@ class DropLibraryDebug(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.INFO or not record.pathname.startswith(self.root)
+
+
+ACCESS_FIELDS = ("method", "route", "status", "duration_ms")
+"""Fields the access log passes as `extra`: the JSON format gives them keys of their own."""
+
+
+class JsonFormatter(logging.Formatter):
+    """A record as one JSON object on one line: time (ISO 8601 UTC), level, logger, message, node, the request and
+    encounter ids when set, the access log's fields, and the (redacted) traceback."""
+
+    def __init__(self, node_id: str | None = None) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(), "node": self.node_id}
+        for name, value in (("request_id", request_id.get()), ("encounter_id", encounter_id.get())):
+            if value is not None:
+                line[name] = value
+        for name in ACCESS_FIELDS:
+            if hasattr(record, name):
+                line[name] = getattr(record, name)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, default=str)
 
 
 REDACTED = "[redacted]"

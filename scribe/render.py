@@ -3,7 +3,8 @@
 One template per note type and format (`notes/progress_note.html.j2`); the note type is a
 parameter. HTML is autoescaped, so transcript words can never become markup. Every statement
 keeps its evidence: in HTML a link to the cited segment (its time and the quoted words on
-hover), in text a time marker; statements that are not `supported` are marked in both.
+hover), in text a time marker; statements that are not `supported` are marked in both, a conflict
+with the records with both values, and words heard with low confidence with their probability.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Literal
 import jinja2
 
 from scribe.errors import BadInputError
-from scribe.notes.schema import AttachmentEvidence, RecordEvidence, SegmentEvidence, SOAPNote, Statement
+from scribe.notes.schema import AttachmentEvidence, LowConfidenceWord, RecordConflict, RecordEvidence, \
+    SegmentEvidence, SOAPNote, Statement
 from scribe.resources import template_environment, templates_dir
-from scribe.transcript import Segment, Transcript
+from scribe.transcript import Segment, Transcript, word_spans
 
 RenderFormat = Literal["html", "txt"]
 
@@ -58,6 +60,8 @@ class RenderedStatement:
     reason: str | None
     links: list[EvidenceLink]
     extras: list[str]  # "ICD-10 I10", "new", ...
+    conflicts: list[RecordConflict]  # what was said against what the records hold
+    low_confidence: list[LowConfidenceWord]  # critical words the recogniser was unsure of
 
 
 def clock(seconds: float) -> str:
@@ -70,16 +74,9 @@ def clock(seconds: float) -> str:
 
 def span_times(segment: Segment, start_char: int, end_char: int) -> tuple[float, float]:
     """Audio times of characters start_char:end_char of a segment, from its word times when it has them."""
-    if not segment.words:
-        return segment.start, segment.end
-    pos, first, last = 0, None, None
-    for word in segment.words:
-        token = word.word.strip()
-        found = segment.text.find(token, pos) if token else -1
-        if found < 0:
-            continue
-        pos = found + len(token)
-        if pos > start_char and found < end_char:
+    first, last = None, None
+    for word, found, end in word_spans(segment):
+        if end > start_char and found < end_char:
             first = word.start if first is None else first
             last = word.end
     return (first, last) if first is not None and last is not None else (segment.start, segment.end)
@@ -121,10 +118,44 @@ def _sections(note: SOAPNote, transcript: Transcript | None) -> list[tuple[str, 
         parts = []
         for path in paths:
             rendered = [RenderedStatement(s.text, s.support, getattr(s, "reason", None), _links(s, transcript),
-                                          _extras(s)) for s in lists[path]]
+                                          _extras(s), s.conflicts or [], s.low_confidence or [])
+                        for s in lists[path]]
             parts.append((SECTION_TITLES[path], rendered))
         groups.append((title, parts))
     return groups
+
+
+@dataclass(frozen=True)
+class TextPiece:
+    """A run of a segment's text; `probability` is set on a critical word heard with low confidence."""
+
+    text: str
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class RenderedSegment:
+    """A transcript segment as the page lists it: its text in pieces, low-confidence words apart."""
+
+    id: int
+    start: float
+    end: float
+    speaker: str | None
+    text: str
+    pieces: list[TextPiece]
+
+
+def transcript_pieces(segment: Segment, words: list[LowConfidenceWord]) -> list[TextPiece]:
+    """A segment's text cut so that the low-confidence words statements carry can be underlined."""
+    marks = sorted({(w.start_char, w.end_char, w.probability) for w in words if w.segment_id == segment.id})
+    pieces, position = [], 0
+    for start, end, probability in marks:
+        if start < position or end > len(segment.text):
+            continue
+        pieces += [TextPiece(segment.text[position:start]), TextPiece(segment.text[start:end], probability)]
+        position = end
+    pieces.append(TextPiece(segment.text[position:]))
+    return [p for p in pieces if p.text]
 
 
 def available_templates(fmt: RenderFormat) -> list[str]:
@@ -141,12 +172,14 @@ def render_note(note: SOAPNote, transcript: Transcript | None = None, *, templat
     if template not in available_templates(fmt):
         raise BadInputError(f"no note template {template!r} for {fmt}; available: "
                             + ", ".join(available_templates(fmt)))
-    counts = {k: sum(s.support == k for s in note.statements()) for k in ("unsupported", "review")}
+    counts = {k: sum(s.support == k for s in note.statements()) for k in ("unsupported", "conflict", "review")}
     segments = [s for s in transcript.segments if s.text.strip()] if transcript else []
     timed = any(s.end > 0 for s in segments)
+    unsure = [w for s in note.statements() for w in s.low_confidence or []]
+    shown = [RenderedSegment(s.id, s.start, s.end, s.speaker, s.text, transcript_pieces(s, unsure)) for s in segments]
     try:
         return template_environment().get_template(f"notes/{template}.{fmt}.j2").render(
             note=note, groups=_sections(note, transcript), counts=counts, status=status, patient=patient,
-            segments=segments, timed=timed, clock=clock)
+            segments=shown, timed=timed, clock=clock)
     except jinja2.TemplateError as exc:  # a site's edited template: say which and why, no traceback
         raise BadInputError(f"template notes/{template}.{fmt}.j2 failed: {exc}") from None

@@ -1,4 +1,4 @@
-"""The Transcript every engine returns and every consumer reads (JSON shape fixed in CONTRACTS.md)."""
+"""The Transcript every engine returns and every consumer reads (JSON shape fixed in docs/interfaces.md)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,21 @@ class Transcript:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadInputError(f"not a scribe Transcript JSON: {exc!r}") from None
+
+
+def word_spans(segment: Segment) -> list[tuple[Word, int, int]]:
+    """Each word of a segment with the characters of `segment.text` it stands for, found in order; a word whose
+    text is not found there is left out. Maps word times and probabilities onto text spans."""
+    out = []
+    pos = 0
+    for word in segment.words:
+        token = word.word.strip()
+        found = segment.text.find(token, pos) if token else -1
+        if found < 0:
+            continue
+        pos = found + len(token)
+        out.append((word, found, pos))
+    return out
 
 
 def join_segment_texts(segments: list[Segment]) -> str:

@@ -10,6 +10,7 @@ at once when that node starts again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import uuid
@@ -107,11 +108,15 @@ def renew_job(session: Session, job_id: int, holder: str, *, ttl_s: float = JOB_
     return renewed.rowcount == 1
 
 
-def release_node_jobs(session: Session, node_id: str) -> int:
-    """At start-up: jobs this node held when it stopped (or was killed) are free again at once."""
+def release_node_jobs(session: Session, node_id: str, *, refund_attempt: bool = False) -> int:
+    """At start-up: jobs this node held when it stopped (or was killed) are free again at once. A draining node
+    hands its jobs back with `refund_attempt`: a planned stop is no failure of the job's."""
+    values: dict = {"holder": None, "lease_until": None}
+    if refund_attempt:
+        values["attempts"] = UploadJob.attempts - 1
     result = session.execute(update(UploadJob).where(UploadJob.holder.like(f"{node_id}/%"),
                                                      UploadJob.state == "transcribing")
-                             .values(holder=None, lease_until=None))
+                             .values(**values))
     return result.rowcount
 
 
@@ -198,7 +203,7 @@ def run_job(database: Database, settings: Settings, job_id: int, holder: str, *,
         with _renewing(database, job_id, holder, ttl_s):
             if not path.is_file():
                 raise FileNotFoundError(path)
-            engine = load_engine(choose_engine(settings.asr_engine, mode, settings), settings)  # type: ignore[arg-type]
+            engine = load_engine(choose_engine(settings.asr_engine, mode, settings), settings, serving=True)  # type: ignore[arg-type]
             transcript = transcribe_file(engine, path, AudioLimits.from_settings(settings), context)
     except Exception as exc:
         _record_failure(database, job_id, holder, exc)
@@ -216,10 +221,12 @@ def run_job(database: Database, settings: Settings, job_id: int, holder: str, *,
     return transcript
 
 
-def run_due_jobs(database: Database, settings: Settings, *, moment: datetime | None = None) -> int:
-    """Claim and run due jobs one by one until none is left; how many were run (failures included)."""
+def run_due_jobs(database: Database, settings: Settings, *, moment: datetime | None = None,
+                 stop: threading.Event | None = None) -> int:
+    """Claim and run due jobs one by one until none is left, or `stop` is set (the node drains); how many were
+    run (failures included)."""
     ran = 0
-    while True:
+    while stop is None or not stop.is_set():
         holder = job_holder(settings.node_id)
         with database.session() as session, session.begin():
             job_id = claim_job(session, holder, moment=moment)
@@ -230,16 +237,17 @@ def run_due_jobs(database: Database, settings: Settings, *, moment: datetime | N
             run_job(database, settings, job_id, holder)
         except Exception:  # recorded on the job; the next one still runs
             pass
+    return ran
 
 
 async def upload_loop(database: Database, settings: Settings, executor: Executor, *,
-                      interval_s: float = 10.0) -> None:
+                      interval_s: float = 10.0, stop: threading.Event | None = None) -> None:
     """On every node, at start and then every `interval_s`: run the uploads whose transcription is due (new,
     retried, or left by a node that stopped). Runs on the upload executor, one transcription at a time."""
     loop = asyncio.get_running_loop()
     while True:
         try:
-            await loop.run_in_executor(executor, run_due_jobs, database, settings)
+            await loop.run_in_executor(executor, functools.partial(run_due_jobs, database, settings, stop=stop))
         except Exception as exc:  # a database hiccup must not end the loop
             log.error("upload job pass failed: %s", type(exc).__name__)
         await asyncio.sleep(interval_s)

@@ -1,4 +1,4 @@
-"""Word error rate as the Whisper papers count it: both sides normalised (case, punctuation, numbers)."""
+"""Word error rate as the Whisper papers count it: both sides normalised (case, punctuation, numbers, units)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,18 @@ def _normalizer():
     return EnglishTextNormalizer()
 
 
+# Dose units written out or abbreviated are one word, as Whisper's normaliser already makes "percent" and "%" one:
+# the same decoder writes "5mg" on one pass and "5 milligrams" on the next, and neither is a misheard word.
+_UNIT_SPELLINGS = {
+    "milligram": "mg", "milligrams": "mg", "mgs": "mg", "microgram": "mcg", "micrograms": "mcg", "mcgs": "mcg",
+    "milliliter": "ml", "milliliters": "ml", "mls": "ml", "gram": "g", "grams": "g",
+    "kilogram": "kg", "kilograms": "kg", "kgs": "kg",
+}
+
+
 def normalize(text: str) -> str:
-    """Whisper's English normaliser: lower case, no punctuation, spelled numbers as digits, US spelling."""
-    return _normalizer()(text)
+    """Whisper's English normaliser (lower case, no punctuation, spelled numbers as digits, US spelling), units abbreviated."""
+    return " ".join(_UNIT_SPELLINGS.get(word, word) for word in _normalizer()(text).split())
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,10 @@ class WerCounts:
     @property
     def wer(self) -> float:
         return self.errors / self.reference_words if self.reference_words else 0.0
+
+    def __add__(self, other: WerCounts) -> WerCounts:
+        """Counts of several transcripts pooled: their WER is over all their reference words, not a mean of rates."""
+        return WerCounts(self.errors + other.errors, self.reference_words + other.reference_words)
 
 
 def word_errors(reference: str, hypothesis: str) -> WerCounts:

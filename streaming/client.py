@@ -1,7 +1,10 @@
 """Python streaming client (`scribe stream`, `scribe bench stream`): sends audio, follows PROTOCOL.md.
 
 It keeps every byte until an `ack` covers it and, when the connection drops, reconnects and
-resumes from the server's `received_bytes`, so nothing is lost or sent twice.
+resumes from the server's `received_bytes`, so nothing is lost or sent twice. A node that shuts down
+sends `reconnect` and closes with 1012: the client reconnects at once, which is no failure. A
+resume the next node refuses for now (it is loading, draining, or a crashed node's lease on the
+stream has not run out yet) is retried for `RESUME_PATIENCE_S`, however many tries that takes.
 """
 
 from __future__ import annotations
@@ -26,13 +29,32 @@ from streaming.agreement import normalize_word
 
 FRAME_MS = 100
 RETIMED_S = 0.5  # a partial ending on the word the last one ended on, this little later, shows no new word
+RESUME_PATIENCE_S = 120.0  # refused resumes are retried this long: past a crashed node's lease (30 s by default)
+RESUME_REFUSALS = ("server_busy", "already_streaming")  # a resume refused with these may succeed shortly
 STREAM_PATH = re.compile(rf"(?P<prefix>.*)/v1/encounters/(?P<id>{ENCOUNTER_ID.pattern})/stream/?")
 
 
+def _backoff_s(tries: int) -> float:
+    """The wait before try number `tries` + 1 of a run of failed connects or refused resumes."""
+    return min(0.2 * 2 ** min(tries, 5), 5.0)
+
+
+class _Refused(Exception):
+    """A resume refused for now (`RESUME_REFUSALS`): retried with backoff for `RESUME_PATIENCE_S`."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class StreamFailed(ScribeError):
-    """The server refused the stream (an `error` message) or could not be reached."""
+    """The server refused the stream (an `error` message, whose `code` is kept) or could not be reached."""
 
     exit_code = 5
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -60,24 +82,39 @@ def stream_encounter(url: str) -> tuple[str, str] | None:
     return http_base(f"{parts.scheme}://{parts.netloc}{match['prefix']}"), match["id"]
 
 
-async def attach_records(base_url: str, token: str | None, encounter_id: str, bundle: Path) -> None:
-    """Attach a prior-records Bundle over REST before streaming, so the stream decodes with the records' hotwords;
-    the encounter is created for the bundle's patient unless it exists already (409)."""
+async def prepare_encounter(base_url: str, token: str | None, encounter_id: str, *, bundle: Path | None = None,
+                            mode: str | None = None) -> None:
+    """Create the encounter over REST before streaming, unless it exists already (409): in `mode` (which picks the
+    server's engine: a dictation may stream with MedASR), for the bundle's patient, whose records are then
+    attached so the stream decodes with their hotwords. An existing encounter of another mode is refused."""
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    patient = load_records(bundle).patient_id  # a bad bundle is refused here, before anything is sent
-    steps = (("/v1/encounters", {"json": {"id": encounter_id, "patient": {"id": patient}}}, (201, 409)),
-             (f"/v1/encounters/{encounter_id}/records",
-              {"content": bundle.read_bytes(), "headers": {"Content-Type": "application/fhir+json"}}, (201,)))
+    created: dict[str, Any] = {"id": encounter_id}
+    if bundle is not None:
+        created["patient"] = {"id": load_records(bundle).patient_id}  # a bad bundle is refused here, before sending
+    if mode is not None:
+        created["mode"] = mode
     try:
         async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as http:
-            for path, kwargs, accepted in steps:
-                response = await http.post(path, **kwargs)
+
+            async def call(method: str, path: str, accepted: tuple[int, ...], **kwargs: Any) -> httpx.Response:
+                response = await http.request(method, path, **kwargs)
                 if response.status_code not in accepted:
-                    raise StreamFailed(f"POST {path} answered {response.status_code}: {response.text[:200]}")
+                    raise StreamFailed(f"{method} {path} answered {response.status_code}: {response.text[:200]}")
+                return response
+
+            exists = (await call("POST", "/v1/encounters", (201, 409), json=created)).status_code == 409
+            if exists and mode is not None:
+                current = (await call("GET", f"/v1/encounters/{encounter_id}", (200,))).json().get("mode")
+                if current != mode:
+                    raise StreamFailed(f"encounter {encounter_id} exists in {current} mode, not {mode}; "
+                                       "a mode never changes: stream into a new encounter")
+            if bundle is not None:
+                await call("POST", f"/v1/encounters/{encounter_id}/records", (201,), content=bundle.read_bytes(),
+                           headers={"Content-Type": "application/fhir+json"})
     except httpx.HTTPError as exc:
-        raise StreamFailed(f"cannot attach the records at {base_url}: {exc}") from None
+        raise StreamFailed(f"cannot prepare the encounter at {base_url}: {exc}") from None
 
 
 def percentile(values: list[float], q: int) -> float | None:
@@ -136,7 +173,7 @@ async def stream_pcm(
     Latency is measured against the audio clock: a message about audio time t that arrives
     at wall time w, for a stream started at wall time t0 and paced in real time, is w - t0 - t.
     Only `realtime` streams record it: unpaced audio runs ahead of the wall clock, and w - t0 - t
-    would measure nothing (it goes negative).
+    would measure nothing (it goes negative). `on_message` sees every server message, each `ready` too.
     """
     import websockets
 
@@ -149,15 +186,25 @@ async def stream_pcm(
     heard_until, heard_word = float("-inf"), ""  # the furthest word a partial has shown: its end and its text
     t0 = time.monotonic()
     attempt = 0
+    resuming = False  # a `ready` came: the stream has begun, so a later refusal is a resume to retry
+    refused_since: float | None = None  # when the current run of refused resumes began
+    refusals = 0  # in that run: its backoff
     while True:
+        moved = False  # the server said `reconnect` (its node shuts down): reconnect at once
         try:
             async with connect(url, additional_headers=headers, max_size=2**24, open_timeout=30) as ws:
                 await ws.send(json.dumps({"type": "start", "sample_rate": sample_rate, "encoding": "pcm_s16le",
                                           "channels": 1}))
                 ready = json.loads(await ws.recv())
                 if ready.get("type") == "error":
-                    raise StreamFailed(f"server refused the stream: {ready.get('code')}: {ready.get('message')}")
+                    if resuming and ready.get("code") in RESUME_REFUSALS:
+                        raise _Refused(str(ready.get("message")), str(ready.get("code")))
+                    raise StreamFailed(f"server refused the stream: {ready.get('code')}: {ready.get('message')}",
+                                       str(ready.get("code")))
                 offset = int(ready["received_bytes"])
+                resuming, refused_since, refusals, attempt = True, None, 0, 0  # failures count in a row
+                if on_message:
+                    on_message(ready)
 
                 async def send_audio() -> None:
                     source = pcm if isinstance(pcm, LiveAudio) else None
@@ -201,8 +248,11 @@ async def stream_pcm(
                             result.acked_bytes = int(message["received_bytes"])
                         elif kind == "warning":
                             result.warnings.append(str(message.get("code")))
+                        elif kind == "reconnect":
+                            moved = True
                         elif kind == "error":
-                            raise StreamFailed(f"server error {message.get('code')}: {message.get('message')}")
+                            raise StreamFailed(f"server error {message.get('code')}: {message.get('message')}",
+                                               str(message.get("code")))
                         if on_message:
                             on_message(message)
                         if kind == "done":
@@ -214,9 +264,19 @@ async def stream_pcm(
                     sender.cancel()
         except StreamFailed:
             raise
-        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
-            attempt += 1
+        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException, _Refused) as exc:
             result.reconnects += 1
+            if moved:  # sent elsewhere after a `ready`: not a failure, and no reason to wait
+                continue
+            if isinstance(exc, _Refused):  # the resume will be taken: a node restarts, a dead node's lease runs out
+                refused_since = refused_since or time.monotonic()
+                if time.monotonic() - refused_since > RESUME_PATIENCE_S:
+                    raise StreamFailed(f"resume refused for {RESUME_PATIENCE_S:.0f} s: {exc.code}: {exc}",
+                                       exc.code) from None
+                refusals += 1
+                await asyncio.sleep(_backoff_s(refusals))
+                continue
+            attempt += 1
             if attempt > max_reconnects:
                 raise StreamFailed(f"connection lost and {max_reconnects} reconnects failed: {exc}") from None
-            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+            await asyncio.sleep(_backoff_s(attempt))

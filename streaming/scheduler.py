@@ -1,12 +1,16 @@
-"""One queue for every session's Whisper passes: finalising passes first, then whoever has waited longest.
+"""One queue per engine for every session's passes: finalising passes first, then whoever has waited longest.
 
 Passes run on as many worker threads as the engine serves calls at once (Whisper on the CPU:
-a call per core; a call on more threads is slower). Each session has at most one
+a call per core, a call on more threads being slower; MedASR: one call on every core). Each session has at most one
 request waiting; a free worker picks a finalising request first (an endpoint or the end
 of input: a final is what a clinician waits for), then the request waiting longest. A
 session that asks again joins the back, so under load every session gets a pass per round
 and each pass simply covers more audio. Priority is read when a worker picks, not when the
 request was made: a session whose speech ended while it waited moves ahead.
+
+`congested` tells sessions that passes have had to queue lately: they then make finals only
+from whole-utterance passes and ask for partials less often (see WhisperStream), so load
+costs partial latency, never final accuracy.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class _Request(Generic[T]):
     since: float = field(default_factory=time.monotonic)
 
 
+CONGESTED_HOLD_S = 3.0  # how long after a pass last had to wait the scheduler still counts as congested
+CONGESTED_WAIT_S = 0.25  # a wait shorter than this is scheduling noise, not load
+
+
 class PassScheduler:
     """Runs jobs on `workers` daemon threads, started on first use."""
 
@@ -39,6 +47,15 @@ class PassScheduler:
         self._cond = threading.Condition()
         self._waiting: list[_Request[Any]] = []
         self._threads: list[threading.Thread] = []
+        self._waited_at = float("-inf")  # when a request last started after waiting CONGESTED_WAIT_S or more
+
+    def congested(self) -> bool:
+        """Passes queue for want of a worker now, or did within the last CONGESTED_HOLD_S."""
+        now = time.monotonic()
+        with self._cond:
+            if any(now - r.since >= CONGESTED_WAIT_S for r in self._waiting):
+                return True
+            return now - self._waited_at < CONGESTED_HOLD_S
 
     @property
     def waiting(self) -> int:
@@ -76,6 +93,9 @@ class PassScheduler:
                 self._cond.wait()
             chosen = min(self._waiting, key=lambda r: (not _safely(r.urgent), r.since))
             self._waiting.remove(chosen)
+            now = time.monotonic()
+            if now - chosen.since >= CONGESTED_WAIT_S:
+                self._waited_at = now
             return chosen
 
     def _work(self) -> None:

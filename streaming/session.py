@@ -1,7 +1,8 @@
 """One streaming connection from `start` to `done`: store and ack audio, run ASR passes, send results.
 
 Transport-neutral (the API adapts a websocket to `Transport`), so the whole protocol is one
-piece of code whatever carries it. ASR passes run on the shared `PassScheduler`, never on
+piece of code whatever carries it, and whatever engine recognises (the engine's
+`StreamingRecogniser`). ASR passes run on the engine's shared `PassScheduler`, never on
 the event loop: one slow session cannot stall the others, finalising passes go first and
 otherwise the session that has waited longest gets the next pass.
 """
@@ -15,15 +16,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from scribe.asr.whisper import WhisperEngine
+from scribe.asr.base import AsrEngine
 from scribe.records import PatientContext
+from scribe.telemetry import telemetry
 from scribe.transcript import Segment, Transcript, Word, join_segment_texts, shifted as shift_segment
 from streaming import protocol
+from streaming.admission import StreamAdmission
 from streaming.audio_store import AudioStoreError, EncounterAudio, StoredFormat
 from streaming.levels import InputLevels
 from streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, StreamConverter
+from streaming.recogniser import StreamingRecogniser, StreamUpdate
 from streaming.scheduler import PassScheduler
-from streaming.whisper_stream import StreamUpdate, WhisperStream
 
 log = logging.getLogger("scribe.streaming")
 
@@ -32,6 +35,10 @@ MAX_BACKLOG_S = 30.0  # audio waiting for ASR before the reader pauses (TCP then
 
 class ClientGone(Exception):
     """The client closed the connection without `stop`: acknowledged audio is kept for a resume."""
+
+
+class Drained(Exception):
+    """The node is shutting down: no more audio is read (what was not acked the client sends again on resume)."""
 
 
 class Transport(Protocol):
@@ -53,9 +60,11 @@ def _segment_from_dict(data: dict) -> Segment:
 
 
 class StreamingSession:
-    def __init__(self, encounter_id: str, owner: str, transport: Transport, engine: WhisperEngine,
+    def __init__(self, encounter_id: str, owner: str, transport: Transport, engine: AsrEngine,
                  scheduler: PassScheduler, config: SessionConfig, context: PatientContext | None = None,
-                 on_done: Callable[[Transcript], Awaitable[None]] | None = None) -> None:
+                 on_done: Callable[[Transcript], Awaitable[None]] | None = None,
+                 admission: StreamAdmission | None = None,
+                 before_reconnect: Callable[[], Awaitable[None]] | None = None) -> None:
         self.encounter_id = encounter_id
         self.owner = owner
         self.transport = transport
@@ -64,11 +73,16 @@ class StreamingSession:
         self.config = config
         self.context = context
         self.on_done = on_done  # runs before `done` is sent (the service persists the transcript there)
+        self.admission = admission  # told what each finishing pass cost, to size the node's capacity
+        # runs when a drained session has stored everything, before `reconnect` (the service frees the lease there)
+        self.before_reconnect = before_reconnect
         self.store: EncounterAudio | None = None
         self.levels: InputLevels | None = None  # made at `start`, when the sample rate is known
         self._send_lock = asyncio.Lock()
         self._audio_ready = asyncio.Event()
         self._caught_up = asyncio.Event()
+        self._draining = asyncio.Event()  # the node shuts down: read no more audio, send the finals owed, reconnect
+        self._abandoned = asyncio.Event()  # the grace is over: reconnect now, without the last finals
         self._asr_error: BaseException | None = None
         self._processing_s = 0.0
 
@@ -80,11 +94,47 @@ class StreamingSession:
         await self.send(protocol.error(exc))
         await self.transport.close(exc.close_code)
 
+    def drain(self) -> None:
+        """The node shuts down: stop reading audio, make and store the finals of the utterances that ended in the
+        acked audio, then `reconnect` + 1012."""
+        self._draining.set()
+
+    def abandon(self) -> None:
+        """The drain's grace is over: `reconnect` + 1012 now; acked audio without a final is recognised on resume."""
+        self._abandoned.set()
+        self._draining.set()
+
     async def _next_message(self) -> str | bytes | None:
+        """The client's next message; Drained once the node drains (a message not read is not acked either)."""
+        if self._draining.is_set():
+            raise Drained
+        receive = asyncio.ensure_future(self.transport.receive())
+        draining = asyncio.ensure_future(self._draining.wait())
         try:
-            return await asyncio.wait_for(self.transport.receive(), timeout=self.config.idle_timeout_s)
-        except asyncio.TimeoutError:
-            raise ProtocolError("idle_timeout", f"no message for {self.config.idle_timeout_s:g} s") from None
+            done, _ = await asyncio.wait([receive, draining], timeout=self.config.idle_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            draining.cancel()
+            if not receive.done():
+                receive.cancel()  # nothing is taken from the connection: the message stays unread
+        if receive in done:
+            return receive.result()
+        if draining in done:
+            raise Drained
+        raise ProtocolError("idle_timeout", f"no message for {self.config.idle_timeout_s:g} s")
+
+    async def _move(self) -> None:
+        """Send the client to another node: everything is stored, the store closed and the lease freed first, so
+        the resume (replayed finals, audio after the last one recognised again) can start there at once."""
+        if self.store is not None:
+            self.store.close()
+        if self.before_reconnect is not None:
+            try:
+                await self.before_reconnect()
+            except Exception as exc:  # the client must still hear where to go; a lease left behind runs out
+                log.error("could not prepare the stream's move: %s", type(exc).__name__)
+        await self.send(protocol.reconnect())
+        await self.transport.close(protocol.CLOSE_RESTART)
 
     async def run(self) -> None:
         """The whole connection; every protocol error ends only this connection, with its code."""
@@ -92,6 +142,9 @@ class StreamingSession:
             await self._run()
         except ClientGone:
             log.info("stream closed by the client before stop; audio kept for resume")
+        except Drained:
+            log.info("stream moved off this node as it shuts down; audio and finals kept for resume")
+            await self._move()
         except ProtocolError as exc:
             await self.fail(exc)
         except asyncio.CancelledError:
@@ -119,7 +172,7 @@ class StreamingSession:
         for segment in stored:
             await self.send(protocol.final(segment))
         offset = stored[-1].end if stored else 0.0
-        stream = WhisperStream(self.engine, context=self.context)
+        stream = StreamingRecogniser.for_engine(self.engine, context=self.context, congested=self.scheduler.congested)
         converter = StreamConverter(fmt)
         next_id = stored[-1].id + 1 if stored else 0
         resumed = self.store.read(min(self.store.received_bytes, self._byte_at(fmt, offset)))
@@ -128,21 +181,41 @@ class StreamingSession:
             self._audio_ready.set()
         self.levels = InputLevels(fmt.sample_rate)
         asr = asyncio.create_task(self._asr_loop(stream, offset, next_id))
+        drained = False
         try:
-            await self._receive_audio(fmt, converter, stream)
-            stream.end_input()
+            try:
+                await self._receive_audio(fmt, converter, stream)
+                stream.end_input()
+            except Drained:  # the finals owed for utterances that ended; the one under way is the resume's
+                drained = True
             self._audio_ready.set()
-            await asr
+            await self._finish(asr)
         finally:
             asr.cancel()
         if self._asr_error is not None:
             raise self._asr_error
         await self.send(protocol.ack(self.store.received_bytes, fmt))
+        if drained:
+            raise Drained
         transcript = self._transcript(fmt)
         if self.on_done is not None:
             await self.on_done(transcript)
         await self.send(protocol.done(transcript))
         await self.transport.close(protocol.CLOSE_NORMAL)
+
+    async def _finish(self, asr: asyncio.Task) -> None:
+        """Wait for the last pass (or, draining, the finals owed); when the drain abandons the session first, stop it
+        (its finals so far are stored) and move on: the acked audio after the last stored final is recognised again
+        on resume."""
+        abandoned = asyncio.ensure_future(self._abandoned.wait())
+        try:
+            await asyncio.wait([asr, abandoned], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            abandoned.cancel()
+        if not asr.done():
+            asr.cancel()
+            await asyncio.wait([asr])
+            raise Drained
 
     @staticmethod
     def _byte_at(fmt: AudioFormat, seconds: float) -> int:
@@ -157,7 +230,7 @@ class StreamingSession:
             code = "forbidden" if "another clinician" in str(exc) else "format_mismatch"
             raise ProtocolError(code, str(exc)) from None
 
-    async def _receive_audio(self, fmt: AudioFormat, converter: StreamConverter, stream: WhisperStream) -> None:
+    async def _receive_audio(self, fmt: AudioFormat, converter: StreamConverter, stream: StreamingRecogniser) -> None:
         """Read frames until stop; each is fsynced, acked, then handed to ASR. Returns at stop."""
         assert self.store is not None
         held: bytes | None = None  # a short frame is legal only as the last one before stop
@@ -185,8 +258,8 @@ class StreamingSession:
             fmt.validate_frame(message)
             await self._accept_frame(message, fmt, converter, stream, last=False)
 
-    async def _accept_frame(self, data: bytes, fmt: AudioFormat, converter: StreamConverter, stream: WhisperStream,
-                            *, last: bool) -> None:
+    async def _accept_frame(self, data: bytes, fmt: AudioFormat, converter: StreamConverter,
+                            stream: StreamingRecogniser, *, last: bool) -> None:
         assert self.store is not None and self.levels is not None
         protocol.check_session_length(self.store.received_bytes + len(data), fmt, self.config.max_audio_seconds)
         total = await asyncio.to_thread(self.store.append, data)
@@ -199,14 +272,21 @@ class StreamingSession:
         if stream.buffered_seconds > MAX_BACKLOG_S:
             await self.send(protocol.warning("backpressure", "recognition is behind the audio"))
             self._caught_up.clear()
-            await self._caught_up.wait()
+            caught_up, draining = (asyncio.ensure_future(event.wait()) for event in (self._caught_up, self._draining))
+            try:  # a drain ends the wait: the next read stops the session
+                await asyncio.wait([caught_up, draining], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                caught_up.cancel()
+                draining.cancel()
 
-    async def _asr_loop(self, stream: WhisperStream, offset: float, next_id: int) -> None:
+    async def _asr_loop(self, stream: StreamingRecogniser, offset: float, next_id: int) -> None:
         """Run passes while audio arrives; after `end_input`, the last pass finalises everything.
 
         One partial pass at a time, and a finishing pass as soon as it is due, beside a running
         partial (which it makes stale) when the scheduler has a second worker: a final then
-        never waits for a partial over the same speech.
+        never waits for a partial over the same speech. When the node drains, the loop ends once
+        every utterance that ended has its final: the one still being spoken is recognised whole on
+        the resume (cut mid-word here, its two halves would come out garbled on either side).
         """
         partial: asyncio.Task | None = None
         finishing: asyncio.Task | None = None
@@ -214,6 +294,8 @@ class StreamingSession:
             while not stream.finished:
                 if finishing is None and stream.finalising():
                     finishing = asyncio.create_task(self.scheduler.run(stream.step, urgent=lambda: True))
+                if finishing is None and self._draining.is_set():
+                    break
                 if partial is None and finishing is None and stream.needs_pass():
                     partial = asyncio.create_task(self.scheduler.run(stream.step, urgent=stream.finalising))
                 running = [task for task in (partial, finishing) if task is not None]
@@ -245,6 +327,14 @@ class StreamingSession:
         """Persist finals (fsync) before sending them; then the current partial."""
         assert self.store is not None
         self._processing_s += update.pass_seconds
+        if update.pass_seconds:
+            kind = "final" if update.finals or update.final_pass_audio_s else "partial"
+            telemetry.asr_pass(self.engine.name, kind, update.pass_seconds)
+        if self.admission is not None:  # what a stream costs at capacity: its finals, and its partials under load
+            if update.final_pass_audio_s:
+                self.admission.observe_pass(update.pass_seconds, update.final_pass_audio_s, final=True)
+            elif update.loaded_partial_audio_s:
+                self.admission.observe_pass(update.pass_seconds, update.loaded_partial_audio_s, final=False)
         for segment in update.finals:
             shifted = shift_segment(segment, offset, next_id)
             next_id += 1
@@ -260,7 +350,9 @@ class StreamingSession:
     def _transcript(self, fmt: AudioFormat) -> Transcript:
         assert self.store is not None
         segments = [_segment_from_dict(s) for s in self.store.segments()]
+        # a resumed stream's times are rounded on its own clock, then shifted: the last word may end 1 ms past
+        duration = max([round(fmt.seconds_for_bytes(self.store.received_bytes), 3)] + [s.end for s in segments[-1:]])
         return Transcript(text=join_segment_texts(segments), language="en", engine=self.engine.name,
-                          model=self.engine.model, duration_s=round(fmt.seconds_for_bytes(self.store.received_bytes), 3),
+                          model=self.engine.model, duration_s=duration,
                           processing_s=round(self._processing_s, 3), segments=segments)
 

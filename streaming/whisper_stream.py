@@ -13,8 +13,17 @@ evidence for the agreement. At the end of an utterance (VAD) or of the input, on
 over the whole window finalises the rest, continued if Whisper stopped early. An utterance
 longer than `max_utterance_s` is finalised up to a word boundary a second before the buffer
 end, never mid-word. A slow machine only makes passes rarer and windows longer; loops, which
-long windows invite, are cut (see `window_decoder`), so results come later, never different
-in kind.
+long windows invite, are cut (see `window_decoder`), and a pass that comes so late that its
+window outgrows what Whisper hears at once (30 s; the rest would be silently dropped) decodes
+the first `max_utterance_s` + 2 s and commits up to a second before its end, so results come
+later, never different in kind.
+
+Under load (`congested`: passes queue for a worker) a partial pass comes at most every
+`loaded_min_new_s` of new speech, decodes greedily only the last `loaded_tail_window_s` after
+the words shown, and commits nothing: finals then come only from the full-beam pass over the
+whole utterance at its end, as offline decodes a VAD chunk. Load delays finals and thins
+partials but never makes finals worse (agreement between passes far apart, over windows cut
+where the queue happened to leave them, is where concurrent streams lost accuracy).
 """
 
 from __future__ import annotations
@@ -22,36 +31,23 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from scribe.asr.hallucinations import MAX_PHRASE
-from scribe.asr.record_terms import correct_to_record_terms
 from scribe.asr.segmenting import segments_from_words
-from scribe.asr.whisper import WhisperEngine, hotword_prompt
+from scribe.asr.whisper import WhisperEngine, hotword_prompt, respell
 from scribe.records import PatientContext
 from scribe.transcript import Segment, Word
-from streaming.agreement import LocalAgreement, words_after
+from streaming.agreement import Agreement, LocalAgreement, words_after
+from streaming.recogniser import StreamingRecogniser, StreamUpdate
 from streaming.vad import SAMPLE_RATE, Endpointer, VadEvent
 from streaming.window_decoder import WindowDecoder
 
 _SENTENCE_END = (".", "?", "!")
 
 
-@dataclass
-class StreamUpdate:
-    """Result of one pass: new final segments (ids increasing across the session) and the current partial."""
-
-    finals: list[Segment] = field(default_factory=list)
-    partial: str = ""
-    partial_start: float | None = None
-    partial_end: float | None = None
-    pass_seconds: float = 0.0  # wall time of the Whisper pass; 0.0 when none ran
-    audio_end: float = 0.0  # stream time up to which the pass heard audio
-
-
-class WhisperStream:
+class WhisperStream(StreamingRecogniser):
     """One session's incremental decoder. `feed` may run on another thread than `step`/`flush`.
 
     Partial passes are serialised; a finishing pass may run beside one (see `_pass`). The buffer
@@ -66,6 +62,7 @@ class WhisperStream:
         beam_size: int = 5,
         final_beam_size: int | None = None,
         min_new_s: float = 0.4,
+        loaded_min_new_s: float = 3.0,
         max_utterance_s: float = 25.0,
         commit_margin_s: float = 0.3,
         agree_span_s: float = 1.5,
@@ -76,16 +73,20 @@ class WhisperStream:
         completion_gap_s: float = 1.0,
         full_window_s: float = 8.0,
         tail_window_s: float = 5.0,
+        loaded_tail_window_s: float = 2.0,
         max_delay_s: float = float("inf"),
         endpointer: Endpointer | None = None,
         decoder: WindowDecoder | None = None,
     ) -> None:
-        self.decoder = decoder or WindowDecoder(engine, hotwords=hotword_prompt(context))
+        super().__init__(endpointer)
         self._terms = context.hotwords() if context is not None else []
+        self.decoder = decoder or WindowDecoder(engine, hotwords=hotword_prompt(context), terms=tuple(self._terms))
         self.beam_size = beam_size
         self.final_beam_size = final_beam_size or engine.beam_size
         self.min_new = int(min_new_s * SAMPLE_RATE)
+        self.loaded_min_new = int(loaded_min_new_s * SAMPLE_RATE)
         self.max_utterance = int(max_utterance_s * SAMPLE_RATE)
+        self.max_window = self.max_utterance + 2 * SAMPLE_RATE  # under Whisper's 30 s, which cuts longer audio
         self.commit_margin = commit_margin_s
         self.prompt_chars = prompt_chars
         self.text_prompt = text_prompt
@@ -94,83 +95,38 @@ class WhisperStream:
         self.completion_gap_s = completion_gap_s
         self.full_window = int(full_window_s * SAMPLE_RATE)
         self.tail_window = int(tail_window_s * SAMPLE_RATE)
+        self.loaded_tail_window = int(loaded_tail_window_s * SAMPLE_RATE)
         self.max_delay_s = max_delay_s
-        self.endpointer = endpointer or Endpointer()
         self.agreement = LocalAgreement(agree_span_s)
-        self._lock = threading.Lock()
         self._partial_lock = threading.Lock()
         self._generation = 0  # bumped by each finishing pass as it starts
         self._finishing_in_flight = False
-        self._buf = np.zeros(0, dtype=np.float32)
-        self._buf_start = 0  # absolute sample index of _buf[0]
-        self._total = 0  # samples fed so far
         self._window_start = 0  # next pass starts here (end of the last final)
         self._last_pass_end = 0
         self._speech_from = 0  # latest VAD speech start, minus the pre-roll
         self._speech_end = 0  # latest VAD speech end
         self._awaiting_speech = True  # no utterance open: the next pass starts at the next speech
-        self._endpoint: int | None = None  # end of speech waiting for its finalising pass
-        self._input_ended = False  # no more audio will come: the next pass is the last
-        self._finished = False  # that last pass has run
         self._tail: list[Word] = []  # uncommitted words of the last pass
         self._pending: list[Word] = []  # committed words not yet closed into a final segment
         self._prompt_text = ""  # text of the finals before the window start
         self._next_id = 0
 
-    @property
-    def time(self) -> float:
-        """Seconds of audio fed so far."""
-        return self._total / SAMPLE_RATE
+    def _heard(self, events: list[VadEvent]) -> None:
+        for event in events:
+            at = int(round(event.time * SAMPLE_RATE))
+            if event.kind == "start":
+                self._speech_from = max(0, at - self.preroll)
+            else:
+                self._endpoint = self._speech_end = at
+        if self._awaiting_speech and self._endpoint is None and not self.endpointer.is_speech:
+            self._window_start = max(self._window_start, self._total - self.preroll)
 
-    @property
-    def buffered_seconds(self) -> float:
-        """Audio held in memory (for backpressure decisions by the caller)."""
-        return len(self._buf) / SAMPLE_RATE
-
-    @property
-    def finished(self) -> bool:
-        """The input ended and its last pass ran: nothing more will come out."""
-        return self._finished
-
-    def feed(self, audio: np.ndarray) -> list[VadEvent]:
-        """Append 16 kHz mono float32 audio; returns the VAD events it produced."""
-        chunk = np.asarray(audio, dtype=np.float32).reshape(-1)
-        events = self.endpointer.feed(chunk)
-        with self._lock:
-            if self._input_ended:
-                raise RuntimeError("audio fed after the end of the input")
-            self._buf = np.concatenate([self._buf, chunk])
-            self._total += len(chunk)
-            for event in events:
-                at = int(round(event.time * SAMPLE_RATE))
-                if event.kind == "start":
-                    self._speech_from = max(0, at - self.preroll)
-                else:
-                    self._endpoint = self._speech_end = at
-            if self._awaiting_speech and self._endpoint is None and not self.endpointer.is_speech:
-                self._window_start = max(self._window_start, self._total - self.preroll)
-            self._trim()
-        return events
-
-    def end_input(self) -> None:
-        """No more audio: the next pass finalises everything (see `finalising`)."""
-        with self._lock:
-            self._input_ended = True
-
-    def finalising(self) -> bool:
-        """Whether the next pass makes finals of everything pending (an endpoint or the end of input): schedule it first."""
-        return self._endpoint is not None or (self._input_ended and not self._finished)
-
-    def needs_pass(self) -> bool:
-        """Whether a pass is worth its cost now: something to finalise, or ≥ min_new_s of new speech."""
-        with self._lock:
-            if self._input_ended:
-                return not self._finished
-            if self._endpoint is not None:
-                return True
-            if self._awaiting_speech and not self.endpointer.is_speech:
-                return False
-            return self._total - max(self._last_pass_end, self._start()) >= self.min_new
+    def _worth_a_pass(self) -> bool:
+        """≥ min_new_s of new speech (loaded_min_new_s under load)."""
+        if self._awaiting_speech and not self.endpointer.is_speech:
+            return False
+        least = self.loaded_min_new if self.congested() else self.min_new
+        return self._total - max(self._last_pass_end, self._start()) >= least
 
     def step(self) -> StreamUpdate:
         """Run the pass that is due: the last one after `end_input`, a finalising one after an endpoint, else a partial."""
@@ -202,17 +158,23 @@ class WhisperStream:
             finishing = final or last or endpoint is not None
             start = self._start()
             end = self._total if final or last or endpoint is None else min(self._total, endpoint + self.tail_pad)
+            if end - start > self.max_window:  # a late pass (load): Whisper hears 30 s at once, so the first part now
+                end, finishing, last = start + self.max_window, False, False
+                self._endpoint = endpoint  # still owed: a later pass finalises the rest
             idle = self._awaiting_speech and endpoint is None and not self.endpointer.is_speech
             if end <= start or (idle and not self._tail and not self._pending):
                 if not finishing:
                     return self._update([], 0.0, end)
                 return self._conclude(list(self._tail), start, max(start, end), True, last, 0.0)  # no new audio
             self._awaiting_speech, self._window_start = False, start
+            # a partial under load is greedy and shown only; past max_utterance a whole pass must commit words
+            loaded = not finishing and end - start <= self.max_utterance and self.congested()
+            new_audio = end - max(self._last_pass_end, start)
             if finishing:
                 self._generation += 1  # the partial pass running now, if any, is stale
                 self._finishing_in_flight = True
             generation = self._generation
-            kept = [] if finishing else self._kept_words(start, end)
+            kept = [] if finishing else self._kept_words(start, end, loaded)
             heard = start
             if kept:  # re-decode only the audio after the kept words, with them as the text before it
                 heard = max(start, int(round(kept[-1].end * SAMPLE_RATE)) - self.preroll)
@@ -225,9 +187,9 @@ class WhisperStream:
                                else end if self.endpointer.is_speech else self._speech_end)
         began = time.perf_counter()
         try:
+            beam_size = self.final_beam_size if finishing else 1 if loaded else self.beam_size
             words = self.decoder.decode(audio, heard / SAMPLE_RATE, prompt=prompt, context=context, since=since,
-                                        beam_size=self.final_beam_size if finishing else self.beam_size,
-                                        finishing=finishing)
+                                        beam_size=beam_size, finishing=finishing)
             if kept:
                 words = kept + words_after(words, since)
             if finishing:
@@ -245,22 +207,31 @@ class WhisperStream:
                 return StreamUpdate(pass_seconds=round(elapsed, 3), audio_end=end / SAMPLE_RATE)
             if kept:  # shown, but no evidence for the agreement: the kept words were not decoded again
                 self._last_pass_end, self._tail = end, words[len(self._pending):]
-                return self._update([], elapsed, end)
-            return self._conclude(words, start, end, finishing, last, elapsed)
+                update = self._update([], elapsed, end)
+            else:
+                update = self._conclude(words, start, end, finishing, last, elapsed, loaded=loaded)
+        if finishing:
+            update.final_pass_audio_s = round(len(audio) / SAMPLE_RATE, 3)
+        elif loaded:
+            update.loaded_partial_audio_s = round(new_audio / SAMPLE_RATE, 3)
+        return update
 
-    def _kept_words(self, start: int, end: int) -> list[Word]:
+    def _kept_words(self, start: int, end: int, loaded: bool = False) -> list[Word]:
         """Shown words a partial pass over a long window keeps, so it decodes only the last `tail_window_s`.
 
         A pass costs about what its words cost to generate (8 ms a token here), so over a long
         window it would make the partial late. Windows up to `full_window_s` are decoded whole
         and feed the agreement; a whole pass must also force words final past `max_utterance_s`
-        or `max_delay_s`.
+        or `max_delay_s`. Under load (`loaded`) a partial feeds nothing, so it keeps every shown
+        word but those of the last `loaded_tail_window_s`.
         """
-        if end - start <= self.full_window or end - start > self.max_utterance:
+        full, tail = (self.loaded_tail_window, self.loaded_tail_window) if loaded else (self.full_window,
+                                                                                      self.tail_window)
+        if end - start <= full or end - start > self.max_utterance:
             return []
         if self._tail and self._tail[0].end < end / SAMPLE_RATE - self.max_delay_s:
             return []
-        limit = (end - self.tail_window) / SAMPLE_RATE
+        limit = (end - tail) / SAMPLE_RATE
         kept = list(itertools.takewhile(lambda w: w.end <= limit, self._pending + self._tail))
         return kept if len(kept) > len(self._pending) else []  # all new audio after committed words: decode whole
 
@@ -281,26 +252,33 @@ class WhisperStream:
         return words + words_after(more, heard)
 
     def _conclude(self, words: list[Word], start: int, end: int, finishing: bool, last: bool,
-                  elapsed: float) -> StreamUpdate:
+                  elapsed: float, *, loaded: bool = False) -> StreamUpdate:
         """Fold one hypothesis of [start, end) into the committed words and close what became final."""
         self._last_pass_end = end
+        forced = not finishing and end - start > self.max_utterance  # the buffer must shrink
         if finishing:
             result = self.agreement.finish(words)
+        elif loaded:  # shown only: the utterance's last pass decides
+            result = Agreement([], self.agreement.fresh(words))
         else:
             overdue = end / SAMPLE_RATE - self.max_delay_s
-            if end - start > self.max_utterance:  # the buffer must shrink: force words a second before its end
+            if forced:  # words a second before the window's end become final, agreed or not
                 overdue = max(overdue, (end - SAMPLE_RATE) / SAMPLE_RATE)
             result = self.agreement.update(words, end / SAMPLE_RATE - self.commit_margin, end / SAMPLE_RATE,
                                            force_until=overdue)
         self._pending.extend(result.committed)
         self._tail = result.tail
-        finals = self._close_segments(everything=finishing)
+        # forced: closed mid-sentence too, else a slow sentence (under 40 words) kept the window, and every later
+        # pass decoded the same audio again while the backlog grew
+        finals = self._close_segments(everything=finishing or forced)
         if finishing:
             self._move_window(end, finals)
             self._awaiting_speech = True
             self._finished = last
         elif finals:  # the pre-roll before the final's end lets the next pass hear its last word end
             self._move_window(int(round(finals[-1].end * SAMPLE_RATE)) - self.preroll, finals)
+        elif forced:  # nothing to make final in a whole window (no words, or a loop cut them): go past it
+            self._move_window(end - SAMPLE_RATE, [])
         self._trim()
         return self._update(finals, elapsed, end)
 
@@ -312,8 +290,8 @@ class WhisperStream:
     def _close_segments(self, *, everything: bool) -> list[Segment]:
         """Sentence-sized finals from committed words; an unfinished sentence waits unless `everything`.
 
-        Near-misses of the records' terms are respelled as the offline engine does, once, as a
-        sentence becomes final.
+        Words are respelled as the offline engine does (records' terms, units, frequencies), once, as
+        a sentence becomes final.
         """
         if not self._pending:
             return []
@@ -324,7 +302,7 @@ class WhisperStream:
             closing, self._pending = self._pending, []
         if not closing:
             return []
-        segments = segments_from_words(correct_to_record_terms(closing, self._terms), first_id=self._next_id)
+        segments = segments_from_words(respell(closing, self._terms), first_id=self._next_id)
         self._next_id += len(segments)
         return segments
 

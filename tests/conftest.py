@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,12 +10,13 @@ import pytest
 from scribe.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("SCRIBE_TEST_ARTIFACTS", REPO / "test-artifacts"))  # screenshots, figures
 SAMPLES = REPO / "audio_samples"
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads the developer's config, data directory or Hugging Face cache, or reaches the hub."""
+def isolate_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's config, data directory or Hugging Face cache, or reaches the hub (also what a
+    module-scoped fixture calls, which runs before `isolated_env`)."""
     for name in ("SCRIBE_CONFIG", "SCRIBE_ASR_ENGINE", "SCRIBE_ASR_MODEL", "SCRIBE_DATA_DIR", "SCRIBE_NOTE_ENGINE",
                  "SCRIBE_MEDGEMMA_MODEL", "SCRIBE_LLM_BASE_URL", "SCRIBE_LLM_MODEL", "SCRIBE_LLM_API_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -24,10 +26,26 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
 
 
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs isolated from the developer's settings and caches."""
+    isolate_environment(tmp_path_factory, monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data directory for tests that load the bundled Whisper, so it is assembled once per run."""
     return tmp_path_factory.mktemp("scribe_data")
+
+
+@pytest.fixture(scope="session")
+def tiny_medasr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised MedASR checkpoint (`tests/tiny_medasr.py`), built once per run."""
+    pytest.importorskip("transformers", reason="the tiny MedASR needs the gpu extra")
+    pytest.importorskip("sentencepiece", reason="the tiny MedASR trains a sentencepiece tokenizer")
+    from tests.tiny_medasr import build_tiny_medasr
+
+    return build_tiny_medasr(tmp_path_factory.mktemp("tiny_medasr"))
 
 
 @pytest.fixture

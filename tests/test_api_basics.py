@@ -24,6 +24,7 @@ def token(scopes=("user/*.*",), subject="dr-a") -> str:
 def test_healthz_is_public(client):
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["ready"] is False and body["engines"]["asr"] is None
+    assert "--no-asr" in body["reason"] and body["engines"]["asr_modes"] == {"encounter": None, "dictation": None}
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer nope"},

@@ -1,4 +1,4 @@
-"""FHIR R4 resources for notes: valid for fhir.resources R4B and carrying every code FHIR_CHECKLIST.md asks for."""
+"""FHIR R4 resources for notes: valid for fhir.resources R4B and carrying every code docs/fhir.md asks for."""
 
 import base64
 from datetime import datetime, timedelta, timezone

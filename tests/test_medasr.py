@@ -30,7 +30,6 @@ from scribe.config import Settings  # noqa: E402
 from scribe.errors import EngineUnavailableError  # noqa: E402
 from scribe.records import Medication, PatientContext, Problem  # noqa: E402
 from scribe.transcript import Transcript  # noqa: E402
-from tests.tiny_medasr import build_tiny_medasr  # noqa: E402
 
 SR = 16_000
 GEOM = FrameGeometry()
@@ -61,18 +60,13 @@ def assert_well_formed(tr: Transcript, duration: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_medasr(tmp_path_factory.mktemp("tiny_medasr"))
-
-
-@pytest.fixture(scope="module")
 def engine_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(data_dir=tmp_path_factory.mktemp("data"), asr_model=None, asr_device="cpu", asr_threads=2)
 
 
 @pytest.fixture(scope="module")
-def tiny_engine(tiny_dir: Path, engine_settings: Settings) -> MedAsrEngine:
-    return MedAsrEngine.load(str(tiny_dir), engine_settings)
+def tiny_engine(tiny_medasr_dir: Path, engine_settings: Settings) -> MedAsrEngine:
+    return MedAsrEngine.load(str(tiny_medasr_dir), engine_settings)
 
 
 @pytest.fixture
@@ -173,11 +167,11 @@ def test_stitched_windows_decode_exactly(seconds: float, batch_size: int) -> Non
 # --------------------------------------------------------------------------- the tiny model, end to end
 
 
-def test_tiny_model_transcribes_45_seconds(tiny_engine: MedAsrEngine, tiny_dir: Path) -> None:
+def test_tiny_model_transcribes_45_seconds(tiny_engine: MedAsrEngine, tiny_medasr_dir: Path) -> None:
     seen: list[float] = []
     tr = tiny_engine.transcribe(tones(45.0), progress=seen.append)
     assert_well_formed(tr, 45.0)
-    assert tr.model.startswith(f"{tiny_dir.name}@") and len(tr.model) == len(tiny_dir.name) + 13
+    assert tr.model.startswith(f"{tiny_medasr_dir.name}@") and len(tr.model) == len(tiny_medasr_dir.name) + 13
     assert tr.text and sum(len(s.words) for s in tr.segments) > 20
     assert len(seen) >= 3 and seen == sorted(seen) and seen[-1] == pytest.approx(45.0)
     assert tr.processing_s > 0
@@ -188,7 +182,7 @@ def test_windowing_keeps_the_single_pass_frame_count(tiny_engine: MedAsrEngine) 
     windowed = tiny_engine.frame_log_probs(audio)
     assert windowed.shape[0] == tiny_engine.geometry.frames_for_samples(len(audio))
     short = tones(12.0, seed=2)  # one window: identical to a plain forward pass
-    np.testing.assert_allclose(tiny_engine.frame_log_probs(short), tiny_engine._forward([short])[0], atol=1e-5)
+    np.testing.assert_allclose(tiny_engine.frame_log_probs(short), tiny_engine.log_probs([short])[0], atol=1e-5)
 
 
 def test_noise_sine_and_tiny_inputs(tiny_engine: MedAsrEngine) -> None:
@@ -238,12 +232,12 @@ def test_hub_id_not_in_cache_is_unavailable_without_download(
 
 
 def test_cached_hub_snapshot_loads_offline(
-    tiny_dir: Path, engine_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+    tiny_medasr_dir: Path, engine_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
 ) -> None:
     cache = tmp_path / "hub"
     revision = "0123456789abcdef0123456789abcdef01234567"
     repo = cache / "models--google--medasr"
-    shutil.copytree(tiny_dir, repo / "snapshots" / revision)
+    shutil.copytree(tiny_medasr_dir, repo / "snapshots" / revision)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(revision)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
@@ -253,29 +247,29 @@ def test_cached_hub_snapshot_loads_offline(
     assert_well_formed(engine.transcribe(tones(3.0)), 3.0)
 
 
-def test_pulled_copy_under_models_dir_is_found(tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pulled_copy_under_models_dir_is_found(tiny_medasr_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
     settings = Settings(data_dir=tmp_path / "data", asr_model=None, asr_device="cpu", asr_threads=2)
     assert not medasr_weights_present(None, settings)
-    shutil.copytree(tiny_dir, settings.models_dir / "medasr")
+    shutil.copytree(tiny_medasr_dir, settings.models_dir / "medasr")
     assert medasr_weights_present(None, settings)
     assert MedAsrEngine.load(None, settings).model.startswith("medasr@")
 
 
 def test_missing_torch_asks_for_the_gpu_extra(
-    tiny_dir: Path, engine_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    tiny_medasr_dir: Path, engine_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(EngineUnavailableError, match=r"scribe\[gpu\]"):
-        MedAsrEngine.load(str(tiny_dir), engine_settings)
+        MedAsrEngine.load(str(tiny_medasr_dir), engine_settings)
 
 
-def test_importing_the_module_and_checking_weights_stay_light(tiny_dir: Path) -> None:
+def test_importing_the_module_and_checking_weights_stay_light(tiny_medasr_dir: Path) -> None:
     code = (
         "import sys\n"
         "from scribe.config import Settings\n"
         "from scribe.asr.medasr import medasr_weights_present\n"
-        f"assert medasr_weights_present({str(tiny_dir)!r}, Settings())\n"
+        f"assert medasr_weights_present({str(tiny_medasr_dir)!r}, Settings())\n"
         "heavy = {'torch', 'transformers'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -36,3 +36,19 @@ def test_files_the_readme_names_exist():
 def test_samples_fit_the_size_budget():
     total = sum(p.stat().st_size for p in (REPO / "audio_samples").iterdir() if p.is_file())
     assert 0 < total <= 2 * 1024 * 1024
+
+
+def test_every_document_the_code_and_docs_cite_is_in_the_repository():
+    """A reference to a Markdown file (`docs/fhir.md`, `streaming/PROTOCOL.md`, "README.md") names a file a person
+    who clones the project has: relative to the repository or to the folder of the file that cites it, or, named
+    bare ("PROTOCOL.md"), the one file of that name in the project."""
+    cited = re.compile(r"[\w./-]*[\w-]+\.md\b")
+    folders = ("scribe", "streaming", "tests", "docs", "deploy", "templates")
+    sources = [path for folder in folders for path in (REPO / folder).rglob("*")
+               if path.suffix in (".py", ".md", ".js", ".html", ".yaml")]
+    documents = [path.name for path in sources if path.suffix == ".md"] + ["README.md"]
+    missing = sorted({f"{path.relative_to(REPO)}: {name}" for path in [*sources, REPO / "README.md"]
+                      for name in cited.findall(path.read_text(errors="ignore"))
+                      if not (REPO / name).exists() and not (path.parent / name).exists()
+                      and not ("/" not in name and documents.count(name) == 1)})
+    assert missing == []

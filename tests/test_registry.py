@@ -7,17 +7,9 @@ from scribe.asr import choose_engine
 from scribe.config import Settings
 from scribe.errors import EngineUnavailableError
 
-pytest.importorskip("transformers", reason="building the tiny MedASR needs the gpu extra")
-from tests.tiny_medasr import build_tiny_medasr  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_medasr(tmp_path_factory.mktemp("tiny_medasr"))
-
-
-def test_encounter_mode_uses_whisper_even_with_medasr_present(settings: Settings, tiny_dir: Path):
-    shutil.copytree(tiny_dir, settings.models_dir / "medasr", dirs_exist_ok=True)
+def test_encounter_mode_uses_whisper_even_with_medasr_present(settings: Settings, tiny_medasr_dir: Path):
+    shutil.copytree(tiny_medasr_dir, settings.models_dir / "medasr", dirs_exist_ok=True)
     try:
         choice = choose_engine("auto", "encounter", settings)
         assert choice.name == "whisper" and "encounter" in choice.reason
@@ -32,8 +24,8 @@ def test_dictation_without_medasr_weights_falls_back_to_whisper(settings: Settin
     assert choice.name == "whisper" and "no local MedASR weights" in choice.reason
 
 
-def test_a_model_directory_decides_the_engine(settings: Settings, tiny_dir: Path, tmp_path: Path):
-    assert choose_engine("auto", "encounter", settings, str(tiny_dir)).name == "medasr"
+def test_a_model_directory_decides_the_engine(settings: Settings, tiny_medasr_dir: Path, tmp_path: Path):
+    assert choose_engine("auto", "encounter", settings, str(tiny_medasr_dir)).name == "medasr"
     (tmp_path / "config.json").write_text('{"architectures": ["WhisperForConditionalGeneration"]}')
     assert choose_engine("auto", "dictation", settings, str(tmp_path)).name == "whisper"
 

@@ -1,4 +1,4 @@
-"""Every route and the websocket demand a credential, except the public ones CONTRACTS.md lists.
+"""Every route and the websocket demand a credential, except the public ones docs/interfaces.md lists.
 
 Routes are read from the app itself, so a route added later without auth fails here.
 """
@@ -6,6 +6,8 @@ Routes are read from the app itself, so a route added later without auth fails h
 from __future__ import annotations
 
 import re
+
+from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
@@ -90,3 +92,8 @@ def test_the_websocket_needs_a_credential_too(client):
 def test_public_routes_answer_without_a_token(client):
     for path in ("/healthz", "/fhir/metadata", "/openapi.json", "/docs"):
         assert client.get(path).status_code == 200, path
+
+
+def test_the_public_routes_are_the_ones_the_interfaces_document_lists():
+    listed = (Path(__file__).resolve().parent.parent / "docs" / "interfaces.md").read_text()
+    assert [route for route in sorted(PUBLIC) if f"`{route[0]} {route[1]}`" not in listed] == []

@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from scribe.auth.signing_key import signing_key
 from scribe.config import Settings
-from scribe.store.db import DatabaseError, make_engine, open_database
+from scribe.store.db import MIGRATION_LOCK_KEY, DatabaseError, make_engine, open_database
 
 PG_URL = os.environ.get("SCRIBE_TEST_DATABASE_URL")
 
@@ -56,6 +56,35 @@ def test_migrations_match_the_models(db_settings):
     with database.engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diffs == []
+
+
+def test_a_migration_on_postgresql_waits_for_the_one_under_way(tmp_path):
+    """Nodes starting together take turns: while another holds the migration lock, a migration creates nothing and
+    waits; once it is released, the waiting one brings the schema to head."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not PG_URL:
+        pytest.skip("SCRIBE_TEST_DATABASE_URL is not set (CI sets it to the local PostgreSQL server)")
+    schema = f"scribe_test_{uuid.uuid4().hex[:12]}"
+    settings = Settings(data_dir=tmp_path, database_url=PG_URL)
+    other_node = make_engine(PG_URL)
+    try:
+        with ThreadPoolExecutor(1) as pool, other_node.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            migrating = pool.submit(open_database, settings, schema=schema)
+            with pytest.raises(TimeoutError):
+                migrating.result(timeout=1.5)
+            assert connection.execute(text("SELECT to_regclass(:table)"),
+                                      {"table": f'"{schema}".alembic_version'}).scalar() is None
+            connection.rollback()  # the other migration ends, and its lock with its transaction
+            database = migrating.result(timeout=60)
+        with database.engine.connect() as migrated:
+            assert migrated.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        database.engine.dispose()
+    finally:
+        with other_node.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        other_node.dispose()
 
 
 def test_sqlite_is_durable_mode(monkeypatch, tmp_path):

@@ -44,7 +44,7 @@ def app_settings(tmp_path) -> Settings:
 def client(app_settings, whisper):
     app = create_app(app_settings, load_asr=False)
     with TestClient(app) as test_client:
-        app.state.asr.engine = whisper
+        app.state.asr.serve({"encounter": whisper, "dictation": whisper})
         enrol(app.state.database, token("dr-a"), token("dr-b"))
         yield test_client
 
@@ -228,7 +228,7 @@ def test_short_last_frame_before_stop_is_accepted(client, app_settings):
 def test_session_too_long(app_settings, whisper):
     app = create_app(app_settings.model_copy(update={"max_audio_seconds": 0.25}), load_asr=False)
     with TestClient(app) as client:
-        app.state.asr.engine = whisper
+        app.state.asr.serve({"encounter": whisper, "dictation": whisper})
         enrol(app.state.database, token())
         with connect(client, "enc-l") as ws:
             start(ws)
@@ -329,3 +329,116 @@ def test_clipping_and_silence_are_warned_and_the_session_goes_on(client):
     assert found == ["clipping", "silence"], found
     assert all(m["message"] for m in messages if m["type"] == "warning")
     assert messages[-1]["type"] == "done"
+
+
+def _acked(ws, until: int) -> None:
+    received = 0
+    while received < until:
+        message = ws.receive_json()
+        received = message["received_bytes"] if message["type"] == "ack" else received
+
+
+def test_a_node_at_capacity_refuses_new_streams_but_never_a_resume(app_settings, whisper):
+    app = create_app(app_settings.model_copy(update={"stream_capacity": 1}), load_asr=False)
+    with TestClient(app) as client:
+        app.state.asr.serve({"encounter": whisper, "dictation": whisper})
+        enrol(app.state.database, token())
+        silence = b"\x00" * FRAME
+        with connect(client, "enc-a") as first:
+            start(first)
+            first.send_bytes(silence)
+            _acked(first, FRAME)
+            with connect(client, "enc-b") as second:  # a new recording while the node is full: refused, retry later
+                expect_error(second, "server_busy", 1013)
+            # enc-a drops here, without stop: its audio waits for a resume
+        with connect(client, "enc-c") as third:  # the freed place is taken by another new recording...
+            assert start(third)["type"] == "ready"
+            with connect(client, "enc-a") as again:  # ...yet the clinician mid-recording gets back in
+                assert start(again) == {"type": "ready", "received_ms": 100, "received_bytes": FRAME}
+                assert client.get("/healthz").json()["streams"]["live"] == 2
+        streams = client.get("/healthz").json()["streams"]
+        assert streams == {"live": 0, "capacity": 1, "final_rtf": None, "loaded_partial_rtf": None, "configured": True,
+                           "refused": 1}
+        metrics = client.get("/metrics").text
+        assert "scribe_stream_capacity 1" in metrics and "scribe_streams_refused_total 1" in metrics
+        with connect(client, "enc-b") as later:  # the refused encounter was left free: it streams once there is room
+            assert start(later)["type"] == "ready"
+
+
+def test_capacity_follows_the_measured_cost_of_finals(client):
+    """Unconfigured, the node sizes itself from its finishing passes (partials under load, not measured on one quiet
+    stream, taken to cost as much): what its streams need must fit its workers."""
+    pcm = sample_pcm()
+    with connect(client, "enc-m") as ws:
+        start(ws)
+        stream_all(ws, pcm)
+    streams = client.get("/healthz").json()["streams"]
+    admission = client.app.state.asr.admission
+    assert streams["configured"] is False and streams["final_rtf"] > 0 and streams["live"] == 0
+    assert streams["loaded_partial_rtf"] is None  # one stream alone: never under load
+    assert streams["capacity"] == max(1, int(admission.workers * 0.8 / (2 * streams["final_rtf"])))
+
+
+def test_a_draining_node_sends_the_owed_finals_then_moves_the_stream(client, app_settings):
+    """SIGTERM's drain: the live stream gets the finals of the utterances that ended in its acked audio (stored), then
+    `reconnect` and 1012 with its lease already free; the utterance under way is left whole for the resume; audio
+    sent meanwhile is acked and stored, or neither; new streams and resumes go elsewhere."""
+    import time
+
+    from scribe.store.models import Encounter
+
+    speech = sample_pcm()
+    pause = int(8.5 * 16000) * 2  # in the pause after "...5 mg daily." (8.38 s): made 1 s longer, an utterance end
+    pcm = speech[:pause] + bytes(32000) + speech[pause:]
+    part = 10 * 32000  # up to 10 s: "Blood pressure..." is being spoken when the node drains
+    messages: list[dict] = []
+    with connect(client, "enc-d") as ws:
+        start(ws)
+        for i in range(0, part, FRAME):
+            ws.send_bytes(pcm[i:i + FRAME])
+        acked = 0
+        while acked < part:
+            messages.append(ws.receive_json())
+            acked = messages[-1]["received_bytes"] if messages[-1]["type"] == "ack" else acked
+
+        def keep_sending() -> None:  # the client goes on sending while the node drains
+            try:
+                for i in range(part, len(pcm), FRAME):
+                    ws.send_bytes(pcm[i:i + FRAME])
+                    time.sleep(0.01)
+            except Exception:  # the server closed the stream: the rest is for the resume
+                pass
+
+        sender = threading.Thread(target=keep_sending)
+        sender.start()
+        time.sleep(0.05)
+        drained = client.portal.start_task_soon(client.app.state.drain.run)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                messages.append(ws.receive_json())
+        sender.join()
+        with client.app.state.database.session() as session:  # free before the client is told to reconnect
+            assert session.get(Encounter, "enc-d").stream_holder is None
+    assert closed.value.code == 1012
+    assert messages[-1] == {"type": "reconnect", "reason": "shutdown"}
+    stored = (app_settings.audio_dir / "enc-d" / "audio.pcm").read_bytes()
+    assert messages[-2] == {"type": "ack", "received_bytes": len(stored), "received_ms": len(stored) // 32}
+    assert len(stored) >= part and stored == pcm[:len(stored)]  # every acked byte, nothing else, nothing twice
+    finals = [m["segment"] for m in messages if m["type"] == "final"]
+    assert [f["id"] for f in finals] == list(range(len(finals)))
+    assert 8.0 <= finals[-1]["end"] <= 9.5, finals  # the ended utterance is final; the one under way is not
+    segments = [json.loads(line) for line in (app_settings.audio_dir / "enc-d" / "segments.jsonl").open()]
+    assert segments == finals
+
+    health = client.get("/healthz").json()
+    assert health["ready"] is False and "shutting down" in health["reason"]
+    assert client.get("/v1/encounters/enc-d", headers={"Authorization": f"Bearer {token()}"}).status_code == 200
+    for encounter in ("enc-new", "enc-d"):  # neither a new stream nor the resume is taken here any more
+        with connect(client, encounter) as refused:
+            error = refused.receive_json()
+            assert error["code"] == "server_busy" and "shutting down" in error["message"]
+            with pytest.raises(WebSocketDisconnect) as info:
+                refused.receive_json()
+            assert info.value.code == 1013
+    drained.result(timeout=30)
+    assert client.app.state.drain.live_streams == 0

@@ -108,10 +108,106 @@ def test_bench_stream_paces_in_real_time_so_its_latencies_are_measurements(tmp_p
 
     one_second_wav(tmp_path).with_suffix(".txt").write_text("atrial fibrillation")
     monkeypatch.setattr("websockets.connect", ScriptedServer(SCRIPT))
-    summary = run_stream_bench("ws://127.0.0.1:9", None, tmp_path, 1)
+    summary = run_stream_bench("ws://127.0.0.1:9", None, tmp_path, [1])
     [session] = summary["rounds"][0]["sessions"]
     figures = [summary["rounds"][0][key] for key in ("partial_p50_s", "final_p50_s", "end_of_speech_p95_s")]
     assert all(x is not None and x >= 0 for x in figures) and session["end_of_speech_s"] >= 0
     table = io.StringIO()
     print_stream_table(summary, table)
     assert not re.search(r"-\d", table.getvalue())
+
+
+class ScriptedConnection(ScriptedServer):
+    """One connection: answers `start` with `first`; plays `messages` at once (or after `stop` when `after_stop`),
+    then the server closes. Keeps the audio it was sent."""
+
+    def __init__(self, first: dict, messages: list[dict], *, after_stop: bool = False) -> None:
+        super().__init__(messages)
+        self.first = first
+        self.after_stop = after_stop
+        self.audio = bytearray()
+
+    async def send(self, data):
+        if isinstance(data, bytes):
+            self.audio += data
+        await super().send(data)
+
+    async def recv(self):
+        return json.dumps(self.first)
+
+    async def _play(self):
+        if self.after_stop:
+            await self.stopped.wait()
+        for message in self.messages:
+            yield json.dumps(message)
+
+
+def _ready(received: int) -> dict:
+    return {"type": "ready", "received_bytes": received, "received_ms": received // 32}
+
+
+def _connections(*connections: ScriptedConnection):
+    queue = iter(connections)
+    return lambda url, **kwargs: next(queue)
+
+
+DONE = [{"type": "final", "segment": {"id": 0, "start": 0.0, "end": 0.3, "text": "Hello."}},
+        {"type": "done", "transcript": {"text": "Hello."}}]
+
+
+def test_reconnect_from_a_draining_node_resumes_at_once_and_is_no_failure():
+    """`reconnect` + close (a node shutting down): the client reconnects without backoff, and even with no
+    reconnects allowed for failures it goes on, from the server's `received_bytes`."""
+    import time
+
+    pcm = bytes(range(256)) * 50  # 12800 bytes, 0.4 s
+    draining = ScriptedConnection(_ready(0), [{"type": "ack", "received_bytes": 3200, "received_ms": 100},
+                                              {"type": "reconnect", "reason": "shutdown"}])
+    elsewhere = ScriptedConnection(_ready(6400), DONE, after_stop=True)
+    begun = time.monotonic()
+    result = asyncio.run(stream_pcm("ws://scripted", pcm, connect=_connections(draining, elsewhere), max_reconnects=0))
+    assert time.monotonic() - begun < 0.3  # a failure would wait 0.4 s before its first retry
+    assert result.transcript == {"text": "Hello."} and result.reconnects == 1
+    assert bytes(elsewhere.audio) == pcm[6400:]
+
+
+def test_a_resume_refused_as_busy_is_retried_but_a_new_stream_is_not():
+    """A node that drains (or still loads) refuses with server_busy: a resume retries with backoff; a new stream's
+    refusal is the caller's to count (`scribe bench stream` counts it as refused)."""
+    from streaming.client import StreamFailed
+
+    pcm = b"\0\0" * 6400
+    busy = {"type": "error", "code": "server_busy", "message": "this node is shutting down"}
+    dropped = ScriptedConnection(_ready(0), [{"type": "ack", "received_bytes": 3200, "received_ms": 100}])
+    refused = ScriptedConnection(busy, [])
+    resumed = ScriptedConnection(_ready(3200), DONE, after_stop=True)
+    result = asyncio.run(stream_pcm("ws://scripted", pcm, connect=_connections(dropped, refused, resumed),
+                                    max_reconnects=2))
+    assert result.transcript == {"text": "Hello."} and result.reconnects == 2
+    assert bytes(resumed.audio) == pcm[3200:]
+    with pytest.raises(StreamFailed) as failed:
+        asyncio.run(stream_pcm("ws://scripted", pcm, connect=_connections(ScriptedConnection(busy, []))))
+    assert failed.value.code == "server_busy"
+
+
+def test_a_resume_after_a_crash_waits_out_the_dead_nodes_lease(monkeypatch):
+    """A node killed with its lease held: the next node answers `already_streaming` until the lease runs out. A
+    resume retries that (however many times, within RESUME_PATIENCE_S) and each connection that reaches `ready`
+    clears the count of failures in a row, so a long stream survives many drops."""
+    from streaming.client import StreamFailed
+
+    pcm = b"\0\0" * 6400
+    held = {"type": "error", "code": "already_streaming", "message": "another connection is streaming"}
+    ack = [{"type": "ack", "received_bytes": 3200, "received_ms": 100}]
+    first, second = ScriptedConnection(_ready(0), ack), ScriptedConnection(_ready(3200), [])
+    resumed = ScriptedConnection(_ready(3200), DONE, after_stop=True)
+    connections = _connections(first, second, ScriptedConnection(held, []), ScriptedConnection(held, []), resumed)
+    result = asyncio.run(stream_pcm("ws://scripted", pcm, connect=connections, max_reconnects=1))
+    assert result.transcript == {"text": "Hello."} and result.reconnects == 4
+    assert bytes(resumed.audio) == pcm[3200:]
+
+    monkeypatch.setattr("streaming.client.RESUME_PATIENCE_S", 0.5)  # a lease that never runs out: give up
+    never = _connections(ScriptedConnection(_ready(0), ack), *(ScriptedConnection(held, []) for _ in range(10)))
+    with pytest.raises(StreamFailed) as failed:
+        asyncio.run(stream_pcm("ws://scripted", pcm, connect=never, max_reconnects=1))
+    assert failed.value.code == "already_streaming"

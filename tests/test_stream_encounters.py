@@ -20,7 +20,7 @@ def api(database_target, whisper):  # noqa: F811 - the module fixture from test_
     settings, schema, _ = database_target
     settings = settings.model_copy(update={"secret_key": KEY})
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as client:
-        client.app.state.asr.engine = whisper
+        client.app.state.asr.serve({"encounter": whisper, "dictation": whisper})
         enrol(client.app.state.database, token("dr-a"), token("dr-b"))
         yield client
 
@@ -82,9 +82,9 @@ def test_the_lease_is_one_connection_across_nodes(api: TestClient):
     """Another node's live lease refuses this node; a restarted node voids the leases it held."""
     assert api.post("/v1/encounters", json={"id": "enc-lease"}, headers=bearer()).status_code == 201
     with api.app.state.database.session() as session, session.begin():
-        assert acquire_stream(session, "enc-lease", "node-b/conn-1")
-        assert not acquire_stream(session, "enc-lease", "node-c/conn-2")
-        assert acquire_stream(session, "enc-lease", "node-b/conn-1")  # renewal by the holder
+        assert acquire_stream(session, "enc-lease", "node-b/conn-1", ttl_s=30)
+        assert not acquire_stream(session, "enc-lease", "node-c/conn-2", ttl_s=30)
+        assert acquire_stream(session, "enc-lease", "node-b/conn-1", ttl_s=30)  # renewal by the holder
     with connect(api, "enc-lease") as ws:
         expect_error(ws, "already_streaming", 4409)
     with api.app.state.database.session() as session, session.begin():

@@ -14,7 +14,7 @@ from scribe.api.app import create_app
 from scribe.auth.tokens import create_token
 from scribe.cli import run
 from scribe.config import Settings
-from scribe.store.models import AttachmentRow
+from scribe.store.models import AttachmentRow, Encounter
 from tests.accounts import SUITE_TTL_S, enrol
 from tests.conftest import SAMPLES
 from tests.test_stream_client import ScriptedServer
@@ -109,3 +109,32 @@ def test_a_bad_bundle_is_refused_before_anything_is_sent(server, monkeypatch, ca
     _, err = capsys.readouterr()
     assert code == 3 and str(bundle) in err and seen == []
     assert records_of(app, "enc-r") == []
+
+
+@pytest.mark.parametrize("exists", [None, "dictation", "encounter"])
+def test_mode_creates_the_encounter_in_that_mode_first(server, monkeypatch, capsys, exists):
+    """`--mode dictation` makes a new encounter a dictation (which the server may stream with MedASR); an existing
+    dictation is resumed as it is; an existing conversation is refused before any audio is sent."""
+    import httpx
+
+    address, app = server
+    if exists:
+        assert httpx.post(f"http://{address}/v1/encounters", json={"id": "enc-m", "mode": exists},
+                          headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 201
+    seen = scripted_stream(monkeypatch, app, "enc-m")
+    code = run(["stream", str(SAMPLE), "--url", f"ws://{address}/v1/encounters/enc-m/stream", "--token", TOKEN,
+                "--mode", "dictation"])
+    _, err = capsys.readouterr()
+    with app.state.database.session() as session:
+        mode = session.get(Encounter, "enc-m").mode
+    if exists == "encounter":
+        assert code == 5 and "exists in encounter mode, not dictation" in err and seen == [] and mode == "encounter"
+    else:
+        assert code == 0, err
+        assert seen == [[]] and mode == "dictation"
+
+
+def test_mode_needs_a_stream_url_naming_the_encounter(capsys):
+    code = run(["stream", str(SAMPLE), "--url", "ws://127.0.0.1:9/v1/encounters", "--mode", "dictation"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "--mode needs --url of the form ws://HOST:PORT/v1/encounters/ID/stream" in err

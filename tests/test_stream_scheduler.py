@@ -90,3 +90,26 @@ def test_two_workers_run_two_jobs_at_once():
         return await asyncio.gather(scheduler.run(job("a")), scheduler.run(job("b")))
 
     assert asyncio.run(main()) == ["a", "b"]
+
+
+def test_congested_while_passes_queue_and_for_a_while_after(monkeypatch):
+    import streaming.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "CONGESTED_HOLD_S", 0.5)
+    scheduler = PassScheduler("test", workers=1)
+    release = threading.Event()
+
+    async def main() -> None:
+        assert not scheduler.congested()
+        first = asyncio.create_task(scheduler.run(release.wait))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(scheduler.run(lambda: None))  # waits for the only worker
+        await asyncio.sleep(scheduler_module.CONGESTED_WAIT_S + 0.1)
+        assert scheduler.congested()  # a request has waited long enough to count as load
+        release.set()
+        await asyncio.gather(first, second)
+        assert scheduler.congested()  # it ran after waiting: the load is recent
+        await asyncio.sleep(0.6)
+        assert not scheduler.congested()
+
+    asyncio.run(main())

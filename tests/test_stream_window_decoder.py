@@ -1,4 +1,4 @@
-"""WindowDecoder: trimmed-encoder passes on the bundled Whisper; loops cut, finishing passes retried untrimmed."""
+"""WindowDecoder: the engine's own pipeline over stream windows; loops cut, finishing passes retried untrimmed."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from scribe.audio import decode_audio
 from scribe.config import Settings
 from scribe.transcript import Word
 from scribe.wer import word_errors
-from streaming.window_decoder import FULL_WINDOW_FRAMES, WindowDecoder
+from streaming.window_decoder import WindowDecoder
 from tests.conftest import SAMPLES
 
 RATE = 16_000
@@ -44,30 +44,30 @@ def test_window_words_are_absolute_and_close_to_offline(whisper: WhisperEngine):
 def test_a_partial_pass_that_loops_is_cut(whisper: WhisperEngine, monkeypatch):
     decoder = WindowDecoder(whisper)
     calls = []
-    monkeypatch.setattr(decoder, "_run", lambda audio, offset, prompt, beam, frames: calls.append(frames)
+    monkeypatch.setattr(decoder, "_run", lambda audio, offset, prompt, beam, finishing, whole: calls.append(whole)
                         or loop_words(offset, len(audio) / RATE))
     words = decoder.decode(np.zeros(9 * RATE, np.float32), 2.0, beam_size=1)
     assert [w.word.strip() for w in words] == ["weak", "urinary", "stream", "and"]
-    assert calls == [1300] and decoder.loops == 1  # 9 s + 4 s headroom, no retry for a partial
+    assert calls == [False] and decoder.loops == 1  # no retry for a partial
 
 
 def test_a_finishing_pass_that_loops_is_retried_untrimmed_and_unprompted(whisper: WhisperEngine, monkeypatch):
     decoder = WindowDecoder(whisper)
     calls = []
 
-    def run(audio, offset, prompt, beam, frames):
-        calls.append((prompt, frames))
-        return clean_words(offset) if frames == FULL_WINDOW_FRAMES else loop_words(offset, len(audio) / RATE)
+    def run(audio, offset, prompt, beam, finishing, whole):
+        calls.append((prompt, whole))
+        return clean_words(offset) if whole else loop_words(offset, len(audio) / RATE)
 
     monkeypatch.setattr(decoder, "_run", run)
     words = decoder.decode(np.zeros(9 * RATE, np.float32), 0.0, prompt="Earlier text.", beam_size=5, finishing=True)
     assert [w.word.strip() for w in words] == ["weak", "urinary", "stream"]
-    assert calls == [("Earlier text.", 1300), ("", FULL_WINDOW_FRAMES)] and decoder.loops == 0
+    assert calls == [("Earlier text.", False), ("", True)] and decoder.loops == 0
 
 
 def test_a_finishing_pass_that_loops_twice_keeps_what_was_said_once(whisper: WhisperEngine, monkeypatch):
     decoder = WindowDecoder(whisper)
-    monkeypatch.setattr(decoder, "_run", lambda audio, offset, prompt, beam, frames: loop_words(offset, 9.0))
+    monkeypatch.setattr(decoder, "_run", lambda audio, offset, prompt, beam, finishing, whole: loop_words(offset, 9.0))
     words = decoder.decode(np.zeros(9 * RATE, np.float32), 0.0, beam_size=5, finishing=True)
     assert [w.word.strip() for w in words] == ["weak", "urinary", "stream", "and"] and decoder.loops == 1
 

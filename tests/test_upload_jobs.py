@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from scribe.api.app import create_app
+from scribe.api.encounters import upload_executor
 from scribe.auth.tokens import Principal
 from scribe.encounters import create_encounter, now, store_upload, upload_spool_dir
 from scribe.store import open_database
@@ -179,6 +181,48 @@ def test_a_long_transcription_answers_202_and_the_state_tells_how_it_ends(databa
             time.sleep(0.2)
         assert "148 over 92" in api.get(f"/v1/encounters/{encounter}/transcript", headers=DR_A).json()["text"]
         assert state["reason"] is None and state["attempts"] == 1
+
+
+def test_a_draining_node_leaves_uploads_to_the_job_queue(database_target, monkeypatch):
+    """While a node drains, an upload is stored with its job and answered 202 at once, for another node to
+    transcribe; one still being transcribed when the grace runs out goes back to the queue, its attempt refunded,
+    and what that node computes later is discarded."""
+    settings, schema, _ = database_target
+    engine_called, release = threading.Event(), threading.Event()
+
+    def slow(*_args, **_kwargs):  # an engine busy past the grace
+        engine_called.set()
+        release.wait(30)
+        raise RuntimeError("the node went away")
+
+    monkeypatch.setattr("scribe.asr.load_engine", slow)
+    database = open_database(settings, schema=schema)
+    try:
+        with TestClient(create_app(settings.model_copy(update={"shutdown_grace_s": 1.0}), load_asr=False,
+                                   database_schema=schema)) as api:
+            enrol(api.app.state.database, DR_A)
+            busy, later = new_encounter(api), new_encounter(api)
+            drain = api.app.state.drain
+            threading.Thread(target=lambda: engine_called.wait(30) and api.portal.call(drain.begin)).start()
+            started = time.monotonic()
+            response = api.post(f"/v1/encounters/{busy}/audio", content=SAMPLE.read_bytes(),
+                                headers={**DR_A, "Content-Type": "audio/wav"})
+            assert response.status_code == 202 and time.monotonic() - started < 20, response.text
+            response = api.post(f"/v1/encounters/{later}/audio", content=SAMPLE.read_bytes(),
+                                headers={**DR_A, "Content-Type": "audio/wav"})
+            assert response.status_code == 202 and response.json()["upload"]["attempts"] == 0, response.text
+        with database.session() as session:
+            jobs = {job.encounter_id: job for job in session.scalars(select(UploadJob))}
+        for encounter in (busy, later):
+            job = jobs[encounter]
+            assert (job.state, job.holder, job.attempts, job.reason) == ("transcribing", None, 0, None)
+        assert _claim(database, "node-b/next") == jobs[busy].id  # another node takes it at once
+    finally:
+        release.set()
+    upload_executor.submit(lambda: None).result(timeout=30)  # the abandoned attempt has ended...
+    with database.session() as session:  # ...recording nothing on a job it no longer holds
+        job = session.get(UploadJob, jobs[busy].id)
+        assert (job.holder, job.attempts, job.reason) == ("node-b/next", 1, None)
 
 
 # ------------------------------------------------------------------------------------------ a real server

@@ -8,6 +8,13 @@ def test_normalisation_ignores_case_punctuation_and_number_style():
     assert normalize("BP one twenty over eighty!") == normalize("bp 120 over 80")
 
 
+def test_units_written_out_or_abbreviated_are_the_same_word():
+    said = "Apixaban 5 milligrams, 1 microgram, 10 milliliters, 70 kilograms."
+    assert word_errors(said, "apixaban 5mg 1 mcg 10 ml 70kg").errors == 0
+    assert normalize("500 mgs") == normalize("five hundred milligrams") == "500 mg"
+    assert word_errors("metformin 500 milligrams", "metformin 500 grams").errors == 1  # another unit is still an error
+
+
 @pytest.mark.parametrize(
     ("reference", "hypothesis", "errors"),
     [

@@ -91,13 +91,13 @@ def test_uncached_model_name_is_unavailable_without_download(settings: Settings)
         WhisperEngine.load("large-v3", settings)
 
 
-@pytest.mark.parametrize(("seconds", "frames"), [(0.5, 250), (3.9, 500), (4.1, 750), (11.5, 1250), (13.9, 1500),
-                                                 (14.1, 1750), (14.4, 1750), (28.0, 3000), (30.0, 3000)])
-def test_encoder_input_covers_speech_plus_a_second(seconds, frames):
-    from scribe.asr.whisper import encoder_frames_for
+@pytest.mark.parametrize(("seconds", "frames"), [(0.5, 500), (3.9, 800), (4.1, 900), (11.5, 1600), (14.4, 1900),
+                                                 (25.5, 3000), (30.0, 3000)])
+def test_encoder_input_covers_the_audio_plus_padding(seconds, frames):
+    from scribe.asr.whisper import DecodingOptions
 
-    assert encoder_frames_for(seconds) == frames
-    assert frames >= min(3000, seconds * 100 + 100)
+    assert DecodingOptions().encoder_frames(seconds) == frames
+    assert frames >= min(3000, seconds * 100 + 400)
 
 
 def test_cpu_load_keeps_numpy_blas_on_one_thread(whisper: WhisperEngine):
@@ -110,12 +110,48 @@ def test_cpu_load_keeps_numpy_blas_on_one_thread(whisper: WhisperEngine):
 
 def test_service_streams_on_one_thread_per_pass_and_a_worker_per_core(settings: Settings):
     """A streaming pass decodes token by token, fastest on one thread; the other cores serve other passes."""
-    import os
-
-    from scribe.api.app import AsrState
+    from scribe.api.asr_state import AsrState
+    from scribe.asr.cores import usable_cores
 
     state = AsrState()
     state.load(settings)
-    assert state.error is None and state.engine is not None
-    assert state.engine.workers == (os.cpu_count() or 1)
-    assert state.scheduler.workers == state.engine.workers
+    engine = state.engine_for("encounter")
+    assert state.ready and engine.name == "whisper"
+    assert engine.workers == usable_cores()
+    assert state.scheduler_for(engine).workers == engine.workers
+
+
+def test_an_offline_command_uses_every_core_for_its_one_call(settings: Settings):
+    """One `scribe transcribe` at a time: all cores on that call (the service runs a call per core instead)."""
+    from scribe.asr.cores import usable_cores
+
+    offline = load_engine(EngineChoice("whisper", None, "test"), settings)
+    serving = load_engine(EngineChoice("whisper", None, "test"), settings, serving=True)
+    cores = usable_cores()
+    assert (offline.threads, offline.workers) == (cores, 1)  # type: ignore[attr-defined]
+    assert (serving.threads, serving.workers) == (1, cores)  # type: ignore[attr-defined]
+
+
+def test_each_chunk_is_prompted_with_the_text_its_lane_decoded_before(whisper: WhisperEngine, monkeypatch):
+    """Context across chunks: from the second step on, each chunk's prompt is the text its lane decoded just before."""
+    from scribe.asr import whisper as module
+
+    audio = np.concatenate([decode_audio(wav) for wav in SAMPLE_WAVS[:3]] * 2)
+    prompts: list[list[list[int]]] = []
+    pipeline = module._pipeline_class()
+
+    class Recording(pipeline):  # type: ignore[misc, valid-type]
+        def generate_segment_batched(self, features, tokenizer, options):
+            prompts.append([list(p) for p in self.previous or [[]] * features.shape[0]])
+            return super().generate_segment_batched(features, tokenizer, options)
+
+    monkeypatch.setattr(module, "_pipeline_class", lambda: Recording)
+    monkeypatch.setattr(module, "respell", lambda words, terms: words)  # the text exactly as decoded
+    text = whisper.with_options(batch_size=2).transcribe(audio).text
+    assert len(prompts) >= 2 and all(p == [] for p in prompts[0]) and all(prompts[1])
+    for previous in prompts[1]:
+        assert whisper._model.hf_tokenizer.decode(previous).strip() in text
+
+    prompts.clear()
+    whisper.with_options(batch_size=2, previous_text=False).transcribe(audio)
+    assert prompts and all(p == [] for batch in prompts for p in batch)

@@ -17,6 +17,7 @@ from scribe.api.bodies import (BoundedRoute, Spooled, media_type, read_body, rea
                                spool_body, validated)
 from scribe.auth.tokens import Principal
 from scribe.documents import generate_note, set_patient
+from scribe.drain import NodeDrain
 from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
                                encounter_context, encounter_json, get_encounter, list_encounters,
                                store_upload, upload_spool_dir)
@@ -163,14 +164,14 @@ async def upload_audio(id: str, request: Request, principal: Principal = Depends
         spooled.discard()  # nothing to do once it was moved into place
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.upload_wait_s
-    work = loop.run_in_executor(upload_executor, _transcribe_now, database, settings, job_id)
-    work.add_done_callback(lambda done: done.cancelled() or done.exception())  # recorded on the job either way
-    try:
-        transcript = await asyncio.wait_for(asyncio.shield(work), timeout=settings.upload_wait_s)
-    except TimeoutError:
-        transcript = None
-    if transcript is None:  # still waiting its turn, or another node took it: watch the job
-        transcript = await _watch_job(database, job_id, deadline)
+    drain = request.app.state.drain
+    transcript = None
+    if not drain.draining:  # a draining node leaves the job to the queue: another node transcribes it
+        work = loop.run_in_executor(upload_executor, _transcribe_now, database, settings, job_id)
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())  # recorded on the job either way
+        transcript = await drain.until_draining(asyncio.shield(work), settings.upload_wait_s)
+    if transcript is None and not drain.draining:  # still waiting its turn, or another node took it: watch the job
+        transcript = await _watch_job(database, job_id, deadline, drain)
     if transcript is None:
         def state() -> dict[str, Any] | None:
             with database.session() as session:
@@ -209,8 +210,9 @@ def _transcribe_now(database, settings, job_id: int) -> dict[str, Any] | None:
     return None if transcript is None else transcript.to_dict()
 
 
-async def _watch_job(database, job_id: int, deadline: float) -> dict[str, Any] | None:
-    """The job's Transcript once it is done (wherever it ran), None at `deadline`; a failed job is its error."""
+async def _watch_job(database, job_id: int, deadline: float, drain: NodeDrain) -> dict[str, Any] | None:
+    """The job's Transcript once it is done (wherever it ran), None at `deadline` or once the node drains; a failed
+    job is its error."""
     from scribe.encounters import load_transcript
     from scribe.errors import EngineUnavailableError
     from scribe.store.models import TranscriptRow, UploadJob
@@ -222,7 +224,7 @@ async def _watch_job(database, job_id: int, deadline: float) -> dict[str, Any] |
             return job.state, job.reason, None if row is None else load_transcript(session, row).to_dict()
 
     loop = asyncio.get_running_loop()
-    while loop.time() < deadline:
+    while loop.time() < deadline and not drain.draining:
         state, reason, transcript = await asyncio.to_thread(look)
         if state == "done":
             return transcript

@@ -1,4 +1,4 @@
-"""`/fhir`: the FHIR R4 REST face an EHR pulls notes from (FHIR_CHECKLIST.md "REST for EHR pull").
+"""`/fhir`: the FHIR R4 REST face an EHR pulls notes from (docs/fhir.md "REST for EHR pull").
 
 Resources come from JSON stored at each change of a note (see scribe.documents), so a read or a
 search is an indexed query plus string work: the server's base URL replaces a placeholder, and

@@ -35,7 +35,9 @@ CREATE = "user/DocumentReference.c"
 
 
 class SignOptions(BaseModel):
-    confirm_unsupported: bool = False
+    confirm_unsupported: bool = Field(default=False, description=(
+        "the clinician has checked the statements that are `unsupported` by their evidence or in `conflict` with "
+        "the patient's records; without it, signing a note that has any is refused (409)"))
     attestation: MultiLineText | None = Field(default=None, max_length=1000)
 
 
@@ -92,7 +94,8 @@ async def update(id: str, request: Request, response: Response, if_match: str | 
 async def sign(id: str, request: Request, response: Response, options: SignOptions | None = None,
                if_match: str | None = Header(None), principal: Principal = Depends(require_scope(WRITE)),
                audit: AuditScope = Depends(audited("sign", "DocumentReference"))) -> dict[str, Any]:
-    """Sign the current version (no body needed). Only the encounter's clinician may."""
+    """Sign the current version (no body needed). Only the encounter's clinician may; unsupported or conflicting
+    statements need `confirm_unsupported`."""
     options = options or SignOptions()
     settings = request.app.state.settings
     view = await asyncio.to_thread(_in_session, request, audit, lambda s: sign_note(

@@ -249,11 +249,33 @@ class NoteVersions(Out):
     versions: list[NoteVersion]
 
 
+class AsrEngineInfo(Out):
+    name: str
+    model: str
+    reason: str  # why it serves this mode (the setting, or what `auto` found)
+
+
+class HealthEngines(Out):
+    asr: AsrEngineInfo | None  # the engine of a conversation (an encounter created by its stream is one)
+    asr_modes: dict[Literal["dictation", "encounter"], AsrEngineInfo | None]  # which engine streams each mode
+
+
+class HealthStreams(Out):
+    live: int  # streams this node serves now
+    capacity: int  # live streams it takes before refusing new ones with server_busy
+    final_rtf: float | None  # measured wall seconds per audio second of the pass that makes finals (None: not yet)
+    loaded_partial_rtf: float | None  # the same for a partial pass under load, per second of new audio
+    configured: bool  # capacity fixed by SCRIBE_STREAM_CAPACITY rather than measured
+    refused: int  # new streams refused with server_busy since the node started
+
+
 class Health(Out):
     status: Literal["ok"]
     version: str
-    ready: bool
-    engines: dict[str, Any]
+    ready: bool  # every mode has an engine that can stream, and the node is not shutting down
+    reason: str | None  # why not ready: loading, failed (and why), off on this node, or draining
+    engines: HealthEngines
+    streams: HealthStreams | None  # None until the engines are loaded
 
 
 class SmartConfiguration(Out):

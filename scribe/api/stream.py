@@ -5,21 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from scribe import logs
 from scribe.api.auth import browser_origin_allowed, principal_from_header, refuse_inactive
 from scribe.auth.tickets import redeem_ticket
 from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal
 from scribe.audit import Actor, record
-from scribe.encounters import (STREAM_LEASE_S, acquire_stream, encounter_for_stream, records_context, release_stream,
+from scribe.encounters import (acquire_stream, encounter_for_stream, records_context, release_stream,
                                save_transcript)
 from scribe.errors import ForbiddenError
 from scribe.records import PatientContext
 from scribe.store import Database
 from scribe.store.models import Encounter
+from scribe.telemetry import telemetry
 from scribe.transcript import Transcript
 from streaming import protocol
+from streaming.audio_store import EncounterAudio
 from streaming.protocol import ProtocolError
 from streaming.session import SessionConfig, StreamingSession
 
@@ -41,6 +45,8 @@ class WebSocketTransport:
         return message.get("text") or ""
 
     async def send(self, message: dict) -> None:
+        if message["type"] == "error":
+            telemetry.stream_error(message["code"])
         try:
             await self.websocket.send_text(protocol.dumps(message))
         except (WebSocketDisconnect, RuntimeError):  # the client is gone; what it missed it gets on resume
@@ -82,28 +88,61 @@ async def stream(websocket: WebSocket, encounter_id: str) -> None:
         return
     holder = f"{state.settings.node_id}/{uuid.uuid4().hex}"
     try:
-        protocol.validate_encounter_id(encounter_id)
-        if state.asr.engine is None:
-            raise ProtocolError("server_busy", "speech recognition is still loading; retry shortly")
-        context, patient_id = await _claim_soon(state.database, principal, encounter_id, holder)
+        logs.encounter_id.set(protocol.validate_encounter_id(encounter_id))  # this connection's log lines
+        if state.drain.draining:
+            raise ProtocolError("server_busy", "this node is shutting down; reconnect to resume on another node")
+        if not state.asr.ready:
+            raise ProtocolError("server_busy", "speech recognition is still loading; retry shortly"
+                                if state.asr.error is None and not state.asr.disabled
+                                else "speech recognition is unavailable on this node; retry later")
+        context, patient_id, mode = await _claim_soon(state.database, principal, encounter_id, holder,
+                                                      state.settings.stream_lease_s)
+        if not await _admit(state, encounter_id):
+            await asyncio.shield(asyncio.to_thread(_release, state.database, encounter_id, holder))
+            raise ProtocolError("server_busy", "this node streams as many encounters as it can transcribe in real "
+                                "time; retry shortly")
     except ProtocolError as exc:
         if exc.code == "forbidden":
             await asyncio.to_thread(_audit, websocket, principal.subject, principal.kind, "stream", 403, None)
         await transport.send(protocol.error(exc))
         await transport.close(exc.close_code)
         return
-    await asyncio.to_thread(_audit, websocket, principal.subject, principal.kind, "stream", 200, patient_id)
+    admission = state.asr.admission
+    try:
+        await asyncio.to_thread(_audit, websocket, principal.subject, principal.kind, "stream", 200, patient_id)
+        await _serve(websocket, transport, principal, encounter_id, holder, context, mode)
+    finally:
+        admission.release()
+
+
+async def _admit(state: Any, encounter_id: str) -> bool:
+    """Whether the node can take this stream now; one resuming audio already stored always gets in."""
+    resuming = await asyncio.to_thread(EncounterAudio.stored_format, state.audio_root, encounter_id) is not None
+    return state.asr.admission.admit(resuming=resuming)
+
+
+async def _serve(websocket: WebSocket, transport: WebSocketTransport, principal: Principal, encounter_id: str,
+                 holder: str, context: PatientContext | None, mode: str) -> None:
+    """Run the admitted session, holding the encounter's lease until it ends."""
+    state = websocket.app.state
     state.active_streams.add(encounter_id)
-    renewing = asyncio.create_task(_keep_lease(state.database, encounter_id, holder))
+    renewing = asyncio.create_task(_keep_lease(state.database, encounter_id, holder, state.settings.stream_lease_s))
     try:
         config = SessionConfig(state.audio_root, state.settings.max_audio_seconds)
 
         async def persist(transcript: Transcript) -> None:
             await asyncio.to_thread(_save_stream_transcript, state.database, encounter_id, transcript)
 
-        session = StreamingSession(encounter_id, principal.subject, transport, state.asr.engine, state.asr.scheduler,
-                                   config, context=context, on_done=persist)
-        await session.run()
+        async def free_lease() -> None:  # the session moves off a draining node: its resume may start elsewhere now
+            renewing.cancel()
+            await asyncio.shield(asyncio.to_thread(_release, state.database, encounter_id, holder))
+
+        engine = state.asr.engine_for(mode)  # a dictation may stream with MedASR, a conversation with Whisper
+        session = StreamingSession(encounter_id, principal.subject, transport, engine, state.asr.scheduler_for(engine),
+                                   config, context=context, on_done=persist, admission=state.asr.admission,
+                                   before_reconnect=free_lease)
+        with state.drain.stream(session):
+            await session.run()
     finally:
         renewing.cancel()
         state.active_streams.discard(encounter_id)
@@ -111,45 +150,46 @@ async def stream(websocket: WebSocket, encounter_id: str) -> None:
         await asyncio.shield(asyncio.to_thread(_release, state.database, encounter_id, holder))
 
 
-async def _claim_soon(database: Database, principal: Principal, encounter_id: str,
-                      holder: str) -> tuple[PatientContext | None, str | None]:
+async def _claim_soon(database: Database, principal: Principal, encounter_id: str, holder: str,
+                      lease_s: float) -> tuple[PatientContext | None, str | None, str]:
     """`_claim`, waiting up to CLAIM_WAIT_S for a connection that just dropped to let go (a quick reconnect)."""
     deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
     while True:
         try:
-            return await asyncio.to_thread(_claim, database, principal, encounter_id, holder)
+            return await asyncio.to_thread(_claim, database, principal, encounter_id, holder, lease_s)
         except ProtocolError as exc:
             if exc.code != "already_streaming" or asyncio.get_running_loop().time() >= deadline:
                 raise
         await asyncio.sleep(0.1)
 
 
-def _claim(database: Database, principal: Principal, encounter_id: str,
-           holder: str) -> tuple[PatientContext | None, str | None]:
-    """The encounter (created for this clinician when new) and the right to stream into it, across every node."""
+def _claim(database: Database, principal: Principal, encounter_id: str, holder: str,
+           lease_s: float) -> tuple[PatientContext | None, str | None, str]:
+    """The right to stream into the encounter (created for this clinician when new), across every node; its
+    records, patient and mode (which picks the engine)."""
     with database.session() as session, session.begin():
         try:
             encounter = encounter_for_stream(session, principal.subject, encounter_id)
         except ForbiddenError as exc:
             raise ProtocolError("forbidden", str(exc)) from None
-        if not acquire_stream(session, encounter_id, holder):
+        if not acquire_stream(session, encounter_id, holder, ttl_s=lease_s):
             raise ProtocolError("already_streaming", "another connection is streaming into this encounter")
-        return records_context(session, encounter_id), encounter.patient_id
+        return records_context(session, encounter_id), encounter.patient_id, encounter.mode
 
 
-async def _keep_lease(database: Database, encounter_id: str, holder: str) -> None:
+async def _keep_lease(database: Database, encounter_id: str, holder: str, lease_s: float) -> None:
     """Renew the stream lease while the connection lives; a dead node's lease runs out by itself."""
     while True:
-        await asyncio.sleep(STREAM_LEASE_S / 3)
+        await asyncio.sleep(lease_s / 3)
         try:
-            await asyncio.to_thread(_renew, database, encounter_id, holder)
+            await asyncio.to_thread(_renew, database, encounter_id, holder, lease_s)
         except Exception as exc:  # a database hiccup must not end the stream; the next renewal retries
             log.warning("stream lease renewal failed: %s", type(exc).__name__)
 
 
-def _renew(database: Database, encounter_id: str, holder: str) -> None:
+def _renew(database: Database, encounter_id: str, holder: str, lease_s: float) -> None:
     with database.session() as session, session.begin():
-        acquire_stream(session, encounter_id, holder)
+        acquire_stream(session, encounter_id, holder, ttl_s=lease_s)
 
 
 def _release(database: Database, encounter_id: str, holder: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 import warnings
@@ -28,7 +27,7 @@ from scribe.asr.dictation_format import format_dictation
 from scribe.config import Settings
 from scribe.errors import EngineUnavailableError
 from scribe.records import PatientContext
-from scribe.transcript import Segment, Transcript
+from scribe.transcript import Segment, Transcript, Word
 
 DEFAULT_MODEL = "google/medasr"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -240,7 +239,9 @@ def _select_device(settings: Settings) -> str:
         raise EngineUnavailableError("SCRIBE_ASR_DEVICE=cuda but torch sees no CUDA device")
     if settings.asr_device != "cpu" and torch.cuda.is_available():
         return "cuda"
-    torch.set_num_threads(settings.asr_threads or os.cpu_count() or 1)
+    from scribe.asr.cores import usable_cores
+
+    torch.set_num_threads(settings.asr_threads or usable_cores())
     return "cpu"
 
 
@@ -332,21 +333,67 @@ class MedAsrEngine:
         return merge_window_log_probs(
             audio,
             self.geometry,
-            self._forward,
+            self.log_probs,
             window_s=self.window_s,
             context_s=self.context_s,
             batch_size=self.batch_size,
             progress=progress,
         )
 
-    def _forward(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+    def log_probs(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        """One forward pass: audio windows (equal length) -> per-window (frames, vocab) log-probabilities.
+
+        A window starting at sample `k * geometry.samples_per_frame` yields frames `k, k+1, ...` of the
+        recording, which is what lets callers stitch windows (`merge_window_log_probs`, streaming chunks).
+        """
         torch = self._torch
-        feats = self._features(chunks, sampling_rate=self.geometry.sample_rate, return_tensors="pt")
+        feats = self._features(windows, sampling_rate=self.geometry.sample_rate, return_tensors="pt")
         inputs = feats["input_features"].to(device=self.device, dtype=self._dtype)
         with torch.inference_mode():
             logits = self._model(input_features=inputs).logits
             log_probs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
         return list(log_probs)
+
+    def pad_end(self, audio: np.ndarray) -> np.ndarray:
+        """`audio` padded so its frames reach its last sample, and very short audio still yields one frame."""
+        geom = self.geometry
+        pad = round(geom.first_frame_centre_s * geom.sample_rate)
+        return np.pad(audio, (0, max(pad, geom.samples_for_frames(1) - len(audio))))
+
+    def words(
+        self,
+        log_probs: np.ndarray,
+        *,
+        context: PatientContext | None = None,
+        start_s: float = 0.0,
+        end_s: float,
+    ) -> list[Word]:
+        """Timed words of consecutive frames whose first starts at `start_s`; times are clipped to `end_s`.
+
+        With the records' terms the decode is a hotword-biased beam search, else greedy. Word
+        probabilities are the mean of their frames' best posteriors.
+        """
+        hotwords = context.hotwords() if context is not None else []
+        if hotwords:
+            tokens = hotword_beam_decode(
+                log_probs,
+                self._pieces,
+                blank=self._blank,
+                skip_ids=self._skip_ids,
+                hotwords=hotwords,
+                beam_width=self.beam_width,
+                hotword_weight=self.hotword_weight,
+            )
+        else:
+            tokens = greedy_decode(log_probs, blank=self._blank, skip_ids=self._skip_ids)
+        return tokens_to_words(
+            tokens,
+            self._pieces,
+            np.exp(log_probs.max(axis=1)) if len(log_probs) else np.zeros(0, np.float32),
+            frame_s=self.geometry.frame_s,
+            first_frame_centre_s=start_s + self.geometry.first_frame_centre_s,
+            duration_s=end_s,
+        )
 
     def transcribe(
         self,
@@ -361,34 +408,9 @@ class MedAsrEngine:
         segments: list[Segment] = []
         text = ""
         if len(audio):
-            # pad so frames reach the end of the audio, and very short audio still yields one frame
-            geom = self.geometry
-            pad = round(geom.first_frame_centre_s * geom.sample_rate)
-            padded = np.pad(audio, (0, max(pad, geom.samples_for_frames(1) - len(audio))))
             report = None if progress is None else (lambda seconds: progress(min(seconds, duration)))
-            log_probs = self.frame_log_probs(padded, report)
-            hotwords = context.hotwords() if context is not None else []
-            if hotwords:
-                tokens = hotword_beam_decode(
-                    log_probs,
-                    self._pieces,
-                    blank=self._blank,
-                    skip_ids=self._skip_ids,
-                    hotwords=hotwords,
-                    beam_width=self.beam_width,
-                    hotword_weight=self.hotword_weight,
-                )
-            else:
-                tokens = greedy_decode(log_probs, blank=self._blank, skip_ids=self._skip_ids)
-            words = tokens_to_words(
-                tokens,
-                self._pieces,
-                np.exp(log_probs.max(axis=1)),
-                frame_s=geom.frame_s,
-                first_frame_centre_s=geom.first_frame_centre_s,
-                duration_s=duration,
-            )
-            segments, text = format_dictation(words)
+            log_probs = self.frame_log_probs(self.pad_end(audio), report)
+            segments, text = format_dictation(self.words(log_probs, context=context, end_s=duration))
         if progress is not None:
             progress(duration)
         return Transcript(

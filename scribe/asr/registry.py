@@ -56,16 +56,20 @@ _loaded: dict[tuple[str, str | None, str], AsrEngine] = {}
 _lock = Lock()
 
 
-def load_engine(choice: EngineChoice, settings: Settings) -> AsrEngine:
-    """Load (once per process) the chosen engine; heavy libraries are imported only here."""
-    key = (choice.name, choice.model, settings.model_dump_json(include={"asr_device", "asr_threads", "data_dir", "whisper_beam_size"}))
+def load_engine(choice: EngineChoice, settings: Settings, *, serving: bool = False) -> AsrEngine:
+    """Load (once per process) the chosen engine; heavy libraries are imported only here.
+
+    `serving`: the engine will run many calls at once (the service), not one call at a time (the CLI).
+    """
+    key = (choice.name, choice.model, serving,
+           settings.model_dump_json(include={"asr_device", "asr_threads", "data_dir", "whisper_beam_size"}))
     with _lock:
         engine = _loaded.get(key)
         if engine is None:
             if choice.name == "whisper":
                 from scribe.asr.whisper import WhisperEngine
 
-                engine = WhisperEngine.load(choice.model, settings)
+                engine = WhisperEngine.load(choice.model, settings, serving=serving)
             else:
                 from scribe.asr.medasr import MedAsrEngine
 

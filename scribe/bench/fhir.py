@@ -115,7 +115,7 @@ def register_bench_client(settings: Settings) -> str:
 
 
 @contextmanager
-def _own_schema(database_url: str | None, schema: str | None) -> Iterator[str | None]:
+def own_schema(database_url: str | None, schema: str | None) -> Iterator[str | None]:
     """On PostgreSQL, a schema of the bench's own (the URL's search path for seeding and the server), dropped after.
 
     The bench never writes its ten thousand made-up notes into the schema a site keeps real ones in.
@@ -196,7 +196,7 @@ def bench_fhir(notes: int = 10_000, patients: int = 1_000, rounds: int = 100, *,
 
     rng = random.Random(seed_value)
     schema = f"scribe_bench_{uuid.uuid4().hex[:12]}" if database_url else None
-    with tempfile.TemporaryDirectory(prefix="scribe-bench-fhir-") as tmp, _own_schema(database_url, schema) as url:
+    with tempfile.TemporaryDirectory(prefix="scribe-bench-fhir-") as tmp, own_schema(database_url, schema) as url:
         settings = Settings(data_dir=Path(tmp), secret_key="b" * 48, database_url=url)
         started = time.perf_counter()
         made = seed(settings, notes, patients, rng=rng)

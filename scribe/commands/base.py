@@ -1,7 +1,7 @@
 """What every command group shares: the Typer apps (every command takes --data-dir), the stderr voice, the choices.
 
 stdout carries only results; progress, engine choice and warnings go to stderr. Exit codes
-(CONTRACTS.md): 0 ok, 2 usage, 3 bad input, 4 engine/model unavailable, 5 internal error.
+(docs/interfaces.md): 0 ok, 2 usage, 3 bad input, 4 engine/model unavailable, 5 internal error.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ app = CommandGroup(
 )
 models_app = CommandGroup(help="Model weights: list what is here, pull on purpose, verify checksums.", no_args_is_help=True)
 bench_app = CommandGroup(help="Benchmarks that print measured figures.", no_args_is_help=True)
-db_app = CommandGroup(help="Database schema.", no_args_is_help=True)
+db_app = CommandGroup(help="Database schema, backup and restore.", no_args_is_help=True)
 token_app = CommandGroup(help="Access tokens for clinicians and integrations.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")

@@ -1,17 +1,27 @@
-"""`scribe serve`, the streaming clients (`stream`, `dictate`), `scribe db upgrade`, `scribe token create`."""
+"""`scribe serve`, the streaming clients (`stream`, `dictate`), `scribe db upgrade|backup|restore`,
+`scribe token create`."""
 
 from __future__ import annotations
 
 import errno
 import socket
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from scribe.commands.base import FormatChoice, UsageError, app, db_app, err, token_app
+from scribe.commands.base import FormatChoice, ModeChoice, UsageError, app, db_app, err, token_app
 from scribe.config import load_settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from scribe.drain import NodeDrain
+
+MODE_HELP = ("Create the encounter first as a dictation (the server streams it with MedASR when it has the "
+             "weights) or a conversation (Whisper); an encounter the stream creates is a conversation.")
 
 
 @app.command()
@@ -20,17 +30,22 @@ def serve(
     port: int = typer.Option(8000, "--port", help="TCP port."),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Load speech recognition (--no-asr: a REST/FHIR-only node)."),
 ) -> None:
-    """Run the service: websocket ingest, REST API, FHIR API, health at /healthz."""
+    """Run the service: websocket ingest, REST API, FHIR API, health at /healthz.
+
+    An ASR engine set by SCRIBE_ASR_ENGINE or SCRIBE_ASR_MODEL that cannot load or stream stops the
+    server (exit 4) once it is known; with `auto`, a dictation streams with Whisper when MedASR cannot.
+    """
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
     from scribe.api.app import create_app
     from scribe.auth.users import create_first_account
+    from scribe.errors import EngineUnavailableError
     from scribe.logs import configure_logging
     from scribe.store.db import open_database
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, node_id=settings.node_id)
     listener = _listen(host, port)
     url = _browser_url(host, listener.getsockname()[1])
     database = open_database(settings)
@@ -39,16 +54,75 @@ def serve(
     err(f"serving on {url} (data in {settings.data_dir})")
     if password is not None:
         _announce_first_account(url, password, settings.data_dir)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, load_asr=asr), log_level=settings.log_level,
-                                           access_log=False, log_config=None))
+    refused: list[str] = []
+
+    def refuse(reason: str) -> None:  # a configured ASR engine cannot serve: stop rather than serve without it
+        refused.append(reason)
+        server.should_exit = True
+
+    application = create_app(settings, load_asr=asr, on_asr_failure=refuse)
+    server = _draining_server(uvicorn.Config(application, log_level=settings.log_level, access_log=False,
+                                             log_config=None), application.state.drain)
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:
         pass
     finally:
         listener.close()
+    if refused:
+        raise EngineUnavailableError(refused[0])
     if not server.started:  # the app's startup failed and uvicorn has logged why; exit as uvicorn.run does
         raise typer.Exit(STARTUP_FAILURE)
+    if application.state.drain.draining:
+        _exit_drained()
+
+
+def _exit_drained() -> None:
+    """Exit 0 at once once drained: everything is stored and every connection closed, while the interpreter's own
+    teardown can outlast the orchestrator's grace (measured 3-8 s freeing the ASR runtime after a stream; an upload
+    still being transcribed, whose job went back to the queue, would be waited for)."""
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _draining_server(config: uvicorn.Config, drain: NodeDrain) -> uvicorn.Server:
+    """uvicorn's Server, draining the app before uvicorn's own shutdown (which would close every websocket with a
+    bare 1012 and stop answering at once): on SIGTERM or SIGINT the listener stays open while live streams finish
+    their finals and move (`/healthz` says the node drains, REST is answered as usual); then uvicorn closes what is
+    left within the rest of `shutdown_grace_s`. The signal is handled, not raised again: a drained node exits 0.
+    A second Ctrl-C stops at once."""
+    import contextlib
+    import signal
+    import threading
+
+    import uvicorn
+    from uvicorn.server import HANDLED_SIGNALS
+
+    class DrainingServer(uvicorn.Server):
+        async def main_loop(self) -> None:
+            await super().main_loop()
+            if not self.force_exit:
+                await drain.run(forced=lambda: self.force_exit)
+            self.config.timeout_graceful_shutdown = max(0.1, drain.remaining_s())
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return DrainingServer(config)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -97,6 +171,7 @@ def stream(
     realtime: bool = typer.Option(False, "--realtime", help="Send at real-time pace, as a microphone would."),
     records: Optional[Path] = typer.Option(None, "--records", help="FHIR R4 Bundle of prior records, attached to the "
                                                                      "encounter first (biases recognition)."),
+    mode: Optional[ModeChoice] = typer.Option(None, "--mode", help=MODE_HELP),
     fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
 ) -> None:
     """Stream a file to a scribe server; partials live on stderr, the final transcript on stdout."""
@@ -105,17 +180,13 @@ def stream(
     from scribe.audio import decode_audio
     from scribe.formats import render
     from scribe.transcript import Transcript
-    from streaming.client import StreamResult, attach_records, pcm16, percentile, stream_encounter, stream_pcm
+    from streaming.client import StreamResult, pcm16, percentile, stream_pcm
 
-    target = stream_encounter(url)
-    if records is not None and target is None:
-        raise UsageError("--records needs --url of the form ws://HOST:PORT/v1/encounters/ID/stream")
+    prepare = _encounter_preparation(url, token, records, mode)
     pcm = pcm16(decode_audio(file))
 
     async def attach_and_stream() -> StreamResult:
-        if records is not None and target is not None:
-            base_url, encounter_id = target
-            await attach_records(base_url, token, encounter_id, records)
+        await prepare()
         return await stream_pcm(url, pcm, token=token, realtime=realtime, on_message=_show_stream_message)
 
     result = asyncio.run(attach_and_stream())
@@ -140,6 +211,7 @@ def dictate(
     token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
     seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="Stop after this long [default: Ctrl-C]"),
     device: Optional[str] = typer.Option(None, "--device", help="Input device name or index (see python -m sounddevice)."),
+    mode: Optional[ModeChoice] = typer.Option(None, "--mode", help=MODE_HELP),
     fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
 ) -> None:
     """Dictate from the microphone: partials live on stderr; Ctrl-C (or --seconds) ends and prints the transcript."""
@@ -148,12 +220,14 @@ def dictate(
     from scribe.errors import EngineUnavailableError
     from streaming.client import LiveAudio, stream_pcm
 
+    prepare = _encounter_preparation(url, token, None, mode)
     try:
         import sounddevice
     except OSError as exc:  # the PortAudio library is missing
         raise EngineUnavailableError(f"no audio input: {exc} (install libportaudio2)") from None
 
     async def record_and_stream() -> dict:
+        await prepare()
         loop = asyncio.get_running_loop()
         live = LiveAudio()
 
@@ -189,6 +263,25 @@ def dictate(
     sys.stdout.write(render(Transcript.from_dict(transcript), fmt.value))
 
 
+def _encounter_preparation(url: str, token: str | None, records: Path | None,
+                           mode: ModeChoice | None) -> Callable[[], Awaitable[None]]:
+    """What to do over REST before streaming to `url`: create the encounter in `mode`, attach `records`; checked
+    now, so a URL that names no encounter is refused before any audio is read."""
+    from streaming.client import prepare_encounter, stream_encounter
+
+    target = stream_encounter(url)
+    for option, value in (("--records", records), ("--mode", mode)):
+        if value is not None and target is None:
+            raise UsageError(f"{option} needs --url of the form ws://HOST:PORT/v1/encounters/ID/stream")
+
+    async def prepare() -> None:
+        if target is not None and (records is not None or mode is not None):
+            base_url, encounter_id = target
+            await prepare_encounter(base_url, token, encounter_id, bundle=records, mode=mode.value if mode else None)
+
+    return prepare
+
+
 def _show_stream_message(message: dict) -> None:
     if message["type"] == "partial" and message.get("text"):
         print(f"\r\x1b[2K… {message['text'][-100:]}", end="", file=sys.stderr, flush=True)
@@ -206,6 +299,42 @@ def db_upgrade() -> None:
     open_database(settings)
     url = database_url(settings)
     err(f"database up to date: {url.split('@')[-1] if '@' in url else url}")
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Path = typer.Argument(..., help="File to write, or a directory to hold scribe-<UTC time>.db."),
+    force: bool = typer.Option(False, "--force", help="Replace the file if it exists."),
+) -> None:
+    """Copy the SQLite database while scribe runs (SQLite's online backup); prints the file written.
+
+    Back up the recordings directory (SCRIBE_AUDIO_DIR) alongside, after the database. PostgreSQL is
+    backed up with pg_dump (deploy/README.md).
+    """
+    from scribe.store.backup import backup_database
+
+    settings = load_settings()
+    result = backup_database(settings, path, overwrite=force)
+    print(result.path)
+    err(f"database backed up at migration {result.revision}; back up the recordings in {settings.audio_dir} too")
+
+
+@db_app.command("restore")
+def db_restore(
+    path: Path = typer.Argument(..., help="A backup made by `scribe db backup`."),
+    force: bool = typer.Option(False, "--force", help="Replace the configured database if it exists."),
+) -> None:
+    """Make a backup the configured SQLite database, with scribe stopped; an older backup is then migrated.
+
+    Refused while a scribe server uses the database, for a file that is not a scribe database at a known
+    migration, and over an existing database without --force. Restore the recordings directory too.
+    """
+    from scribe.store.backup import restore_database
+
+    settings = load_settings()
+    result = restore_database(settings, path, force=force)
+    print(result.path)
+    err(f"database restored at migration {result.revision}; restore the recordings into {settings.audio_dir} too")
 
 
 @token_app.command("create")

@@ -150,8 +150,11 @@ def note(
     drafted = draft_note(NoteInput(transcript, context, attachments), settings, engine=note_choice.name,
                          template=template)
     unsupported = sum(s.support == "unsupported" for s in drafted.statements())
+    conflicting = sum(s.support == "conflict" for s in drafted.statements())
     if unsupported:
         err(f"warning: {unsupported} statement(s) not supported by their evidence; review them before signing")
+    if conflicting:
+        err(f"warning: {conflicting} statement(s) conflict with the patient's records; review them before signing")
     if fmt is NoteFormatChoice.json:
         rendered = drafted.to_json(indent=2) + "\n"
     else:

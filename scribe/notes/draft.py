@@ -9,6 +9,7 @@ from scribe.notes.grounding import ground_note
 from scribe.notes.inputs import NoteInput
 from scribe.notes.registry import choose_note_engine, load_note_engine
 from scribe.notes.schema import SOAPNote
+from scribe.telemetry import telemetry
 
 
 def draft_note(note_input: NoteInput, settings: Settings, *, engine: str | None = None,
@@ -26,5 +27,7 @@ def draft_note(note_input: NoteInput, settings: Settings, *, engine: str | None 
     note.note_type = template
     note.metadata.engine = note_engine.name
     note.metadata.model = note_engine.model
-    note.metadata.processing_s = round(time.perf_counter() - started, 3)
+    seconds = time.perf_counter() - started
+    note.metadata.processing_s = round(seconds, 3)
+    telemetry.note_drafted(note_engine.name, seconds)
     return note

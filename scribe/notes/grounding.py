@@ -4,7 +4,10 @@ A statement is `supported` only when its cited transcript spans (and prior recor
 its numbers, its drug names, its symptoms and problems, and agree with its negation. Anything
 else becomes `unsupported` with a `reason` the reviewer sees; evidence that points nowhere
 (an unknown segment, record or attachment) is dropped first. Statements that cite only an
-image stay `review`: no text can confirm what a picture shows. Engines never have the last word.
+image stay `review`: no text can confirm what a picture shows. A statement whose drug, dose or
+frequency disagrees with the patient's records, or that orders a drug they are allergic to, is
+`conflict` (never `supported`) and carries both values in `conflicts`. Critical words of the
+evidence the recogniser was unsure of are listed in `low_confidence`. Engines never have the last word.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from scribe.notes.confidence import low_confidence_words
 from scribe.notes.extractive.encounter import normalise
 from scribe.notes.extractive.findings import find_problems, find_symptoms
 from scribe.notes.extractive.medications import _drug_pattern
 from scribe.notes.extractive.negation import has_negation
 from scribe.notes.extractive.qa import answer_polarity
-from scribe.notes.extractive.reconcile import canonical_drug
+from scribe.notes.extractive.reconcile import canonical_drug, record_conflicts
 from scribe.notes.inputs import NoteInput
 from scribe.notes.prompt import record_facts
-from scribe.notes.schema import AttachmentEvidence, Evidence, RecordEvidence, SegmentEvidence, SOAPNote, Statement
+from scribe.notes.schema import AttachmentEvidence, Evidence, LowConfidenceWord, RecordEvidence, SegmentEvidence, \
+    SOAPNote, Statement
 from scribe.transcript import Segment
 
 _NUMBER = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?(?![\d])")
@@ -108,6 +113,7 @@ class Grounder:
         self.segments = {s.id: s for s in note_input.transcript.segments}
         self.records = {f.resource_id: f.text for f in record_facts(note_input.context)}
         self.attachments = {a.id: a for a in note_input.attachments}
+        self.context = note_input.context
 
     def _valid(self, statement: Statement) -> list[Evidence]:
         kept: list[Evidence] = []
@@ -189,14 +195,32 @@ class Grounder:
                 return f"the evidence does not negate {term}"
         return None
 
-    def ground(self, statement: Statement) -> None:
+    def low_confidence(self, evidence: list[Evidence]) -> list[LowConfidenceWord]:
+        """Critical words of the cited spans the recogniser was unsure of, each once."""
+        found: list[LowConfidenceWord] = []
+        for e in evidence:
+            if isinstance(e, SegmentEvidence):
+                found += [w for w in low_confidence_words(self.segments[e.segment_id], e.start_char, e.end_char)
+                          if w not in found]
+        return found
+
+    def ground(self, statement: Statement, section: str | None = None) -> None:
+        """Set the statement's verdict, `reason`, `conflicts` and `low_confidence`; `section` is its dotted path."""
         engine_said = statement.support
         statement.evidence = self._valid(statement)
         verdict = self.judge(statement)
         if verdict.support == "supported" and engine_said == "review" and \
                 any(isinstance(e, AttachmentEvidence) for e in statement.evidence):
             verdict = Verdict("review", "describes an image: confirm against the image")
+        spoken = [e for e in statement.evidence if isinstance(e, SegmentEvidence)]
+        conflicts = record_conflicts(statement, self._pieces(spoken), self.context,
+                                     orders=section in ("plan", "medications"))
+        if conflicts and verdict.support != "unsupported":
+            verdict = Verdict("conflict", "; ".join(f"{c.field}: said {c.said}, records {c.records}"
+                                                    for c in conflicts))
         statement.support = verdict.support  # type: ignore[assignment]
+        statement.conflicts = conflicts or None
+        statement.low_confidence = self.low_confidence(statement.evidence) or None
         if verdict.reason and verdict.support != "supported":
             setattr(statement, "reason", verdict.reason)
         elif getattr(statement, "reason", None) is not None:
@@ -206,6 +230,7 @@ class Grounder:
 def ground_note(note: SOAPNote, note_input: NoteInput) -> SOAPNote:
     """Set every statement's `support` (and `reason` when it is not `supported`) from its evidence, in place."""
     grounder = Grounder(note_input)
-    for statement in note.statements():
-        grounder.ground(statement)
+    for section, statements in note.sections():
+        for statement in statements:
+            grounder.ground(statement, section)
     return note

@@ -1,4 +1,4 @@
-"""The SOAPNote every note engine returns (JSON shape fixed in CONTRACTS.md).
+"""The SOAPNote every note engine returns (JSON shape fixed in docs/interfaces.md).
 
 Every statement carries its evidence — transcript character spans, a prior-record resource
 or an attachment — and a `support` verdict, so a reviewer can check any sentence in seconds.
@@ -12,8 +12,9 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Support = Literal["supported", "unsupported", "from_records", "review"]
+Support = Literal["supported", "unsupported", "from_records", "review", "conflict"]
 Change = Literal["new", "stopped", "changed", "continued"]
+ConflictField = Literal["drug", "dose", "frequency", "allergy"]
 
 
 class SegmentEvidence(BaseModel):
@@ -42,6 +43,27 @@ class AttachmentEvidence(BaseModel):
 Evidence = Union[SegmentEvidence, RecordEvidence, AttachmentEvidence]
 
 
+class RecordConflict(BaseModel):
+    """Where a statement disagrees with the patient's records: both values, so the reviewer decides which is right."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: ConflictField
+    said: str  # the statement's value: "100 mg", "daily", "amoxicillin"
+    records: str  # the record's value: "500 mg", "twice daily", "allergy to penicillin (hives)"
+    record: str  # the resource that holds it, as `Type/id`
+
+
+class LowConfidenceWord(BaseModel):
+    """A critical word of the evidence (drug, number, unit, frequency, allergy, negation) heard with low confidence."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    probability: float = Field(ge=0, le=1)
+    segment_id: int
+    start_char: int = Field(ge=0)
+    end_char: int = Field(ge=0)
+
+
 class Statement(BaseModel):
     """One sentence of the note. Engine extras (`icd10`, `dose`, ...) are optional fields."""
 
@@ -55,6 +77,8 @@ class Statement(BaseModel):
     frequency: str | None = None
     problem: str | None = None  # the assessment problem a plan item belongs to
     change: Change | None = None  # medication reconciliation against the prior record
+    conflicts: list[RecordConflict] | None = None  # set by grounding when `support` is `conflict` (or unsupported)
+    low_confidence: list[LowConfidenceWord] | None = None  # set by grounding from the transcript's word probabilities
 
 
 class Subjective(BaseModel):

@@ -17,6 +17,9 @@ from scribe.config import Settings
 from scribe.errors import ScribeError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The PostgreSQL advisory lock a migration holds, so nodes that start together migrate one after the other: any
+# fixed 64-bit number no other application on the database uses (here the bytes of "scribe").
+MIGRATION_LOCK_KEY = 0x736372696265
 
 
 class DatabaseError(ScribeError):
@@ -27,6 +30,14 @@ class DatabaseError(ScribeError):
 
 def database_url(settings: Settings) -> str:
     return _with_driver(settings.database_url or f"sqlite:///{settings.data_dir / 'scribe.db'}")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another database or one in memory."""
+    if not url.startswith("sqlite") or "///" not in url:
+        return None
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def _with_driver(url: str) -> str:
@@ -49,9 +60,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
     """An engine for `url`; on PostgreSQL `schema` (created if missing) becomes the search path."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -65,7 +76,12 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
 
 
 def upgrade(engine: Engine) -> None:
-    """Apply pending Alembic migrations (idempotent, safe to run on every start)."""
+    """Apply pending Alembic migrations (idempotent, safe to run on every start).
+
+    On PostgreSQL the migration's transaction first takes an advisory lock: of several nodes starting on one
+    database, one migrates and the others wait, then find the schema at head (racing, one would fail on tables
+    the other had just created).
+    """
     from alembic import command
     from alembic.config import Config
 
@@ -73,6 +89,8 @@ def upgrade(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:

@@ -4,7 +4,8 @@
 // 100 ms frames of pcm_s16le to /v1/encounters/{id}/stream, authenticated by a single-use ticket.
 // Every captured byte is kept until an `ack` covers it; when the socket drops (network, a server
 // restart, a node going away) it reconnects with a fresh ticket and resumes from the server's
-// `received_bytes`, so nothing is lost and nothing is sent twice.
+// `received_bytes`, so nothing is lost and nothing is sent twice. A node that shuts down says
+// `reconnect` before it closes (1012): that reconnect is immediate and not counted as a failure.
 
 const FRAME_MS = 100;
 const MAX_SOCKET_BACKLOG = 512 * 1024; // bytes queued in the socket before sending waits
@@ -181,9 +182,9 @@ export class StreamRecorder extends EventTarget {
       this.source.disconnect();
       this.node.port.postMessage("flush");
       await Promise.race([flushed, new Promise((resolve) => setTimeout(resolve, FLUSH_WAIT_MS))]);
-      this.captureClosed = true;
       this.releaseMicrophone();
     }
+    this.captureClosed = true;
     if (this.state === "failed") {
       this.rejectDone(this.lastError);
     } else {
@@ -204,7 +205,7 @@ export class StreamRecorder extends EventTarget {
 
   async connect() {
     if (this.socket || this.state === "done" || this.state === "failed") return;
-    this.setState(this.attempt ? "reconnecting" : "connecting");
+    this.setState(this.attempt || this.moved ? "reconnecting" : "connecting"); // `moved`: the last socket's
     let ticket;
     try {
       ticket = await this.getTicket(this.encounterId);
@@ -221,6 +222,7 @@ export class StreamRecorder extends EventTarget {
     this.socket = socket;
     this.ready = false;
     this.errorCode = null;
+    this.moved = false;
     socket.onopen = () => {
       socket.send(JSON.stringify({ type: "start", sample_rate: this.sampleRate, encoding: "pcm_s16le", channels: 1 }));
     };
@@ -272,13 +274,17 @@ export class StreamRecorder extends EventTarget {
         this.errorCode = message.code;
         this.errorMessage = message.message;
         break;
+      case "reconnect":
+        this.moved = true; // the node is going away: the close (1012) that follows reconnects at once
+        break;
       default:
-        break; // `reconnect` and later additions: the close that follows says what to do
+        break; // later additions: the close that follows says what to do
     }
   }
 
   closed(socket, event) {
     if (this.socket !== socket) return;
+    const wasReady = this.ready;
     this.socket = null;
     this.ready = false;
     if (this.state === "done" || this.state === "failed") return;
@@ -295,12 +301,13 @@ export class StreamRecorder extends EventTarget {
       this.setState("paused"); // reconnects on resume
       return;
     }
-    this.retry();
+    this.retry(wasReady && (this.moved || event.code === 1012)); // moved after a `ready`: no loop of instant retries
   }
 
-  retry() {
-    const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
-    this.attempt += 1;
+  /** Reconnect after a backoff; `now`: at once and not counted as a failure (the server moved this stream). */
+  retry(now = false) {
+    const delay = now ? 0 : RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
+    if (!now) this.attempt += 1;
     this.setState("reconnecting");
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);
@@ -317,7 +324,7 @@ export class StreamRecorder extends EventTarget {
         this.sent += this.frameBytes;
         continue;
       }
-      if (this.ending) {
+      if (this.ending && this.captureClosed) { // not before: the worklet's last samples are still coming
         if (available > 0) { // the last frame may be shorter than 10 ms
           socket.send(this.queue.read(this.sent, available));
           this.sent += available;

@@ -7,6 +7,8 @@ Multi-word names ("vitamin d", "fish oil") are matched before their parts.
 
 from __future__ import annotations
 
+import re
+
 _GENERICS = """
 acetaminophen acyclovir adalimumab albuterol alendronate allopurinol alprazolam amiodarone amitriptyline
 amlodipine amoxicillin amoxicillin-clavulanate amphetamine anastrozole apixaban aripiprazole aspirin atenolol
@@ -141,6 +143,37 @@ _BRANDS = {
     "arava": "leflunomide", "azulfidine": "sulfasalazine",
     "trexall": "methotrexate", "monistat": "miconazole",
 }
+
+
+# Classes an allergy is often recorded as ("NSAIDs", "Penicillins", "Sulfa drugs"): the class as named (singular,
+# lower case) -> canonical members of the lexicon, so a prescribed member is recognised as the recorded allergen.
+DRUG_CLASSES: dict[str, frozenset[str]] = {
+    "nsaid": frozenset({"ibuprofen", "naproxen", "meloxicam", "diclofenac", "celecoxib", "ketorolac", "indomethacin",
+                        "aspirin"}),
+    "penicillin": frozenset({"penicillin", "amoxicillin", "amoxicillin-clavulanate"}),
+    "cephalosporin": frozenset({"cephalexin", "cefalexin", "cefdinir", "ceftriaxone"}),
+    "sulfa": frozenset({"sulfamethoxazole-trimethoprim", "sulfasalazine"}),
+    "sulfonamide": frozenset({"sulfamethoxazole-trimethoprim", "sulfasalazine"}),
+    "fluoroquinolone": frozenset({"ciprofloxacin", "levofloxacin"}),
+    "macrolide": frozenset({"azithromycin", "clarithromycin", "erythromycin"}),
+    "tetracycline": frozenset({"tetracycline", "doxycycline", "minocycline"}),
+    "statin": frozenset({"atorvastatin", "rosuvastatin", "simvastatin", "pravastatin", "lovastatin"}),
+    "ace inhibitor": frozenset({"lisinopril", "enalapril", "ramipril", "benazepril", "captopril"}),
+    "opioid": frozenset({"morphine", "oxycodone", "hydrocodone", "hydromorphone", "fentanyl", "methadone", "tramadol",
+                         "codeine", "hydrocodone-acetaminophen", "oxycodone-acetaminophen"}),
+    "opiate": frozenset({"morphine", "codeine", "oxycodone", "hydrocodone", "hydromorphone",
+                         "hydrocodone-acetaminophen", "oxycodone-acetaminophen"}),
+}
+
+
+def class_members(name: str) -> frozenset[str]:
+    """The canonical drugs of a class named in `name` ("NSAIDs", "penicillin antibiotics"), else empty."""
+    low = " ".join(name.lower().replace("-", " ").split())
+    found: set[str] = set()
+    for label, members in DRUG_CLASSES.items():
+        if re.search(rf"\b{label}s?\b", low):
+            found |= members
+    return frozenset(found)
 
 
 def drug_lexicon() -> dict[str, str]:

@@ -19,8 +19,9 @@ _AMBIGUOUS = {"testosterone", "progesterone", "estradiol", "magnesium", "zinc", 
               "heparin", "iron", "nicotine", "biotin", "melatonin", "thyroid", "vitamin D", "vitamin C",
               "vitamin B12", "vitamin D3", "glucagon", "epinephrine", "omega-3", "fish oil", "influenza vaccine",
               "tetanus vaccine", "oral contraceptive"}
-_DOSE = re.compile(r"(\d+(?:\.\d+)?(?:\s*(?:to|-)\s*\d+(?:\.\d+)?)?)\s*(mg|mcg|g|grams?|units?|iu|ml|mL|%|puffs?|"
-                   r"tablets?|pills?|capsules?|drops?|sprays?|patch(?:es)?)\b", re.I)
+# The units a dose is said in (after `normalise`: "milligrams" is "mg"); also what marks a word as a unit.
+DOSE_UNITS = r"mg|mcg|g|grams?|units?|iu|ml|mL|%|puffs?|tablets?|pills?|capsules?|drops?|sprays?|patch(?:es)?"
+_DOSE = re.compile(rf"(\d+(?:\.\d+)?(?:\s*(?:to|-)\s*\d+(?:\.\d+)?)?)\s*({DOSE_UNITS})\b", re.I)
 _ROUTES = [
     (r"\bby mouth\b|\borally\b|\boral\b|\bpo\b", "by mouth"), (r"\btopical(?:ly)?\b|\bcream\b|\bointment\b|"
                                                              r"\bgel\b|\blotion\b", "topical"),
@@ -52,9 +53,10 @@ _ACTIONS = [
     ("stop", re.compile(r"\b(?:stop|stopped|stopping|discontinue|discontinued|discontinuing|hold|holding|come off|"
                         r"came off|get off|got off|quit|taper off|no longer (?:take|taking|on))\b", re.I)),
     ("increase", re.compile(r"\b(?:increase|increased|increasing|raise|bump (?:it |that |you )?up|go up|double|"
-                            r"up the dose|higher dose)\b", re.I)),
+                            r"up the dose|higher dose|titrate up|titrating up|uptitrate)\b", re.I)),
     ("decrease", re.compile(r"\b(?:decrease|decreased|decreasing|reduce|reduced|lower|cut back|cut down|wean|"
-                            r"taper|half the dose|lower dose)\b", re.I)),
+                            r"taper|half the dose|lower dose|titrate down|titrating down|downtitrate)\b", re.I)),
+    ("adjust", re.compile(r"\b(?:titrate|titrating|titration of|adjust|adjusting|readjust)\b", re.I)),
     ("start", re.compile(r"\b(?:start|started|starting|prescribe|prescribed|prescribing|put you on|putting you on|"
                          r"put her on|"
                          r"put him on|begin|initiate|try you on|trial of|give you|giving you|send in|"
@@ -62,6 +64,11 @@ _ACTIONS = [
     ("continue", re.compile(r"\b(?:continue|continuing|keep (?:you )?on|stay on|remain on|refill|refilled)\b", re.I)),
     ("taking", re.compile(r"\b(?:take|takes|taking|took|on|using|use|uses|been on|i'm on)\b", re.I)),
 ]
+
+
+DOSE_CHANGES = ("increase", "decrease", "adjust")  # actions that change the dose of a drug already taken
+CHANGE_ACTIONS = ("start", *DOSE_CHANGES, "stop")  # actions that declare a change, not a continuation
+ORDERS = (*CHANGE_ACTIONS, "continue")  # actions that are an order, not a mention
 
 
 _ALLERGEN_BEFORE = re.compile(r"\ballerg(?:ic|y|ies) (?:reaction )?to (?:the |a |an |any )?$")
@@ -76,7 +83,7 @@ class MedMention:
     dose: str | None  # "20 mg"
     route: str | None
     frequency: str | None
-    action: str | None  # start | increase | decrease | stop | continue | taking | None
+    action: str | None  # start | increase | decrease | adjust | stop | continue | taking | None
     negated: bool
     start: int
     end: int  # end of the mention including its dose/frequency
@@ -99,7 +106,8 @@ def _drug_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
     return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", re.I), {k.lower(): v for k, v in lexicon.items()}
 
 
-def _frequency(window: str) -> str | None:
+def frequency_of(window: str) -> str | None:
+    """The frequency said in normalised text, as a label ("twice daily" for "BID" and "2 times a day")."""
     found = []
     for pattern, label in _FREQUENCIES:
         m = re.search(pattern, window, re.I)
@@ -152,12 +160,12 @@ def find_medications(text: str) -> list[MedMention]:
             dose = re.sub(r"^(\d+(?:\.\d+)?)\s*(?:to|-)\s*(\d+(?:\.\d+)?)", r"\1 to \2", dose)
         dose = _normalise_dose(dose) if dose else None
         route = next((label for p, label in _ROUTES if re.search(p, window, re.I)), None)
-        frequency = _frequency(window)
+        frequency = frequency_of(window)
         action = _action(before, window)
         if action is None and mentions and mentions[-1].end >= hit.start() - 6:
             action = mentions[-1].action  # a list: "on X 5 mg, Y 50 mg and Z" shares its verb
         negated = is_negated(text, hit.start(), hit.end())
-        if canonical in _AMBIGUOUS and not (dose or action in ("start", "stop", "increase", "decrease", "continue")):
+        if canonical in _AMBIGUOUS and not (dose or action in ORDERS):
             continue
         end = hit.end() + (len(window.rstrip(" ,")) if (dose or route or frequency) else 0)
         mentions.append(MedMention(name, canonical, dose, route, frequency, action, negated, hit.start(), end))
@@ -173,18 +181,49 @@ def _normalise_dose(dose: str) -> str:
     return dose.replace(" %", "%")
 
 
-_DOSE_VALUE = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg|g|units?|iu|ml|%)", re.I)
+_DOSE_VALUE = re.compile(r"(\d+(?:\.\d+)?)\s*(mcg|mg|g|grams?|units?|iu|ml|%)(?![a-z])", re.I)
+_SCALE = {"mcg": (0.001, "mg"), "mg": (1.0, "mg"), "g": (1000.0, "mg"), "gram": (1000.0, "mg"),
+          "grams": (1000.0, "mg"), "unit": (1.0, "unit"), "units": (1.0, "unit"), "iu": (1.0, "unit"),
+          "ml": (1.0, "mL"), "%": (1.0, "%")}
 
 
-def dose_in_mg(text: str | None) -> float | None:
-    """The first strength in `text` in milligrams (mcg and g converted), or None; for comparing doses."""
-    if not text:
+def strengths(text: str | None) -> list[tuple[str, tuple[float, str]]]:
+    """Every strength in normalised `text`, as written and as (value, unit) on one scale per kind (mass in mg,
+    volume in mL, units, %), so "500 mg", "0.5 g" and "500000 mcg" compare equal."""
+    out = []
+    for m in _DOSE_VALUE.finditer(text or ""):
+        factor, unit = _SCALE[m.group(2).lower()]
+        out.append((m.group(0), (round(float(m.group(1)) * factor, 6), unit)))
+    return out
+
+
+def dose_quantity(text: str | None) -> tuple[float, str] | None:
+    """The first strength in normalised `text` as (value, unit) (see `strengths`); None when none is given."""
+    found = strengths(text)
+    return found[0][1] if found else None
+
+
+# Doses a day of each frequency label: "every 12 hours" and "twice daily" are the same schedule, and so are
+# "daily", "every morning" and "at bedtime" (once a day, a time-of-day preference).
+_PER_DAY = {"four times daily": 4, "three times daily": 3, "twice daily": 2, "every other day": 0.5, "weekly": 1 / 7,
+            "monthly": 1 / 30, "every morning": 1, "at bedtime": 1, "daily": 1}
+
+
+def doses_per_day(label: str | None) -> float | None:
+    """How many doses a day a frequency label means (as needed: None, it has no schedule)."""
+    if not label:
         return None
-    m = _DOSE_VALUE.search(text)
-    if not m:
-        return None
-    value, unit = float(m.group(1)), m.group(2).lower()
-    return value / 1000 if unit == "mcg" else value * 1000 if unit == "g" else value
+    label = label.removesuffix(" as needed")
+    hours = re.fullmatch(r"every (\d+) hours", label)
+    if hours:
+        return 24 / int(hours.group(1)) if int(hours.group(1)) else None
+    return _PER_DAY.get(label)
+
+
+def frequency_spans(text: str) -> list[tuple[int, int]]:
+    """Character ranges of `text` that say a frequency ("twice a day", "BID", "as needed")."""
+    patterns = [re.compile(p, re.I) for p, _ in _FREQUENCIES] + [_AS_NEEDED]
+    return [(m.start(), m.end()) for p in patterns for m in p.finditer(text)]
 
 
 def drug_display(name: str, canonical: str, *, capitalise: bool = True) -> str:

@@ -44,5 +44,10 @@ def is_negated(text: str, start: int, end: int) -> bool:
     return bool(_POST_NEGATIONS.match(after.lstrip(" ,")))
 
 
+def negation_words(text: str) -> list[tuple[int, int]]:
+    """Character ranges of the words of `text` that negate ("no", "denies", "was negative")."""
+    return [(m.start(), m.end()) for p in (_PRE_TRIGGERS, _POST_NEGATIONS) for m in p.finditer(text)]
+
+
 def has_negation(text: str) -> bool:
     return bool(_PRE_TRIGGERS.search(text) or _POST_NEGATIONS.search(text))

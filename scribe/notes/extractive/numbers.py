@@ -14,7 +14,7 @@ _UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six"
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
          "ninety": 90}
 _SCALES = {"hundred": 100, "thousand": 1000}
-_NUMBER_WORDS = set(_UNITS) | set(_TENS) | set(_SCALES)
+NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES)  # every word a spoken number is made of
 # Words after which a lone "one" is a quantity, not a pronoun.
 _COUNTED = re.compile(r"(?:mg|milligrams?|micrograms?|mcg|grams?|units?|tablets?|pills?|capsules?|puffs?|drops?|"
                       r"times?|days?|weeks?|months?|years?|hours?|minutes?|seconds?|episodes?|percent|plus|out|"
@@ -53,7 +53,7 @@ def _parse(words: list[str]) -> int | None:
 
 def _split_hyphen(word: str) -> list[str]:
     parts = word.lower().split("-")
-    return parts if len(parts) > 1 and all(p in _NUMBER_WORDS for p in parts) else [word.lower()]
+    return parts if len(parts) > 1 and all(p in NUMBER_WORDS for p in parts) else [word.lower()]
 
 
 def spoken_numbers_to_digits(text: str) -> str:
@@ -65,7 +65,7 @@ def spoken_numbers_to_digits(text: str) -> str:
     while i < len(tokens):
         word = tokens[i][0].lower()
         if word == "point" and i + 1 < len(tokens) and tokens[i + 1][0].lower() in _UNITS \
-                and _UNITS[tokens[i + 1][0].lower()] < 10 and (i == 0 or tokens[i - 1][0].lower() not in _NUMBER_WORDS):
+                and _UNITS[tokens[i + 1][0].lower()] < 10 and (i == 0 or tokens[i - 1][0].lower() not in NUMBER_WORDS):
             out.append(text[pos:tokens[i][1]])  # "point five centimeters" -> "0.5 centimeters"
             out.append(f"0.{_UNITS[tokens[i + 1][0].lower()]}")
             pos = tokens[i + 1][2]
@@ -74,17 +74,17 @@ def spoken_numbers_to_digits(text: str) -> str:
         if word == "a" and i + 1 < len(tokens) and tokens[i + 1][0].lower() in _SCALES:
             tokens[i] = ("one", tokens[i][1], tokens[i][2])  # "a hundred and forty"
             word = "one"
-        if _split_hyphen(word)[0] not in _NUMBER_WORDS or word in _SCALES:
+        if _split_hyphen(word)[0] not in NUMBER_WORDS or word in _SCALES:
             i += 1
             continue
         j, run = i, []
         while j < len(tokens):
             parts = _split_hyphen(tokens[j][0])
-            if all(p in _NUMBER_WORDS for p in parts):
+            if all(p in NUMBER_WORDS for p in parts):
                 run += parts
                 j += 1
             elif tokens[j][0].lower() == "and" and run and run[-1] in _SCALES and j + 1 < len(tokens) \
-                    and _split_hyphen(tokens[j + 1][0])[0] in _NUMBER_WORDS:
+                    and _split_hyphen(tokens[j + 1][0])[0] in NUMBER_WORDS:
                 j += 1
             else:
                 break

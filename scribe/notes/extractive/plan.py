@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from scribe.notes.extractive.encounter import Encounter, statement
 from scribe.notes.extractive.findings import find_allergies, find_problems
-from scribe.notes.extractive.medications import MedMention, drug_details, drug_display, find_medications
+from scribe.notes.extractive.medications import CHANGE_ACTIONS, DOSE_CHANGES, ORDERS, MedMention, drug_details, \
+    drug_display, find_medications
 from scribe.notes.extractive.qa import YesNo, answer_polarity
 from scribe.notes.extractive.reconcile import canonical_drug, change_for, problem_record, record_for
 from scribe.notes.extractive.rewrite import note_style
@@ -22,7 +23,7 @@ from scribe.notes.schema import RecordEvidence, Statement
 from scribe.records import PatientContext
 
 MIN_PLAN_SCORE = 1  # clinical content a plan-phase sentence needs (see `content_score`)
-_ACTION_RANK = {"stop": 5, "increase": 4, "decrease": 4, "start": 3, "continue": 2, "taking": 1, None: 0}
+_ACTION_RANK = {"stop": 5, "increase": 4, "decrease": 4, "adjust": 4, "start": 3, "continue": 2, "taking": 1, None: 0}
 _DICTATED_ASSESSMENT = re.compile(r"^\W*(?:assessment|impression|diagnosis|diagnoses)\b\W*", re.I)
 _DICTATED_PLAN = re.compile(r"^\W*(?:plan\b\W*|(?:increase|decrease|start|stop|discontinue|continue|refer|order|"
                             r"check|schedule|follow up|follow-up|return|repeat|obtain|recheck|begin|add|switch|"
@@ -61,7 +62,7 @@ class DrugFacts:
         text = " ".join(p for p in (drug_display(self.name, self.canonical),
                                     drug_details(self.name, self.dose, self.route, self.frequency)) if p)
         earlier = [d for d in self.doses if d != self.dose]
-        if earlier and self.action in ("increase", "decrease"):
+        if earlier and self.action in DOSE_CHANGES:
             text += f" (was {earlier[-1]})"
         return text
 
@@ -74,7 +75,7 @@ def medication_mentions(enc: Encounter) -> list[tuple[int, MedMention]]:
             reply = enc.next_turn(i) if enc.is_last_of_turn(i) else []
             denied = bool(reply) and answer_polarity(enc.norms[reply[0]]) == "no"
             mentions = [m for m in find_medications(norm)
-                        if m.action in ("start", "increase", "decrease", "stop") or not denied]
+                        if m.action in CHANGE_ACTIONS or not denied]
         else:
             mentions = find_medications(norm)
         for mention in mentions:
@@ -109,7 +110,7 @@ def medications(enc: Encounter, context: PatientContext | None) -> tuple[list[St
 def _orders(norm: str) -> list[MedMention]:
     """Medication orders in a sentence: start, change, stop or continue, not negated."""
     return [m for m in find_medications(norm)
-            if m.action in ("start", "increase", "decrease", "stop", "continue") and not m.negated]
+            if m.action in ORDERS and not m.negated]
 
 
 def _plan_item(mention: MedMention) -> str:
@@ -117,7 +118,7 @@ def _plan_item(mention: MedMention) -> str:
     name, tail = drug_display(mention.name, mention.canonical, capitalise=False), mention.details()
     if mention.action == "stop":
         return f"Stop {name}."
-    if mention.action in ("increase", "decrease"):
+    if mention.action in DOSE_CHANGES:
         return f"{mention.action.capitalize()} {name}" + (f" to {tail}." if tail else ".")
     if mention.action == "continue":
         return f"Continue {name}" + (f" {tail}." if tail else ".")

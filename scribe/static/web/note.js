@@ -1,5 +1,6 @@
 // The note review page: every statement with its evidence (click: see the words, hear the audio),
-// statements without support marked and confirmed before signing, edits saved against the version
+// statements without support or in conflict with the records (both values shown) marked and confirmed
+// before signing, critical words heard with low confidence underlined, edits saved against the version
 // read (If-Match) so an edit made elsewhere is shown rather than overwritten; sign, amend, addendum,
 // version history, and the signed note's FHIR DocumentReference.
 import { ApiError, api, apiJson, attempt, clock, el, localTime, shortcuts, showMessage, wireSignOut } from "./api.js";
@@ -87,6 +88,7 @@ function render() {
   if (!children.length) children.push(el("p", { class: "hint" }, "This note has no statements."));
   if (editable()) children.push(addForm());
   noteBox.replaceChildren(...children);
+  transcript.underline(allStatements(view.note).flatMap(({ statement }) => statement.low_confidence ?? []), confidenceTitle);
   signButton.hidden = !editable();
   document.getElementById("amend").hidden = view.status !== "signed" || view.relates_to?.code === "appends";
   document.getElementById("addendum").hidden = view.status !== "signed";
@@ -142,9 +144,29 @@ function statementItem(statement, path, index) {
         onclick: () => startEditing(item, path, index) }, "Edit") : null,
       editable() ? el("button", { type: "button", class: "tool", "aria-label": `Remove: ${statement.text}`,
         onclick: () => attempt(() => saveEdit({ path, index, remove: true, text: statement.text })) }, "Remove") : null),
-    statement.reason && statement.support !== "supported" ? el("div", { class: "reason" }, statement.reason) : null);
+    statement.conflicts?.length ? conflictList(statement.conflicts)
+      : statement.reason && statement.support !== "supported" ? el("div", { class: "reason" }, statement.reason) : null,
+    statement.low_confidence?.length ? unsureWords(statement.low_confidence) : null);
   return item;
 }
+
+/** What the statement says against what the patient's records hold, each with the record it comes from. */
+function conflictList(conflicts) {
+  return el("ul", { class: "conflicts", "data-testid": "record-conflicts" }, conflicts.map((conflict) =>
+    el("li", { dataset: { field: conflict.field } }, `${conflict.field[0].toUpperCase()}${conflict.field.slice(1)}: said `,
+      el("strong", { class: "said" }, conflict.said), ", records ", el("strong", { class: "records" }, conflict.records),
+      " ", el("span", { class: "evidence record", title: "from the patient's records" }, conflict.record))));
+}
+
+/** Critical words the recogniser was unsure of, underlined with their confidence; a click shows them. */
+function unsureWords(words) {
+  return el("span", { class: "unsure" }, "heard with low confidence: ", words.flatMap((word, index) => [
+    index ? ", " : null,
+    el("u", { class: "low-confidence", title: confidenceTitle(word), tabindex: 0,
+      onclick: () => showEvidence(word) }, word.text)]));
+}
+
+const confidenceTitle = (word) => `recognised with ${Math.round(word.probability * 100)}% confidence: listen to check it`;
 
 function startEditing(item, path, index) {
   if (item.classList.contains("editing")) return;
@@ -253,7 +275,8 @@ async function sign(confirmed) {
   if (flagged.length && !confirmed) {
     document.getElementById("confirm-list").replaceChildren(...flagged.map(({ statement, title }) =>
       el("li", {}, el("strong", {}, `${title}: `), statement.text,
-        statement.reason ? el("div", { class: "reason" }, statement.reason) : null)));
+        statement.conflicts?.length ? conflictList(statement.conflicts)
+          : statement.reason ? el("div", { class: "reason" }, statement.reason) : null)));
     confirmPanel.hidden = false;
     document.getElementById("confirm-sign").focus();
     return;

@@ -8,6 +8,8 @@ export class TranscriptView {
     this.segments = new Map(); // id -> segment
     this.partial = null;
     this.onSegmentClick = onSegmentClick;
+    this.unsure = new Map(); // segment id -> words heard with low confidence [{start_char, end_char, probability}]
+    this.unsureTitle = null;
   }
 
   /** Replace everything with a whole transcript (a stored one, or `done`'s). */
@@ -54,22 +56,60 @@ export class TranscriptView {
     return [...this.segments.values()].map((s) => s.text.trim()).join(" ");
   }
 
+  /** Underline words heard with low confidence ({segment_id, start_char, end_char, probability}); `title(word)`
+   * is their tooltip. Replaces the previous set. */
+  underline(words, title) {
+    this.unsure.clear();
+    this.unsureTitle = title;
+    for (const word of words) {
+      if (!this.unsure.has(word.segment_id)) this.unsure.set(word.segment_id, []);
+      this.unsure.get(word.segment_id).push(word);
+    }
+    for (const id of this.segments.keys()) this.paint(id, null);
+  }
+
+  /** Redraw a segment's text: low-confidence words underlined, characters `mark` ([from, to]) highlighted. */
+  paint(segmentId, mark) {
+    const segment = this.segments.get(segmentId);
+    const line = this.container.querySelector(`#segment-${segmentId}`);
+    if (!segment || !line) return;
+    const text = segment.text.trim();
+    const lead = segment.text.length - segment.text.trimStart().length;
+    const at = (char) => Math.max(0, Math.min(text.length, char - lead));
+    const unsure = (this.unsure.get(segmentId) ?? []).map((word) => ({ word, from: at(word.start_char), to: at(word.end_char) }))
+      .filter(({ from, to }) => to > from).sort((a, b) => a.from - b.from);
+    const pieces = (from, to) => {
+      const out = [];
+      let position = from;
+      for (const u of unsure) {
+        const a = Math.max(u.from, position), b = Math.min(u.to, to);
+        if (b <= a) continue;
+        out.push(text.slice(position, a), el("u", { class: "low-confidence", title: this.unsureTitle?.(u.word) }, text.slice(a, b)));
+        position = b;
+      }
+      out.push(text.slice(position, to));
+      return out.filter((piece) => piece !== "");
+    };
+    const [from, to] = mark ?? [0, 0];
+    const children = mark ? [...pieces(0, from), el("mark", {}, ...pieces(from, to)), ...pieces(to, text.length)]
+      : pieces(0, text.length);
+    line.querySelector(".text").replaceChildren(...children);
+  }
+
   /** Mark characters start..end of a segment and scroll to them; returns [startSeconds, endSeconds]. */
   highlight(segmentId, startChar, endChar) {
     for (const old of this.container.querySelectorAll(".segment.cited")) {
       old.classList.remove("cited");
-      const text = old.querySelector(".text");
-      text.textContent = text.textContent; // drops the <mark>
+      this.paint(Number(old.dataset.segmentId), null); // drops the <mark>
     }
     const segment = this.segments.get(segmentId);
     const line = this.container.querySelector(`#segment-${segmentId}`);
     if (!segment || !line) return null;
-    const textNode = line.querySelector(".text");
     const text = segment.text.trim();
     const lead = segment.text.length - segment.text.trimStart().length;
     const from = Math.max(0, Math.min(text.length, startChar - lead));
     const to = Math.max(from, Math.min(text.length, endChar - lead));
-    textNode.replaceChildren(text.slice(0, from), el("mark", {}, text.slice(from, to)), text.slice(to));
+    this.paint(segmentId, [from, to]);
     line.classList.add("cited");
     line.scrollIntoView({ block: "center", behavior: "smooth" });
     return audioSpan(segment, startChar, endChar);
