@@ -22,7 +22,7 @@ import soxr
 from scribe.config import Settings
 from scribe.errors import AudioError
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = 16_000  # what every engine hears and everything scribe decodes to: mono float32 at this rate
 
 _BLOCK_FRAMES = 65_536
 _UNKNOWN_FRAMES = 2**62  # libsndfile reports SF_COUNT_MAX when the header leaves the length open

@@ -20,10 +20,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from scribe.access import check_change, check_read
 from scribe.auth.tokens import Principal
 from scribe.config import Settings
-from scribe.encounters import advance, check_access, encounter_input, note_material, now
-from scribe.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, PreconditionFailedError, \
+from scribe.encounters import advance, encounter_input, note_material, now
+from scribe.errors import BadInputError, ConflictError, NotFoundError, PreconditionFailedError, \
     PreconditionRequiredError
 from scribe.fhir import NOTE_TYPES, NoteDocument, document_reference, provenance
 from scribe.notes.draft import draft_note
@@ -82,7 +83,7 @@ def get_note(session: Session, principal: Principal, note_id: str, *, lock: bool
         raise NotFoundError(f"no note {note_id}")
     encounter = session.get(Encounter, note.encounter_id)
     assert encounter is not None
-    check_access(encounter, principal)
+    check_read(principal, encounter.clinician)
     return NoteView(note, _version(session, note), encounter)
 
 
@@ -203,15 +204,10 @@ def _check_if_match(view: NoteView, if_match: str | None) -> None:
         raise PreconditionFailedError(f"the note changed since you read it: it is now at {view.etag}")
 
 
-def _check_clinician(view: NoteView, principal: Principal, action: str) -> None:
-    if principal.kind != "user" or principal.subject != view.encounter.clinician:
-        raise ForbiddenError(f"only the encounter's clinician can {action} this note")
-
-
 def edit_note(session: Session, principal: Principal, note_id: str, body: Any, if_match: str | None) -> NoteView:
     """Save the clinician's edit as a new version; the grounding check runs again on what they wrote."""
     view = get_note(session, principal, note_id, lock=True)
-    _check_clinician(view, principal, "edit")
+    check_change(principal, view.encounter.clinician, "edit this note")
     if view.note.status != "draft":
         raise ConflictError(f"this note is {view.note.status}; a signed version never changes (amend it instead)")
     _check_if_match(view, if_match)
@@ -244,7 +240,7 @@ def sign_note(session: Session, settings: Settings, principal: Principal, note_i
 
     clean_text(attestation, "attestation", multiline=True)
     view = get_note(session, principal, note_id, lock=True)
-    _check_clinician(view, principal, "sign")
+    check_change(principal, view.encounter.clinician, "sign this note")
     if view.note.status != "draft":
         raise ConflictError(f"this note is already {view.note.status}")
     if if_match is not None:
@@ -319,7 +315,7 @@ def _parse_soap(payload: Any, view: NoteView) -> SOAPNote:
 
 def _signed_original(session: Session, principal: Principal, note_id: str, action: str) -> NoteView:
     view = get_note(session, principal, note_id, lock=True)
-    _check_clinician(view, principal, action)
+    check_change(principal, view.encounter.clinician, f"{action} this note")
     if view.note.status != "signed":
         raise ConflictError(f"this note is {view.note.status}: only signed notes are amended or get addenda")
     return view

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 import uuid
 import wave
@@ -22,9 +21,12 @@ import numpy as np
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from scribe.access import check_create, check_read, check_stream, readable
 from scribe.auth.tokens import Principal
+from scribe.audio import SAMPLE_RATE, decode_span
 from scribe.config import Settings
-from scribe.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
+from scribe.encounter_audio import is_encounter_id, store_upload_file, stream_span, upload_path
+from scribe.errors import BadInputError, ConflictError, NotFoundError
 from scribe.notes.attachments import Attachment, load_attachment
 from scribe.notes.inputs import NoteInput
 from scribe.records import PatientContext, parse_bundle, read_records
@@ -32,7 +34,6 @@ from scribe.store.models import AttachmentRow, AudioUpload, Encounter, SegmentRo
 from scribe.text import clean_text
 from scribe.transcript import Segment, Transcript, Word, join_segment_texts
 
-ENCOUNTER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PATIENT_ID = re.compile(r"[A-Za-z0-9.-]{1,64}")  # a FHIR logical id
 MODES = ("dictation", "encounter")
 # Lifecycle order; an encounter only moves forward (an amendment moves a signed one to amended).
@@ -51,16 +52,11 @@ def advance(encounter: Encounter, status: str) -> None:
     encounter.updated_at = now()
 
 
-def check_access(encounter: Encounter, principal: Principal) -> None:
-    if principal.kind == "user" and encounter.clinician != principal.subject:
-        raise ForbiddenError("this encounter belongs to another clinician")
-
-
 def get_encounter(session: Session, principal: Principal, encounter_id: str) -> Encounter:
-    encounter = session.get(Encounter, encounter_id) if ENCOUNTER_ID.fullmatch(encounter_id) else None
+    encounter = session.get(Encounter, encounter_id) if is_encounter_id(encounter_id) else None
     if encounter is None:
         raise NotFoundError(f"no encounter {encounter_id}")
-    check_access(encounter, principal)
+    check_read(principal, encounter.clinician)
     return encounter
 
 
@@ -68,15 +64,14 @@ def create_encounter(session: Session, principal: Principal, *, patient_id: str 
                      patient_name: str | None = None, mode: str = "encounter",
                      encounter_id: str | None = None) -> Encounter:
     """A new encounter owned by the calling clinician; a system client cannot own one."""
-    if principal.kind != "user":
-        raise ForbiddenError("encounters are created by clinicians, not by system clients")
+    check_create(principal)
     if mode not in MODES:
         raise BadInputError(f"mode must be dictation or encounter, not {mode!r}")
     if patient_id is not None and not PATIENT_ID.fullmatch(patient_id):
         raise BadInputError("patient.id must be 1-64 of A-Z a-z 0-9 . - (a FHIR id)")
     clean_text(patient_name, "patient.name")
     encounter_id = encounter_id or uuid.uuid4().hex
-    if not ENCOUNTER_ID.fullmatch(encounter_id) or encounter_id in (".", ".."):
+    if not is_encounter_id(encounter_id):
         raise BadInputError("encounter id must be 1-64 of A-Z a-z 0-9 . _ -")
     if session.get(Encounter, encounter_id) is not None:
         raise ConflictError(f"encounter {encounter_id} already exists")
@@ -93,8 +88,8 @@ def stream_target(session: Session, subject: str, encounter_id: str) -> Encounte
     """The encounter `subject` may stream into: their own, or None for an id nobody has taken yet (it becomes theirs
     on connect); another clinician's is a ForbiddenError. Asked before a stream ticket is issued and on connect."""
     encounter = session.get(Encounter, encounter_id)
-    if encounter is not None and encounter.clinician != subject:
-        raise ForbiddenError("this encounter belongs to another clinician")
+    if encounter is not None:
+        check_stream(subject, encounter.clinician)
     return encounter
 
 
@@ -117,9 +112,7 @@ def list_encounters(session: Session, principal: Principal, *, status: str | Non
 
     `text` finds encounters whose patient id or name contains it, in any letter case.
     """
-    query = select(Encounter)
-    if principal.kind == "user":
-        query = query.where(Encounter.clinician == principal.subject)
+    query = readable(select(Encounter), Encounter.clinician, principal)
     if status:
         if status not in STATUSES:
             raise BadInputError(f"status must be one of {', '.join(STATUSES)}")
@@ -144,29 +137,11 @@ def encounter_json(encounter: Encounter) -> dict:
 
 # ------------------------------------------------------------------------------------------ audio
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def upload_spool_dir(settings: Settings) -> Path:
-    """Where uploads are written while they arrive: inside the audio directory, so storing one is a rename
-    on the same filesystem (`~` never appears in an encounter id)."""
-    return settings.audio_dir / "~incoming"
-
-
 def store_upload(session: Session, settings: Settings, encounter: Encounter, spooled: Path, *, size: int,
                  sha256: str, media_type: str | None, duration_s: float) -> AudioUpload:
     """Move an uploaded file (already fsynced in the spool directory) into place and record it."""
-    relative = Path(encounter.id) / "uploads" / f"{now().strftime('%Y%m%dT%H%M%S%f')}-{sha256[:12]}.audio"
-    path = settings.audio_dir / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(spooled, path)
-    _fsync_dir(path.parent)
-    upload = AudioUpload(encounter_id=encounter.id, path=str(relative), media_type=media_type, size_bytes=size,
+    relative = store_upload_file(settings.audio_dir, encounter.id, spooled, sha256=sha256, moment=now())
+    upload = AudioUpload(encounter_id=encounter.id, path=relative, media_type=media_type, size_bytes=size,
                          sha256=sha256, duration_s=round(duration_s, 3), created_at=now())
     session.add(upload)
     session.flush()
@@ -220,35 +195,20 @@ def _wav(samples: np.ndarray, rate: int) -> bytes:
 def audio_span(session: Session, settings: Settings, encounter: Encounter, start: float,
                end: float | None) -> bytes:
     """A WAV of `start`..`end` seconds of the encounter's audio (the stream, else the newest upload)."""
-    from scribe.audio import decode_span
-
     if not math.isfinite(start) or (end is not None and not math.isfinite(end)):
         raise BadInputError("start and end must be finite numbers of seconds")
     if start < 0 or (end is not None and end <= start):
         raise BadInputError("start must be >= 0 and end greater than start")
     if encounter.audio_purged_at is not None:
         raise NotFoundError("this encounter's audio was deleted under the retention policy")
-    stream_dir = settings.audio_dir / encounter.id
-    meta = stream_dir / "format.json"
-    if meta.is_file() and (stream_dir / "audio.pcm").is_file():
-        fmt = json.loads(meta.read_text(encoding="utf-8"))
-        rate, channels = int(fmt["sample_rate"]), int(fmt["channels"])
-        width = 2 if fmt["encoding"] == "pcm_s16le" else 4
-        frame = width * channels
-        with open(stream_dir / "audio.pcm", "rb") as handle:
-            handle.seek(int(start * rate) * frame)
-            raw = handle.read(None if end is None else max(0, int((end - start) * rate)) * frame)
-        dtype = "<i2" if width == 2 else "<f4"
-        samples = np.frombuffer(raw[:len(raw) - len(raw) % frame], dtype=dtype).astype(np.float32)
-        if width == 2:
-            samples /= 32768.0
-        samples = samples.reshape(-1, channels).mean(axis=1) if channels > 1 else samples
-        return _wav(samples, rate)
+    streamed = stream_span(settings.audio_dir, encounter.id, start, end)
+    if streamed is not None:
+        return _wav(*streamed)
     upload = session.scalars(select(AudioUpload).where(AudioUpload.encounter_id == encounter.id)
                              .order_by(AudioUpload.id.desc()).limit(1)).first()
     if upload is None:
         raise NotFoundError("this encounter has no audio")
-    return _wav(decode_span(settings.audio_dir / upload.path, start, end, label="the upload"), 16_000)
+    return _wav(decode_span(upload_path(settings.audio_dir, upload.path), start, end, label="the upload"), SAMPLE_RATE)
 
 
 # ------------------------------------------------------------------------------------------ attachments

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from scribe.auth.smart import DRAFTS_SCOPE
+from scribe.access import readable_notes
 from scribe.auth.tokens import Principal
 from scribe.errors import InvalidRequestError
 from scribe.fhir import LOINC, NOTE_TYPES, US_CORE_CATEGORY
@@ -118,10 +118,7 @@ def visible_notes(query: Select, principal: Principal) -> Select:
     """The notes `principal` may read over FHIR, for searches and reads alike: a clinician only those of their own
     encounters, drafts included; a system client (the EHR) everyone's, but only once signed (a draft is not part of
     the legal record) unless it holds DRAFTS_SCOPE. A note without a patient (no FHIR view yet) is nobody's."""
-    query = query.where(Note.document_json.is_not(None))
-    if principal.kind == "user":
-        return query.where(Note.clinician == principal.subject)
-    return query if principal.has_scope(DRAFTS_SCOPE) else query.where(Note.status != "draft")
+    return readable_notes(query.where(Note.document_json.is_not(None)), principal)
 
 
 def document_search(params: list[tuple[str, str]], principal: Principal) -> Search:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from scribe.audit import Actor, record
 from scribe.config import Settings
+from scribe.encounter_audio import delete_encounter_audio
 from scribe.encounters import now
 from scribe.store import Database
 from scribe.store.models import Encounter
@@ -34,9 +34,7 @@ def purge_expired_audio(database: Database, settings: Settings, *, moment: datet
                                                                 Encounter.audio_purged_at.is_(None))))
     purged = 0
     for encounter_id in due:
-        directory = settings.audio_dir / encounter_id
-        if directory.exists():
-            shutil.rmtree(directory)
+        delete_encounter_audio(settings.audio_dir, encounter_id)
         with database.session() as session, session.begin():
             encounter = session.get(Encounter, encounter_id)
             if encounter is None or encounter.audio_purged_at is not None:

@@ -24,7 +24,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from scribe.asr import AsrEngine
-from scribe.audio import AudioLimits, decode_windows
+from scribe.audio import SAMPLE_RATE, AudioLimits, decode_windows
 from scribe.config import Settings
 from scribe.encounters import now
 from scribe.errors import AudioError, EngineUnavailableError
@@ -48,7 +48,7 @@ def transcribe_file(engine: AsrEngine, path: Path, limits: AudioLimits, context:
     duration = 0.0
     for offset, samples in decode_windows(path, limits, window_s=window_s, label=LABEL):
         parts.append((offset, engine.transcribe(samples, context=context)))
-        duration = offset + len(samples) / 16_000
+        duration = offset + len(samples) / SAMPLE_RATE
     return concatenated(parts, duration)
 
 

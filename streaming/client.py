@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from scribe.encounters import ENCOUNTER_ID
+from scribe.audio import SAMPLE_RATE
+from scribe.encounter_audio import ENCOUNTER_ID
 from scribe.errors import ScribeError
 from scribe.records import load_records
 from streaming.agreement import normalize_word
@@ -159,7 +160,7 @@ async def stream_pcm(
     url: str,
     pcm: bytes | LiveAudio,
     *,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     token: str | None = None,
     realtime: bool = False,
     frame_ms: int = FRAME_MS,

@@ -23,10 +23,11 @@ import numpy as np
 
 from scribe.asr.dictation_format import format_dictation
 from scribe.asr.medasr import MedAsrEngine
+from scribe.audio import SAMPLE_RATE
 from scribe.records import PatientContext
 from scribe.transcript import Segment, Word
 from streaming.recogniser import StreamingRecogniser, StreamUpdate
-from streaming.vad import SAMPLE_RATE, Endpointer, VadEvent
+from streaming.vad import Endpointer, VadEvent
 
 
 class ChunkedFrames:

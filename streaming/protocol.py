@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -15,6 +14,7 @@ import numpy as np
 import soxr
 
 from scribe.audio import SAMPLE_RATE, pcm16_to_float, resample
+from scribe.encounter_audio import is_encounter_id
 from scribe.errors import ScribeError
 from scribe.transcript import Segment, Transcript
 
@@ -57,8 +57,6 @@ MAX_TEXT_BYTES: Final = 4_096  # control messages are tiny; a big one is abuse, 
 DEFAULT_IDLE_TIMEOUT_S: Final = 60.0
 WARNING_CODES: Final = ("backpressure", "clipping", "silence")
 
-ENCOUNTER_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
 
 class ProtocolError(ScribeError):
     """A client broke the protocol (or the server cannot go on): send `error(exc)`, then close with `close_code`."""
@@ -76,7 +74,7 @@ class ProtocolError(ScribeError):
 
 def validate_encounter_id(encounter_id: str) -> str:
     """The id itself, if it is 1-64 of A-Z a-z 0-9 . _ - (and not a path step such as `..`)."""
-    if not ENCOUNTER_ID.fullmatch(encounter_id) or encounter_id in (".", ".."):
+    if not is_encounter_id(encounter_id):
         raise ProtocolError("bad_encounter_id", f"invalid encounter id {encounter_id!r}: use 1-64 of A-Z a-z 0-9 . _ -")
     return encounter_id
 

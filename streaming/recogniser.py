@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scribe.asr.base import AsrEngine
+from scribe.audio import SAMPLE_RATE
 from scribe.errors import EngineUnavailableError
 from scribe.records import PatientContext
 from scribe.transcript import Segment
-from streaming.vad import SAMPLE_RATE, Endpointer, VadEvent
+from streaming.vad import Endpointer, VadEvent
 
 # engine name -> (module, class): imported on first use, so a Whisper-only server never imports MedASR's code
 _RECOGNISERS = {

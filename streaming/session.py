@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Protocol
 
 from scribe.asr.base import AsrEngine
+from scribe.errors import ForbiddenError
 from scribe.records import PatientContext
 from scribe.telemetry import telemetry
 from scribe.transcript import Segment, Transcript, Word, join_segment_texts, shifted as shift_segment
 from streaming import protocol
 from streaming.admission import StreamAdmission
-from streaming.audio_store import AudioStoreError, EncounterAudio, StoredFormat
+from scribe.encounter_audio import AudioStoreError, EncounterAudio, StoredFormat
 from streaming.levels import InputLevels
 from streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, StreamConverter
 from streaming.recogniser import StreamingRecogniser, StreamUpdate
@@ -226,9 +227,10 @@ class StreamingSession:
         stored = StoredFormat(fmt.sample_rate, fmt.encoding, fmt.channels, self.owner)
         try:
             return EncounterAudio.open(self.config.audio_root, self.encounter_id, stored)
+        except ForbiddenError as exc:
+            raise ProtocolError("forbidden", str(exc)) from None
         except AudioStoreError as exc:
-            code = "forbidden" if "another clinician" in str(exc) else "format_mismatch"
-            raise ProtocolError(code, str(exc)) from None
+            raise ProtocolError("format_mismatch", str(exc)) from None
 
     async def _receive_audio(self, fmt: AudioFormat, converter: StreamConverter, stream: StreamingRecogniser) -> None:
         """Read frames until stop; each is fsynced, acked, then handed to ASR. Returns at stop."""

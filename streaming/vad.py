@@ -13,7 +13,8 @@ from typing import Literal
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from scribe.audio import SAMPLE_RATE
+
 WINDOW = 512  # samples per Silero decision (32 ms at 16 kHz), fixed by the model
 _CONTEXT = 64  # samples of the previous window the model sees in front of each window
 

@@ -15,9 +15,9 @@ import logging
 import numpy as np
 
 from scribe.asr.whisper import WhisperEngine
+from scribe.audio import SAMPLE_RATE
 from scribe.transcript import Word
 from streaming.repetition import without_loops
-from streaming.vad import SAMPLE_RATE
 
 log = logging.getLogger("scribe.streaming")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streaming.audio_store import AudioStoreError, EncounterAudio, StoredFormat
+from scribe.errors import ForbiddenError
+from scribe.encounter_audio import AudioStoreError, EncounterAudio, StoredFormat
 
 FMT = StoredFormat(sample_rate=16000, encoding="pcm_s16le", channels=1, owner="dr-a")
 
@@ -34,10 +35,10 @@ def test_resume_requires_same_format_and_owner(tmp_path: Path):
     EncounterAudio.open(tmp_path, "enc-1", FMT).close()
     with pytest.raises(AudioStoreError, match="resume with the same format"):
         EncounterAudio.open(tmp_path, "enc-1", StoredFormat(48000, "pcm_s16le", 1, "dr-a"))
-    with pytest.raises(AudioStoreError, match="another clinician"):
+    with pytest.raises(ForbiddenError, match="another clinician"):
         EncounterAudio.open(tmp_path, "enc-1", StoredFormat(16000, "pcm_s16le", 1, "dr-b"))
-    assert EncounterAudio.owner_of(tmp_path, "enc-1") == "dr-a"
-    assert EncounterAudio.owner_of(tmp_path, "enc-2") is None
+    assert EncounterAudio.stored_format(tmp_path, "enc-1").owner == "dr-a"
+    assert EncounterAudio.stored_format(tmp_path, "enc-2") is None
 
 
 def test_whole_frames_only(tmp_path: Path):
@@ -60,7 +61,7 @@ def test_acknowledged_bytes_survive_sigkill(tmp_path: Path):
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from streaming.audio_store import EncounterAudio, StoredFormat\n"
+        "from scribe.encounter_audio import EncounterAudio, StoredFormat\n"
         f"s = EncounterAudio.open(Path({str(tmp_path)!r}), 'enc-k', StoredFormat(16000, 'pcm_s16le', 1, 'dr-a'))\n"
         "for i in range(50):\n"
         "    s.append(bytes([i % 256, 0]) * 160)\n"

@@ -271,10 +271,15 @@ def test_invalid_encounter_ids(bad: str):
         p.validate_encounter_id(bad)
 
 
-def test_encounter_id_pattern_matches_the_audio_store():
-    from streaming.audio_store import ENCOUNTER_ID
+@pytest.mark.parametrize("encounter_id", ["enc-1", "a.b_c", "x" * 64, "", "x" * 65, ".", "..", "a/b", "~incoming"])
+def test_the_protocol_takes_exactly_the_ids_the_audio_store_takes(encounter_id: str):
+    from scribe.encounter_audio import is_encounter_id
 
-    assert ENCOUNTER_ID is p.ENCOUNTER_ID  # the store checks ids with the protocol's own pattern
+    if is_encounter_id(encounter_id):
+        p.validate_encounter_id(encounter_id)
+    else:
+        with raises("bad_encounter_id", 4400):
+            p.validate_encounter_id(encounter_id)
 
 
 # --- PROTOCOL.md and the code cannot drift ----------------------------------------------------

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from scribe.api.app import create_app
 from scribe.api.encounters import upload_executor
 from scribe.auth.tokens import Principal
-from scribe.encounters import create_encounter, now, store_upload, upload_spool_dir
+from scribe.encounter_audio import upload_spool_dir
+from scribe.encounters import create_encounter, now, store_upload
 from scribe.store import open_database
 from scribe.store.models import UploadJob
 from scribe.uploads import (MAX_ATTEMPTS, claim_job, create_job, job_holder, release_node_jobs, renew_job,
@@ -32,7 +33,7 @@ CLINICIAN = Principal("dr-a", ("user/*.*",), 0)
 
 def _stored_upload(database, settings, encounter_id: str = "enc-1") -> int:
     """An encounter with an upload stored and its job written, as the upload route leaves them; the job id."""
-    spool = upload_spool_dir(settings)
+    spool = upload_spool_dir(settings.audio_dir)
     spool.mkdir(parents=True, exist_ok=True)
     spooled = spool / "test.part"
     spooled.write_bytes(SAMPLE.read_bytes())

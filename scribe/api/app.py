@@ -25,7 +25,8 @@ from scribe.auth.signing_key import signing_key
 from scribe.config import Settings
 from scribe.delivery import delivery_loop
 from scribe.drain import NodeDrain
-from scribe.encounters import release_node_streams, upload_spool_dir
+from scribe.encounter_audio import upload_spool_dir
+from scribe.encounters import release_node_streams
 from scribe.retention import retention_loop
 from scribe.store import Database, open_database
 from scribe.store.backup import hold_serving_lock
@@ -52,7 +53,7 @@ def create_app(settings: Settings, *, load_asr: bool = True, database_schema: st
         with database.session() as session, session.begin():
             release_node_streams(session, settings.node_id)  # leases this node held before a crash or restart
             release_node_jobs(session, settings.node_id)  # uploads it was transcribing: taken up again below
-        sweep_spool(upload_spool_dir(settings), settings.node_id)  # uploads this node was receiving when it stopped
+        sweep_spool(upload_spool_dir(settings.audio_dir), settings.node_id)  # uploads this node was receiving when it stopped
         app.state.oidc_verifier = OidcVerifier.from_settings(settings)  # a half configuration fails here, at start
         app.state.asr = AsrState(disabled=not load_asr, stream_capacity=settings.stream_capacity)
         app.state.audio_root = settings.audio_dir

@@ -10,22 +10,22 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from scribe.access import check_change
 from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
-from scribe.api.bodies import (BoundedRoute, Spooled, media_type, read_body, read_json, read_multipart_file,
-                               spool_body, validated)
+from scribe.api.bodies import BoundedRoute, Spooled, media_type, read_body, read_multipart_file, spool_body
 from scribe.auth.tokens import Principal
 from scribe.documents import generate_note, set_patient
 from scribe.drain import NodeDrain
+from scribe.encounter_audio import ENCOUNTER_ID, EncounterAudio, upload_spool_dir
 from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
                                encounter_context, encounter_json, get_encounter, list_encounters,
-                               store_upload, upload_spool_dir)
-from scribe.errors import BadInputError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError
+                               store_upload)
+from scribe.errors import BadInputError, NotFoundError, UnsupportedMediaTypeError
 from scribe.notes.registry import configured_note_engines
 from scribe.text import OneLineText
 from scribe.uploads import upload_state
-from streaming.audio_store import EncounterAudio
 
 router = APIRouter(prefix="/v1/encounters", tags=["encounters"], route_class=BoundedRoute,
                    responses={**schemas.COMMON_ERRORS, **schemas.errors(404)})
@@ -47,7 +47,7 @@ class PatientIn(BaseModel):
 class EncounterIn(BaseModel):
     patient: PatientIn = Field(default_factory=PatientIn)
     mode: Literal["dictation", "encounter"] = "encounter"
-    id: str | None = Field(default=None, description="optional client-chosen id ([A-Za-z0-9._-]{1,64})")
+    id: str | None = Field(default=None, description=f"optional client-chosen id ({ENCOUNTER_ID.pattern})")
 
 
 class NoteOptions(BaseModel):
@@ -82,8 +82,7 @@ def update(id: str, body: EncounterPatch, request: Request, principal: Principal
         raise BadInputError("patient.id is required")
     with _database(request).session() as session, session.begin():
         encounter = get_encounter(session, principal, id)
-        if principal.kind != "user" or encounter.clinician != principal.subject:
-            raise ForbiddenError("only the encounter's clinician can change it")
+        check_change(principal, encounter.clinician, "change it")
         set_patient(session, encounter, body.patient.id, body.patient.name)
         audit.patient_id = encounter.patient_id
         return encounter_json(encounter)
@@ -155,7 +154,7 @@ async def upload_audio(id: str, request: Request, principal: Principal = Depends
             audit.patient_id = get_encounter(session, principal, id).patient_id
 
     await asyncio.to_thread(check)
-    spooled = await spool_body(request, settings.max_audio_bytes, upload_spool_dir(settings), settings.node_id)
+    spooled = await spool_body(request, settings.max_audio_bytes, upload_spool_dir(settings.audio_dir), settings.node_id)
     try:
         if not spooled.size:
             raise BadInputError("the audio body is empty")

@@ -14,6 +14,7 @@ from scribe.api.auth import browser_origin_allowed, principal_from_header, refus
 from scribe.auth.tickets import redeem_ticket
 from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal
 from scribe.audit import Actor, record
+from scribe.encounter_audio import EncounterAudio
 from scribe.encounters import (acquire_stream, encounter_for_stream, records_context, release_stream,
                                save_transcript)
 from scribe.errors import ForbiddenError
@@ -23,7 +24,6 @@ from scribe.store.models import Encounter
 from scribe.telemetry import telemetry
 from scribe.transcript import Transcript
 from streaming import protocol
-from streaming.audio_store import EncounterAudio
 from streaming.protocol import ProtocolError
 from streaming.session import SessionConfig, StreamingSession
 

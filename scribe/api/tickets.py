@@ -15,13 +15,14 @@ from scribe.api.auth import require_scope
 from scribe.api.bodies import BoundedRoute
 from scribe.auth.tickets import TICKET_TTL_S, issue_ticket
 from scribe.auth.tokens import Principal
+from scribe.encounter_audio import ENCOUNTER_ID
 from scribe.encounters import stream_target
 
 router = APIRouter(prefix="/v1", tags=["streaming"], route_class=BoundedRoute, responses=schemas.COMMON_ERRORS)
 
 
 class TicketRequest(BaseModel):
-    encounter_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    encounter_id: str = Field(pattern=rf"^{ENCOUNTER_ID.pattern}$")
 
 
 class TicketResponse(BaseModel):

@@ -1,7 +1,8 @@
 """Speech recognition engines behind one protocol (`AsrEngine`), chosen by name or by mode."""
 
-from scribe.asr.base import SAMPLE_RATE, AsrEngine, ProgressCallback
+from scribe.asr.base import AsrEngine, ProgressCallback
 from scribe.asr.registry import ENGINE_NAMES, EngineChoice, choose_engine, load_engine
+from scribe.audio import SAMPLE_RATE
 
 __all__ = [
     "ENGINE_NAMES",

@@ -9,8 +9,6 @@ import numpy as np
 from scribe.records import PatientContext
 from scribe.transcript import Transcript
 
-SAMPLE_RATE = 16_000
-
 ProgressCallback = Callable[[float], None]
 """Called with the number of audio seconds processed so far."""
 

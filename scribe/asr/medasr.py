@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from scribe.asr.base import SAMPLE_RATE, ProgressCallback
+from scribe.asr.base import ProgressCallback
+from scribe.audio import SAMPLE_RATE
 from scribe.asr.ctc_decode import greedy_decode, hotword_beam_decode, tokens_to_words
 from scribe.asr.dictation_format import format_dictation
 from scribe.config import Settings

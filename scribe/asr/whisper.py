@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from scribe.asr import bundled_whisper
-from scribe.asr.base import SAMPLE_RATE, ProgressCallback
+from scribe.asr.base import ProgressCallback
+from scribe.audio import SAMPLE_RATE
 from scribe.asr.cores import usable_cores
 from scribe.asr.hallucinations import failure, loop_start
 from scribe.asr.dose_terms import correct_doses

@@ -15,6 +15,7 @@ from typing import IO, Any, Callable
 
 import numpy as np
 
+from scribe.audio import SAMPLE_RATE, decode_audio
 from scribe.config import Settings
 from scribe.errors import BadInputError
 
@@ -57,7 +58,6 @@ def _measure(transcribe: Transcribe, items: list[BenchItem]) -> dict[str, Any]:
     units (medication with its dose and frequency, allergy, negation) are counted as
     `scribe.bench.critical_terms` defines them.
     """
-    from scribe.audio import decode_audio
     from scribe.bench.critical_terms import critical_recall
     from scribe.records import load_records
     from scribe.wer import contains_term, term_recall, word_errors
@@ -67,7 +67,7 @@ def _measure(transcribe: Transcribe, items: list[BenchItem]) -> dict[str, Any]:
         audio = decode_audio(item.audio)
         context = load_records(item.records) if item.records else None
         drugs = [m.name for m in context.medications] if context else []
-        row: dict[str, Any] = {"file": item.audio.name, "duration_s": round(len(audio) / 16000, 2)}
+        row: dict[str, Any] = {"file": item.audio.name, "duration_s": round(len(audio) / SAMPLE_RATE, 2)}
         for label, ctx in (("plain", None), ("records", context)):
             if label == "records" and ctx is None:
                 continue
@@ -145,7 +145,6 @@ def _aggregates(result: dict[str, Any]) -> dict[str, Any]:
 def _bench_engine(engine_name: str, model: str | None, settings: Settings, items: list[BenchItem],
                   ablations: bool = False) -> dict[str, Any]:
     from scribe.asr.registry import EngineChoice, load_engine
-    from scribe.audio import decode_audio
 
     choice = EngineChoice(engine_name, model, "benchmark")
     started = time.perf_counter()
@@ -155,7 +154,7 @@ def _bench_engine(engine_name: str, model: str | None, settings: Settings, items
     type(engine).load(model, settings)  # a second, warm load: weights assembled and in the page cache
     warm_load = time.perf_counter() - started
     started = time.perf_counter()
-    engine.transcribe(decode_audio(items[0].audio)[: 16000 * 5])  # first call initialises lazy parts (VAD, kernels)
+    engine.transcribe(decode_audio(items[0].audio)[: SAMPLE_RATE * 5])  # first call initialises lazy parts (VAD, kernels)
     warmup = time.perf_counter() - started
     result = _measure(_engine_transcribe(engine), items)
     if ablations and engine_name == "whisper":
@@ -195,7 +194,7 @@ def _bench_plain_whisper(model: str | None, settings: Settings, threads: int, it
 
         return transcribe
 
-    plain()(np.zeros(16000, dtype=np.float32), None)  # warm-up
+    plain()(np.zeros(SAMPLE_RATE, dtype=np.float32), None)  # warm-up
     result = _measure(plain(), items)
     if ablations:
         result["ablations"] = {label: _aggregates(_measure(plain(**options), items))
@@ -208,12 +207,11 @@ def _bench_plain_whisper(model: str | None, settings: Settings, threads: int, it
 def _bench_medasr_full_size(items: list[BenchItem]) -> dict[str, Any]:
     """A full-size MedASR architecture with random weights: its CPU cost, known before any weights are."""
     from scribe.asr.medasr import build_random_full_size_engine, parameter_count
-    from scribe.audio import decode_audio
 
     started = time.perf_counter()
     engine = build_random_full_size_engine()
     build_s = time.perf_counter() - started
-    engine.transcribe(decode_audio(items[0].audio)[: 16000 * 5])
+    engine.transcribe(decode_audio(items[0].audio)[: SAMPLE_RATE * 5])
     audio_s = processing = 0.0
     for item in items:
         transcript = engine.transcribe(decode_audio(item.audio))

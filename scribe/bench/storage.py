@@ -30,7 +30,7 @@ import httpx
 import websockets
 from sqlalchemy import Engine, event, func, select, text
 
-from scribe.audio import decode_audio
+from scribe.audio import SAMPLE_RATE, decode_audio
 from scribe.bench.asr import BenchItem, discover
 from scribe.bench.fhir import own_schema
 from scribe.config import Settings
@@ -41,7 +41,7 @@ from streaming.client import StreamFailed, pcm16, prepare_encounter, stream_pcm
 PHASES = ("encounter", "stream", "note")
 BENCH_CLINICIAN = "bench-clinician"
 BENCH_PATIENT = "bench-patient"  # the patient of a sample without records (signing needs one)
-BYTES_PER_SECOND = 16000 * 2  # what the bench streams: 16 kHz mono s16le
+BYTES_PER_SECOND = SAMPLE_RATE * 2  # what the bench streams: 16 kHz mono s16le
 WRITES = ("insert", "update", "delete")
 WARM_UP_BYTES = 10 * BYTES_PER_SECOND  # of the first file, streamed once before measuring
 TOKEN_TTL_S = 24 * 3600  # outlives a bench over hours of audio

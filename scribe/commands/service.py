@@ -217,6 +217,7 @@ def dictate(
     """Dictate from the microphone: partials live on stderr; Ctrl-C (or --seconds) ends and prints the transcript."""
     import asyncio
 
+    from scribe.audio import SAMPLE_RATE
     from scribe.errors import EngineUnavailableError
     from streaming.client import LiveAudio, stream_pcm
 
@@ -235,7 +236,8 @@ def dictate(
             loop.call_soon_threadsafe(live.append, bytes(indata))
 
         try:
-            microphone = sounddevice.RawInputStream(samplerate=16000, channels=1, dtype="int16", blocksize=1600,
+            microphone = sounddevice.RawInputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
+                                                    blocksize=SAMPLE_RATE // 10,
                                                     device=int(device) if device and device.isdigit() else device,
                                                     callback=on_audio)
         except (sounddevice.PortAudioError, ValueError) as exc:
