@@ -62,7 +62,7 @@ def speak(conversation: list[tuple[str, str]], cast: tuple[tuple[str, int], tupl
 
 def records_bundle(name: str, spoken: str) -> dict:
     """A chart for the conversation: a MedicationStatement (by text) for every drug it names."""
-    from scribe.notes.extractive.drugs import drug_lexicon
+    from scribe.clinical.drugs import drug_lexicon
 
     words = f" {re.sub(r'[^a-z0-9 ]+', ' ', spoken.lower())} "
     drugs = sorted({canonical for spoken_form, canonical in drug_lexicon().items() if f" {spoken_form} " in words})

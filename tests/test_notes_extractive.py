@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from scribe.clinical.findings import find_symptoms
+from scribe.clinical.numbers import spoken_numbers_to_digits
+from scribe.clinical.vitals import find_vitals
 from scribe.notes.attachments import Attachment
 from scribe.notes.extractive import ExtractiveEngine
-from scribe.notes.extractive.findings import find_symptoms
-from scribe.notes.extractive.numbers import spoken_numbers_to_digits
-from scribe.notes.extractive.vitals import find_vitals
 from scribe.notes.inputs import NoteInput, transcript_from_text
 from scribe.notes.schema import AttachmentEvidence, RecordEvidence, SegmentEvidence, SOAPNote, Statement
 from scribe.records import Allergy, Medication, PatientContext, Problem, load_records

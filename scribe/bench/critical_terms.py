@@ -4,8 +4,8 @@ A medication counts as one unit of drug + dose + unit + frequency ("naproxen 500
 daily"): "naproxen 100 mg daily" gets none of it right, however few words differ. Allergies
 count as allergen units ("allergy aspirin") and negations as the trigger with the words it
 negates ("no chest pain"): a dropped "no" turns a pertinent negative into a finding. Both
-sides go through the note engine's own reading (numbers as digits, units, drug lexicon), so
-"five hundred milligrams" and "500mg" are the same unit.
+sides go through the note engines' reading (`scribe.clinical`: numbers as digits, units, drug
+lexicon), so "five hundred milligrams" and "500mg" are the same unit.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from scribe.notes.extractive.drugs import drug_lexicon
-from scribe.notes.extractive.encounter import normalise
-from scribe.notes.extractive.medications import find_medications
-from scribe.notes.extractive.negation import negated_scopes
+from scribe.clinical.drugs import drug_lexicon
+from scribe.clinical.medications import find_medications
+from scribe.clinical.negation import negated_scopes
+from scribe.clinical.normalise import normalise
 
 NEGATED_WORDS = 2  # words after a negation trigger that make its unit: "no chest pain", "denies fever"
 _ALLERGY = re.compile(r"\ballerg(?:ic|y|ies) (?:reaction )?to (?:the |a |an |any )?([a-z][a-z-]*(?: [a-z]+)?)")

@@ -12,18 +12,19 @@ vital signs, allergies and problems; the share of statements with evidence that 
 Fact matching rules (the same for every engine):
 - Facts come from the reference note, or from the transcript itself when there is no reference
   note (then "recall" means: what was said reached the note).
-- Medications: drug names of the extractive vocabulary plus any "<word> <number> mg|mcg|units|
+- Medications: drug names of the drug lexicon plus any "<word> <number> mg|mcg|units|
   IU|mL|g" in the text. A drug is recalled when a statement names it (as said, or the same
   generic); its dose is recalled when one statement names the drug and the same number.
-- Vital signs: BP, heart rate, RR, temperature, SpO2, weight read with `vitals.find_vitals`;
-  recalled when a statement contains the value ("148/92", "72").
+- Vital signs: BP, heart rate, RR, temperature, SpO2, weight read with
+  `scribe.clinical.vitals.find_vitals`; recalled when a statement contains the value ("148/92", "72").
 - Allergies: substances after "allergic to" / before "allergy", and "no known allergies";
   recalled when an allergy statement names the substance (or says "no known ... allergies").
 - Problems: vocabulary problems (not negated) in the reference's assessment/plan sections;
   recalled when an assessment or plan statement names the problem or carries an ICD-10 code of
   the same category.
-The vocabularies are the extractive engine's, so recall is measured against what those rules
-can read; numbers for other engines are comparable with each other, not absolute.
+The vocabularies are those of `scribe.clinical`, which the extractive engine drafts with, so recall
+is measured against what those rules can read; numbers for other engines are comparable with each
+other, not absolute.
 - Each kind is reported twice: recall of all reference facts, and recall of the facts the
   transcript states (the drug and dose number, or the vital's value, appear in the transcript).
   Reference notes also draw on the chart (vitals "from the EHR"), which no transcript engine can
@@ -43,6 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from scribe.clinical.drugs import canonical_drug
+from scribe.clinical.findings import find_allergies, find_problems, find_symptoms
+from scribe.clinical.medications import find_medications
+from scribe.clinical.normalise import detokenize, expand_contractions, units_and_numbers
+from scribe.clinical.vitals import find_vitals
 from scribe.errors import BadInputError
 from scribe.notes.base import NoteEngine
 from scribe.notes.inputs import NoteInput, load_transcript_file, transcript_from_text
@@ -152,18 +158,11 @@ def reference_sections(note: str) -> dict[str, str]:
 
 
 def _normalised(text: str) -> str:
-    from scribe.notes.extractive.rewrite import detokenize, expand_contractions, units_and_numbers
-
     return units_and_numbers(expand_contractions(detokenize(text))).lower()
 
 
 def reference_facts(text: str, assessment_text: str | None = None) -> dict[str, list[tuple[str, ...]]]:
     """Facts a note should carry, read from a reference note (or a transcript) with the documented rules."""
-    from scribe.notes.extractive.findings import find_allergies, find_problems
-    from scribe.notes.extractive.medications import find_medications
-    from scribe.notes.extractive.reconcile import canonical_drug
-    from scribe.notes.extractive.vitals import find_vitals
-
     norm = _normalised(text)
     meds: dict[str, tuple[str, ...]] = {}
     for mention in find_medications(norm):
@@ -194,9 +193,6 @@ def _statements(note: SOAPNote, paths: tuple[str, ...] | None = None) -> list[St
 
 
 def _mentions_drug(text: str, key: str, spoken: str) -> bool:
-    from scribe.notes.extractive.medications import find_medications
-    from scribe.notes.extractive.reconcile import canonical_drug
-
     low = text.lower()
     if any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", low) for name in (spoken, key)):
         return True
@@ -261,8 +257,6 @@ def match_facts(facts: dict[str, list[tuple[str, ...]]], note: SOAPNote,
 
 def evidence_checks(note: SOAPNote, transcript: Transcript) -> dict[str, int]:
     """Statements, statements grounded (evidence, not unsupported), spans outside their segment, negation conflicts."""
-    from scribe.notes.extractive.findings import find_symptoms
-
     segments = {s.id: s.text for s in transcript.segments}
     total = grounded = bad_spans = conflicts = 0
     present_paths = ("subjective.chief_complaint", "subjective.hpi", "subjective.ros")

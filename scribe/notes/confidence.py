@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
-from scribe.notes.extractive.encounter import normalise
-from scribe.notes.extractive.findings import find_allergies
-from scribe.notes.extractive.medications import DOSE_UNITS, _drug_pattern, frequency_spans
-from scribe.notes.extractive.negation import negation_words
-from scribe.notes.extractive.numbers import NUMBER_WORDS
+from scribe.clinical.drugs import drug_name_pattern
+from scribe.clinical.findings import find_allergies
+from scribe.clinical.medications import DOSE_UNITS, frequency_spans
+from scribe.clinical.negation import negation_words
+from scribe.clinical.normalise import normalise
+from scribe.clinical.numbers import NUMBER_WORDS
 from scribe.notes.schema import LowConfidenceWord
 from scribe.transcript import Segment, word_spans
 
@@ -23,7 +24,7 @@ _ALLERGY_WORD = re.compile(r"\ballerg\w*", re.I)
 
 def _critical_ranges(text: str) -> list[tuple[int, int]]:
     """Character ranges of a segment's text naming a drug, a frequency, an allergy or a negation."""
-    pattern, _ = _drug_pattern()
+    pattern, _ = drug_name_pattern()
     ranges = [(m.start(), m.end()) for m in pattern.finditer(text)]
     ranges += frequency_spans(text) + negation_words(text)
     ranges += [(t.start, t.end) for t in find_allergies(text.lower())]

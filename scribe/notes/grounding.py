@@ -16,15 +16,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from scribe.clinical.drugs import canonical_drug, drug_name_pattern
+from scribe.clinical.findings import find_problems, find_symptoms
+from scribe.clinical.negation import answer_polarity, has_negation
+from scribe.clinical.normalise import normalise
 from scribe.notes.confidence import low_confidence_words
-from scribe.notes.extractive.encounter import normalise
-from scribe.notes.extractive.findings import find_problems, find_symptoms
-from scribe.notes.extractive.medications import _drug_pattern
-from scribe.notes.extractive.negation import has_negation
-from scribe.notes.extractive.qa import answer_polarity
-from scribe.notes.extractive.reconcile import canonical_drug, record_conflicts
 from scribe.notes.inputs import NoteInput
 from scribe.notes.prompt import record_facts
+from scribe.notes.reconcile import record_conflicts
 from scribe.notes.schema import AttachmentEvidence, Evidence, LowConfidenceWord, RecordEvidence, SegmentEvidence, \
     SOAPNote, Statement
 from scribe.transcript import Segment
@@ -56,7 +55,7 @@ def _numbers(text: str) -> set[str]:
 @lru_cache(maxsize=4096)
 def _drugs(text: str) -> frozenset[str]:
     """Generic names of every lexicon drug named in normalised text, whatever the context (allergen or order)."""
-    pattern, lexicon = _drug_pattern()
+    pattern, lexicon = drug_name_pattern()
     names = set()
     for m in pattern.finditer(text):
         name = re.sub(r"[\s-]+", " ", m.group(0).lower())

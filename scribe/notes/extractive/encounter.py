@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from scribe.notes.extractive.rewrite import Pronouns, detokenize, expand_contractions, units_and_numbers
+from scribe.clinical.normalise import normalise
+from scribe.notes.extractive.rewrite import Pronouns
 from scribe.notes.extractive.sections import ASSISTANT_COMMAND, ASSISTANT_ORDER, encounter_phases, is_question
 from scribe.notes.extractive.sentences import Sentence, split_sentences
 from scribe.notes.schema import SegmentEvidence, Statement
@@ -19,13 +20,6 @@ _FEMALE_STRONG = re.compile(r"\b(?:year[- ]old (?:female|woman|lady|girl)|mrs\.?
 _MALE_STRONG = re.compile(r"\b(?:year[- ]old (?:male|man|gentleman|boy|guy)|mr\.? [a-z]+)\b")
 _FEMALE = re.compile(r"\b(?:she is|she has|she was|her (?:pain|symptoms|history|husband))\b")
 _MALE = re.compile(r"\b(?:he is|he has|he was|his (?:pain|symptoms|history|wife))\b")
-
-
-def normalise(text: str) -> str:
-    """Text for matching: detokenised, contractions expanded, stutters collapsed, numbers as digits, lower case."""
-    text = expand_contractions(detokenize(text)).lower()
-    text = re.sub(r"\b(\w+)(?: \1\b)+", r"\1", text)  # "over over", "no no"
-    return units_and_numbers(text)
 
 
 @dataclass

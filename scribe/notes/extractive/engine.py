@@ -12,9 +12,9 @@ from scribe.notes.extractive.encounter import Encounter
 from scribe.notes.extractive.objective import exam, results, vitals
 from scribe.notes.extractive.plan import allergies, assessment_and_plan, medications
 from scribe.notes.extractive.qa import yes_no_pairs
-from scribe.notes.extractive.reconcile import unmentioned_allergies, unmentioned_medications, unmentioned_problems
 from scribe.notes.extractive.subjective import chief_complaint, history, review_of_systems
 from scribe.notes.inputs import NoteInput
+from scribe.notes.reconcile import unmentioned_allergies, unmentioned_medications, unmentioned_problems
 from scribe.notes.schema import AttachmentEvidence, NoteMetadata, Objective, SOAPNote, Statement, Subjective
 
 RULES_VERSION = "extractive-rules-1"

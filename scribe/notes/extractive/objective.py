@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
+from scribe.clinical.vitals import find_vitals
 from scribe.notes.extractive.encounter import Encounter, statement
 from scribe.notes.extractive.rewrite import note_style
 from scribe.notes.extractive.sections import (EXAM, EXAM_FINDING, EXAM_INSTRUCTION, IMAGING_CUE, PLAN, RESULT_CUE,
                                               RESULTS, is_question)
 from scribe.notes.extractive.subjective import content_score
-from scribe.notes.extractive.vitals import find_vitals
 from scribe.notes.schema import Statement
 
 _FINDING_VERBS = [

@@ -10,15 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from scribe.notes.extractive.encounter import Encounter, statement
-from scribe.notes.extractive.findings import find_allergies, find_problems
-from scribe.notes.extractive.medications import CHANGE_ACTIONS, DOSE_CHANGES, ORDERS, MedMention, drug_details, \
+from scribe.clinical.drugs import canonical_drug
+from scribe.clinical.findings import find_allergies, find_problems
+from scribe.clinical.medications import CHANGE_ACTIONS, DOSE_CHANGES, ORDERS, MedMention, drug_details, \
     drug_display, find_medications
-from scribe.notes.extractive.qa import YesNo, answer_polarity
-from scribe.notes.extractive.reconcile import canonical_drug, change_for, problem_record, record_for
+from scribe.clinical.negation import answer_polarity
+from scribe.notes.extractive.encounter import Encounter, statement
+from scribe.notes.extractive.qa import YesNo
 from scribe.notes.extractive.rewrite import note_style
 from scribe.notes.extractive.sections import DIAGNOSIS_CUE, PLAN, PLAN_ACTION, is_question
 from scribe.notes.extractive.subjective import content_score
+from scribe.notes.reconcile import change_for, problem_record, record_for
 from scribe.notes.schema import RecordEvidence, Statement
 from scribe.records import PatientContext
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from scribe.clinical.negation import answer_polarity
 from scribe.notes.extractive.encounter import Encounter
 from scribe.notes.extractive.sections import is_question
 
-_YES = re.compile(r"^(?:yes|yeah|yep|yup|uh-huh|mm-hmm|correct|right|i do|i have|i am|i did|sometimes|a little|"
-                  r"definitely|absolutely|sure|i think so|probably|occasionally|a bit|once in a while|every now)\b")
-_NO = re.compile(r"^(?:no|nope|nah|not really|never|none|nothing|i do not|i have not|not that i|negative|"
-                 r"i did not|i am not|not at all|not since)\b")
 _PREFIX = re.compile(
     r"^(?:(?:and|so|now|okay|um|uh|also|but|just|any other) )*"
     r"(?:do you (?:ever )?(?:have|get|feel|notice|experience|take|drink|smoke|use)|"
@@ -34,15 +31,6 @@ class YesNo:
     polarity: str  # "yes" | "no"
     content: str  # the asked-about content, normalised ("chest pain or shortness of breath")
     verb: str  # the verb of the question ("have", "take") for the rewritten statement
-
-
-def answer_polarity(norm: str) -> str | None:
-    text = norm.lstrip(" ,.")
-    if _NO.match(text):
-        return "no"
-    if _YES.match(text):
-        return "yes"
-    return None
 
 
 _ALTERNATIVES = re.compile(r"\s*(?:,|\bor\b)\s*")

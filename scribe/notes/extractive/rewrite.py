@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scribe.notes.extractive.numbers import spoken_numbers_to_digits
+from scribe.clinical.normalise import detokenize, expand_contractions, units_and_numbers
 
 
 @dataclass(frozen=True)
@@ -27,17 +27,6 @@ class Pronouns:
             return cls("he", "him", "his", "himself")
         return cls("the patient", "the patient", "their", "themselves")
 
-
-_CONTRACTIONS = [
-    (r"\bcan't\b", "cannot"), (r"\bwon't\b", "will not"), (r"\bshan't\b", "shall not"), (r"\bain't\b", "is not"),
-    (r"\b(\w+)n't\b", r"\1 not"), (r"\bi'm\b", "i am"), (r"\b(i|you|we|they)'ve\b", r"\1 have"),
-    (r"\b(i|you|we|they|he|she|it)'ll\b", r"\1 will"), (r"\b(i|you|we|they|he|she)'d\b", r"\1 would"),
-    (r"\b(you|we|they)'re\b", r"\1 are"), (r"\b(it|that|there|what|here|he|she|who)'s\b", r"\1 is"),
-    (r"\blet's\b", "let us"), (r"\bgonna\b", "going to"), (r"\bwanna\b", "want to"), (r"\bgotta\b", "have to"),
-    (r"\bkinda\b", "kind of"), (r"\bsorta\b", "sort of"), (r"'cause\b", "because"), (r"\bcuz\b", "because"),
-    (r"\bgimme\b", "give me"), (r"\blemme\b", "let me"), (r"\bdunno\b", "do not know"), (r"\bya\b", "you"),
-]
-_CONTRACTIONS_RE = [(re.compile(p, re.I), r) for p, r in _CONTRACTIONS]
 
 _FILLER_PHRASES = re.compile(
     r"\b(?:you know|i mean|kind of|sort of|you see|let us see|let me see|i guess|if you will|so to speak|"
@@ -79,14 +68,6 @@ _OBJECT_BEFORE = {"to", "for", "with", "at", "on", "about", "from", "of", "by", 
 _TO_BE_SUBJECT = {"am": "is", "are": "is", "were": "was", "have": "has", "do": "does", "was": "was"}
 
 _WORD_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[A-Za-z0-9]+(?:['’.+/-][A-Za-z0-9]+)*%?|[^\sA-Za-z0-9]")
-_UNITS = [
-    (r"\bmilligrams?\b|\bmilligram\b|\bmgs\b", "mg"), (r"\bmicrograms?\b|\bmcgs\b", "mcg"), (r"\bgrams\b", "g"),
-    (r"\bmilliliters?\b|\bmls\b|\bcc's\b|\bccs\b", "mL"), (r"\binternational units\b", "IU"),
-    (r"(?<=\d) ?percent\b", "%"), (r"(?<=\d) %", "%"), (r"\bdegrees fahrenheit\b", "°F"),
-    (r"(?<=\d) out of (?=\d)", "/"), (r"(?<=\d) plus\b", "+"), (r"(?<=\d) (?:over|/) (?=\d)", "/"),
-    (r"\bx-rays?\b", "x-ray"), (r"\bkgs\b", "kg"), (r"(?<=\d) pounds\b", " lbs"),
-]
-_UNITS_RE = [(re.compile(p, re.I), r) for p, r in _UNITS]
 _ACRONYMS = {"mri": "MRI", "ct": "CT", "ekg": "EKG", "ecg": "ECG", "emg": "EMG", "cbc": "CBC", "bmp": "BMP",
              "cmp": "CMP", "tsh": "TSH", "psa": "PSA", "hba1c": "HbA1c", "a1c": "A1c", "ldl": "LDL", "hdl": "HDL",
              "copd": "COPD", "gerd": "GERD", "uti": "UTI", "er": "ER", "icu": "ICU", "iv": "IV", "bp": "BP",
@@ -96,24 +77,6 @@ _ACRONYMS = {"mri": "MRI", "ct": "CT", "ekg": "EKG", "ecg": "ECG", "emg": "EMG",
              "bph": "BPH", "alt": "ALT", "ast": "AST", "bmi": "BMI", "ua": "UA", "gi": "GI", "mg": "mg",
              "mcg": "mcg", "ml": "mL", "iu": "IU", "prn": "PRN", "otc": "OTC", "pcp": "PCP", "nsaid's": "NSAIDs",
              "ct's": "CTs", "mri's": "MRIs", "hpi": "HPI", "ros": "ROS", "ef": "EF", "egd": "EGD", "ppi": "PPI"}
-
-
-def detokenize(text: str) -> str:
-    """Undo transcript tokenisation ("do n't", "pain .", "gon na") so words read as written."""
-    text = re.sub(r"\b(\w+) n't\b", r"\1n't", text)
-    text = re.sub(r" '(s|re|ve|ll|d|m)\b", r"'\1", text)
-    text = re.sub(r"\b(gon|wan|got) (na|ta)\b", r"\1\2", text)
-    text = re.sub(r"\s+([.,?!;:%])", r"\1", text)
-    text = re.sub(r"\$ (\d)", r"$\1", text)
-    text = re.sub(r"(\w) - (?=year|month|week|day)", r"\1-", text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def expand_contractions(text: str) -> str:
-    text = text.replace("’", "'")
-    for pattern, repl in _CONTRACTIONS_RE:
-        text = pattern.sub(repl, text)
-    return text
 
 
 def _tokens(text: str) -> list[str]:
@@ -260,14 +223,6 @@ def clinician_plan_voice(text: str, pronouns: Pronouns) -> str:
     """ "i'm gonna go ahead and order an x-ray" -> "we will order an x-ray"; "i want you to" -> "I advised her to"."""
     for pattern, repl in _PLAN_VOICE_RE:
         text = pattern.sub(repl.format(obj=pronouns.object, subj=pronouns.subject), text)
-    return text
-
-
-def units_and_numbers(text: str) -> str:
-    text = spoken_numbers_to_digits(text)
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # "1,000" -> "1000"
-    for pattern, repl in _UNITS_RE:
-        text = pattern.sub(repl, text)
     return text
 
 

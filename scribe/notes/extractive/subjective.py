@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 
+from scribe.clinical.findings import find_medications_any, find_problems, find_symptoms
+from scribe.clinical.negation import answer_polarity
+from scribe.clinical.terms import CLINICAL_WORDS
 from scribe.notes.extractive.encounter import Encounter, statement
-from scribe.notes.extractive.findings import find_medications_any, find_problems, find_symptoms
-from scribe.notes.extractive.qa import YesNo, answer_polarity
+from scribe.notes.extractive.qa import YesNo
 from scribe.notes.extractive.rewrite import addressee_to_third_person, finish, note_style, strip_fillers
 from scribe.notes.extractive.sections import HISTORY, asks_something, is_question
-from scribe.notes.extractive.terms import CLINICAL_WORDS
 from scribe.notes.schema import Statement
 
 _CC = re.compile(

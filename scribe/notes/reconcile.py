@@ -4,29 +4,23 @@ A drug said in the visit is `new` (not on record), `stopped`, `changed` (an incr
 was ordered, or a new dose prescribed) or `continued`. A dose that merely differs from the record
 is not a change: `record_conflicts` reports it, with both values, for the reviewer to settle.
 Medications, allergies and problems on record but never mentioned are listed with
-`support="from_records"` and cite the resource.
+`support="from_records"` and cite the resource. The extractive engine takes its verdicts from here
+and grounding its conflicts; both speak the note schema, hence scribe.notes and not scribe.clinical.
 """
 
 from __future__ import annotations
 
 import re
 
-from scribe.notes.extractive.drugs import class_members, drug_lexicon
-from scribe.notes.extractive.encounter import normalise
-from scribe.notes.extractive.medications import CHANGE_ACTIONS, DOSE_CHANGES, MedMention, dose_quantity, \
-    doses_per_day, drug_display, find_medications, frequency_of, strengths
+from scribe.clinical.drugs import canonical_drug, class_members
+from scribe.clinical.medications import CHANGE_ACTIONS, DOSE_CHANGES, MedMention, dose_quantity, doses_per_day, \
+    drug_display, find_medications, frequency_of, strengths
+from scribe.clinical.normalise import normalise
 from scribe.notes.schema import RecordConflict, RecordEvidence, Statement
 from scribe.records import Allergy, Medication, PatientContext, Problem
 
 INACTIVE_MEDICATION = ("stopped", "completed", "entered-in-error", "cancelled")
 INACTIVE_ALLERGY = ("inactive", "resolved")
-
-
-def canonical_drug(name: str) -> str:
-    """A drug name (spoken or from a record) as the lexicon's generic, else lower-cased as given."""
-    lexicon = drug_lexicon()
-    low = " ".join(name.lower().split())
-    return lexicon.get(low) or lexicon.get(low.split(" ")[0], low) if low else low
 
 
 def record_names(med: Medication) -> set[str]:

@@ -1,13 +1,15 @@
 """Drug names a clinician says aloud: generics, and brands mapped to their generic.
 
 Curated by hand for common outpatient and hospital prescribing; a lexicon rather than a
-statistical recogniser, so every hit is explainable and the engine stays deterministic.
-Multi-word names ("vitamin d", "fish oil") are matched before their parts.
+statistical recogniser, so every hit is explainable and whatever reads drugs with it (the
+extractive engine, grounding, the benches) stays deterministic. Multi-word names ("vitamin d",
+"fish oil") are matched before their parts.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _GENERICS = """
 acetaminophen acyclovir adalimumab albuterol alendronate allopurinol alprazolam amiodarone amitriptyline
@@ -190,3 +192,19 @@ def drug_lexicon() -> dict[str, str]:
     lexicon.update(_PHRASES)
     lexicon.update(_BRANDS)
     return lexicon
+
+
+def canonical_drug(name: str) -> str:
+    """A drug name (spoken or from a record) as the lexicon's generic, else lower-cased as given."""
+    lexicon = drug_lexicon()
+    low = " ".join(name.lower().split())
+    return lexicon.get(low) or lexicon.get(low.split(" ")[0], low) if low else low
+
+
+@lru_cache(maxsize=1)
+def drug_name_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
+    """Lexicon names as one regex, with name -> generic: public as grounding and confidence (scribe.notes) use it."""
+    lexicon = drug_lexicon()
+    names = sorted(lexicon, key=len, reverse=True)
+    alternation = "|".join(re.escape(n).replace(r"\ ", r"[\s-]+") for n in names)
+    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", re.I), {k.lower(): v for k, v in lexicon.items()}

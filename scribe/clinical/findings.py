@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scribe.notes.extractive.drugs import drug_lexicon
-from scribe.notes.extractive.negation import is_negated
-from scribe.notes.extractive.terms import PROBLEMS, ROS_SYMPTOMS
+from scribe.clinical.drugs import drug_lexicon
+from scribe.clinical.medications import find_medications
+from scribe.clinical.negation import is_negated
+from scribe.clinical.terms import PROBLEMS, ROS_SYMPTOMS
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,4 @@ def find_allergies(text: str) -> list[Term]:
 
 def find_medications_any(text: str) -> list[str]:
     """Drug names mentioned in `text` (no attributes): a cheap test for medication talk."""
-    from scribe.notes.extractive.medications import find_medications
-
     return [m.canonical for m in find_medications(text)]

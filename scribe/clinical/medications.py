@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
-from scribe.notes.extractive.drugs import drug_lexicon
-from scribe.notes.extractive.negation import is_negated
+from scribe.clinical.drugs import drug_name_pattern
+from scribe.clinical.negation import is_negated
 
 # Names that are also lab analytes or minerals: only a medication when a dose or a verb says so.
 _AMBIGUOUS = {"testosterone", "progesterone", "estradiol", "magnesium", "zinc", "lithium", "potassium", "insulin",
@@ -98,14 +97,6 @@ class MedMention:
         return drug_details(self.name, self.dose, self.route, self.frequency)
 
 
-@lru_cache(maxsize=1)
-def _drug_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
-    lexicon = drug_lexicon()
-    names = sorted(lexicon, key=len, reverse=True)
-    alternation = "|".join(re.escape(n).replace(r"\ ", r"[\s-]+") for n in names)
-    return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", re.I), {k.lower(): v for k, v in lexicon.items()}
-
-
 def frequency_of(window: str) -> str | None:
     """The frequency said in normalised text, as a label ("twice daily" for "BID" and "2 times a day")."""
     found = []
@@ -131,7 +122,7 @@ def _action(before: str, after: str) -> str | None:
 
 def find_medications(text: str) -> list[MedMention]:
     """Medication mentions in one normalised sentence, in order, with the attributes that follow each name."""
-    pattern, lexicon = _drug_pattern()
+    pattern, lexicon = drug_name_pattern()
     hits = list(pattern.finditer(text))
     mentions: list[MedMention] = []
     for i, hit in enumerate(hits):

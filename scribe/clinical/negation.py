@@ -1,8 +1,10 @@
 """Negation scope in the spirit of ConText: a trigger negates what follows it up to a clause end.
 
 "denies chest pain, shortness of breath or swelling" negates all three; "no fever but a
-cough" negates only the fever. Used to keep negated findings out of the present complaints
-and to write them as pertinent negatives instead.
+cough" negates only the fever. A reply opening with "no" to "any chest pain?" denies it too
+(`answer_polarity`). The note engine uses these to keep negated findings out of the present
+complaints and write them as pertinent negatives; grounding, to check a statement's negation
+against what it cites.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ _TERMINATORS = re.compile(r"\b(?:but|however|although|though|except|aside from|a
 _POST_NEGATIONS = re.compile(r"\b(?:is|was|were|are|came back|has been|have been) (?:negative|normal|unremarkable|"
                              r"ruled out|absent|resolved|gone)\b", re.I)
 MAX_SCOPE_WORDS = 12
+# How a reply to a yes/no question opens.
+_YES = re.compile(r"^(?:yes|yeah|yep|yup|uh-huh|mm-hmm|correct|right|i do|i have|i am|i did|sometimes|a little|"
+                  r"definitely|absolutely|sure|i think so|probably|occasionally|a bit|once in a while|every now)\b")
+_NO = re.compile(r"^(?:no|nope|nah|not really|never|none|nothing|i do not|i have not|not that i|negative|"
+                 r"i did not|i am not|not at all|not since)\b")
 
 
 def negated_scopes(text: str) -> list[tuple[int, int]]:
@@ -51,3 +58,13 @@ def negation_words(text: str) -> list[tuple[int, int]]:
 
 def has_negation(text: str) -> bool:
     return bool(_PRE_TRIGGERS.search(text) or _POST_NEGATIONS.search(text))
+
+
+def answer_polarity(norm: str) -> str | None:
+    """The polarity of a normalised reply: "yes" ("yeah", "i do"), "no" ("nope", "not really"), or None."""
+    text = norm.lstrip(" ,.")
+    if _NO.match(text):
+        return "no"
+    if _YES.match(text):
+        return "yes"
+    return None

@@ -1,0 +1,1 @@
+"""Clinical language (drugs, findings, negation, numbers, vitals) shared by the note engine, grounding, benches."""
