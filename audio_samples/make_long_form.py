@@ -68,12 +68,20 @@ def records_bundle(name: str, spoken: str) -> dict:
     drugs = sorted({canonical for spoken_form, canonical in drug_lexicon().items() if f" {spoken_form} " in words})
     patient = {"resourceType": "Patient", "id": f"pt-{name}"}
     entries = [patient] + [
-        {"resourceType": "MedicationStatement", "id": f"ms-{i}", "status": "active",
-         "medicationCodeableConcept": {"text": drug}, "subject": {"reference": f"Patient/pt-{name}"}}
+        {
+            "resourceType": "MedicationStatement",
+            "id": f"ms-{i}",
+            "status": "active",
+            "medicationCodeableConcept": {"text": drug},
+            "subject": {"reference": f"Patient/pt-{name}"},
+        }
         for i, drug in enumerate(drugs, 1)
     ]
-    return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"fullUrl": f"urn:scribe:{name}:{r['resourceType']}/{r['id']}", "resource": r} for r in entries]}
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": f"urn:scribe:{name}:{r['resourceType']}/{r['id']}", "resource": r} for r in entries],
+    }
 
 
 def main() -> None:

@@ -90,99 +90,183 @@ class Sample:
 
 SAMPLES = (
     Sample(
-        name="cardiology_followup", voice="en-us", wpm=175,
+        name="cardiology_followup",
+        voice="en-us",
+        wpm=175,
         text="Atrial fibrillation follow-up. On apixaban 5 milligrams twice daily, metoprolol 50 milligrams "
-             "and amlodipine 5 milligrams daily. Blood pressure 148 over 92. Increase amlodipine to 10 milligrams.",
+        "and amlodipine 5 milligrams daily. Blood pressure 148 over 92. Increase amlodipine to 10 milligrams.",
         patient=("pt-1001", "Maria", "Alvarez", "female", "1956-03-14"),
-        conditions=(("I48.91", "Unspecified atrial fibrillation", "2021-05-02"),
-                    ("I10", "Essential (primary) hypertension", "2015-09-20"),
-                    ("E78.5", "Hyperlipidemia, unspecified", "2016-01-11")),
-        drugs=(Drug("1364445", "apixaban 5 MG Oral Tablet", "5 mg by mouth twice daily", True),
-               Drug("866514", "metoprolol tartrate 50 MG Oral Tablet", "50 mg by mouth daily", True),
-               Drug("197361", "amlodipine 5 MG Oral Tablet", "5 mg by mouth daily", True, "MedicationRequest"),
-               Drug("617311", "atorvastatin 40 MG Oral Tablet", "40 mg by mouth at bedtime", False),
-               # a warfarin entry recorded on the wrong patient and retracted: readers must skip it
-               Drug("855332", "warfarin sodium 5 MG Oral Tablet", "5 mg by mouth daily", False,
-                    status="entered-in-error")),
+        conditions=(
+            ("I48.91", "Unspecified atrial fibrillation", "2021-05-02"),
+            ("I10", "Essential (primary) hypertension", "2015-09-20"),
+            ("E78.5", "Hyperlipidemia, unspecified", "2016-01-11"),
+        ),
+        drugs=(
+            Drug("1364445", "apixaban 5 MG Oral Tablet", "5 mg by mouth twice daily", True),
+            Drug("866514", "metoprolol tartrate 50 MG Oral Tablet", "50 mg by mouth daily", True),
+            Drug("197361", "amlodipine 5 MG Oral Tablet", "5 mg by mouth daily", True, "MedicationRequest"),
+            Drug("617311", "atorvastatin 40 MG Oral Tablet", "40 mg by mouth at bedtime", False),
+            # a warfarin entry recorded on the wrong patient and retracted: readers must skip it
+            Drug("855332", "warfarin sodium 5 MG Oral Tablet", "5 mg by mouth daily", False, status="entered-in-error"),
+        ),
         allergies=((RXNORM, "7984", "Penicillin", "247472004", "Hives", "high"),),
-        observations=(Measurement("85354-9", "Blood pressure panel with all children optional", "vital-signs",
-                                  unit="mm[Hg]", components=(("8480-6", "Systolic blood pressure", 150),
-                                                             ("8462-4", "Diastolic blood pressure", 90))),
-                      Measurement("8867-4", "Heart rate", "vital-signs", 72, "/min")),
+        observations=(
+            Measurement(
+                "85354-9",
+                "Blood pressure panel with all children optional",
+                "vital-signs",
+                unit="mm[Hg]",
+                components=(("8480-6", "Systolic blood pressure", 150), ("8462-4", "Diastolic blood pressure", 90)),
+            ),
+            Measurement("8867-4", "Heart rate", "vital-signs", 72, "/min"),
+        ),
     ),
     Sample(
-        name="diabetes_visit", voice="en-gb", wpm=180,
+        name="diabetes_visit",
+        voice="en-gb",
+        wpm=180,
         text="Diabetes review. Takes metformin 1000 milligrams twice daily and empagliflozin 10 milligrams "
-             "each morning. Sulfa allergy. A1c 8.4 percent. Refer to dietitian.",
+        "each morning. Sulfa allergy. A1c 8.4 percent. Refer to dietitian.",
         patient=("pt-1002", "James", "Okafor", "male", "1961-11-02"),
-        conditions=(("E11.65", "Type 2 diabetes mellitus with hyperglycemia", "2012-04-18"),
-                    ("I10", "Essential (primary) hypertension", "2014-02-03"),
-                    ("E66.9", "Obesity, unspecified", "2012-04-18")),
-        drugs=(Drug("861004", "metformin hydrochloride 1000 MG Oral Tablet", "1000 mg by mouth twice daily", True),
-               Drug("1545653", "empagliflozin 10 MG Oral Tablet", "10 mg by mouth every morning", True,
-                    "MedicationRequest", by_reference=True),
-               Drug("314077", "lisinopril 20 MG Oral Tablet", "20 mg by mouth daily", False),
-               Drug("859751", "rosuvastatin calcium 20 MG Oral Tablet", "20 mg by mouth daily", False)),
+        conditions=(
+            ("E11.65", "Type 2 diabetes mellitus with hyperglycemia", "2012-04-18"),
+            ("I10", "Essential (primary) hypertension", "2014-02-03"),
+            ("E66.9", "Obesity, unspecified", "2012-04-18"),
+        ),
+        drugs=(
+            Drug("861004", "metformin hydrochloride 1000 MG Oral Tablet", "1000 mg by mouth twice daily", True),
+            Drug(
+                "1545653",
+                "empagliflozin 10 MG Oral Tablet",
+                "10 mg by mouth every morning",
+                True,
+                "MedicationRequest",
+                by_reference=True,
+            ),
+            Drug("314077", "lisinopril 20 MG Oral Tablet", "20 mg by mouth daily", False),
+            Drug("859751", "rosuvastatin calcium 20 MG Oral Tablet", "20 mg by mouth daily", False),
+        ),
         allergies=((RXNORM, "10831", "Sulfa drugs", "271807003", "Rash", "low"),),
-        observations=(Measurement("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "laboratory", 7.9, "%",
-                                  date="2026-05-20"),
-                      Measurement("29463-7", "Body weight", "vital-signs", 97, "kg", date="2026-05-20")),
+        observations=(
+            Measurement(
+                "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "laboratory", 7.9, "%", date="2026-05-20"
+            ),
+            Measurement("29463-7", "Body weight", "vital-signs", 97, "kg", date="2026-05-20"),
+        ),
     ),
     Sample(
-        name="thyroid_depression", voice="en-us+f3", wpm=165,
+        name="thyroid_depression",
+        voice="en-us+f3",
+        wpm=165,
         text="Tired and low mood. Takes levothyroxine 75 micrograms and sertraline 100 milligrams daily. "
-             "TSH 6.8. Increase levothyroxine to 88 micrograms.",
+        "TSH 6.8. Increase levothyroxine to 88 micrograms.",
         patient=("pt-1003", "Susan", "Lindqvist", "female", "1972-07-21"),
-        conditions=(("E03.9", "Hypothyroidism, unspecified", "2018-10-09"),
-                    ("F33.1", "Major depressive disorder, recurrent, moderate", "2019-03-27"),
-                    ("I10", "Essential (primary) hypertension", "2020-06-15")),
-        drugs=(Drug("966222", "levothyroxine sodium 0.075 MG Oral Tablet", "75 mcg by mouth every morning", True),
-               Drug("312938", "sertraline 100 MG Oral Tablet", "100 mg by mouth daily", True, "MedicationRequest"),
-               Drug("310798", "hydrochlorothiazide 25 MG Oral Tablet", "25 mg by mouth daily", False)),
+        conditions=(
+            ("E03.9", "Hypothyroidism, unspecified", "2018-10-09"),
+            ("F33.1", "Major depressive disorder, recurrent, moderate", "2019-03-27"),
+            ("I10", "Essential (primary) hypertension", "2020-06-15"),
+        ),
+        drugs=(
+            Drug("966222", "levothyroxine sodium 0.075 MG Oral Tablet", "75 mcg by mouth every morning", True),
+            Drug("312938", "sertraline 100 MG Oral Tablet", "100 mg by mouth daily", True, "MedicationRequest"),
+            Drug("310798", "hydrochlorothiazide 25 MG Oral Tablet", "25 mg by mouth daily", False),
+        ),
         allergies=((RXNORM, "2670", "Codeine", "422587007", "Nausea", "low"),),
-        observations=(Measurement("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma", "laboratory",
-                                  5.9, "m[IU]/L", date="2026-06-02"),),
+        observations=(
+            Measurement(
+                "3016-3",
+                "Thyrotropin [Units/volume] in Serum or Plasma",
+                "laboratory",
+                5.9,
+                "m[IU]/L",
+                date="2026-06-02",
+            ),
+        ),
         effects=("gain", "-4"),
         notes="quieter speaker (-4 dB)",
     ),
     Sample(
-        name="back_pain_phone", voice="en-gb-x-rp", wpm=175,
+        name="back_pain_phone",
+        voice="en-gb-x-rp",
+        wpm=175,
         text="Sciatica on the right. On gabapentin 300 milligrams three times daily, naproxen 500 milligrams "
-             "twice daily and pantoprazole 40 milligrams. Assessment: lumbar radiculopathy.",
+        "twice daily and pantoprazole 40 milligrams. Assessment: lumbar radiculopathy.",
         patient=("pt-1004", "Robert", "Nakamura", "male", "1968-01-30"),
-        conditions=(("M54.16", "Radiculopathy, lumbar region", "2025-11-04"),
-                    ("K21.9", "Gastro-esophageal reflux disease without esophagitis", "2019-07-22")),
-        drugs=(Drug("310431", "gabapentin 300 MG Oral Capsule", "300 mg by mouth three times daily", True),
-               Drug("198014", "naproxen 500 MG Oral Tablet", "500 mg by mouth twice daily with food", True,
-                    "MedicationRequest"),
-               Drug("314200", "pantoprazole 40 MG Delayed Release Oral Tablet", "40 mg by mouth daily before breakfast",
-                    True),
-               Drug("835603", "tramadol hydrochloride 50 MG Oral Tablet", "50 mg by mouth every 6 hours as needed",
-                    False, "MedicationRequest", status="stopped")),
+        conditions=(
+            ("M54.16", "Radiculopathy, lumbar region", "2025-11-04"),
+            ("K21.9", "Gastro-esophageal reflux disease without esophagitis", "2019-07-22"),
+        ),
+        drugs=(
+            Drug("310431", "gabapentin 300 MG Oral Capsule", "300 mg by mouth three times daily", True),
+            Drug(
+                "198014",
+                "naproxen 500 MG Oral Tablet",
+                "500 mg by mouth twice daily with food",
+                True,
+                "MedicationRequest",
+            ),
+            Drug(
+                "314200",
+                "pantoprazole 40 MG Delayed Release Oral Tablet",
+                "40 mg by mouth daily before breakfast",
+                True,
+            ),
+            Drug(
+                "835603",
+                "tramadol hydrochloride 50 MG Oral Tablet",
+                "50 mg by mouth every 6 hours as needed",
+                False,
+                "MedicationRequest",
+                status="stopped",
+            ),
+        ),
         allergies=((SNOMED, "111088007", "Latex", "40275004", "Contact dermatitis", "low"),),
-        observations=(Measurement("72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
-                                  "survey", 7, "{score}"),),
+        observations=(
+            Measurement(
+                "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported", "survey", 7, "{score}"
+            ),
+        ),
         effects=("sinc", "300-3400", "gain", "-n", "-3"),
         noise=0.006,
         notes="telephone band (300-3400 Hz) with a little white noise",
     ),
     Sample(
-        name="urology_asthma", voice="en-us+m7", wpm=185,
+        name="urology_asthma",
+        voice="en-us+m7",
+        wpm=185,
         text="Weak urinary stream and wheezing at night. On tamsulosin 0.4 milligrams, montelukast 10 milligrams "
-             "and albuterol as needed. Allergic to aspirin. Check PSA.",
+        "and albuterol as needed. Allergic to aspirin. Check PSA.",
         patient=("pt-1005", "David", "Mensah", "male", "1959-09-09"),
-        conditions=(("N40.1", "Benign prostatic hyperplasia with lower urinary tract symptoms", "2022-02-14"),
-                    ("J45.40", "Moderate persistent asthma, uncomplicated", "1998-05-01")),
-        drugs=(Drug("863669", "tamsulosin hydrochloride 0.4 MG Oral Capsule", "0.4 mg by mouth at bedtime", True),
-               Drug("200224", "montelukast 10 MG Oral Tablet", "10 mg by mouth nightly", True),
-               Drug("745679", "200 ACTUAT albuterol 0.09 MG/ACTUAT Metered Dose Inhaler",
-                    "2 puffs every 4 hours as needed for wheezing", True, "MedicationRequest"),
-               Drug("310346", "finasteride 5 MG Oral Tablet", "5 mg by mouth daily", False)),
+        conditions=(
+            ("N40.1", "Benign prostatic hyperplasia with lower urinary tract symptoms", "2022-02-14"),
+            ("J45.40", "Moderate persistent asthma, uncomplicated", "1998-05-01"),
+        ),
+        drugs=(
+            Drug("863669", "tamsulosin hydrochloride 0.4 MG Oral Capsule", "0.4 mg by mouth at bedtime", True),
+            Drug("200224", "montelukast 10 MG Oral Tablet", "10 mg by mouth nightly", True),
+            Drug(
+                "745679",
+                "200 ACTUAT albuterol 0.09 MG/ACTUAT Metered Dose Inhaler",
+                "2 puffs every 4 hours as needed for wheezing",
+                True,
+                "MedicationRequest",
+            ),
+            Drug("310346", "finasteride 5 MG Oral Tablet", "5 mg by mouth daily", False),
+        ),
         allergies=((RXNORM, "1191", "Aspirin", "4386001", "Bronchospasm", "high"),),
-        observations=(Measurement("2857-1", "Prostate specific Ag [Mass/volume] in Serum or Plasma", "laboratory",
-                                  2.1, "ng/mL", date="2026-03-09"),
-                      Measurement("72166-2", "Tobacco smoking status", "social-history",
-                                  ("8517006", "Ex-smoker"), date="2026-03-09")),
+        observations=(
+            Measurement(
+                "2857-1",
+                "Prostate specific Ag [Mass/volume] in Serum or Plasma",
+                "laboratory",
+                2.1,
+                "ng/mL",
+                date="2026-03-09",
+            ),
+            Measurement(
+                "72166-2", "Tobacco smoking status", "social-history", ("8517006", "Ex-smoker"), date="2026-03-09"
+            ),
+        ),
     ),
 )
 
@@ -202,27 +286,38 @@ def bundle(sample: Sample) -> dict:
     """The prior records of one sample patient as a FHIR R4 collection Bundle."""
     pid, given, family, gender, birth = sample.patient
     subject = {"reference": full_url(sample.name, f"Patient/{pid}"), "display": f"{given} {family}"}
-    resources: list[dict] = [{
-        "resourceType": "Patient", "id": pid,
-        "identifier": [{"system": MRN_SYSTEM, "value": pid.replace("pt-", "MRN")}],
-        "name": [{"use": "official", "family": family, "given": [given]}],
-        "gender": gender, "birthDate": birth,
-    }]
+    resources: list[dict] = [
+        {
+            "resourceType": "Patient",
+            "id": pid,
+            "identifier": [{"system": MRN_SYSTEM, "value": pid.replace("pt-", "MRN")}],
+            "name": [{"use": "official", "family": family, "given": [given]}],
+            "gender": gender,
+            "birthDate": birth,
+        }
+    ]
     for i, (code, display, onset) in enumerate(sample.conditions, 1):
-        resources.append({
-            "resourceType": "Condition", "id": f"cond-{i}",
-            "clinicalStatus": concept(CONDITION_CLINICAL, "active", "Active"),
-            "verificationStatus": concept(CONDITION_VERIFICATION, "confirmed", "Confirmed"),
-            "category": [concept(CONDITION_CATEGORY, "problem-list-item", "Problem List Item")],
-            "code": concept(ICD10CM, code, display),
-            "subject": subject, "onsetDateTime": onset,
-        })
+        resources.append(
+            {
+                "resourceType": "Condition",
+                "id": f"cond-{i}",
+                "clinicalStatus": concept(CONDITION_CLINICAL, "active", "Active"),
+                "verificationStatus": concept(CONDITION_VERIFICATION, "confirmed", "Confirmed"),
+                "category": [concept(CONDITION_CATEGORY, "problem-list-item", "Problem List Item")],
+                "code": concept(ICD10CM, code, display),
+                "subject": subject,
+                "onsetDateTime": onset,
+            }
+        )
     counters = {"MedicationStatement": 0, "MedicationRequest": 0, "Medication": 0}
     for drug in sample.drugs:
         counters[drug.resource] += 1
         prefix = "ms" if drug.resource == "MedicationStatement" else "mr"
-        resource: dict = {"resourceType": drug.resource, "id": f"{prefix}-{counters[drug.resource]}",
-                          "status": drug.status}
+        resource: dict = {
+            "resourceType": drug.resource,
+            "id": f"{prefix}-{counters[drug.resource]}",
+            "status": drug.status,
+        }
         if drug.resource == "MedicationRequest":
             resource["intent"] = "order"
         medication = concept(RXNORM, drug.rxnorm, drug.display)
@@ -243,28 +338,36 @@ def bundle(sample: Sample) -> dict:
             resource["dosageInstruction"] = [{"text": drug.dosage}]
         resources.append(resource)
     for i, (system, code, text, reaction_code, reaction, criticality) in enumerate(sample.allergies, 1):
-        resources.append({
-            "resourceType": "AllergyIntolerance", "id": f"allergy-{i}",
-            "clinicalStatus": concept(ALLERGY_CLINICAL, "active", "Active"),
-            "verificationStatus": concept(ALLERGY_VERIFICATION, "confirmed", "Confirmed"),
-            "type": "allergy",
-            "category": ["environment" if system == SNOMED else "medication"],
-            "criticality": criticality,
-            "code": concept(system, code, text, text),
-            "patient": subject,
-            "reaction": [{"manifestation": [concept(SNOMED, reaction_code, reaction, reaction)]}],
-        })
+        resources.append(
+            {
+                "resourceType": "AllergyIntolerance",
+                "id": f"allergy-{i}",
+                "clinicalStatus": concept(ALLERGY_CLINICAL, "active", "Active"),
+                "verificationStatus": concept(ALLERGY_VERIFICATION, "confirmed", "Confirmed"),
+                "type": "allergy",
+                "category": ["environment" if system == SNOMED else "medication"],
+                "criticality": criticality,
+                "code": concept(system, code, text, text),
+                "patient": subject,
+                "reaction": [{"manifestation": [concept(SNOMED, reaction_code, reaction, reaction)]}],
+            }
+        )
     for i, obs in enumerate(sample.observations, 1):
         resource = {
-            "resourceType": "Observation", "id": f"obs-{i}", "status": "final",
+            "resourceType": "Observation",
+            "id": f"obs-{i}",
+            "status": "final",
             "category": [concept(OBSERVATION_CATEGORY, obs.category, obs.category.replace("-", " ").title())],
             "code": concept(LOINC, obs.loinc, obs.display),
-            "subject": subject, "effectiveDateTime": obs.date,
+            "subject": subject,
+            "effectiveDateTime": obs.date,
         }
         if obs.components:
             resource["component"] = [
-                {"code": concept(LOINC, code, display),
-                 "valueQuantity": {"value": value, "unit": obs.unit, "system": UCUM, "code": obs.unit}}
+                {
+                    "code": concept(LOINC, code, display),
+                    "valueQuantity": {"value": value, "unit": obs.unit, "system": UCUM, "code": obs.unit},
+                }
                 for code, display, value in obs.components
             ]
         elif isinstance(obs.value, tuple):
@@ -275,8 +378,13 @@ def bundle(sample: Sample) -> dict:
             resource["valueQuantity"] = {"value": obs.value, "unit": obs.unit, "system": UCUM, "code": obs.unit}
         resources.append(resource)
     entries = [{"fullUrl": full_url(sample.name, f"{r['resourceType']}/{r['id']}"), "resource": r} for r in resources]
-    return {"resourceType": "Bundle", "id": f"{sample.name.replace('_', '-')}-records", "type": "collection",
-            "timestamp": "2026-10-01T09:00:00Z", "entry": entries}
+    return {
+        "resourceType": "Bundle",
+        "id": f"{sample.name.replace('_', '-')}-records",
+        "type": "collection",
+        "timestamp": "2026-10-01T09:00:00Z",
+        "entry": entries,
+    }
 
 
 def run(*command: str) -> str:
@@ -288,13 +396,51 @@ def synthesise(sample: Sample, out: Path) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         raw, speech, noise = Path(tmp) / "raw.wav", Path(tmp) / "speech.wav", Path(tmp) / "noise.wav"
         run("espeak-ng", "-v", sample.voice, "-s", str(sample.wpm), "-w", str(raw), sample.text)
-        run("sox", "-R", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(speech),
-            "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse",
-            *sample.effects, "pad", str(PAD_S), str(PAD_S))
+        run(
+            "sox",
+            "-R",
+            str(raw),
+            "-r",
+            str(SAMPLE_RATE),
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(speech),
+            "silence",
+            "1",
+            "0.02",
+            "0.5%",
+            "reverse",
+            "silence",
+            "1",
+            "0.02",
+            "0.5%",
+            "reverse",
+            *sample.effects,
+            "pad",
+            str(PAD_S),
+            str(PAD_S),
+        )
         if sample.noise:
             seconds = run("sox", "--i", "-D", str(speech)).strip()
-            run("sox", "-R", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(noise),
-                "synth", seconds, "whitenoise", "vol", str(sample.noise))
+            run(
+                "sox",
+                "-R",
+                "-n",
+                "-r",
+                str(SAMPLE_RATE),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                str(noise),
+                "synth",
+                seconds,
+                "whitenoise",
+                "vol",
+                str(sample.noise),
+            )
             run("sox", "-R", "-m", str(speech), str(noise), "-b", "16", str(out))
         else:
             shutil.copyfile(speech, out)
@@ -304,8 +450,10 @@ def synthesise(sample: Sample, out: Path) -> float:
 def main(out_dir: Path) -> int:
     missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
     if missing:
-        print(f"make_samples: {' and '.join(missing)} not found on PATH (Debian: apt-get install espeak-ng sox)",
-              file=sys.stderr)
+        print(
+            f"make_samples: {' and '.join(missing)} not found on PATH (Debian: apt-get install espeak-ng sox)",
+            file=sys.stderr,
+        )
         return 1
     out_dir.mkdir(parents=True, exist_ok=True)
     total_s = 0.0
@@ -314,12 +462,15 @@ def main(out_dir: Path) -> int:
         seconds = synthesise(sample, wav)
         total_s += seconds
         (out_dir / f"{sample.name}.txt").write_text(sample.text + "\n", encoding="utf-8")
-        (out_dir / f"{sample.name}.bundle.json").write_text(json.dumps(bundle(sample), indent=1) + "\n",
-                                                            encoding="utf-8")
+        (out_dir / f"{sample.name}.bundle.json").write_text(
+            json.dumps(bundle(sample), indent=1) + "\n", encoding="utf-8"
+        )
         spoken = sum(d.spoken for d in sample.drugs)
-        print(f"{sample.name}: {sample.voice} {sample.wpm} wpm {seconds:.2f} s {wav.stat().st_size} B, "
-              f"{spoken} drugs spoken of {len(sample.drugs)} in records{'; ' + sample.notes if sample.notes else ''}",
-              file=sys.stderr)
+        print(
+            f"{sample.name}: {sample.voice} {sample.wpm} wpm {seconds:.2f} s {wav.stat().st_size} B, "
+            f"{spoken} drugs spoken of {len(sample.drugs)} in records{'; ' + sample.notes if sample.notes else ''}",
+            file=sys.stderr,
+        )
     size = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
     print(f"total: {total_s:.1f} s of audio, directory {size} bytes (budget {SIZE_BUDGET})", file=sys.stderr)
     return 0 if size <= SIZE_BUDGET else 2

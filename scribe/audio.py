@@ -45,8 +45,9 @@ class AudioLimits:
         return cls(max_bytes=settings.max_audio_bytes, max_seconds=settings.max_audio_seconds)
 
 
-def decode_audio(source: str | os.PathLike[str] | bytes, limits: AudioLimits | None = None, *,
-                 label: str | None = None) -> np.ndarray:
+def decode_audio(
+    source: str | os.PathLike[str] | bytes, limits: AudioLimits | None = None, *, label: str | None = None
+) -> np.ndarray:
     """Decode a file path or in-memory file to float32 16 kHz mono, C-contiguous, in [-1, 1].
 
     Raises AudioError for anything unusable: missing, empty, not audio, unsupported codec,
@@ -56,8 +57,9 @@ def decode_audio(source: str | os.PathLike[str] | bytes, limits: AudioLimits | N
     return _concatenate(decoded_blocks(source, limits, label=label))
 
 
-def decoded_blocks(source: str | os.PathLike[str] | bytes, limits: AudioLimits | None = None, *,
-                   label: str | None = None) -> Iterator[np.ndarray]:
+def decoded_blocks(
+    source: str | os.PathLike[str] | bytes, limits: AudioLimits | None = None, *, label: str | None = None
+) -> Iterator[np.ndarray]:
     """The decoded audio as consecutive 16 kHz mono float32 blocks, produced while the file is read.
 
     What `decode_audio` checks is checked here too, so a caller that keeps only part of the audio
@@ -84,8 +86,9 @@ def decoded_blocks(source: str | os.PathLike[str] | bytes, limits: AudioLimits |
         yield from _decode_stream(fh, label, limits)
 
 
-def decode_windows(source: str | os.PathLike[str], limits: AudioLimits | None = None, *, window_s: float,
-                   label: str | None = None) -> Iterator[tuple[float, np.ndarray]]:
+def decode_windows(
+    source: str | os.PathLike[str], limits: AudioLimits | None = None, *, window_s: float, label: str | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
     """(offset in seconds, samples) windows of at most `window_s`, each cut at the quietest moment of its
     last tenth so a word is rarely split: a long recording is transcribed a window at a time."""
     window = max(int(window_s * SAMPLE_RATE), SAMPLE_RATE)
@@ -103,14 +106,21 @@ def decode_windows(source: str | os.PathLike[str], limits: AudioLimits | None = 
         yield offset / SAMPLE_RATE, np.concatenate(pending)
 
 
-def decoded_seconds(source: str | os.PathLike[str], limits: AudioLimits | None = None, *,
-                    label: str | None = None) -> float:
+def decoded_seconds(
+    source: str | os.PathLike[str], limits: AudioLimits | None = None, *, label: str | None = None
+) -> float:
     """How long the audio is, found by decoding all of it and keeping none: a damaged file fails here."""
     return sum(len(block) for block in decoded_blocks(source, limits, label=label)) / SAMPLE_RATE
 
 
-def decode_span(source: str | os.PathLike[str], start_s: float, end_s: float | None,
-                limits: AudioLimits | None = None, *, label: str | None = None) -> np.ndarray:
+def decode_span(
+    source: str | os.PathLike[str],
+    start_s: float,
+    end_s: float | None,
+    limits: AudioLimits | None = None,
+    *,
+    label: str | None = None,
+) -> np.ndarray:
     """Only `start_s`..`end_s` (None: the end) of the decoded audio; decoding stops at `end_s`."""
     first = int(start_s * SAMPLE_RATE)
     last = None if end_s is None else int(end_s * SAMPLE_RATE)
@@ -132,7 +142,7 @@ def _quiet_cut(window: np.ndarray, frame: int = 800) -> int:
     search = (len(window) // 10) // frame * frame
     if search < frame:
         return len(window)
-    tail = window[len(window) - search:].reshape(-1, frame)
+    tail = window[len(window) - search :].reshape(-1, frame)
     quietest = int(np.argmin(np.einsum("ij,ij->i", tail, tail)))
     return len(window) - search + (quietest + 1) * frame
 
@@ -144,7 +154,7 @@ def _concatenate(blocks: Iterable[np.ndarray]) -> np.ndarray:
     for block in blocks:
         if used + len(block) > len(out):
             out.resize(max(len(out) * 3 // 2, used + len(block)), refcheck=False)
-        out[used:used + len(block)] = block
+        out[used : used + len(block)] = block
         used += len(block)
     out.resize(used, refcheck=False)
     return out
@@ -200,9 +210,7 @@ def _check_size(label: str, size: int, limits: AudioLimits) -> None:
     if size == 0:
         raise AudioError(f"{label}: the file is empty; it contains no audio")
     if size > limits.max_bytes:
-        raise AudioError(
-            f"{label}: {_mib(size)} is over the size limit of {_mib(limits.max_bytes)} (max_audio_bytes)"
-        )
+        raise AudioError(f"{label}: {_mib(size)} is over the size limit of {_mib(limits.max_bytes)} (max_audio_bytes)")
 
 
 def _decode_stream(fh: BinaryIO, label: str, limits: AudioLimits) -> Iterator[np.ndarray]:

@@ -13,7 +13,7 @@ import sys
 import typer
 
 # Importing a group registers its commands; this order is the order of `scribe --help`.
-from scribe.commands import transcription, service, models, bench, accounts  # noqa: F401, I001
+from scribe.commands import accounts, bench, models, service, transcription  # noqa: F401, I001
 from scribe.commands.base import app, err
 from scribe.errors import ScribeError
 

@@ -24,9 +24,14 @@ from scribe.access import check_change, check_read
 from scribe.auth.tokens import Principal
 from scribe.config import Settings
 from scribe.encounters import advance, encounter_input, note_material, now
-from scribe.errors import BadInputError, ConflictError, NotFoundError, PreconditionFailedError, \
-    PreconditionRequiredError
-from scribe.fhir import NOTE_TYPES, NoteDocument, document_reference, provenance
+from scribe.errors import (
+    BadInputError,
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
+)
+from scribe.fhir.resources import NOTE_TYPES, NoteDocument, document_reference, provenance
 from scribe.notes.draft import draft_note
 from scribe.notes.grounding import ground_note
 from scribe.notes.inputs import NoteInput
@@ -53,12 +58,18 @@ class NoteView:
         return SOAPNote.model_validate_json(self.current.body)
 
     def to_json(self) -> dict[str, Any]:
-        """The REST shape of docs/interfaces.md: `{"id", "version", "status", "encounter_id", "note"}` and lifecycle facts."""
-        out: dict[str, Any] = {"id": self.note.id, "version": self.note.version, "status": self.note.status,
-                               "encounter_id": self.note.encounter_id, "note_type": self.note.note_type,
-                               "note": self.soap().to_dict(),
-                               "created_at": self.note.created_at.isoformat(timespec="seconds"),
-                               "updated_at": self.note.updated_at.isoformat(timespec="seconds")}
+        """The REST shape of docs/interfaces.md: `{"id", "version", "status", "encounter_id", "note"}` and
+        lifecycle facts."""
+        out: dict[str, Any] = {
+            "id": self.note.id,
+            "version": self.note.version,
+            "status": self.note.status,
+            "encounter_id": self.note.encounter_id,
+            "note_type": self.note.note_type,
+            "note": self.soap().to_dict(),
+            "created_at": self.note.created_at.isoformat(timespec="seconds"),
+            "updated_at": self.note.updated_at.isoformat(timespec="seconds"),
+        }
         if self.note.signed_at:
             out["signed_at"] = self.note.signed_at.isoformat(timespec="seconds")
             out["signed_by"] = self.note.signed_by
@@ -91,15 +102,17 @@ def notes_of_encounter(session: Session, encounter_id: str) -> list[Note]:
     return list(session.scalars(select(Note).where(Note.encounter_id == encounter_id).order_by(Note.created_at)))
 
 
-def _rendered(soap: SOAPNote, note_input: NoteInput | None, status: str, patient: str | None,
-              addendum: str | None) -> tuple[str, str]:
+def _rendered(
+    soap: SOAPNote, note_input: NoteInput | None, status: str, patient: str | None, addendum: str | None
+) -> tuple[str, str]:
     transcript = note_input.transcript if note_input else None
     text = render_note(soap, transcript, template=soap.note_type, fmt="txt", status=status, patient=patient)
     html = render_note(soap, transcript, template=soap.note_type, fmt="html", status=status, patient=patient)
     if addendum:
         text = f"ADDENDUM\n{addendum}\n\n{text}"
-        html = html.replace("<main", f"<section class=\"addendum\"><h2>Addendum</h2><p>{_escape(addendum)}</p>"
-                            "</section>\n<main", 1)
+        html = html.replace(
+            "<main", f'<section class="addendum"><h2>Addendum</h2><p>{_escape(addendum)}</p></section>\n<main', 1
+        )
     return text, html
 
 
@@ -109,12 +122,29 @@ def _escape(text: str) -> str:
     return str(escape(text))
 
 
-def _add_version(session: Session, note: Note, soap: SOAPNote, note_input: NoteInput | None, *, created_by: str,
-                 transcript_id: int | None, addendum: str | None, encounter: Encounter) -> NoteVersion:
+def _add_version(
+    session: Session,
+    note: Note,
+    soap: SOAPNote,
+    note_input: NoteInput | None,
+    *,
+    created_by: str,
+    transcript_id: int | None,
+    addendum: str | None,
+    encounter: Encounter,
+) -> NoteVersion:
     text, html = _rendered(soap, note_input, note.status, encounter.patient_name, addendum)
-    version = NoteVersion(note_id=note.id, version=note.version, body=soap.to_json(), addendum=addendum,
-                          text_rendering=text, html_rendering=html, transcript_id=transcript_id,
-                          created_by=created_by, created_at=now())
+    version = NoteVersion(
+        note_id=note.id,
+        version=note.version,
+        body=soap.to_json(),
+        addendum=addendum,
+        text_rendering=text,
+        html_rendering=html,
+        transcript_id=transcript_id,
+        created_by=created_by,
+        created_at=now(),
+    )
     session.add(version)
     return version
 
@@ -131,36 +161,83 @@ def refresh_fhir(session: Session, note: Note, encounter: Encounter) -> None:
         note.document_json = note.provenance_json = None
         return
     doc = NoteDocument(
-        note_id=note.id, version=note.fhir_version, status=note.status,  # type: ignore[arg-type]
-        note_type=note.note_type, patient_id=note.patient_id, author=note.clinician,
-        created_at=note.created_at, updated_at=note.updated_at, text=current.text_rendering,
-        html=current.html_rendering, engine=soap.metadata.engine, model=soap.metadata.model,
-        encounter_id=note.encounter_id, patient_name=encounter.patient_name, signed_by=note.signed_by,
-        signed_at=note.signed_at, period_start=encounter.created_at,
-        relates_to=[(note.relation, note.related_note_id)] if note.relation and note.related_note_id else [])  # type: ignore[list-item]
+        note_id=note.id,
+        version=note.fhir_version,
+        status=note.status,  # type: ignore[arg-type]
+        note_type=note.note_type,
+        patient_id=note.patient_id,
+        author=note.clinician,
+        created_at=note.created_at,
+        updated_at=note.updated_at,
+        text=current.text_rendering,
+        html=current.html_rendering,
+        engine=soap.metadata.engine,
+        model=soap.metadata.model,
+        encounter_id=note.encounter_id,
+        patient_name=encounter.patient_name,
+        signed_by=note.signed_by,
+        signed_at=note.signed_at,
+        period_start=encounter.created_at,
+        relates_to=[(note.relation, note.related_note_id)] if note.relation and note.related_note_id else [],
+    )  # type: ignore[list-item]
     note.document_json = json.dumps(document_reference(doc, BASE_PLACEHOLDER))
     note.provenance_json = json.dumps(provenance(doc))
 
 
-def _new_note(session: Session, encounter: Encounter, soap: SOAPNote, note_input: NoteInput | None, *,
-              created_by: str, transcript_id: int | None, relation: str | None = None,
-              related: Note | None = None, reason: str | None = None, addendum: str | None = None) -> NoteView:
+def _new_note(
+    session: Session,
+    encounter: Encounter,
+    soap: SOAPNote,
+    note_input: NoteInput | None,
+    *,
+    created_by: str,
+    transcript_id: int | None,
+    relation: str | None = None,
+    related: Note | None = None,
+    reason: str | None = None,
+    addendum: str | None = None,
+) -> NoteView:
     moment = now()
-    note = Note(id=uuid.uuid4().hex, encounter_id=encounter.id, patient_id=encounter.patient_id,
-                clinician=encounter.clinician, note_type=soap.note_type, status="draft", version=1, fhir_version=0,
-                relation=relation, related_note_id=related.id if related else None, reason=reason,
-                created_at=moment, updated_at=moment)
+    note = Note(
+        id=uuid.uuid4().hex,
+        encounter_id=encounter.id,
+        patient_id=encounter.patient_id,
+        clinician=encounter.clinician,
+        note_type=soap.note_type,
+        status="draft",
+        version=1,
+        fhir_version=0,
+        relation=relation,
+        related_note_id=related.id if related else None,
+        reason=reason,
+        created_at=moment,
+        updated_at=moment,
+    )
     session.add(note)
     session.flush()
-    current = _add_version(session, note, soap, note_input, created_by=created_by, transcript_id=transcript_id,
-                           addendum=addendum, encounter=encounter)
+    current = _add_version(
+        session,
+        note,
+        soap,
+        note_input,
+        created_by=created_by,
+        transcript_id=transcript_id,
+        addendum=addendum,
+        encounter=encounter,
+    )
     session.flush()
     refresh_fhir(session, note, encounter)
     return NoteView(note, current, encounter)
 
 
-def generate_note(session: Session, settings: Settings, encounter: Encounter, *, engine: str | None = None,
-                  template: str = "progress_note") -> NoteView:
+def generate_note(
+    session: Session,
+    settings: Settings,
+    encounter: Encounter,
+    *,
+    engine: str | None = None,
+    template: str = "progress_note",
+) -> NoteView:
     """Draft (or re-draft) the encounter's note from its current transcript, records and images.
 
     An unsigned draft gets a new version (the old one is kept); a signed note is never redrafted.
@@ -178,14 +255,23 @@ def generate_note(session: Session, settings: Settings, encounter: Encounter, *,
         note.version += 1
         note.note_type = template
         note.updated_at = now()
-        current = _add_version(session, note, soap, material.note_input, created_by=created_by,
-                               transcript_id=material.transcript_id, addendum=None, encounter=encounter)
+        current = _add_version(
+            session,
+            note,
+            soap,
+            material.note_input,
+            created_by=created_by,
+            transcript_id=material.transcript_id,
+            addendum=None,
+            encounter=encounter,
+        )
         session.flush()
         refresh_fhir(session, note, encounter)
         view = NoteView(note, current, encounter)
     else:
-        view = _new_note(session, encounter, soap, material.note_input, created_by=created_by,
-                         transcript_id=material.transcript_id)
+        view = _new_note(
+            session, encounter, soap, material.note_input, created_by=created_by, transcript_id=material.transcript_id
+        )
     advance(encounter, "drafted")
     return view
 
@@ -222,21 +308,37 @@ def edit_note(session: Session, principal: Principal, note_id: str, body: Any, i
     if addendum is not None and not isinstance(addendum, str):
         raise BadInputError("addendum must be text")
     clean_text(addendum, "addendum", multiline=True)
-    current = _add_version(session, note, soap, note_input, created_by=principal.subject,
-                           transcript_id=view.current.transcript_id, addendum=addendum, encounter=view.encounter)
+    current = _add_version(
+        session,
+        note,
+        soap,
+        note_input,
+        created_by=principal.subject,
+        transcript_id=view.current.transcript_id,
+        addendum=addendum,
+        encounter=view.encounter,
+    )
     session.flush()
     refresh_fhir(session, note, view.encounter)
     return NoteView(note, current, view.encounter)
 
 
-def sign_note(session: Session, settings: Settings, principal: Principal, note_id: str, *, if_match: str | None = None,
-              confirm_unsupported: bool = False, attestation: str | None = None) -> NoteView:
+def sign_note(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    note_id: str,
+    *,
+    if_match: str | None = None,
+    confirm_unsupported: bool = False,
+    attestation: str | None = None,
+) -> NoteView:
     """Sign the current version; an amendment's sign-off supersedes the note it replaces.
 
     Unsupported statements, and statements that conflict with the patient's records, block the signature
     unless the clinician confirms them explicitly.
     """
-    from scribe.delivery import enqueue
+    from scribe.fhir.delivery import enqueue
 
     clean_text(attestation, "attestation", multiline=True)
     view = get_note(session, principal, note_id, lock=True)
@@ -251,19 +353,31 @@ def sign_note(session: Session, settings: Settings, principal: Principal, note_i
     unsupported = sum(s.support == "unsupported" for s in statements)
     conflicting = sum(s.support == "conflict" for s in statements)
     if (unsupported or conflicting) and not confirm_unsupported:
-        raise ConflictError(f"{unsupported} statement(s) are not supported by their evidence and {conflicting} "
-                            "conflict with the patient's records: fix them, or sign with "
-                            '{"confirm_unsupported": true}')
+        raise ConflictError(
+            f"{unsupported} statement(s) are not supported by their evidence and {conflicting} "
+            "conflict with the patient's records: fix them, or sign with "
+            '{"confirm_unsupported": true}'
+        )
     moment = now()
     note = view.note
     note.status, note.signed_at, note.signed_by, note.updated_at = "signed", moment, principal.subject, moment
     # The signed text is a version of its own (same content, renderings that say "signed"): rows never change.
     note.version += 1
-    current = _add_version(session, note, view.soap(), _note_input(session, view.encounter),
-                           created_by=principal.subject, transcript_id=view.current.transcript_id,
-                           addendum=view.current.addendum, encounter=view.encounter)
-    session.add(SignOff(note_id=note.id, version=note.version, signer=principal.subject, signed_at=moment,
-                        attestation=attestation))
+    current = _add_version(
+        session,
+        note,
+        view.soap(),
+        _note_input(session, view.encounter),
+        created_by=principal.subject,
+        transcript_id=view.current.transcript_id,
+        addendum=view.current.addendum,
+        encounter=view.encounter,
+    )
+    session.add(
+        SignOff(
+            note_id=note.id, version=note.version, signer=principal.subject, signed_at=moment, attestation=attestation
+        )
+    )
     session.flush()
     refresh_fhir(session, note, view.encounter)
     outbox = []
@@ -280,8 +394,13 @@ def sign_note(session: Session, settings: Settings, principal: Principal, note_i
     outbox.insert(0, (note, False))
     if settings.ehr_fhir_url:
         for queued, replace in outbox:
-            enqueue(session, ehr_document(session, queued), note_id=queued.id, version=queued.fhir_version,
-                    replace_existing=replace)
+            enqueue(
+                session,
+                ehr_document(session, queued),
+                note_id=queued.id,
+                version=queued.fhir_version,
+                replace_existing=replace,
+            )
     return NoteView(note, current, view.encounter)
 
 
@@ -306,8 +425,9 @@ def _parse_soap(payload: Any, view: NoteView) -> SOAPNote:
         raise BadInputError(f"not a SOAPNote: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     for path, statements in soap.sections():
         for index, statement in enumerate(statements):
-            check_strings(statement.model_dump(exclude={"evidence", "support", "change"}, exclude_none=True),
-                          f"{path}[{index}]")
+            check_strings(
+                statement.model_dump(exclude={"evidence", "support", "change"}, exclude_none=True), f"{path}[{index}]"
+            )
     soap.note_type = view.note.note_type
     soap.metadata = view.soap().metadata
     return soap
@@ -321,28 +441,40 @@ def _signed_original(session: Session, principal: Principal, note_id: str, actio
     return view
 
 
-def amend_note(session: Session, principal: Principal, note_id: str, *, reason: str | None,
-               body: Any = None) -> NoteView:
+def amend_note(
+    session: Session, principal: Principal, note_id: str, *, reason: str | None, body: Any = None
+) -> NoteView:
     """Start an amendment: a new draft that will replace the signed note once it is signed."""
     view = _signed_original(session, principal, note_id, "amend")
     if not reason or not reason.strip():
         raise BadInputError("an amendment needs a reason")
     clean_text(reason, "reason", multiline=True)
-    open_amendment = session.scalars(select(Note).where(Note.related_note_id == view.note.id,
-                                                        Note.relation == "replaces", Note.status == "draft")).first()
+    open_amendment = session.scalars(
+        select(Note).where(Note.related_note_id == view.note.id, Note.relation == "replaces", Note.status == "draft")
+    ).first()
     if open_amendment is not None:
         raise ConflictError(f"an amendment of this note is already in progress: note {open_amendment.id}")
     soap = view.soap() if body is None else _parse_soap(body, view)
     note_input = _note_input(session, view.encounter)
     if note_input is not None:
         soap = ground_note(soap, note_input)
-    return _new_note(session, view.encounter, soap, note_input, created_by=principal.subject,
-                     transcript_id=view.current.transcript_id, relation="replaces", related=view.note,
-                     reason=reason.strip(), addendum=view.current.addendum)
+    return _new_note(
+        session,
+        view.encounter,
+        soap,
+        note_input,
+        created_by=principal.subject,
+        transcript_id=view.current.transcript_id,
+        relation="replaces",
+        related=view.note,
+        reason=reason.strip(),
+        addendum=view.current.addendum,
+    )
 
 
-def add_addendum(session: Session, principal: Principal, note_id: str, *, text: str | None,
-                 reason: str | None = None) -> NoteView:
+def add_addendum(
+    session: Session, principal: Principal, note_id: str, *, text: str | None, reason: str | None = None
+) -> NoteView:
     """A new draft note that `appends` to a signed one, carrying the addendum text."""
     view = _signed_original(session, principal, note_id, "add an addendum to")
     if not text or not text.strip():
@@ -351,9 +483,18 @@ def add_addendum(session: Session, principal: Principal, note_id: str, *, text: 
     clean_text(reason, "reason", multiline=True)
     previous = view.soap()
     soap = SOAPNote(note_type=view.note.note_type, metadata=previous.metadata.model_copy())
-    return _new_note(session, view.encounter, soap, None, created_by=principal.subject,
-                     transcript_id=view.current.transcript_id, relation="appends", related=view.note,
-                     reason=(reason or "").strip() or None, addendum=text.strip())
+    return _new_note(
+        session,
+        view.encounter,
+        soap,
+        None,
+        created_by=principal.subject,
+        transcript_id=view.current.transcript_id,
+        relation="appends",
+        related=view.note,
+        reason=(reason or "").strip() or None,
+        addendum=text.strip(),
+    )
 
 
 def set_patient(session: Session, encounter: Encounter, patient_id: str, patient_name: str | None) -> None:
@@ -376,5 +517,6 @@ def set_patient(session: Session, encounter: Encounter, patient_id: str, patient
 
 def versions(session: Session, principal: Principal, note_id: str) -> list[NoteVersion]:
     view = get_note(session, principal, note_id)
-    return list(session.scalars(select(NoteVersion).where(NoteVersion.note_id == view.note.id)
-                                .order_by(NoteVersion.version)))
+    return list(
+        session.scalars(select(NoteVersion).where(NoteVersion.note_id == view.note.id).order_by(NoteVersion.version))
+    )

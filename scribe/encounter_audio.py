@@ -58,8 +58,9 @@ class StoredFormat:
 
     def mono(self, raw: bytes) -> np.ndarray:
         """Whole frames of `raw` as mono float32 in [-1, 1] (channels averaged)."""
-        samples = np.frombuffer(raw[:len(raw) - len(raw) % self.frame_bytes],
-                                dtype="<i2" if self.encoding == "pcm_s16le" else "<f4").astype(np.float32)
+        samples = np.frombuffer(
+            raw[: len(raw) - len(raw) % self.frame_bytes], dtype="<i2" if self.encoding == "pcm_s16le" else "<f4"
+        ).astype(np.float32)
         if self.encoding == "pcm_s16le":
             samples /= 32768.0
         return samples.reshape(-1, self.channels).mean(axis=1) if self.channels > 1 else samples

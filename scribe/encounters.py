@@ -22,8 +22,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from scribe.access import check_create, check_read, check_stream, readable
-from scribe.auth.tokens import Principal
 from scribe.audio import SAMPLE_RATE, decode_span
+from scribe.auth.tokens import Principal
 from scribe.config import Settings
 from scribe.encounter_audio import is_encounter_id, store_upload_file, stream_span, upload_path
 from scribe.errors import BadInputError, ConflictError, NotFoundError
@@ -60,9 +60,15 @@ def get_encounter(session: Session, principal: Principal, encounter_id: str) -> 
     return encounter
 
 
-def create_encounter(session: Session, principal: Principal, *, patient_id: str | None,
-                     patient_name: str | None = None, mode: str = "encounter",
-                     encounter_id: str | None = None) -> Encounter:
+def create_encounter(
+    session: Session,
+    principal: Principal,
+    *,
+    patient_id: str | None,
+    patient_name: str | None = None,
+    mode: str = "encounter",
+    encounter_id: str | None = None,
+) -> Encounter:
     """A new encounter owned by the calling clinician; a system client cannot own one."""
     check_create(principal)
     if mode not in MODES:
@@ -76,9 +82,16 @@ def create_encounter(session: Session, principal: Principal, *, patient_id: str 
     if session.get(Encounter, encounter_id) is not None:
         raise ConflictError(f"encounter {encounter_id} already exists")
     moment = now()
-    encounter = Encounter(id=encounter_id, clinician=principal.subject, patient_id=patient_id,
-                          patient_name=(patient_name or "").strip() or None, mode=mode, status="recording",
-                          created_at=moment, updated_at=moment)
+    encounter = Encounter(
+        id=encounter_id,
+        clinician=principal.subject,
+        patient_id=patient_id,
+        patient_name=(patient_name or "").strip() or None,
+        mode=mode,
+        status="recording",
+        created_at=moment,
+        updated_at=moment,
+    )
     session.add(encounter)
     session.flush()
     return encounter
@@ -98,16 +111,31 @@ def encounter_for_stream(session: Session, subject: str, encounter_id: str) -> E
     encounter = stream_target(session, subject, encounter_id)
     if encounter is None:
         moment = now()
-        encounter = Encounter(id=encounter_id, clinician=subject, patient_id=None, patient_name=None,
-                              mode="encounter", status="recording", created_at=moment, updated_at=moment)
+        encounter = Encounter(
+            id=encounter_id,
+            clinician=subject,
+            patient_id=None,
+            patient_name=None,
+            mode="encounter",
+            status="recording",
+            created_at=moment,
+            updated_at=moment,
+        )
         session.add(encounter)
         session.flush()
     return encounter
 
 
-def list_encounters(session: Session, principal: Principal, *, status: str | None = None,
-                    patient_id: str | None = None, text: str | None = None, limit: int = 50,
-                    offset: int = 0) -> tuple[list[Encounter], int]:
+def list_encounters(
+    session: Session,
+    principal: Principal,
+    *,
+    status: str | None = None,
+    patient_id: str | None = None,
+    text: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Encounter], int]:
     """The caller's encounters (a system client: everyone's), newest first, with the total count.
 
     `text` finds encounters whose patient id or name contains it, in any letter case.
@@ -121,65 +149,130 @@ def list_encounters(session: Session, principal: Principal, *, status: str | Non
         query = query.where(Encounter.patient_id == patient_id)
     if text and text.strip():
         pattern = "%" + text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(func.lower(Encounter.patient_id).like(pattern, escape="\\"),
-                                func.lower(Encounter.patient_name).like(pattern, escape="\\")))
+        query = query.where(
+            or_(
+                func.lower(Encounter.patient_id).like(pattern, escape="\\"),
+                func.lower(Encounter.patient_name).like(pattern, escape="\\"),
+            )
+        )
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Encounter.created_at.desc(), Encounter.id).limit(limit).offset(offset))
     return list(rows), total
 
 
 def encounter_json(encounter: Encounter) -> dict:
-    return {"id": encounter.id, "patient": {"id": encounter.patient_id, "name": encounter.patient_name},
-            "clinician": encounter.clinician, "mode": encounter.mode, "status": encounter.status,
-            "created_at": encounter.created_at.isoformat(timespec="seconds"),
-            "updated_at": encounter.updated_at.isoformat(timespec="seconds")}
+    return {
+        "id": encounter.id,
+        "patient": {"id": encounter.patient_id, "name": encounter.patient_name},
+        "clinician": encounter.clinician,
+        "mode": encounter.mode,
+        "status": encounter.status,
+        "created_at": encounter.created_at.isoformat(timespec="seconds"),
+        "updated_at": encounter.updated_at.isoformat(timespec="seconds"),
+    }
 
 
 # ------------------------------------------------------------------------------------------ audio
 
-def store_upload(session: Session, settings: Settings, encounter: Encounter, spooled: Path, *, size: int,
-                 sha256: str, media_type: str | None, duration_s: float) -> AudioUpload:
+
+def store_upload(
+    session: Session,
+    settings: Settings,
+    encounter: Encounter,
+    spooled: Path,
+    *,
+    size: int,
+    sha256: str,
+    media_type: str | None,
+    duration_s: float,
+) -> AudioUpload:
     """Move an uploaded file (already fsynced in the spool directory) into place and record it."""
     relative = store_upload_file(settings.audio_dir, encounter.id, spooled, sha256=sha256, moment=now())
-    upload = AudioUpload(encounter_id=encounter.id, path=relative, media_type=media_type, size_bytes=size,
-                         sha256=sha256, duration_s=round(duration_s, 3), created_at=now())
+    upload = AudioUpload(
+        encounter_id=encounter.id,
+        path=relative,
+        media_type=media_type,
+        size_bytes=size,
+        sha256=sha256,
+        duration_s=round(duration_s, 3),
+        created_at=now(),
+    )
     session.add(upload)
     session.flush()
     return upload
 
 
-def save_transcript(session: Session, encounter: Encounter, transcript: Transcript, *, source: str,
-                    upload_id: int | None = None) -> TranscriptRow:
+def save_transcript(
+    session: Session, encounter: Encounter, transcript: Transcript, *, source: str, upload_id: int | None = None
+) -> TranscriptRow:
     """Persist a finished transcript; it becomes the encounter's current one."""
-    row = TranscriptRow(encounter_id=encounter.id, source=source, upload_id=upload_id, engine=transcript.engine,
-                        model=transcript.model, language=transcript.language, duration_s=transcript.duration_s,
-                        processing_s=transcript.processing_s, created_at=now())
+    row = TranscriptRow(
+        encounter_id=encounter.id,
+        source=source,
+        upload_id=upload_id,
+        engine=transcript.engine,
+        model=transcript.model,
+        language=transcript.language,
+        duration_s=transcript.duration_s,
+        processing_s=transcript.processing_s,
+        created_at=now(),
+    )
     session.add(row)
     session.flush()
     for segment in transcript.segments:
-        session.add(SegmentRow(transcript_id=row.id, segment_id=segment.id, start=segment.start, end=segment.end,
-                               text=segment.text, speaker=segment.speaker,
-                               words=[{"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
-                                      for w in segment.words]))
+        session.add(
+            SegmentRow(
+                transcript_id=row.id,
+                segment_id=segment.id,
+                start=segment.start,
+                end=segment.end,
+                text=segment.text,
+                speaker=segment.speaker,
+                words=[
+                    {"word": w.word, "start": w.start, "end": w.end, "probability": w.probability}
+                    for w in segment.words
+                ],
+            )
+        )
     advance(encounter, "transcribed")
     return row
 
 
 def current_transcript(session: Session, encounter_id: str) -> tuple[int, Transcript] | None:
-    row = session.scalars(select(TranscriptRow).where(TranscriptRow.encounter_id == encounter_id)
-                          .order_by(TranscriptRow.id.desc()).limit(1)).first()
+    row = session.scalars(
+        select(TranscriptRow)
+        .where(TranscriptRow.encounter_id == encounter_id)
+        .order_by(TranscriptRow.id.desc())
+        .limit(1)
+    ).first()
     if row is None:
         return None
     return row.id, load_transcript(session, row)
 
 
 def load_transcript(session: Session, row: TranscriptRow) -> Transcript:
-    segments = [Segment(s.segment_id, s.start, s.end, s.text, s.speaker,
-                        [Word(w["word"], w["start"], w["end"], w.get("probability")) for w in s.words or []])
-                for s in session.scalars(select(SegmentRow).where(SegmentRow.transcript_id == row.id)
-                                         .order_by(SegmentRow.segment_id))]
-    return Transcript(text=join_segment_texts(segments), language=row.language, engine=row.engine, model=row.model,
-                      duration_s=row.duration_s, processing_s=row.processing_s, segments=segments)
+    segments = [
+        Segment(
+            s.segment_id,
+            s.start,
+            s.end,
+            s.text,
+            s.speaker,
+            [Word(w["word"], w["start"], w["end"], w.get("probability")) for w in s.words or []],
+        )
+        for s in session.scalars(
+            select(SegmentRow).where(SegmentRow.transcript_id == row.id).order_by(SegmentRow.segment_id)
+        )
+    ]
+    return Transcript(
+        text=join_segment_texts(segments),
+        language=row.language,
+        engine=row.engine,
+        model=row.model,
+        duration_s=row.duration_s,
+        processing_s=row.processing_s,
+        segments=segments,
+    )
 
 
 def _wav(samples: np.ndarray, rate: int) -> bytes:
@@ -192,8 +285,7 @@ def _wav(samples: np.ndarray, rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def audio_span(session: Session, settings: Settings, encounter: Encounter, start: float,
-               end: float | None) -> bytes:
+def audio_span(session: Session, settings: Settings, encounter: Encounter, start: float, end: float | None) -> bytes:
     """A WAV of `start`..`end` seconds of the encounter's audio (the stream, else the newest upload)."""
     if not math.isfinite(start) or (end is not None and not math.isfinite(end)):
         raise BadInputError("start and end must be finite numbers of seconds")
@@ -204,8 +296,9 @@ def audio_span(session: Session, settings: Settings, encounter: Encounter, start
     streamed = stream_span(settings.audio_dir, encounter.id, start, end)
     if streamed is not None:
         return _wav(*streamed)
-    upload = session.scalars(select(AudioUpload).where(AudioUpload.encounter_id == encounter.id)
-                             .order_by(AudioUpload.id.desc()).limit(1)).first()
+    upload = session.scalars(
+        select(AudioUpload).where(AudioUpload.encounter_id == encounter.id).order_by(AudioUpload.id.desc()).limit(1)
+    ).first()
     if upload is None:
         raise NotFoundError("this encounter has no audio")
     return _wav(decode_span(upload_path(settings.audio_dir, upload.path), start, end, label="the upload"), SAMPLE_RATE)
@@ -213,9 +306,14 @@ def audio_span(session: Session, settings: Settings, encounter: Encounter, start
 
 # ------------------------------------------------------------------------------------------ attachments
 
+
 def _next_label(session: Session, encounter_id: str, kind: str) -> str:
-    count = session.scalar(select(func.count()).where(AttachmentRow.encounter_id == encounter_id,
-                                                      AttachmentRow.kind == kind)) or 0
+    count = (
+        session.scalar(
+            select(func.count()).where(AttachmentRow.encounter_id == encounter_id, AttachmentRow.kind == kind)
+        )
+        or 0
+    )
     return f"{'image' if kind == 'image' else 'records'}-{count + 1}"
 
 
@@ -223,22 +321,38 @@ def add_records(session: Session, encounter: Encounter, raw: bytes) -> tuple[Att
     """Attach a FHIR Bundle of prior records; it must parse, validate, and be about this encounter's patient."""
     context = read_records(raw)
     if encounter.patient_id and context.patient_id and context.patient_id != encounter.patient_id:
-        raise BadInputError(f"the records are about Patient/{context.patient_id}, "
-                            f"not this encounter's patient ({encounter.patient_id})")
-    row = AttachmentRow(encounter_id=encounter.id, kind="records", label=_next_label(session, encounter.id, "records"),
-                        filename=None, media_type="application/fhir+json", data=raw, created_at=now())
+        raise BadInputError(
+            f"the records are about Patient/{context.patient_id}, not this encounter's patient ({encounter.patient_id})"
+        )
+    row = AttachmentRow(
+        encounter_id=encounter.id,
+        kind="records",
+        label=_next_label(session, encounter.id, "records"),
+        filename=None,
+        media_type="application/fhir+json",
+        data=raw,
+        created_at=now(),
+    )
     session.add(row)
     session.flush()
     return row, context
 
 
-def add_image(session: Session, encounter: Encounter, raw: bytes, *, filename: str | None,
-              media_type: str) -> tuple[AttachmentRow, Attachment]:
+def add_image(
+    session: Session, encounter: Encounter, raw: bytes, *, filename: str | None, media_type: str
+) -> tuple[AttachmentRow, Attachment]:
     """Attach a PNG, JPEG or DICOM image (checked by decoding it); stored exactly as uploaded."""
     label = _next_label(session, encounter.id, "image")
     attachment = load_attachment(raw, label, filename)
-    row = AttachmentRow(encounter_id=encounter.id, kind="image", label=label, filename=filename,
-                        media_type=media_type, data=raw, created_at=now())
+    row = AttachmentRow(
+        encounter_id=encounter.id,
+        kind="image",
+        label=label,
+        filename=filename,
+        media_type=media_type,
+        data=raw,
+        created_at=now(),
+    )
     session.add(row)
     session.flush()
     return row, attachment
@@ -261,26 +375,47 @@ def _merge(contexts: list[PatientContext]) -> PatientContext | None:
 
 
 def records_context(session: Session, encounter_id: str) -> PatientContext | None:
-    rows = session.scalars(select(AttachmentRow).where(AttachmentRow.encounter_id == encounter_id,
-                                                       AttachmentRow.kind == "records").order_by(AttachmentRow.id))
+    rows = session.scalars(
+        select(AttachmentRow)
+        .where(AttachmentRow.encounter_id == encounter_id, AttachmentRow.kind == "records")
+        .order_by(AttachmentRow.id)
+    )
     return _merge([parse_bundle(json.loads(row.data.decode("utf-8"))) for row in rows])
 
 
 def encounter_context(session: Session, encounter_id: str) -> dict:
     """What scribe understood of the attached records and images, as the reviewer sees it."""
     context = records_context(session, encounter_id) or PatientContext()
-    rows = list(session.scalars(select(AttachmentRow).where(AttachmentRow.encounter_id == encounter_id)
-                                .order_by(AttachmentRow.id)))
+    rows = list(
+        session.scalars(
+            select(AttachmentRow).where(AttachmentRow.encounter_id == encounter_id).order_by(AttachmentRow.id)
+        )
+    )
     images = [load_attachment(row.data, row.label, row.filename) for row in rows if row.kind == "image"]
-    return {"patient": {"id": context.patient_id, "name": context.name, "birth_date": context.birth_date,
-                        "gender": context.gender},
-            "records": [row.label for row in rows if row.kind == "records"],
-            "medications": [asdict(m) for m in context.medications],
-            "problems": [asdict(p) for p in context.problems],
-            "allergies": [asdict(a) for a in context.allergies],
-            "observations": [asdict(o) for o in context.observations],
-            "images": [{"id": a.id, "label": a.label(), "format": a.source_format, "modality": a.modality,
-                        "body_part": a.body_part, "study_date": a.study_date} for a in images]}
+    return {
+        "patient": {
+            "id": context.patient_id,
+            "name": context.name,
+            "birth_date": context.birth_date,
+            "gender": context.gender,
+        },
+        "records": [row.label for row in rows if row.kind == "records"],
+        "medications": [asdict(m) for m in context.medications],
+        "problems": [asdict(p) for p in context.problems],
+        "allergies": [asdict(a) for a in context.allergies],
+        "observations": [asdict(o) for o in context.observations],
+        "images": [
+            {
+                "id": a.id,
+                "label": a.label(),
+                "format": a.source_format,
+                "modality": a.modality,
+                "body_part": a.body_part,
+                "study_date": a.study_date,
+            }
+            for a in images
+        ],
+    }
 
 
 @dataclass
@@ -297,8 +432,11 @@ def encounter_input(session: Session, encounter: Encounter) -> EncounterMaterial
     if current is None:
         return None
     transcript_id, transcript = current
-    images = session.scalars(select(AttachmentRow).where(AttachmentRow.encounter_id == encounter.id,
-                                                         AttachmentRow.kind == "image").order_by(AttachmentRow.id))
+    images = session.scalars(
+        select(AttachmentRow)
+        .where(AttachmentRow.encounter_id == encounter.id, AttachmentRow.kind == "image")
+        .order_by(AttachmentRow.id)
+    )
     attachments = [load_attachment(row.data, row.label, row.filename) for row in images]
     return EncounterMaterial(transcript_id, NoteInput(transcript, records_context(session, encounter.id), attachments))
 
@@ -312,6 +450,7 @@ def note_material(session: Session, encounter: Encounter) -> EncounterMaterial:
 
 # ------------------------------------------------------------------------------------------ stream leases
 
+
 def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: float) -> bool:
     """Claim the right to stream into the encounter (one connection at a time, across every node).
 
@@ -322,9 +461,14 @@ def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: f
     moment = now()
     claimed = session.execute(
         update(Encounter)
-        .where(Encounter.id == encounter_id,
-               or_(Encounter.stream_holder.is_(None), Encounter.stream_lease_until < moment,
-                   Encounter.stream_holder == holder))
+        .where(
+            Encounter.id == encounter_id,
+            or_(
+                Encounter.stream_holder.is_(None),
+                Encounter.stream_lease_until < moment,
+                Encounter.stream_holder == holder,
+            ),
+        )
         .values(stream_holder=holder, stream_lease_until=moment + timedelta(seconds=ttl_s))
     )
     return claimed.rowcount == 1
@@ -332,11 +476,17 @@ def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: f
 
 def release_node_streams(session: Session, node_id: str) -> int:
     """At start-up: leases this node held before it stopped (or was killed) are void; returns how many."""
-    result = session.execute(update(Encounter).where(Encounter.stream_holder.like(f"{node_id}/%"))
-                             .values(stream_holder=None, stream_lease_until=None))
+    result = session.execute(
+        update(Encounter)
+        .where(Encounter.stream_holder.like(f"{node_id}/%"))
+        .values(stream_holder=None, stream_lease_until=None)
+    )
     return result.rowcount
 
 
 def release_stream(session: Session, encounter_id: str, holder: str) -> None:
-    session.execute(update(Encounter).where(Encounter.id == encounter_id, Encounter.stream_holder == holder)
-                    .values(stream_holder=None, stream_lease_until=None))
+    session.execute(
+        update(Encounter)
+        .where(Encounter.id == encounter_id, Encounter.stream_holder == holder)
+        .values(stream_holder=None, stream_lease_until=None)
+    )

@@ -28,8 +28,14 @@ class _Refused(ValueError):
     """Raised by the decoder hooks; becomes the caller's error type with its message."""
 
 
-def parse_json(raw: bytes | str, *, what: str = "the body", unique_keys: bool = False, max_depth: int = MAX_DEPTH,
-               error: type[BadInputError] = BadInputError) -> Any:
+def parse_json(
+    raw: bytes | str,
+    *,
+    what: str = "the body",
+    unique_keys: bool = False,
+    max_depth: int = MAX_DEPTH,
+    error: type[BadInputError] = BadInputError,
+) -> Any:
     """`raw` (UTF-8, a BOM allowed) decoded; `error(f"{what}: ...")` for anything refused."""
     data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
     if data.startswith(b"\xef\xbb\xbf"):
@@ -41,8 +47,12 @@ def parse_json(raw: bytes | str, *, what: str = "the body", unique_keys: bool = 
     if data.count(b"[") + data.count(b"{") > max_depth and (depth := nesting_depth(data)) > max_depth:
         raise error(f"{what}: nested {depth} levels deep; at most {max_depth} are accepted")
     try:
-        return json.loads(text, parse_constant=_constant, parse_float=_finite,
-                          object_pairs_hook=_unique_object if unique_keys else None)
+        return json.loads(
+            text,
+            parse_constant=_constant,
+            parse_float=_finite,
+            object_pairs_hook=_unique_object if unique_keys else None,
+        )
     except _Refused as exc:
         raise error(f"{what}: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -70,8 +80,13 @@ def _finite(text: str) -> float:
     return value
 
 
-def unique_mapping(pairs: Iterable[tuple[str, Any]], *, name: str = "the key", where: str = "in one object",
-                   error: type[Exception] = BadInputError) -> dict[str, Any]:
+def unique_mapping(
+    pairs: Iterable[tuple[str, Any]],
+    *,
+    name: str = "the key",
+    where: str = "in one object",
+    error: type[Exception] = BadInputError,
+) -> dict[str, Any]:
     """`pairs` as a dict, refusing a name given twice (which value was meant?): JSON objects, form fields."""
     out: dict[str, Any] = {}
     for key, value in pairs:

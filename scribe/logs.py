@@ -27,14 +27,27 @@ import os
 import re
 import sys
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import TextIO
-from datetime import datetime, timezone
 
 LEVELS = ("critical", "error", "warning", "info", "debug")
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_QUIET = ("sqlalchemy", "httpx", "httpcore", "multipart", "python_multipart", "uvicorn.access", "urllib3",
-          "faster_whisper", "asyncio", "websockets", "hpack", "PIL", "alembic.runtime.plugins")
+_QUIET = (
+    "sqlalchemy",
+    "httpx",
+    "httpcore",
+    "multipart",
+    "python_multipart",
+    "uvicorn.access",
+    "urllib3",
+    "faster_whisper",
+    "asyncio",
+    "websockets",
+    "hpack",
+    "PIL",
+    "alembic.runtime.plugins",
+)
 
 
 request_id: ContextVar[str | None] = ContextVar("scribe_request_id", default=None)
@@ -107,9 +120,14 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
-            "level": record.levelname, "logger": record.name, "message": record.getMessage(), "node": self.node_id}
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "node": self.node_id,
+        }
         for name, value in (("request_id", request_id.get()), ("encounter_id", encounter_id.get())):
             if value is not None:
                 line[name] = value
@@ -126,13 +144,19 @@ class JsonFormatter(logging.Formatter):
 
 
 REDACTED = "[redacted]"
-_SECRET_NAMES = ("access_token|refresh_token|id_token|client_assertion|assertion|token|ticket|code|password|"
-                 "csrf_token|scribe_session")
+_SECRET_NAMES = (
+    "access_token|refresh_token|id_token|client_assertion|assertion|token|ticket|code|password|"
+    "csrf_token|scribe_session"
+)
 _SECRET_PARAMETER = re.compile(rf"(?i)(?<![\w-])({_SECRET_NAMES})=[^&\s\"',;)]*")
-_SECRET_HEADER_QUOTED = re.compile(r"""(?i)((?:proxy-)?authorization|set-cookie|cookie|x-csrf-token)(['"]?\s*[:=,]\s*b?)"""
-                                   r"""(['"]).*?\3""")
-_SECRET_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|set-cookie|cookie|x-csrf-token)(\s*[:=]\s*)(?!\[redacted\])"
-                            r"(?!['\"])[^\r\n]+")
+_SECRET_HEADER_QUOTED = re.compile(
+    r"""(?i)((?:proxy-)?authorization|set-cookie|cookie|x-csrf-token)(['"]?\s*[:=,]\s*b?)"""
+    r"""(['"]).*?\3"""
+)
+_SECRET_HEADER = re.compile(
+    r"(?i)\b((?:proxy-)?authorization|set-cookie|cookie|x-csrf-token)(\s*[:=]\s*)(?!\[redacted\])"
+    r"(?!['\"])[^\r\n]+"
+)
 _BEARER = re.compile(r"(?i)\b(bearer)\s+(?!realm\b|\[redacted\])[A-Za-z0-9._~+/-]+=*")
 _REQUEST_QUERY = re.compile(r"\b((?:GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|WebSocket) [^\s?\"]*\?)([^\s\"]*)")
 

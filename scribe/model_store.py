@@ -52,7 +52,9 @@ def hub_cache_dir() -> Path:
     """The Hugging Face cache as the environment names it now (huggingface_hub reads it only at import)."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface")
+    home = os.environ.get("HF_HOME") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    )
     return Path(home) / "hub"
 
 
@@ -86,7 +88,9 @@ def list_models(settings: Settings) -> list[ModelStatus]:
     ]
     for name, (repo_id, description) in HUB_MODELS.items():
         snapshot = _cached_snapshot(repo_id)
-        statuses.append(ModelStatus(name, repo_id, description, snapshot is not None, str(snapshot) if snapshot else None))
+        statuses.append(
+            ModelStatus(name, repo_id, description, snapshot is not None, str(snapshot) if snapshot else None)
+        )
     return statuses
 
 
@@ -144,8 +148,11 @@ def verify(name: str, settings: Settings) -> list[FileCheck]:
     _check_name(name)
     if name == "whisper":
         result = bundled_whisper.verify(settings.models_dir)
-        message = result.message if result.ok or result.sha256 is None else (
-            f"{result.message}; run 'scribe models pull whisper' to assemble it again")
+        message = (
+            result.message
+            if result.ok or result.sha256 is None
+            else (f"{result.message}; run 'scribe models pull whisper' to assemble it again")
+        )
         return [FileCheck(result.path, result.ok, message)]
     repo_id = HUB_MODELS[name][0]
     snapshot = _cached_snapshot(repo_id)

@@ -21,8 +21,18 @@ from typing import Any
 
 from scribe.errors import RecordsError
 
-__all__ = ["Allergy", "Medication", "Observation", "PatientContext", "Problem", "load_records", "parse_bundle",
-           "read_records", "spoken_drug_name", "validate_records"]
+__all__ = [
+    "Allergy",
+    "Medication",
+    "Observation",
+    "PatientContext",
+    "Problem",
+    "load_records",
+    "parse_bundle",
+    "read_records",
+    "spoken_drug_name",
+    "validate_records",
+]
 
 READ_TYPES = ("Patient", "Condition", "MedicationStatement", "MedicationRequest", "AllergyIntolerance", "Observation")
 
@@ -100,23 +110,135 @@ _UNIT = re.compile(r"(mg|mcg|µg|ug|g|ml|l|unt|units?|iu|meq|mmol|actuat|hr|day|
 _NUMBER = re.compile(r"[\d][\d.,/]*([a-zµ%]+(/[a-z]+)*)?", re.I)
 _LEADING = re.compile(r"(nda|bla|anda)\d+|abuse-deterrent", re.I)  # RxNorm prefixes before the ingredient
 _FORMS = {
-    "oral", "tablet", "tablets", "tab", "tabs", "capsule", "capsules", "cap", "caps", "solution", "suspension",
-    "injection", "injectable", "extended", "delayed", "release", "film", "coated", "chewable", "topical", "cream",
-    "ointment", "gel", "lotion", "inhaler", "inhalation", "inhalant", "powder", "granules", "patch", "transdermal",
-    "system", "nasal", "spray", "ophthalmic", "otic", "drops", "prefilled", "syringe", "pen", "injector",
-    "auto-injector", "metered", "dose", "vial", "sublingual", "buccal", "disintegrating", "dry", "mucosal",
-    "vaginal", "rectal", "suppository", "elixir", "syrup", "lozenge", "kit", "pack", "product", "er", "xr", "xl",
-    "sr", "dr", "ec", "hfa", "odt",
+    "oral",
+    "tablet",
+    "tablets",
+    "tab",
+    "tabs",
+    "capsule",
+    "capsules",
+    "cap",
+    "caps",
+    "solution",
+    "suspension",
+    "injection",
+    "injectable",
+    "extended",
+    "delayed",
+    "release",
+    "film",
+    "coated",
+    "chewable",
+    "topical",
+    "cream",
+    "ointment",
+    "gel",
+    "lotion",
+    "inhaler",
+    "inhalation",
+    "inhalant",
+    "powder",
+    "granules",
+    "patch",
+    "transdermal",
+    "system",
+    "nasal",
+    "spray",
+    "ophthalmic",
+    "otic",
+    "drops",
+    "prefilled",
+    "syringe",
+    "pen",
+    "injector",
+    "auto-injector",
+    "metered",
+    "dose",
+    "vial",
+    "sublingual",
+    "buccal",
+    "disintegrating",
+    "dry",
+    "mucosal",
+    "vaginal",
+    "rectal",
+    "suppository",
+    "elixir",
+    "syrup",
+    "lozenge",
+    "kit",
+    "pack",
+    "product",
+    "er",
+    "xr",
+    "xl",
+    "sr",
+    "dr",
+    "ec",
+    "hfa",
+    "odt",
     # free-text sigs ("Metformin 1000mg twice daily")
-    "daily", "once", "twice", "bid", "tid", "qid", "qd", "qhs", "prn", "every", "each", "take", "by", "mouth",
-    "po", "at", "as", "needed", "nightly", "morning", "evening", "bedtime", "with", "for",
+    "daily",
+    "once",
+    "twice",
+    "bid",
+    "tid",
+    "qid",
+    "qd",
+    "qhs",
+    "prn",
+    "every",
+    "each",
+    "take",
+    "by",
+    "mouth",
+    "po",
+    "at",
+    "as",
+    "needed",
+    "nightly",
+    "morning",
+    "evening",
+    "bedtime",
+    "with",
+    "for",
 }
 # Salts, esters and qualifiers dropped after the ingredient ("metformin hydrochloride" -> "metformin")
 _SALTS = {
-    "hydrochloride", "hcl", "sodium", "potassium", "calcium", "magnesium", "sulfate", "succinate", "tartrate",
-    "besylate", "besilate", "maleate", "mesylate", "mesilate", "citrate", "acetate", "phosphate", "fumarate",
-    "bromide", "hydrobromide", "dihydrate", "monohydrate", "hyclate", "propionate", "furoate", "bitartrate",
-    "mononitrate", "dipropionate", "xinafoate", "disodium", "trihydrate", "modified", "human", "macrocrystals",
+    "hydrochloride",
+    "hcl",
+    "sodium",
+    "potassium",
+    "calcium",
+    "magnesium",
+    "sulfate",
+    "succinate",
+    "tartrate",
+    "besylate",
+    "besilate",
+    "maleate",
+    "mesylate",
+    "mesilate",
+    "citrate",
+    "acetate",
+    "phosphate",
+    "fumarate",
+    "bromide",
+    "hydrobromide",
+    "dihydrate",
+    "monohydrate",
+    "hyclate",
+    "propionate",
+    "furoate",
+    "bitartrate",
+    "mononitrate",
+    "dipropionate",
+    "xinafoate",
+    "disodium",
+    "trihydrate",
+    "modified",
+    "human",
+    "macrocrystals",
 }
 # ...unless the ingredient is only a cation that needs its salt ("ferrous sulfate", "magnesium sulfate")
 _CATIONS = {"ferrous", "ferric", "zinc", "sodium", "potassium", "calcium", "magnesium", "lithium", "aluminum"}
@@ -138,8 +260,13 @@ def spoken_drug_name(display: str) -> str:
         for raw in component.split():
             word = raw.strip(",;:")
             lower = word.lower()
-            if not words and (not word or _LEADING.fullmatch(word) or _NUMBER.fullmatch(word)
-                              or _UNIT.fullmatch(word) or lower in _FORMS):
+            if not words and (
+                not word
+                or _LEADING.fullmatch(word)
+                or _NUMBER.fullmatch(word)
+                or _UNIT.fullmatch(word)
+                or lower in _FORMS
+            ):
                 continue  # quantities and prefixes before the ingredient ("24 HR", "200 ACTUAT")
             if _NUMBER.fullmatch(word) or lower in _FORMS:
                 break
@@ -234,8 +361,9 @@ def parse_bundle(data: object) -> PatientContext:
         raise RecordsError("not a FHIR resource: no resourceType")
     if resource_type != "Bundle":
         if resource_type not in READ_TYPES:
-            raise RecordsError(f"resourceType is {resource_type!r}: expected a Bundle "
-                               f"(or a single {', '.join(READ_TYPES)} resource)")
+            raise RecordsError(
+                f"resourceType is {resource_type!r}: expected a Bundle (or a single {', '.join(READ_TYPES)} resource)"
+            )
         data = {"resourceType": "Bundle", "entry": [{"resource": data}]}
     entries = data.get("entry", [])
     if not isinstance(entries, list):
@@ -269,8 +397,10 @@ def parse_bundle(data: object) -> PatientContext:
         _read_patient(context, patients[0])
         others = {p.reference for p in patients if not p.keys() & patients[0].keys()}
         if others:
-            raise RecordsError(f"the bundle holds records of more than one patient ({patients[0].reference}, "
-                               f"{', '.join(sorted(others))}); give one patient's records")
+            raise RecordsError(
+                f"the bundle holds records of more than one patient ({patients[0].reference}, "
+                f"{', '.join(sorted(others))}); give one patient's records"
+            )
     for res in resources:
         if res.kind in _READERS and not _skipped(res):
             _check_subject(res, patients[0] if patients else None)
@@ -322,8 +452,12 @@ class _Resource:
         codings: list[tuple[str | None, str | None, str | None]] = []
         for i, coding in enumerate(self.items(f"{path}.coding", concept.get("coding"))):
             coding = self.get(f"{path}.coding[{i}]", dict, coding)
-            codings.append(tuple(self.get(f"{path}.coding[{i}].{k}", str, coding.get(k))  # type: ignore[misc]
-                                 for k in ("system", "code", "display")))
+            codings.append(
+                tuple(
+                    self.get(f"{path}.coding[{i}].{k}", str, coding.get(k))  # type: ignore[misc]
+                    for k in ("system", "code", "display")
+                )
+            )
         return _Concept(text.strip() if text and text.strip() else None, codings)
 
     def status(self, path: str) -> str | None:
@@ -340,8 +474,10 @@ class _Resource:
     def reference_target(self, path: str) -> tuple[str | None, str | None]:
         """(reference, display) of the Reference in field `path`."""
         ref = self.get(path, dict) or {}
-        return (self.get(f"{path}.reference", str, ref.get("reference")),
-                self.get(f"{path}.display", str, ref.get("display")))
+        return (
+            self.get(f"{path}.reference", str, ref.get("reference")),
+            self.get(f"{path}.display", str, ref.get("display")),
+        )
 
 
 @dataclass
@@ -368,17 +504,30 @@ class _Concept:
         return sorted(self.codings, key=rank)
 
 
-_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
-               bool: "a boolean"}
+_TYPE_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
 
 
 def _json_type(value: object) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "object",
+        list: "list",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _local_reference(reference: str) -> str:
-    """"https://ehr/fhir/Patient/7/_history/2" -> "Patient/7"; other references unchanged."""
+    """ "https://ehr/fhir/Patient/7/_history/2" -> "Patient/7"; other references unchanged."""
     match = re.search(r"(?:^|/)([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$", reference)
     return match.group(1) if match else reference
 
@@ -410,8 +559,10 @@ def _read_patient(context: PatientContext, res: _Resource) -> None:
         name = official[0]
         i = names.index(name)
         text = res.get(f"name[{i}].text", str, name.get("text"))
-        given = [res.get(f"name[{i}].given[{j}]", str, g)
-                 for j, g in enumerate(res.items(f"name[{i}].given", name.get("given")))]
+        given = [
+            res.get(f"name[{i}].given[{j}]", str, g)
+            for j, g in enumerate(res.items(f"name[{i}].given", name.get("given")))
+        ]
         family = res.get(f"name[{i}].family", str, name.get("family"))
         context.name = (text or " ".join([*given, family or ""])).strip() or None
     context.birth_date = res.get("birthDate", str)
@@ -433,8 +584,9 @@ def _read_medication(context: PatientContext, res: _Resource, index: dict[str, _
             first = res.get(f"{key}[0]", dict, dosages[0])
             dosage = res.get(f"{key}[0].text", str, first.get("text"))
             break
-    context.medications.append(Medication(spoken_drug_name(display), res.reference, display, dosage,
-                                          res.status("status"), code, system))
+    context.medications.append(
+        Medication(spoken_drug_name(display), res.reference, display, dosage, res.status("status"), code, system)
+    )
 
 
 def _referenced_medication(res: _Resource, index: dict[str, _Resource]) -> _Concept | None:
@@ -472,17 +624,19 @@ def _read_allergy(context: PatientContext, res: _Resource, index: dict[str, _Res
     reaction_text = None
     if reactions:
         first = res.get("reaction[0]", dict, reactions[0])
-        manifestations = [res.concept(f"reaction[0].manifestation[{i}]", m)
-                          for i, m in enumerate(res.items("reaction[0].manifestation", first.get("manifestation")))]
+        manifestations = [
+            res.concept(f"reaction[0].manifestation[{i}]", m)
+            for i, m in enumerate(res.items("reaction[0].manifestation", first.get("manifestation")))
+        ]
         names = [m.name() for m in manifestations if m and m.name()]
-        reaction_text = ", ".join(names) if names else res.get("reaction[0].description", str,
-                                                               first.get("description"))
+        reaction_text = ", ".join(names) if names else res.get("reaction[0].description", str, first.get("description"))
         if not substance:
             reaction_substance = res.concept("reaction[0].substance", first.get("substance"))
             substance = reaction_substance.name() if reaction_substance else None
     if substance:
-        context.allergies.append(Allergy(substance, res.reference, reaction_text, res.get("criticality", str),
-                                         res.status("clinicalStatus")))
+        context.allergies.append(
+            Allergy(substance, res.reference, reaction_text, res.get("criticality", str), res.status("clinicalStatus"))
+        )
 
 
 def _read_observation(context: PatientContext, res: _Resource, index: dict[str, _Resource]) -> None:

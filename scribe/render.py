@@ -15,8 +15,15 @@ from typing import Literal
 import jinja2
 
 from scribe.errors import BadInputError
-from scribe.notes.schema import AttachmentEvidence, LowConfidenceWord, RecordConflict, RecordEvidence, \
-    SegmentEvidence, SOAPNote, Statement
+from scribe.notes.schema import (
+    AttachmentEvidence,
+    LowConfidenceWord,
+    RecordConflict,
+    RecordEvidence,
+    SegmentEvidence,
+    SOAPNote,
+    Statement,
+)
 from scribe.resources import template_environment, templates_dir
 from scribe.transcript import Segment, Transcript, word_spans
 
@@ -35,10 +42,13 @@ SECTION_TITLES = {
     "medications": "Medications",
     "allergies": "Allergies",
 }
-GROUPS = (("Subjective", ("subjective.chief_complaint", "subjective.hpi", "subjective.ros")),
-          ("Objective", ("objective.vitals", "objective.exam", "objective.results", "objective.imaging")),
-          ("Assessment", ("assessment",)), ("Plan", ("plan",)),
-          ("Medications and allergies", ("medications", "allergies")))
+GROUPS = (
+    ("Subjective", ("subjective.chief_complaint", "subjective.hpi", "subjective.ros")),
+    ("Objective", ("objective.vitals", "objective.exam", "objective.results", "objective.imaging")),
+    ("Assessment", ("assessment",)),
+    ("Plan", ("plan",)),
+    ("Medications and allergies", ("medications", "allergies")),
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ def _links(statement: Statement, transcript: Transcript | None) -> list[Evidence
     for e in statement.evidence:
         if isinstance(e, SegmentEvidence):
             segment = segments.get(e.segment_id)
-            quote = segment.text[e.start_char:e.end_char] if segment else ""
+            quote = segment.text[e.start_char : e.end_char] if segment else ""
             if segment is not None and timed:
                 start, end = span_times(segment, e.start_char, e.end_char)
                 links.append(EvidenceLink("segment", clock(start), f"seg-{e.segment_id}", quote, start, end))
@@ -117,9 +127,18 @@ def _sections(note: SOAPNote, transcript: Transcript | None) -> list[tuple[str, 
     for title, paths in GROUPS:
         parts = []
         for path in paths:
-            rendered = [RenderedStatement(s.text, s.support, getattr(s, "reason", None), _links(s, transcript),
-                                          _extras(s), s.conflicts or [], s.low_confidence or [])
-                        for s in lists[path]]
+            rendered = [
+                RenderedStatement(
+                    s.text,
+                    s.support,
+                    getattr(s, "reason", None),
+                    _links(s, transcript),
+                    _extras(s),
+                    s.conflicts or [],
+                    s.low_confidence or [],
+                )
+                for s in lists[path]
+            ]
             parts.append((SECTION_TITLES[path], rendered))
         groups.append((title, parts))
     return groups
@@ -161,25 +180,44 @@ def transcript_pieces(segment: Segment, words: list[LowConfidenceWord]) -> list[
 def available_templates(fmt: RenderFormat) -> list[str]:
     folder = templates_dir() / "notes"
     suffix = f".{fmt}.j2"
-    return sorted(p.name[:-len(suffix)] for p in folder.glob(f"*{suffix}") if not p.name.startswith("_"))
+    return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}") if not p.name.startswith("_"))
 
 
-def render_note(note: SOAPNote, transcript: Transcript | None = None, *, template: str = "progress_note",
-                fmt: RenderFormat = "html", status: str = "draft", patient: str | None = None) -> str:
+def render_note(
+    note: SOAPNote,
+    transcript: Transcript | None = None,
+    *,
+    template: str = "progress_note",
+    fmt: RenderFormat = "html",
+    status: str = "draft",
+    patient: str | None = None,
+) -> str:
     """The note as a reviewer reads it; an unknown template is a BadInputError naming the ones there are."""
     if fmt not in ("html", "txt"):
         raise BadInputError(f"unknown note format {fmt!r}; choose html or txt")
     if template not in available_templates(fmt):
-        raise BadInputError(f"no note template {template!r} for {fmt}; available: "
-                            + ", ".join(available_templates(fmt)))
+        raise BadInputError(
+            f"no note template {template!r} for {fmt}; available: " + ", ".join(available_templates(fmt))
+        )
     counts = {k: sum(s.support == k for s in note.statements()) for k in ("unsupported", "conflict", "review")}
     segments = [s for s in transcript.segments if s.text.strip()] if transcript else []
     timed = any(s.end > 0 for s in segments)
     unsure = [w for s in note.statements() for w in s.low_confidence or []]
     shown = [RenderedSegment(s.id, s.start, s.end, s.speaker, s.text, transcript_pieces(s, unsure)) for s in segments]
     try:
-        return template_environment().get_template(f"notes/{template}.{fmt}.j2").render(
-            note=note, groups=_sections(note, transcript), counts=counts, status=status, patient=patient,
-            segments=shown, timed=timed, clock=clock)
+        return (
+            template_environment()
+            .get_template(f"notes/{template}.{fmt}.j2")
+            .render(
+                note=note,
+                groups=_sections(note, transcript),
+                counts=counts,
+                status=status,
+                patient=patient,
+                segments=shown,
+                timed=timed,
+                clock=clock,
+            )
+        )
     except jinja2.TemplateError as exc:  # a site's edited template: say which and why, no traceback
         raise BadInputError(f"template notes/{template}.{fmt}.j2 failed: {exc}") from None

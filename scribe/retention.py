@@ -29,9 +29,13 @@ def purge_expired_audio(database: Database, settings: Settings, *, moment: datet
         return 0
     cutoff = (moment or now()) - timedelta(days=settings.audio_retention_days)
     with database.session() as session:
-        due = list(session.scalars(select(Encounter.id).where(Encounter.signed_at.is_not(None),
-                                                                Encounter.signed_at <= cutoff,
-                                                                Encounter.audio_purged_at.is_(None))))
+        due = list(
+            session.scalars(
+                select(Encounter.id).where(
+                    Encounter.signed_at.is_not(None), Encounter.signed_at <= cutoff, Encounter.audio_purged_at.is_(None)
+                )
+            )
+        )
     purged = 0
     for encounter_id in due:
         delete_encounter_audio(settings.audio_dir, encounter_id)
@@ -41,8 +45,15 @@ def purge_expired_audio(database: Database, settings: Settings, *, moment: datet
                 continue
             encounter.audio_purged_at = now()
             patient = encounter.patient_id
-        record(database, SYSTEM, "delete", resource_type="Encounter", resource_id=encounter_id, patient_id=patient,
-               detail="audio deleted under the retention policy")
+        record(
+            database,
+            SYSTEM,
+            "delete",
+            resource_type="Encounter",
+            resource_id=encounter_id,
+            patient_id=patient,
+            detail="audio deleted under the retention policy",
+        )
         purged += 1
     return purged
 

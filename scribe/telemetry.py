@@ -58,9 +58,18 @@ class Telemetry:
 
     def snapshot(self) -> TelemetrySnapshot:
         with self._lock:
-            return TelemetrySnapshot(*(dict(sorted(counts.items())) for counts in (
-                self._asr_passes, self._asr_pass_seconds, self._notes_drafted, self._note_draft_seconds,
-                self._stream_errors)))
+            return TelemetrySnapshot(
+                *(
+                    dict(sorted(counts.items()))
+                    for counts in (
+                        self._asr_passes,
+                        self._asr_pass_seconds,
+                        self._notes_drafted,
+                        self._note_draft_seconds,
+                        self._stream_errors,
+                    )
+                )
+            )
 
 
 telemetry = Telemetry()

@@ -54,8 +54,10 @@ class Transcript:
                     end=float(s["end"]),
                     text=str(s["text"]),
                     speaker=s.get("speaker"),
-                    words=[Word(str(w["word"]), float(w["start"]), float(w["end"]), w.get("probability"))
-                           for w in s.get("words") or []],
+                    words=[
+                        Word(str(w["word"]), float(w["start"]), float(w["end"]), w.get("probability"))
+                        for w in s.get("words") or []
+                    ],
                 )
                 for s in data["segments"]
             ]
@@ -104,8 +106,9 @@ def shifted(segment: Segment, offset: float, new_id: int) -> Segment:
     """`segment` on a clock that starts `offset` seconds earlier, renumbered `new_id` (a resumed stream,
     a later window of a long upload)."""
     words = [Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.probability) for w in segment.words]
-    return Segment(new_id, round(segment.start + offset, 3), round(segment.end + offset, 3), segment.text,
-                   segment.speaker, words)
+    return Segment(
+        new_id, round(segment.start + offset, 3), round(segment.end + offset, 3), segment.text, segment.speaker, words
+    )
 
 
 def concatenated(parts: list[tuple[float, Transcript]], duration_s: float) -> Transcript:
@@ -116,6 +119,12 @@ def concatenated(parts: list[tuple[float, Transcript]], duration_s: float) -> Tr
     for number, segment in enumerate(segments):
         segment.id = number
     first = parts[0][1]
-    return Transcript(text=join_segment_texts(segments), language=first.language, engine=first.engine,
-                      model=first.model, duration_s=round(duration_s, 3),
-                      processing_s=round(sum(part.processing_s for _, part in parts), 3), segments=segments)
+    return Transcript(
+        text=join_segment_texts(segments),
+        language=first.language,
+        engine=first.engine,
+        model=first.model,
+        duration_s=round(duration_s, 3),
+        processing_s=round(sum(part.processing_s for _, part in parts), 3),
+        segments=segments,
+    )

@@ -41,8 +41,9 @@ WINDOW_S = 120.0
 LABEL = "the upload"  # how messages name the file (never its path)
 
 
-def transcribe_file(engine: AsrEngine, path: Path, limits: AudioLimits, context: PatientContext | None, *,
-                    window_s: float = WINDOW_S) -> Transcript:
+def transcribe_file(
+    engine: AsrEngine, path: Path, limits: AudioLimits, context: PatientContext | None, *, window_s: float = WINDOW_S
+) -> Transcript:
     """The file's Transcript, one window at a time (each cut where it is quietest), on the file's clock."""
     parts: list[tuple[float, Transcript]] = []
     duration = 0.0
@@ -61,22 +62,35 @@ STATES = ("transcribing", "done", "failed")
 
 
 def job_holder(node_id: str) -> str:
-    """"<node id>/<uuid>": which node works on a job, unique per attempt."""
+    """ "<node id>/<uuid>": which node works on a job, unique per attempt."""
     return f"{node_id}/{uuid.uuid4().hex}"
 
 
 def create_job(session: Session, upload: AudioUpload, moment: datetime | None = None) -> UploadJob:
     """The upload's transcription job, due now; written in the transaction that records the upload."""
     moment = moment or now()
-    job = UploadJob(upload_id=upload.id, encounter_id=upload.encounter_id, state="transcribing", attempts=0,
-                    next_attempt_at=moment, created_at=moment, updated_at=moment)
+    job = UploadJob(
+        upload_id=upload.id,
+        encounter_id=upload.encounter_id,
+        state="transcribing",
+        attempts=0,
+        next_attempt_at=moment,
+        created_at=moment,
+        updated_at=moment,
+    )
     session.add(job)
     session.flush()
     return job
 
 
-def claim_job(session: Session, holder: str, *, job_id: int | None = None, ttl_s: float = JOB_LEASE_S,
-              moment: datetime | None = None) -> int | None:
+def claim_job(
+    session: Session,
+    holder: str,
+    *,
+    job_id: int | None = None,
+    ttl_s: float = JOB_LEASE_S,
+    moment: datetime | None = None,
+) -> int | None:
     """Take a due job (or job `job_id`) whose lease is free or expired; its id, or None.
 
     Conditional UPDATEs, as for stream leases, so two nodes never hold one job. A job found
@@ -87,14 +101,29 @@ def claim_job(session: Session, holder: str, *, job_id: int | None = None, ttl_s
     due = [UploadJob.state == "transcribing", UploadJob.next_attempt_at <= moment, free]
     if job_id is not None:
         due.append(UploadJob.id == job_id)
-    session.execute(update(UploadJob).where(*due, UploadJob.attempts >= MAX_ATTEMPTS).values(
-        state="failed", holder=None, lease_until=None, updated_at=moment,
-        reason=f"transcription was interrupted {MAX_ATTEMPTS} times (the server stopped while it ran)"))
+    session.execute(
+        update(UploadJob)
+        .where(*due, UploadJob.attempts >= MAX_ATTEMPTS)
+        .values(
+            state="failed",
+            holder=None,
+            lease_until=None,
+            updated_at=moment,
+            reason=f"transcription was interrupted {MAX_ATTEMPTS} times (the server stopped while it ran)",
+        )
+    )
     candidates = session.scalars(select(UploadJob.id).where(*due).order_by(UploadJob.id).limit(10)).all()
     for candidate in candidates:
-        claimed = session.execute(update(UploadJob).where(UploadJob.id == candidate, *due).values(
-            holder=holder, lease_until=moment + timedelta(seconds=ttl_s), attempts=UploadJob.attempts + 1,
-            updated_at=moment))
+        claimed = session.execute(
+            update(UploadJob)
+            .where(UploadJob.id == candidate, *due)
+            .values(
+                holder=holder,
+                lease_until=moment + timedelta(seconds=ttl_s),
+                attempts=UploadJob.attempts + 1,
+                updated_at=moment,
+            )
+        )
         if claimed.rowcount == 1:
             return candidate
     return None
@@ -102,9 +131,11 @@ def claim_job(session: Session, holder: str, *, job_id: int | None = None, ttl_s
 
 def renew_job(session: Session, job_id: int, holder: str, *, ttl_s: float = JOB_LEASE_S) -> bool:
     """Extend our lease; False when it is no longer ours."""
-    renewed = session.execute(update(UploadJob).where(UploadJob.id == job_id, UploadJob.holder == holder,
-                                                      UploadJob.state == "transcribing")
-                              .values(lease_until=now() + timedelta(seconds=ttl_s)))
+    renewed = session.execute(
+        update(UploadJob)
+        .where(UploadJob.id == job_id, UploadJob.holder == holder, UploadJob.state == "transcribing")
+        .values(lease_until=now() + timedelta(seconds=ttl_s))
+    )
     return renewed.rowcount == 1
 
 
@@ -114,20 +145,27 @@ def release_node_jobs(session: Session, node_id: str, *, refund_attempt: bool = 
     values: dict = {"holder": None, "lease_until": None}
     if refund_attempt:
         values["attempts"] = UploadJob.attempts - 1
-    result = session.execute(update(UploadJob).where(UploadJob.holder.like(f"{node_id}/%"),
-                                                     UploadJob.state == "transcribing")
-                             .values(**values))
+    result = session.execute(
+        update(UploadJob)
+        .where(UploadJob.holder.like(f"{node_id}/%"), UploadJob.state == "transcribing")
+        .values(**values)
+    )
     return result.rowcount
 
 
 def upload_state(session: Session, encounter_id: str) -> dict | None:
     """The newest upload's transcription as a client sees it: state, reason, attempts; None without uploads."""
-    job = session.scalars(select(UploadJob).where(UploadJob.encounter_id == encounter_id)
-                          .order_by(UploadJob.id.desc()).limit(1)).first()
+    job = session.scalars(
+        select(UploadJob).where(UploadJob.encounter_id == encounter_id).order_by(UploadJob.id.desc()).limit(1)
+    ).first()
     if job is None:
         return None
-    return {"state": job.state, "reason": job.reason, "attempts": job.attempts,
-            "updated_at": job.updated_at.isoformat(timespec="seconds")}
+    return {
+        "state": job.state,
+        "reason": job.reason,
+        "attempts": job.attempts,
+        "updated_at": job.updated_at.isoformat(timespec="seconds"),
+    }
 
 
 def _failure(exc: BaseException) -> tuple[str, bool]:
@@ -182,8 +220,9 @@ def _renewing(database: Database, job_id: int, holder: str, ttl_s: float) -> Ite
         thread.join()
 
 
-def run_job(database: Database, settings: Settings, job_id: int, holder: str, *,
-            ttl_s: float = JOB_LEASE_S) -> Transcript | None:
+def run_job(
+    database: Database, settings: Settings, job_id: int, holder: str, *, ttl_s: float = JOB_LEASE_S
+) -> Transcript | None:
     """Transcribe a claimed job's upload and store the transcript with the job done, in one transaction.
 
     A failure is recorded (retry later or failed) and raised to the caller. Returns None, storing
@@ -213,16 +252,18 @@ def run_job(database: Database, settings: Settings, job_id: int, holder: str, *,
         if job is None or job.holder != holder or job.state != "transcribing":
             log.warning("upload job %s: lease lost before the transcript was stored", job_id)
             return None
-        row = save_transcript(session, session.get(Encounter, job.encounter_id), transcript, source="upload",
-                              upload_id=job.upload_id)
+        row = save_transcript(
+            session, session.get(Encounter, job.encounter_id), transcript, source="upload", upload_id=job.upload_id
+        )
         session.flush()
         job.state, job.holder, job.lease_until, job.reason = "done", None, None, None
         job.transcript_id, job.updated_at = row.id, now()
     return transcript
 
 
-def run_due_jobs(database: Database, settings: Settings, *, moment: datetime | None = None,
-                 stop: threading.Event | None = None) -> int:
+def run_due_jobs(
+    database: Database, settings: Settings, *, moment: datetime | None = None, stop: threading.Event | None = None
+) -> int:
     """Claim and run due jobs one by one until none is left, or `stop` is set (the node drains); how many were
     run (failures included)."""
     ran = 0
@@ -240,8 +281,14 @@ def run_due_jobs(database: Database, settings: Settings, *, moment: datetime | N
     return ran
 
 
-async def upload_loop(database: Database, settings: Settings, executor: Executor, *,
-                      interval_s: float = 10.0, stop: threading.Event | None = None) -> None:
+async def upload_loop(
+    database: Database,
+    settings: Settings,
+    executor: Executor,
+    *,
+    interval_s: float = 10.0,
+    stop: threading.Event | None = None,
+) -> None:
     """On every node, at start and then every `interval_s`: run the uploads whose transcription is due (new,
     retried, or left by a node that stopped). Runs on the upload executor, one transcription at a time."""
     loop = asyncio.get_running_loop()

@@ -19,14 +19,26 @@ def _normalizer():
 # Dose units written out or abbreviated are one word, as Whisper's normaliser already makes "percent" and "%" one:
 # the same decoder writes "5mg" on one pass and "5 milligrams" on the next, and neither is a misheard word.
 _UNIT_SPELLINGS = {
-    "milligram": "mg", "milligrams": "mg", "mgs": "mg", "microgram": "mcg", "micrograms": "mcg", "mcgs": "mcg",
-    "milliliter": "ml", "milliliters": "ml", "mls": "ml", "gram": "g", "grams": "g",
-    "kilogram": "kg", "kilograms": "kg", "kgs": "kg",
+    "milligram": "mg",
+    "milligrams": "mg",
+    "mgs": "mg",
+    "microgram": "mcg",
+    "micrograms": "mcg",
+    "mcgs": "mcg",
+    "milliliter": "ml",
+    "milliliters": "ml",
+    "mls": "ml",
+    "gram": "g",
+    "grams": "g",
+    "kilogram": "kg",
+    "kilograms": "kg",
+    "kgs": "kg",
 }
 
 
 def normalize(text: str) -> str:
-    """Whisper's English normaliser (lower case, no punctuation, spelled numbers as digits, US spelling), units abbreviated."""
+    """Whisper's English normaliser (lower case, no punctuation, spelled numbers as digits, US spelling), units
+    abbreviated."""
     return " ".join(_UNIT_SPELLINGS.get(word, word) for word in _normalizer()(text).split())
 
 

@@ -88,8 +88,14 @@ class StreamAdmission:
 
     def state(self) -> AdmissionState:
         with self._lock:
-            return AdmissionState(self._live, self.capacity, _rounded(self._final_rtf), _rounded(self._partial_rtf),
-                                  self.configured_capacity is not None, self._refused)
+            return AdmissionState(
+                self._live,
+                self.capacity,
+                _rounded(self._final_rtf),
+                _rounded(self._partial_rtf),
+                self.configured_capacity is not None,
+                self._refused,
+            )
 
 
 def _smoothed(previous: float | None, value: float) -> float:

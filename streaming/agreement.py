@@ -59,8 +59,13 @@ class LocalAgreement:
             return list(hypothesis)
         return words_after(hypothesis, self.committed_end)
 
-    def update(self, hypothesis: list[Word], stable_until: float | None = None,
-               heard_until: float | None = None, force_until: float | None = None) -> Agreement:
+    def update(
+        self,
+        hypothesis: list[Word],
+        stable_until: float | None = None,
+        heard_until: float | None = None,
+        force_until: float | None = None,
+    ) -> Agreement:
         """Feed the next hypothesis; commit what it shares with the previous one.
 
         With `stable_until`, only words ending by then may commit: the last words before the
@@ -96,7 +101,7 @@ class LocalAgreement:
         older = [i for i, (heard, _) in enumerate(self._history) if heard <= heard_until - self.span_s]
         if not older:
             return [[]]
-        self._history = self._history[older[-1]:]
+        self._history = self._history[older[-1] :]
         return [words for _, words in self._history]
 
     def finish(self, last_hypothesis: list[Word]) -> Agreement:
@@ -121,7 +126,7 @@ class LocalAgreement:
 def _common_prefix(a: list[Word], b: list[Word]) -> int:
     """Number of leading words two hypotheses share (case and punctuation ignored)."""
     n = 0
-    for old, new in zip(a, b):
+    for old, new in zip(a, b, strict=False):  # the common prefix
         if normalize_word(old.word) != normalize_word(new.word):
             break
         n += 1

@@ -83,8 +83,9 @@ def stream_encounter(url: str) -> tuple[str, str] | None:
     return http_base(f"{parts.scheme}://{parts.netloc}{match['prefix']}"), match["id"]
 
 
-async def prepare_encounter(base_url: str, token: str | None, encounter_id: str, *, bundle: Path | None = None,
-                            mode: str | None = None) -> None:
+async def prepare_encounter(
+    base_url: str, token: str | None, encounter_id: str, *, bundle: Path | None = None, mode: str | None = None
+) -> None:
     """Create the encounter over REST before streaming, unless it exists already (409): in `mode` (which picks the
     server's engine: a dictation may stream with MedASR), for the bundle's patient, whose records are then
     attached so the stream decodes with their hotwords. An existing encounter of another mode is refused."""
@@ -109,11 +110,18 @@ async def prepare_encounter(base_url: str, token: str | None, encounter_id: str,
             if exists and mode is not None:
                 current = (await call("GET", f"/v1/encounters/{encounter_id}", (200,))).json().get("mode")
                 if current != mode:
-                    raise StreamFailed(f"encounter {encounter_id} exists in {current} mode, not {mode}; "
-                                       "a mode never changes: stream into a new encounter")
+                    raise StreamFailed(
+                        f"encounter {encounter_id} exists in {current} mode, not {mode}; "
+                        "a mode never changes: stream into a new encounter"
+                    )
             if bundle is not None:
-                await call("POST", f"/v1/encounters/{encounter_id}/records", (201,), content=bundle.read_bytes(),
-                           headers={"Content-Type": "application/fhir+json"})
+                await call(
+                    "POST",
+                    f"/v1/encounters/{encounter_id}/records",
+                    (201,),
+                    content=bundle.read_bytes(),
+                    headers={"Content-Type": "application/fhir+json"},
+                )
     except httpx.HTTPError as exc:
         raise StreamFailed(f"cannot prepare the encounter at {base_url}: {exc}") from None
 
@@ -194,23 +202,25 @@ async def stream_pcm(
         moved = False  # the server said `reconnect` (its node shuts down): reconnect at once
         try:
             async with connect(url, additional_headers=headers, max_size=2**24, open_timeout=30) as ws:
-                await ws.send(json.dumps({"type": "start", "sample_rate": sample_rate, "encoding": "pcm_s16le",
-                                          "channels": 1}))
+                await ws.send(
+                    json.dumps({"type": "start", "sample_rate": sample_rate, "encoding": "pcm_s16le", "channels": 1})
+                )
                 ready = json.loads(await ws.recv())
                 if ready.get("type") == "error":
                     if resuming and ready.get("code") in RESUME_REFUSALS:
                         raise _Refused(str(ready.get("message")), str(ready.get("code")))
-                    raise StreamFailed(f"server refused the stream: {ready.get('code')}: {ready.get('message')}",
-                                       str(ready.get("code")))
+                    raise StreamFailed(
+                        f"server refused the stream: {ready.get('code')}: {ready.get('message')}",
+                        str(ready.get("code")),
+                    )
                 offset = int(ready["received_bytes"])
                 resuming, refused_since, refusals, attempt = True, None, 0, 0  # failures count in a row
                 if on_message:
                     on_message(ready)
 
-                async def send_audio() -> None:
+                async def send_audio(position: int) -> None:
                     source = pcm if isinstance(pcm, LiveAudio) else None
                     data = source.data if source is not None else pcm
-                    position = offset
                     while True:
                         ended = source is None or source.closed
                         # live audio goes out in whole frames; only the very last one may be short
@@ -226,7 +236,7 @@ async def stream_pcm(
                         await source.wait()
                     await ws.send(json.dumps({"type": "stop"}))
 
-                sender = asyncio.create_task(send_audio())
+                sender = asyncio.create_task(send_audio(offset))
                 try:
                     async for raw in ws:
                         message = json.loads(raw)
@@ -252,8 +262,10 @@ async def stream_pcm(
                         elif kind == "reconnect":
                             moved = True
                         elif kind == "error":
-                            raise StreamFailed(f"server error {message.get('code')}: {message.get('message')}",
-                                               str(message.get("code")))
+                            raise StreamFailed(
+                                f"server error {message.get('code')}: {message.get('message')}",
+                                str(message.get("code")),
+                            )
                         if on_message:
                             on_message(message)
                         if kind == "done":
@@ -265,15 +277,16 @@ async def stream_pcm(
                     sender.cancel()
         except StreamFailed:
             raise
-        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException, _Refused) as exc:
+        except (TimeoutError, OSError, websockets.exceptions.WebSocketException, _Refused) as exc:
             result.reconnects += 1
             if moved:  # sent elsewhere after a `ready`: not a failure, and no reason to wait
                 continue
             if isinstance(exc, _Refused):  # the resume will be taken: a node restarts, a dead node's lease runs out
                 refused_since = refused_since or time.monotonic()
                 if time.monotonic() - refused_since > RESUME_PATIENCE_S:
-                    raise StreamFailed(f"resume refused for {RESUME_PATIENCE_S:.0f} s: {exc.code}: {exc}",
-                                       exc.code) from None
+                    raise StreamFailed(
+                        f"resume refused for {RESUME_PATIENCE_S:.0f} s: {exc.code}: {exc}", exc.code
+                    ) from None
                 refusals += 1
                 await asyncio.sleep(_backoff_s(refusals))
                 continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -45,15 +46,18 @@ class ChunkedFrames:
         self.geometry = engine.geometry
         self.left = round(left_context_s / self.geometry.frame_s)
         self.right = round(right_context_s / self.geometry.frame_s)
-        self.max_window = max(self.geometry.samples_for_frames(self.left + self.right + 1),
-                              round(engine.window_s * self.geometry.sample_rate))
+        self.max_window = max(
+            self.geometry.samples_for_frames(self.left + self.right + 1),
+            round(engine.window_s * self.geometry.sample_rate),
+        )
 
     def window_start(self, stable: int) -> int:
         """First sample of the window that computes the frames from `stable` on (the audio before must be kept)."""
         return max(0, stable - self.left) * self.geometry.samples_per_frame
 
-    def compute(self, audio: np.ndarray, audio_start: int, stable: int,
-                *, last: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    def compute(
+        self, audio: np.ndarray, audio_start: int, stable: int, *, last: bool
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """(frames from `stable` that are final, frames after them that need more audio, end of the audio heard).
 
         `audio` starts at sample `audio_start` of the recording and runs to the newest sample;
@@ -62,14 +66,14 @@ class ChunkedFrames:
         """
         start = self.window_start(stable)
         end = min(audio_start + len(audio), start + self.max_window)
-        window = audio[start - audio_start:end - audio_start]
+        window = audio[start - audio_start : end - audio_start]
         last = last and end == audio_start + len(audio)
         if last and len(window):
             window = self.engine.pad_end(window)
         first = start // self.geometry.samples_per_frame
         if self.geometry.frames_for_samples(len(window)) <= stable - first:
             return self._empty(), self._empty(), end
-        out = self.engine.log_probs([window])[0][stable - first:]
+        out = self.engine.log_probs([window])[0][stable - first :]
         keep = len(out) if last else max(0, len(out) - self.right)
         return out[:keep], out[keep:], end
 
@@ -137,7 +141,7 @@ class MedAsrStream(StreamingRecogniser):
     def _skip_to(self, frame: int) -> None:
         """Start the utterance at `frame` (not before the current one): the frames before it are silence."""
         frame = max(frame, self._cut)
-        self._log = self._log[max(0, min(frame, self._stable) - self._cut):]
+        self._log = self._log[max(0, min(frame, self._stable) - self._cut) :]
         self._cut, self._stable = frame, max(self._stable, frame)
 
     def _trim(self) -> None:
@@ -179,7 +183,7 @@ class MedAsrStream(StreamingRecogniser):
                 until = self._gap_cut(log, first, total)
             finals: list[Segment] = []
             if until is not None:
-                finals = self._finals(self._decode(log[:until - first], first, total, self.context))
+                finals = self._finals(self._decode(log[: until - first], first, total, self.context))
                 with self._lock:
                     self._skip_to(until)
                     if last:
@@ -194,8 +198,14 @@ class MedAsrStream(StreamingRecogniser):
                 self._passing = False
                 self._trim()
         text = format_dictation(partial)[1] if partial else ""
-        return StreamUpdate(finals, text, partial[0].start if partial else None, partial[-1].end if partial else None,
-                            round(elapsed, 3), heard / SAMPLE_RATE)
+        return StreamUpdate(
+            finals,
+            text,
+            partial[0].start if partial else None,
+            partial[-1].end if partial else None,
+            round(elapsed, 3),
+            heard / SAMPLE_RATE,
+        )
 
     def _append(self, frames: np.ndarray) -> None:
         if len(frames):
@@ -206,8 +216,9 @@ class MedAsrStream(StreamingRecogniser):
         """Words of consecutive frames from frame `first`: greedy, or biased by the records' terms (finals)."""
         if not len(frames):
             return []
-        return self.engine.words(frames, context=context, start_s=first * self.engine.geometry.frame_s,
-                                 end_s=total / SAMPLE_RATE)
+        return self.engine.words(
+            frames, context=context, start_s=first * self.engine.geometry.frame_s, end_s=total / SAMPLE_RATE
+        )
 
     def _finals(self, words: list[Word]) -> list[Segment]:
         """Dictation-formatted segments, numbered on from the last final."""
@@ -220,6 +231,6 @@ class MedAsrStream(StreamingRecogniser):
         frame_s = self.engine.geometry.frame_s
         words = self._decode(log, first, total)
         half = (first + len(log) / 2) * frame_s
-        gaps = [(b.start - a.end, (a.end + b.start) / 2) for a, b in zip(words, words[1:]) if b.start >= half]
+        gaps = [(b.start - a.end, (a.end + b.start) / 2) for a, b in pairwise(words) if b.start >= half]
         end = first + len(log)
         return min(end, max(first + 1, round(max(gaps)[1] / frame_s))) if gaps else end

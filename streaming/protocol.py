@@ -90,7 +90,8 @@ class AudioFormat:
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
             raise ProtocolError(
-                "unsupported_encoding", f"encoding {self.encoding!r} is not supported; use one of {', '.join(ENCODINGS)}"
+                "unsupported_encoding",
+                f"encoding {self.encoding!r} is not supported; use one of {', '.join(ENCODINGS)}",
             )
         if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
             raise ProtocolError(
@@ -133,7 +134,8 @@ class AudioFormat:
             )
         if n % self.frame_bytes:
             raise ProtocolError(
-                "odd_length", f"frame of {n} bytes is not a whole number of {self.frame_bytes}-byte sample frames {self}"
+                "odd_length",
+                f"frame of {n} bytes is not a whole number of {self.frame_bytes}-byte sample frames {self}",
             )
         if n == 0 or (n < self.min_frame_bytes and not is_last):
             raise ProtocolError(

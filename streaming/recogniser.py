@@ -67,8 +67,9 @@ class StreamingRecogniser(ABC):
         self.congested: Callable[[], bool] = _never
 
     @staticmethod
-    def for_engine(engine: AsrEngine, *, context: PatientContext | None = None,
-                   congested: Callable[[], bool] | None = None) -> StreamingRecogniser:
+    def for_engine(
+        engine: AsrEngine, *, context: PatientContext | None = None, congested: Callable[[], bool] | None = None
+    ) -> StreamingRecogniser:
         """A new recogniser for `engine` (the records' terms bias it); refused for an engine that cannot stream."""
         recogniser = recogniser_class(engine.name)(engine, context=context)  # type: ignore[call-arg]
         if congested is not None:
@@ -131,8 +132,14 @@ class StreamingRecogniser(ABC):
         update = self.step()
         while not self.finished:  # a backlog longer than one pass allows
             more = self.step()
-            update = StreamUpdate(update.finals + more.finals, more.partial, more.partial_start, more.partial_end,
-                                  round(update.pass_seconds + more.pass_seconds, 3), more.audio_end)
+            update = StreamUpdate(
+                update.finals + more.finals,
+                more.partial,
+                more.partial_start,
+                more.partial_end,
+                round(update.pass_seconds + more.pass_seconds, 3),
+                more.audio_end,
+            )
         return update
 
     @abstractmethod
@@ -153,8 +160,9 @@ def recogniser_class(engine_name: str) -> type[StreamingRecogniser]:
     try:
         module, name = _RECOGNISERS[engine_name]
     except KeyError:
-        raise EngineUnavailableError(f"the {engine_name} engine cannot stream (streaming serves "
-                                     f"{', '.join(sorted(_RECOGNISERS))})") from None
+        raise EngineUnavailableError(
+            f"the {engine_name} engine cannot stream (streaming serves {', '.join(sorted(_RECOGNISERS))})"
+        ) from None
     return getattr(importlib.import_module(module), name)
 
 

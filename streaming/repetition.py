@@ -15,7 +15,9 @@ from scribe.asr.hallucinations import loop_start
 from scribe.transcript import Word
 
 
-def without_loops(words: list[Word], context: Sequence[str] = (), since: float = float("-inf")) -> tuple[list[Word], bool]:
+def without_loops(
+    words: list[Word], context: Sequence[str] = (), since: float = float("-inf")
+) -> tuple[list[Word], bool]:
     """`words` cut before a repetition loop; whether one was cut.
 
     Words whose midpoint lies before `since` re-decode audio the `context` words already cover
@@ -26,4 +28,4 @@ def without_loops(words: list[Word], context: Sequence[str] = (), since: float =
     cut = loop_start([*context, *(w.word for w in words[first_new:])], after=len(context))
     if cut is None:
         return words, False
-    return words[:first_new + cut - len(context)], True
+    return words[: first_new + cut - len(context)], True

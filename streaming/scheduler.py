@@ -74,8 +74,10 @@ class PassScheduler:
         with self._cond:
             self._waiting.append(request)
             if not self._threads:
-                self._threads = [threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True)
-                                 for i in range(self.workers)]
+                self._threads = [
+                    threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True)
+                    for i in range(self.workers)
+                ]
                 for thread in self._threads:
                     thread.start()
             self._cond.notify()

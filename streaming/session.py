@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Protocol
 
 from scribe.asr.base import AsrEngine
+from scribe.encounter_audio import AudioStoreError, EncounterAudio, StoredFormat
 from scribe.errors import ForbiddenError
 from scribe.records import PatientContext
 from scribe.telemetry import telemetry
-from scribe.transcript import Segment, Transcript, Word, join_segment_texts, shifted as shift_segment
+from scribe.transcript import Segment, Transcript, Word, join_segment_texts
+from scribe.transcript import shifted as shift_segment
 from streaming import protocol
 from streaming.admission import StreamAdmission
-from scribe.encounter_audio import AudioStoreError, EncounterAudio, StoredFormat
 from streaming.levels import InputLevels
 from streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, StreamConverter
 from streaming.recogniser import StreamingRecogniser, StreamUpdate
@@ -61,11 +62,19 @@ def _segment_from_dict(data: dict) -> Segment:
 
 
 class StreamingSession:
-    def __init__(self, encounter_id: str, owner: str, transport: Transport, engine: AsrEngine,
-                 scheduler: PassScheduler, config: SessionConfig, context: PatientContext | None = None,
-                 on_done: Callable[[Transcript], Awaitable[None]] | None = None,
-                 admission: StreamAdmission | None = None,
-                 before_reconnect: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        encounter_id: str,
+        owner: str,
+        transport: Transport,
+        engine: AsrEngine,
+        scheduler: PassScheduler,
+        config: SessionConfig,
+        context: PatientContext | None = None,
+        on_done: Callable[[Transcript], Awaitable[None]] | None = None,
+        admission: StreamAdmission | None = None,
+        before_reconnect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.encounter_id = encounter_id
         self.owner = owner
         self.transport = transport
@@ -112,8 +121,9 @@ class StreamingSession:
         receive = asyncio.ensure_future(self.transport.receive())
         draining = asyncio.ensure_future(self._draining.wait())
         try:
-            done, _ = await asyncio.wait([receive, draining], timeout=self.config.idle_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                [receive, draining], timeout=self.config.idle_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             draining.cancel()
             if not receive.done():
@@ -260,8 +270,9 @@ class StreamingSession:
             fmt.validate_frame(message)
             await self._accept_frame(message, fmt, converter, stream, last=False)
 
-    async def _accept_frame(self, data: bytes, fmt: AudioFormat, converter: StreamConverter,
-                            stream: StreamingRecogniser, *, last: bool) -> None:
+    async def _accept_frame(
+        self, data: bytes, fmt: AudioFormat, converter: StreamConverter, stream: StreamingRecogniser, *, last: bool
+    ) -> None:
         assert self.store is not None and self.levels is not None
         protocol.check_session_length(self.store.received_bytes + len(data), fmt, self.config.max_audio_seconds)
         total = await asyncio.to_thread(self.store.append, data)
@@ -343,10 +354,17 @@ class StreamingSession:
             await asyncio.to_thread(self.store.add_segment, asdict(shifted))
             await self.send(protocol.final(shifted))
         if update.partial_start is not None and update.partial:
-            await self.send(protocol.partial(update.partial, round(update.partial_start + offset, 3),
-                                             round((update.partial_end or update.partial_start) + offset, 3)))
+            await self.send(
+                protocol.partial(
+                    update.partial,
+                    round(update.partial_start + offset, 3),
+                    round((update.partial_end or update.partial_start) + offset, 3),
+                )
+            )
         elif update.finals:
-            await self.send(protocol.partial("", round(update.audio_end + offset, 3), round(update.audio_end + offset, 3)))
+            await self.send(
+                protocol.partial("", round(update.audio_end + offset, 3), round(update.audio_end + offset, 3))
+            )
         return next_id
 
     def _transcript(self, fmt: AudioFormat) -> Transcript:
@@ -354,7 +372,12 @@ class StreamingSession:
         segments = [_segment_from_dict(s) for s in self.store.segments()]
         # a resumed stream's times are rounded on its own clock, then shifted: the last word may end 1 ms past
         duration = max([round(fmt.seconds_for_bytes(self.store.received_bytes), 3)] + [s.end for s in segments[-1:]])
-        return Transcript(text=join_segment_texts(segments), language="en", engine=self.engine.name,
-                          model=self.engine.model, duration_s=duration,
-                          processing_s=round(self._processing_s, 3), segments=segments)
-
+        return Transcript(
+            text=join_segment_texts(segments),
+            language="en",
+            engine=self.engine.name,
+            model=self.engine.model,
+            duration_s=duration,
+            processing_s=round(self._processing_s, 3),
+            segments=segments,
+        )

@@ -45,8 +45,9 @@ class Endpointer:
     only after `min_silence_ms` of windows below `neg_threshold`. `feed` is thread-safe.
     """
 
-    def __init__(self, *, threshold: float = 0.5, neg_threshold: float | None = None,
-                 min_silence_ms: int = 500) -> None:
+    def __init__(
+        self, *, threshold: float = 0.5, neg_threshold: float | None = None, min_silence_ms: int = 500
+    ) -> None:
         self.threshold = threshold
         self.neg_threshold = max(threshold - 0.15, 0.01) if neg_threshold is None else neg_threshold
         self.min_silence_windows = max(1, -(-min_silence_ms * SAMPLE_RATE // 1000 // WINDOW))

@@ -130,7 +130,7 @@ class WhisperStream(StreamingRecogniser):
         return self._total - max(self._last_pass_end, self._start()) >= least
 
     def step(self) -> StreamUpdate:
-        """Run the pass that is due: the last one after `end_input`, a finalising one after an endpoint, else a partial."""
+        """Run the pass that is due: the last after `end_input`, a finalising one after an endpoint, else a partial."""
         return self._pass(final=False)
 
     def flush(self) -> StreamUpdate:
@@ -179,18 +179,26 @@ class WhisperStream(StreamingRecogniser):
             heard = start
             if kept:  # re-decode only the audio after the kept words, with them as the text before it
                 heard = max(start, int(round(kept[-1].end * SAMPLE_RATE)) - self.preroll)
-            audio = self._buf[heard - self._buf_start:end - self._buf_start].copy()
+            audio = self._buf[heard - self._buf_start : end - self._buf_start].copy()
             before = " ".join([self._prompt_text, *(w.word.strip() for w in kept)])
-            prompt = before[-self.prompt_chars:].strip() if self.text_prompt else ""
-            context = tuple(w.word for w in (kept or self.agreement.committed)[-2 * MAX_PHRASE:])
+            prompt = before[-self.prompt_chars :].strip() if self.text_prompt else ""
+            context = tuple(w.word for w in (kept or self.agreement.committed)[-2 * MAX_PHRASE :])
             since = kept[-1].end if kept else self.agreement.committed_end
-            speech_until = min(end, endpoint if endpoint is not None
-                               else end if self.endpointer.is_speech else self._speech_end)
+            speech_until = min(
+                end, endpoint if endpoint is not None else end if self.endpointer.is_speech else self._speech_end
+            )
         began = time.perf_counter()
         try:
             beam_size = self.final_beam_size if finishing else 1 if loaded else self.beam_size
-            words = self.decoder.decode(audio, heard / SAMPLE_RATE, prompt=prompt, context=context, since=since,
-                                        beam_size=beam_size, finishing=finishing)
+            words = self.decoder.decode(
+                audio,
+                heard / SAMPLE_RATE,
+                prompt=prompt,
+                context=context,
+                since=since,
+                beam_size=beam_size,
+                finishing=finishing,
+            )
             if kept:
                 words = kept + words_after(words, since)
             if finishing:
@@ -207,7 +215,7 @@ class WhisperStream(StreamingRecogniser):
             elif generation != self._generation:  # a finishing pass started meanwhile: this partial is stale
                 return StreamUpdate(pass_seconds=round(elapsed, 3), audio_end=end / SAMPLE_RATE)
             if kept:  # shown, but no evidence for the agreement: the kept words were not decoded again
-                self._last_pass_end, self._tail = end, words[len(self._pending):]
+                self._last_pass_end, self._tail = end, words[len(self._pending) :]
                 update = self._update([], elapsed, end)
             else:
                 update = self._conclude(words, start, end, finishing, last, elapsed, loaded=loaded)
@@ -226,8 +234,9 @@ class WhisperStream(StreamingRecogniser):
         or `max_delay_s`. Under load (`loaded`) a partial feeds nothing, so it keeps every shown
         word but those of the last `loaded_tail_window_s`.
         """
-        full, tail = (self.loaded_tail_window, self.loaded_tail_window) if loaded else (self.full_window,
-                                                                                      self.tail_window)
+        full, tail = (
+            (self.loaded_tail_window, self.loaded_tail_window) if loaded else (self.full_window, self.tail_window)
+        )
         if end - start <= full or end - start > self.max_utterance:
             return []
         if self._tail and self._tail[0].end < end / SAMPLE_RATE - self.max_delay_s:
@@ -247,13 +256,28 @@ class WhisperStream(StreamingRecogniser):
         heard = words[-1].end
         resume = max(start, int(heard * SAMPLE_RATE) - self.preroll)
         said = "".join(w.word for w in words)
-        more = self.decoder.decode(audio[resume - start:], resume / SAMPLE_RATE, beam_size=self.final_beam_size,
-                                   prompt=(prompt + said)[-self.prompt_chars:].strip() if self.text_prompt else "",
-                                   context=tuple(w.word for w in words[-2 * MAX_PHRASE:]), since=heard, finishing=True)
+        more = self.decoder.decode(
+            audio[resume - start :],
+            resume / SAMPLE_RATE,
+            beam_size=self.final_beam_size,
+            prompt=(prompt + said)[-self.prompt_chars :].strip() if self.text_prompt else "",
+            context=tuple(w.word for w in words[-2 * MAX_PHRASE :]),
+            since=heard,
+            finishing=True,
+        )
         return words + words_after(more, heard)
 
-    def _conclude(self, words: list[Word], start: int, end: int, finishing: bool, last: bool,
-                  elapsed: float, *, loaded: bool = False) -> StreamUpdate:
+    def _conclude(
+        self,
+        words: list[Word],
+        start: int,
+        end: int,
+        finishing: bool,
+        last: bool,
+        elapsed: float,
+        *,
+        loaded: bool = False,
+    ) -> StreamUpdate:
         """Fold one hypothesis of [start, end) into the committed words and close what became final."""
         self._last_pass_end = end
         forced = not finishing and end - start > self.max_utterance  # the buffer must shrink
@@ -265,8 +289,9 @@ class WhisperStream(StreamingRecogniser):
             overdue = end / SAMPLE_RATE - self.max_delay_s
             if forced:  # words a second before the window's end become final, agreed or not
                 overdue = max(overdue, (end - SAMPLE_RATE) / SAMPLE_RATE)
-            result = self.agreement.update(words, end / SAMPLE_RATE - self.commit_margin, end / SAMPLE_RATE,
-                                           force_until=overdue)
+            result = self.agreement.update(
+                words, end / SAMPLE_RATE - self.commit_margin, end / SAMPLE_RATE, force_until=overdue
+            )
         self._pending.extend(result.committed)
         self._tail = result.tail
         # forced: closed mid-sentence too, else a slow sentence (under 40 words) kept the window, and every later
@@ -286,7 +311,7 @@ class WhisperStream(StreamingRecogniser):
     def _move_window(self, to: int, finals: list[Segment]) -> None:
         """Start later passes at `to` (the end of the last final); the finals' text joins the prompt."""
         self._window_start = max(self._window_start, to)
-        self._prompt_text = " ".join([self._prompt_text] + [s.text for s in finals])[-4 * self.prompt_chars:]
+        self._prompt_text = " ".join([self._prompt_text] + [s.text for s in finals])[-4 * self.prompt_chars :]
 
     def _close_segments(self, *, everything: bool) -> list[Segment]:
         """Sentence-sized finals from committed words; an unfinished sentence waits unless `everything`.
@@ -298,7 +323,7 @@ class WhisperStream(StreamingRecogniser):
             return []
         last = segments_from_words(self._pending)[-1]
         if not everything and not last.text.endswith(_SENTENCE_END):
-            closing, self._pending = self._pending[:-len(last.words)], self._pending[-len(last.words):]
+            closing, self._pending = self._pending[: -len(last.words)], self._pending[-len(last.words) :]
         else:
             closing, self._pending = self._pending, []
         if not closing:
@@ -310,8 +335,14 @@ class WhisperStream(StreamingRecogniser):
     def _update(self, finals: list[Segment], elapsed: float, end: int) -> StreamUpdate:
         shown = self._pending + self._tail
         text = "".join(w.word for w in shown).strip()
-        return StreamUpdate(finals, text, shown[0].start if shown else None, shown[-1].end if shown else None,
-                            round(elapsed, 3), end / SAMPLE_RATE)
+        return StreamUpdate(
+            finals,
+            text,
+            shown[0].start if shown else None,
+            shown[-1].end if shown else None,
+            round(elapsed, 3),
+            end / SAMPLE_RATE,
+        )
 
     def _trim(self) -> None:
         """Drop audio no pass will need again (before the next pass's start)."""

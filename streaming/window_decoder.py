@@ -33,8 +33,17 @@ class WindowDecoder:
         self.terms = terms
         self.loops = 0  # passes cut at a repetition loop (for logs and tests)
 
-    def decode(self, audio: np.ndarray, offset: float, *, prompt: str = "", beam_size: int = 1,
-               context: tuple[str, ...] = (), since: float = float("-inf"), finishing: bool = False) -> list[Word]:
+    def decode(
+        self,
+        audio: np.ndarray,
+        offset: float,
+        *,
+        prompt: str = "",
+        beam_size: int = 1,
+        context: tuple[str, ...] = (),
+        since: float = float("-inf"),
+        finishing: bool = False,
+    ) -> list[Word]:
         """Words of `audio` (which starts at stream time `offset`), loop-free, times absolute and inside the audio.
 
         `context` are the committed words ending at `since` (see `without_loops`).
@@ -43,18 +52,28 @@ class WindowDecoder:
             return []
         words, looped = without_loops(self._run(audio, offset, prompt, beam_size, finishing, False), context, since)
         if looped and finishing:
-            retry, retry_looped = without_loops(self._run(audio, offset, "", beam_size, finishing, True), context, since)
+            retry, retry_looped = without_loops(
+                self._run(audio, offset, "", beam_size, finishing, True), context, since
+            )
             if not retry_looped or len(retry) > len(words):
                 words, looped = retry, retry_looped
         if looped:
             self.loops += 1
-            log.warning("Whisper repeated itself in a %.1f s window; the repetition was dropped",
-                        len(audio) / SAMPLE_RATE)
+            log.warning(
+                "Whisper repeated itself in a %.1f s window; the repetition was dropped", len(audio) / SAMPLE_RATE
+            )
         return words
 
-    def _run(self, audio: np.ndarray, offset: float, prompt: str, beam_size: int, finishing: bool,
-             whole_encoder: bool) -> list[Word]:
-        words = self.engine.decode_window(audio, prompt=prompt, hotwords=None if whole_encoder else self.hotwords,
-                                          terms=self.terms, beam_size=beam_size, whole_encoder=whole_encoder,
-                                          guard=finishing)
+    def _run(
+        self, audio: np.ndarray, offset: float, prompt: str, beam_size: int, finishing: bool, whole_encoder: bool
+    ) -> list[Word]:
+        words = self.engine.decode_window(
+            audio,
+            prompt=prompt,
+            hotwords=None if whole_encoder else self.hotwords,
+            terms=self.terms,
+            beam_size=beam_size,
+            whole_encoder=whole_encoder,
+            guard=finishing,
+        )
         return [Word(w.word, round(offset + w.start, 3), round(offset + w.end, 3), w.probability) for w in words]

@@ -54,5 +54,13 @@ def enrol(database: Database | Path, *credentials: str | Mapping[str, str]) -> N
             continue
         with database.session() as session, session.begin():
             if session.get(Client, subject) is None:
-                session.add(Client(client_id=subject, name=subject, jwks=_public_keys(), scopes=" ".join(scopes),
-                                   active=True, created_at=datetime.now(UTC)))
+                session.add(
+                    Client(
+                        client_id=subject,
+                        name=subject,
+                        jwks=_public_keys(),
+                        scopes=" ".join(scopes),
+                        active=True,
+                        created_at=datetime.now(UTC),
+                    )
+                )

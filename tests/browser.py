@@ -13,10 +13,10 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import numpy as np
@@ -76,8 +76,9 @@ class Service:
         """A clinician account and a registered EHR client, written before the server starts."""
         database = open_database(Settings(data_dir=self.data_dir, secret_key=KEY))
         save_user(database, USERNAME, PASSWORD, display_name="Dr. Web")
-        self.client_id = register_client(database, "Hospital EHR", json.dumps(jwks(self.client_key)),
-                                         ("system/DocumentReference.rs",)).client_id
+        self.client_id = register_client(
+            database, "Hospital EHR", json.dumps(jwks(self.client_key)), ("system/DocumentReference.rs",)
+        ).client_id
         database.engine.dispose()
 
     def start(self) -> None:
@@ -100,11 +101,23 @@ class Service:
         """An access token as an EHR gets one: SMART Backend Services, a signed client assertion."""
         now = int(time.time())
         token_url = f"{self.base}/auth/token"
-        claims = {"iss": self.client_id, "sub": self.client_id, "aud": token_url, "exp": now + 240, "iat": now,
-                  "jti": uuid.uuid4().hex}
-        response = httpx.post(token_url, data={
-            "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": self.client_key.sign(claims), "scope": "system/DocumentReference.rs"})
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": token_url,
+            "exp": now + 240,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+        }
+        response = httpx.post(
+            token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": self.client_key.sign(claims),
+                "scope": "system/DocumentReference.rs",
+            },
+        )
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
@@ -139,10 +152,19 @@ class Browser:
     def __post_init__(self) -> None:
         self.browser = self.playwright.chromium.launch(  # type: ignore[attr-defined]
             executable_path=str(CHROMIUM),
-            args=["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={self.wav}%noloop", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--no-first-run", "--disable-quic"])
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={self.wav}%noloop",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
         self.context = self.browser.new_context(viewport={"width": 1280, "height": 800})
         self.context.add_init_script(WATCH_PAGE)
         self.context.on("request", lambda request: self.requests.append(request.url))
@@ -231,7 +253,7 @@ def speech_onset(audio: np.ndarray, rate: int, threshold: float = 0.02) -> float
     """Seconds to the first 20 ms frame whose RMS passes `threshold`: where speech starts."""
     frame = rate // 50
     frames = audio[: len(audio) // frame * frame].reshape(-1, frame)
-    loud = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > threshold)
+    loud = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > threshold)
     assert loud.size, "no speech in the audio"
     return float(loud[0] * frame / rate)
 

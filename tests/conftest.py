@@ -17,8 +17,17 @@ SAMPLES = REPO / "audio_samples"
 def isolate_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the developer's config, data directory or Hugging Face cache, or reaches the hub (also what a
     module-scoped fixture calls, which runs before `isolated_env`)."""
-    for name in ("SCRIBE_CONFIG", "SCRIBE_ASR_ENGINE", "SCRIBE_ASR_MODEL", "SCRIBE_DATA_DIR", "SCRIBE_NOTE_ENGINE",
-                 "SCRIBE_MEDGEMMA_MODEL", "SCRIBE_LLM_BASE_URL", "SCRIBE_LLM_MODEL", "SCRIBE_LLM_API_KEY"):
+    for name in (
+        "SCRIBE_CONFIG",
+        "SCRIBE_ASR_ENGINE",
+        "SCRIBE_ASR_MODEL",
+        "SCRIBE_DATA_DIR",
+        "SCRIBE_NOTE_ENGINE",
+        "SCRIBE_MEDGEMMA_MODEL",
+        "SCRIBE_LLM_BASE_URL",
+        "SCRIBE_LLM_MODEL",
+        "SCRIBE_LLM_API_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hf_home = tmp_path_factory.mktemp("hf_home")

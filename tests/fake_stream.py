@@ -52,10 +52,16 @@ class FakeStream(StreamingRecogniser):
             if self._input_ended:
                 self._finished = True
                 final = Segment(0, 0.0, end, TEXT, None, [])
-                return StreamUpdate(finals=[final], pass_seconds=time.perf_counter() - began, audio_end=end,
-                                    final_pass_audio_s=end)
-        return StreamUpdate(partial=TEXT[:20], partial_start=0.0, partial_end=end,
-                            pass_seconds=time.perf_counter() - began, audio_end=end)
+                return StreamUpdate(
+                    finals=[final], pass_seconds=time.perf_counter() - began, audio_end=end, final_pass_audio_s=end
+                )
+        return StreamUpdate(
+            partial=TEXT[:20],
+            partial_start=0.0,
+            partial_end=end,
+            pass_seconds=time.perf_counter() - began,
+            audio_end=end,
+        )
 
 
 def serve_fake_engine(app, monkeypatch: pytest.MonkeyPatch) -> FakeEngine:

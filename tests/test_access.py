@@ -44,8 +44,11 @@ def test_a_stream_appends_only_to_its_holders_encounter():
 
 
 def where(query) -> str:
-    return str(query.compile(compile_kwargs={"literal_binds": True})).split("WHERE", 1)[-1] if query.whereclause \
-        is not None else ""
+    return (
+        str(query.compile(compile_kwargs={"literal_binds": True})).split("WHERE", 1)[-1]
+        if query.whereclause is not None
+        else ""
+    )
 
 
 def test_queries_narrow_to_what_the_caller_may_read():

@@ -32,7 +32,7 @@ def words(ws: list[Word]) -> str:
 )
 def test_update_table(hypotheses, committed, tail):
     agreement = LocalAgreement()
-    for text, want_committed, want_tail in zip(hypotheses, committed, tail):
+    for text, want_committed, want_tail in zip(hypotheses, committed, tail, strict=True):
         result = agreement.update(hyp(text))
         assert words(result.committed) == want_committed
         assert words(result.tail) == want_tail

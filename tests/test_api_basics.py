@@ -27,8 +27,15 @@ def test_healthz_is_public(client):
     assert "--no-asr" in body["reason"] and body["engines"]["asr_modes"] == {"encounter": None, "dictation": None}
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer nope"},
-                                     {"Authorization": "Bearer " + create_token(b"x" * 40, "dr-a")}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Bearer " + create_token(b"x" * 40, "dr-a")},
+    ],
+)
 def test_ticket_route_needs_a_valid_token(client, headers):
     response = client.post("/v1/stream-tickets", json={"encounter_id": "enc-1"}, headers=headers)
     assert response.status_code == 401
@@ -37,14 +44,18 @@ def test_ticket_route_needs_a_valid_token(client, headers):
 
 
 def test_ticket_route_needs_the_scope(client):
-    response = client.post("/v1/stream-tickets", json={"encounter_id": "enc-1"},
-                           headers={"Authorization": f"Bearer {token(('system/DocumentReference.rs',))}"})
+    response = client.post(
+        "/v1/stream-tickets",
+        json={"encounter_id": "enc-1"},
+        headers={"Authorization": f"Bearer {token(('system/DocumentReference.rs',))}"},
+    )
     assert response.status_code == 403 and response.json()["issue"][0]["code"] == "forbidden"
 
 
 def test_ticket_issued(client):
-    response = client.post("/v1/stream-tickets", json={"encounter_id": "enc-1"},
-                           headers={"Authorization": f"Bearer {token()}"})
+    response = client.post(
+        "/v1/stream-tickets", json={"encounter_id": "enc-1"}, headers={"Authorization": f"Bearer {token()}"}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["expires_in"] <= 60 and len(body["ticket"]) >= 32

@@ -20,8 +20,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from scribe.api.app import create_app
 from scribe.auth.tokens import Principal, create_token
@@ -40,17 +43,26 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def _dictation() -> Transcript:
     text = "Blood pressure 148 over 92. Continue amlodipine 5 milligrams daily."
     words = [Word(w, i * 0.4, i * 0.4 + 0.35, 0.9) for i, w in enumerate(text.split())]
-    return Transcript(text=text, language="en", engine="whisper", model="test", duration_s=6.0, processing_s=0.5,
-                      segments=[Segment(0, 0.0, 6.0, text, None, words)])
+    return Transcript(
+        text=text,
+        language="en",
+        engine="whisper",
+        model="test",
+        duration_s=6.0,
+        processing_s=0.5,
+        segments=[Segment(0, 0.0, 6.0, text, None, words)],
+    )
 
 
 # Raw bodies: random bytes, and bytes that start like the real thing, so the decoders' error paths are reached.
 _WAV_HEAD = b"RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\x3e\x00\x00"
 _PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
-for _media, _head in [(m, _WAV_HEAD) for m in ("audio/wav", "audio/flac", "audio/ogg", "audio/mpeg", "audio/webm",
-                                               "audio/mp4")] + [("application/dicom", b"\x00" * 128 + b"DICM")]:
-    schemathesis.openapi.media_type(_media, st.binary(max_size=4096) | st.binary(max_size=512).map(
-        lambda tail, head=_head: head + tail))
+for _media, _head in [
+    (m, _WAV_HEAD) for m in ("audio/wav", "audio/flac", "audio/ogg", "audio/mpeg", "audio/webm", "audio/mp4")
+] + [("application/dicom", b"\x00" * 128 + b"DICM")]:
+    schemathesis.openapi.media_type(
+        _media, st.binary(max_size=4096) | st.binary(max_size=512).map(lambda tail, head=_head: head + tail)
+    )
 schemathesis.openapi.media_type("image/png", st.binary(max_size=512).map(lambda tail: _PNG_HEAD + tail))
 
 # The schema is read at collection time, so the app is made then; its data directory appears when it starts.
@@ -66,8 +78,14 @@ def served():
         with TestClient(APP):
             enrol(APP.state.database, CLINICIAN)
             with APP.state.database.session() as session, session.begin():
-                encounter = create_encounter(session, Principal("dr-fuzz", ("user/*.*",), 0), patient_id="pt-fuzz",
-                                             patient_name="Fuzz Patient", mode="dictation", encounter_id="enc-fuzz")
+                encounter = create_encounter(
+                    session,
+                    Principal("dr-fuzz", ("user/*.*",), 0),
+                    patient_id="pt-fuzz",
+                    patient_name="Fuzz Patient",
+                    mode="dictation",
+                    encounter_id="enc-fuzz",
+                )
                 save_transcript(session, encounter, _dictation(), source="upload")
                 note = generate_note(session, APP.state.settings, encounter).note.id
             yield APP, {"encounter": "enc-fuzz", "note": note}
@@ -76,8 +94,12 @@ def served():
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, derandomize="SCRIBE_FUZZ_SEED" not in os.environ,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="SCRIBE_FUZZ_SEED" not in os.environ,
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_route_answers_5xx_or_off_its_schema(case, served):
     _, ids = served
     headers = {"Authorization": f"Bearer {CLINICIAN}"}
@@ -97,8 +119,11 @@ def test_the_schema_describes_every_route_and_every_answer(served):
             for status, answer in operation["responses"].items():
                 if status[0] in "45" and path != "/auth/token":
                     assert list(answer["content"]) == ["application/fhir+json"], (method, path, status)
-            if method in ("post", "put", "patch") and path not in ("/v1/encounters/{id}/note",) \
-                    and not path.endswith(("/sign",)):
+            if (
+                method in ("post", "put", "patch")
+                and path not in ("/v1/encounters/{id}/note",)
+                and not path.endswith(("/sign",))
+            ):
                 assert operation.get("requestBody", {}).get("content"), (method, path)
 
 
@@ -108,6 +133,9 @@ def test_a_fuzzing_finding_stays_fixed(served):
     client = TestClient(app)
     headers = {"Authorization": f"Bearer {CLINICIAN}"}
     assert client.get("/v1/encounters", params={"_offset": 2**63}, headers=headers).status_code == 422
-    assert client.get("/fhir/DocumentReference", params={"patient": "pt-fuzz", "_offset": 2**63},
-                      headers=headers).status_code == 400
-
+    assert (
+        client.get(
+            "/fhir/DocumentReference", params={"patient": "pt-fuzz", "_offset": 2**63}, headers=headers
+        ).status_code
+        == 400
+    )

@@ -1,4 +1,4 @@
-"""The Whisper pipeline decodes a failed chunk again as Whisper was trained, bounds every decode, and cuts what still loops."""
+"""The Whisper pipeline decodes a failed chunk again as Whisper was trained, bounds each decode, cuts what loops."""
 
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -34,7 +34,9 @@ def test_only_the_failed_chunk_is_decoded_again_without_the_prompt_on_the_whole_
     calls = []
 
     def forward(self, features, tokenizer, chunks_metadata, options):
-        calls.append((features.shape, [c["duration"] for c in chunks_metadata], options.hotwords, options.max_new_tokens))
+        calls.append(
+            (features.shape, [c["duration"] for c in chunks_metadata], options.hotwords, options.max_new_tokens)
+        )
         if options.hotwords is None:
             return [chunk("Cetirizine 10 milligrams daily.")]
         return [chunk("Seasonal allergies."), chunk("fluticasone, loratadine, montelukast")]
@@ -46,8 +48,10 @@ def test_only_the_failed_chunk_is_decoded_again_without_the_prompt_on_the_whole_
     assert [w["word"] for w in out[1][0]["words"]] == [" Cetirizine", " 10", " milligrams", " daily."]
     assert out[0] == chunk("Seasonal allergies.")
     budget = OPTIONS.token_budget(8.0)
-    assert calls == [((2, 80, OPTIONS.encoder_frames(8.0)), [3.0, 8.0], ", ".join(TERMS), budget),
-                     ((1, 80, 3000), [8.0], None, budget)]
+    assert calls == [
+        ((2, 80, OPTIONS.encoder_frames(8.0)), [3.0, 8.0], ", ".join(TERMS), budget),
+        ((1, 80, 3000), [8.0], None, budget),
+    ]
     assert pipeline.redecoded == 1
 
 
@@ -74,7 +78,9 @@ def test_a_decode_that_uses_its_whole_budget_is_redone_and_good_chunks_are_kept(
     assert calls == [None]  # already as Whisper was trained: nothing to fall back to
 
 
-@pytest.mark.parametrize(("seconds", "prompt", "budget"), [(1.0, 4, 36), (12.0, 50, 168), (30.0, 4, 384), (30.0, 100, 348)])
+@pytest.mark.parametrize(
+    ("seconds", "prompt", "budget"), [(1.0, 4, 36), (12.0, 50, 168), (30.0, 4, 384), (30.0, 100, 348)]
+)
 def test_token_budget_grows_with_the_chunk_and_fits_whispers_context(seconds, prompt, budget):
     assert OPTIONS.token_budget(seconds, prompt) == budget
     assert OPTIONS.token_budget(seconds, prompt) + prompt <= 448
@@ -82,8 +88,9 @@ def test_token_budget_grows_with_the_chunk_and_fits_whispers_context(seconds, pr
 
 def test_the_engine_cuts_a_loop_that_survived_the_fallback(monkeypatch):
     looping = " Weak urinary stream, and weak urinary stream, and weak urinary stream, and".split(" ")[1:]
-    timed = [SimpleNamespace(word=f" {w}", start=i * 0.3, end=i * 0.3 + 0.25, probability=0.9)
-             for i, w in enumerate(looping)]
+    timed = [
+        SimpleNamespace(word=f" {w}", start=i * 0.3, end=i * 0.3 + 0.25, probability=0.9) for i, w in enumerate(looping)
+    ]
 
     calls = []
 

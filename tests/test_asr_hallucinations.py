@@ -8,7 +8,7 @@ TERMS = ["cetirizine", "fluticasone", "loratadine", "montelukast", "Seasonal all
 def test_a_phrase_three_times_in_a_row_is_a_loop_cut_after_its_first_copy():
     words = "Weak urinary stream, and weak urinary stream, and weak urinary stream, and weak".split()
     assert loop_start(words) == 4
-    assert words[:loop_start(words)] == ["Weak", "urinary", "stream,", "and"]
+    assert words[: loop_start(words)] == ["Weak", "urinary", "stream,", "and"]
 
 
 def test_a_word_said_three_times_is_speech_four_times_a_loop():

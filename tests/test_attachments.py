@@ -67,12 +67,15 @@ def test_monochrome1_is_inverted_and_percentile_window_without_tags(tmp_path):
     assert plain[0, 0] == 0 and plain[0, -1] == 255 and 0 < plain[0, 32] < 255
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b"", "empty"),
-    (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "not a readable"),
-    (b"this is a text file pretending to be an image", "not a readable"),
-    (b"\0" * 128 + b"DICM" + b"\x02\x00garbage", "unreadable DICOM"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "not a readable"),
+        (b"this is a text file pretending to be an image", "not a readable"),
+        (b"\0" * 128 + b"DICM" + b"\x02\x00garbage", "unreadable DICOM"),
+    ],
+)
 def test_bad_images_are_refused(raw, message):
     with pytest.raises(BadInputError, match=message):
         load_attachment(raw, "image-1", "scan.dcm")

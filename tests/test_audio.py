@@ -30,8 +30,15 @@ def tone(rate: int, channels: int = 1, seconds: float = SECONDS) -> np.ndarray:
     return np.repeat(wave[:, None], channels, axis=1)
 
 
-def write_pyav(path: Path, codec: str, rate: int, channels: int, fmt: str | None = None,
-               seconds: float = SECONDS, seekable: bool = True) -> Path:
+def write_pyav(
+    path: Path,
+    codec: str,
+    rate: int,
+    channels: int,
+    fmt: str | None = None,
+    seconds: float = SECONDS,
+    seekable: bool = True,
+) -> Path:
     """Encode the test tone with ffmpeg; PyAV converts our float frames to the codec's sample format."""
     samples = tone(rate, channels, seconds).T.astype(np.float32)
     sink: io.BytesIO | None = None
@@ -44,7 +51,7 @@ def write_pyav(path: Path, codec: str, rate: int, channels: int, fmt: str | None
     step = 1024
     for start in range(0, samples.shape[1], step):
         frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples[:, start:start + step]), format="fltp", layout=LAYOUTS[channels]
+            np.ascontiguousarray(samples[:, start : start + step]), format="fltp", layout=LAYOUTS[channels]
         )
         frame.sample_rate = rate
         frame.pts = start
@@ -68,18 +75,18 @@ def dominant_hz(audio: np.ndarray, rate: int = SAMPLE_RATE) -> float:
     return float(np.fft.rfftfreq(len(audio), 1 / rate)[np.argmax(spectrum)])
 
 
-def assert_tone(audio: np.ndarray, length_tol_s: float, amp_tol: float = 0.05,
-                amplitude: float = AMPLITUDE) -> None:
+def assert_tone(audio: np.ndarray, length_tol_s: float, amp_tol: float = 0.05, amplitude: float = AMPLITUDE) -> None:
     assert audio.dtype == np.float32
     assert audio.ndim == 1 and audio.flags.c_contiguous
     assert abs(duration_s(audio) - SECONDS) <= length_tol_s, duration_s(audio)
     assert np.abs(audio).max() <= 1.0
-    middle = audio[int(0.2 * SAMPLE_RATE): int(1.3 * SAMPLE_RATE)]  # away from codec edge transients
+    middle = audio[int(0.2 * SAMPLE_RATE) : int(1.3 * SAMPLE_RATE)]  # away from codec edge transients
     assert abs(np.abs(middle).max() - amplitude) <= amp_tol, np.abs(middle).max()
     assert abs(dominant_hz(middle) - TONE_HZ) <= 2.0
 
 
 # --- formats that decode -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
 def test_wav_every_sample_format(tmp_path: Path, subtype: str) -> None:
@@ -165,13 +172,15 @@ def test_flac_of_unknown_length(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     info = 8  # "fLaC" + metadata block header; the count is the low 36 bits ending at info + 18
     data[info + 13] &= 0xF0
-    data[info + 14:info + 18] = bytes(4)
+    data[info + 14 : info + 18] = bytes(4)
     path.write_bytes(bytes(data))
     assert soundfile.info(path).frames > 2**62
     assert_tone(decode_audio(path), length_tol_s=0.002, amp_tol=0.01)
 
 
-@pytest.mark.parametrize(("ext", "codec"), [("wav", "pcm_s16le"), ("flac", "flac"), ("webm", "libopus"), ("mp3", "libmp3lame")])
+@pytest.mark.parametrize(
+    ("ext", "codec"), [("wav", "pcm_s16le"), ("flac", "flac"), ("webm", "libopus"), ("mp3", "libmp3lame")]
+)
 def test_recording_cut_short_keeps_what_is_there(tmp_path: Path, ext: str, codec: str) -> None:
     full = write_pyav(tmp_path / f"full.{ext}", codec, 48_000, 2, seconds=3.0)
     data = full.read_bytes()
@@ -185,7 +194,7 @@ def test_corruption_in_the_middle_is_an_error(tmp_path: Path) -> None:
     path = write_pyav(tmp_path / "tone.mka", "flac", 44_100, 2)
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 64] = np.random.default_rng(1).integers(0, 256, 64, dtype=np.uint8).tobytes()
+    data[middle : middle + 64] = np.random.default_rng(1).integers(0, 256, 64, dtype=np.uint8).tobytes()
     expect_error(bytes(data), "damaged audio data")
 
 
@@ -202,7 +211,9 @@ def test_integer_scaling_is_exact(tmp_path: Path) -> None:
     for packet in [*stream.encode(frame), *stream.encode(None)]:
         container.mux(packet)
     container.close()
-    np.testing.assert_array_equal(decode_audio(tmp_path / "u8.mka"), np.array([-1, -0.5, 0, 0.5, 127 / 128], np.float32))
+    np.testing.assert_array_equal(
+        decode_audio(tmp_path / "u8.mka"), np.array([-1, -0.5, 0, 0.5, 127 / 128], np.float32)
+    )
 
 
 def test_downmix_is_the_channel_mean(tmp_path: Path) -> None:
@@ -221,6 +232,7 @@ def test_out_of_range_and_nan_samples_are_clipped(tmp_path: Path) -> None:
 
 
 # --- bad input: one AudioError each, with a message that names the file and the problem ------------
+
 
 def expect_error(source: object, fragment: str, limits: AudioLimits | None = None) -> str:
     with pytest.raises(AudioError) as info:
@@ -275,7 +287,7 @@ def test_wav_with_unknown_codec(tmp_path: Path) -> None:
     data = good.read_bytes()
     tag = data.index(b"fmt ") + 8
     path = tmp_path / "unknown_codec.wav"
-    path.write_bytes(data[:tag] + struct.pack("<H", 0x1234) + data[tag + 2:])
+    path.write_bytes(data[:tag] + struct.pack("<H", 0x1234) + data[tag + 2 :])
     expect_error(path, "unsupported audio codec")
 
 
@@ -388,6 +400,7 @@ def test_limits_from_settings() -> None:
 
 
 # --- helpers the streaming layer reuses -----------------------------------------------------------
+
 
 def test_pcm16_to_float() -> None:
     mono = np.array([-32768, 0, 16384, 32767], dtype="<i2")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from scribe.errors import ForbiddenError
 from scribe.encounter_audio import AudioStoreError, EncounterAudio, StoredFormat
+from scribe.errors import ForbiddenError
 
 FMT = StoredFormat(sample_rate=16000, encoding="pcm_s16le", channels=1, owner="dr-a")
 
@@ -68,8 +68,13 @@ def test_acknowledged_bytes_survive_sigkill(tmp_path: Path):
         "print(s.received_bytes, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert proc.returncode == -9
     acked = int(proc.stdout.strip())
     with EncounterAudio.open(tmp_path, "enc-k", FMT) as store:

@@ -73,8 +73,7 @@ def client(app):
 
 def test_scribe_token_is_accepted(app, client):
     enrol(app.state.database, headers := bearer())
-    assert client.get("/probe/x", headers=headers).json() == {"subject": "dr-a", "scopes": ["user/*.*"],
-                                                              "kind": "user"}
+    assert client.get("/probe/x", headers=headers).json() == {"subject": "dr-a", "scopes": ["user/*.*"], "kind": "user"}
 
 
 def test_no_credentials_is_401_and_audited_with_the_route_template_only(app, client):
@@ -82,7 +81,13 @@ def test_no_credentials_is_401_and_audited_with_the_route_template_only(app, cli
     assert response.status_code == 401 and response.json()["resourceType"] == "OperationOutcome"
     [row] = audit_rows(app, "auth-failure")
     assert (row.actor, row.actor_kind, row.method, row.path, row.status_code, row.outcome) == (
-        None, "anonymous", "GET", "/probe/{item}", 401, "4")
+        None,
+        "anonymous",
+        "GET",
+        "/probe/{item}",
+        401,
+        "4",
+    )
     assert "pt-1001" not in (row.detail or "") and "Jane" not in (row.detail or "")
 
 
@@ -95,7 +100,10 @@ def test_a_refused_token_is_audited_under_the_subject_it_claims(app, client):
     assert client.get("/probe/x", headers={"Authorization": "Bearer not-a-jwt"}).status_code == 401
     rows = audit_rows(app, "auth-failure")
     assert [(r.actor, r.actor_kind, r.method) for r in rows] == [
-        ("dr-a", "user", "POST"), ("ehr-client", "system", "GET"), (None, "anonymous", "GET")]
+        ("dr-a", "user", "POST"),
+        ("ehr-client", "system", "GET"),
+        (None, "anonymous", "GET"),
+    ]
     assert rows[0].detail == "token expired" and "Signature" in rows[1].detail
 
 
@@ -130,8 +138,10 @@ def test_disabled_users_and_clients_lose_access_at_once(app, client):
 def test_a_token_naming_no_user_or_client_is_refused_and_audited(app, client):
     """scribe's own signature is not enough: the subject must exist here (`scribe token create --sub anyone` and a
     leaked signing key could otherwise mint a working identity)."""
-    for headers, actor, kind in ((bearer("nobody"), "nobody", "user"),
-                                 (bearer("no-client", ("system/DocumentReference.rs",)), "no-client", "system")):
+    for headers, actor, kind in (
+        (bearer("nobody"), "nobody", "user"),
+        (bearer("no-client", ("system/DocumentReference.rs",)), "no-client", "system"),
+    ):
         response = client.get("/probe/x", headers=headers)
         assert response.status_code == 401 and response.json()["resourceType"] == "OperationOutcome"
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -154,16 +164,22 @@ def test_deleting_a_user_or_client_ends_its_tokens_at_once(app, client):
         session.delete(session.get(Client, "ehr-gone"))
     assert client.get("/probe/x", headers=user).status_code == 401
     assert client.get("/probe/x", headers=system).status_code == 401
-    assert [(r.actor, r.actor_kind) for r in audit_rows(app, "auth-failure")] == [("dr-gone", "user"),
-                                                                                   ("ehr-gone", "system")]
+    assert [(r.actor, r.actor_kind) for r in audit_rows(app, "auth-failure")] == [
+        ("dr-gone", "user"),
+        ("ehr-gone", "system"),
+    ]
 
 
 def test_admin_access_needs_the_admin_role_or_the_audit_scope(app, client):
     database = app.state.database
     save_user(database, "boss", None, role="admin")
     save_user(database, "dr-a", None)
-    enrol(database, bearer("auditor", ("system/AuditEvent.rs",)), bearer("ehr", ("system/DocumentReference.rs",)),
-          bearer("boss", ("system/DocumentReference.rs",)))  # a client whose id is an administrator's name
+    enrol(
+        database,
+        bearer("auditor", ("system/AuditEvent.rs",)),
+        bearer("ehr", ("system/DocumentReference.rs",)),
+        bearer("boss", ("system/DocumentReference.rs",)),
+    )  # a client whose id is an administrator's name
     assert client.get("/probe-admin", headers=bearer("boss")).status_code == 200
     assert client.get("/probe-admin", headers=bearer("dr-a")).status_code == 403
     assert client.get("/probe-admin", headers=bearer("nobody")).status_code == 401  # no such user at all
@@ -181,15 +197,31 @@ def test_missing_scope_is_403_not_401(app, client):
     assert client.get("/probe-documents", headers=bearer("ehr", ("system/DocumentReference.rs",))).status_code == 200
 
 
-@pytest.mark.parametrize(("kwargs", "status"), [
-    ({"json": {"username": "dr-a", "password": "p"}}, 415),
-    ({"content": b"username=a&username=b&password=x", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
-     422),
-    ({"content": b"username=%ff&password=x", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 422),
-    ({"content": b"username=a&password=" + b"x" * 70_000,
-      "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 413),
-    ({"data": {"username": "dr-a"}}, 422),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"json": {"username": "dr-a", "password": "p"}}, 415),
+        (
+            {
+                "content": b"username=a&username=b&password=x",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            422,
+        ),
+        (
+            {"content": b"username=%ff&password=x", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+            422,
+        ),
+        (
+            {
+                "content": b"username=a&password=" + b"x" * 70_000,
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            413,
+        ),
+        ({"data": {"username": "dr-a"}}, 422),
+    ],
+)
 def test_malformed_credential_forms_are_clear_errors(client, kwargs, status):
     response = client.post("/v1/session", **kwargs)
     assert response.status_code == status and response.json()["resourceType"] == "OperationOutcome"

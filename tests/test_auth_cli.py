@@ -34,16 +34,29 @@ def scribe(monkeypatch, capsys, *argv: str, stdin: str = "") -> tuple[int, str, 
 
 
 def test_users_add_reads_the_password_from_stdin(data_dir, monkeypatch, capsys):
-    code, out, err = scribe(monkeypatch, capsys, "users", "add", "dr-a", "--password-stdin", "--display-name", "Dr. A",
-                            stdin="correct horse battery\n")
+    code, out, err = scribe(
+        monkeypatch,
+        capsys,
+        "users",
+        "add",
+        "dr-a",
+        "--password-stdin",
+        "--display-name",
+        "Dr. A",
+        stdin="correct horse battery\n",
+    )
     assert code == 0 and out == "" and "dr-a saved (clinician)" in err
     assert "correct horse" not in err
     assert authenticate(database(), "dr-a", "correct horse battery").display_name == "Dr. A"
 
 
 def test_users_add_admin_and_list(data_dir, monkeypatch, capsys):
-    assert scribe(monkeypatch, capsys, "users", "add", "boss", "--password-stdin", "--admin",
-                  stdin="correct horse battery")[0] == 0
+    assert (
+        scribe(
+            monkeypatch, capsys, "users", "add", "boss", "--password-stdin", "--admin", stdin="correct horse battery"
+        )[0]
+        == 0
+    )
     assert scribe(monkeypatch, capsys, "users", "add", "sso-user", "--no-password")[0] == 0
     code, out, _ = scribe(monkeypatch, capsys, "users", "list")
     lines = [line.split() for line in out.splitlines()]
@@ -58,8 +71,9 @@ def test_users_add_refuses_empty_or_short_passwords(data_dir, monkeypatch, capsy
 
 
 def test_users_add_refuses_a_multi_line_password(data_dir, monkeypatch, capsys):
-    code, _, err = scribe(monkeypatch, capsys, "users", "add", "dr-a", "--password-stdin",
-                          stdin="correct horse battery\nsecond line\n")
+    code, _, err = scribe(
+        monkeypatch, capsys, "users", "add", "dr-a", "--password-stdin", stdin="correct horse battery\nsecond line\n"
+    )
     assert code == 3 and "several lines" in err
 
 
@@ -68,15 +82,30 @@ def test_existing_user_is_refused_unless_update(data_dir, monkeypatch, capsys):
     code, _, err = scribe(monkeypatch, capsys, "users", "add", "dr-a", "--password-stdin", stdin="another password!")
     assert code == 3 and "already exists" in err and "--update" in err
     assert authenticate(database(), "dr-a", "correct horse battery")
-    code, _, _ = scribe(monkeypatch, capsys, "users", "add", "dr-a", "--password-stdin", "--update",
-                        stdin="another password!")
+    code, _, _ = scribe(
+        monkeypatch, capsys, "users", "add", "dr-a", "--password-stdin", "--update", stdin="another password!"
+    )
     assert code == 0 and authenticate(database(), "dr-a", "another password!").role == "admin"
-    assert scribe(monkeypatch, capsys, "users", "add", "dr-a", "--password-stdin", "--update", "--clinician",
-                  stdin="another password!")[0] == 0
+    assert (
+        scribe(
+            monkeypatch,
+            capsys,
+            "users",
+            "add",
+            "dr-a",
+            "--password-stdin",
+            "--update",
+            "--clinician",
+            stdin="another password!",
+        )[0]
+        == 0
+    )
     assert find_user(database(), "dr-a").role == "clinician"
 
 
-@pytest.mark.parametrize("argv", [["users", "add", "dr-a"], ["users", "add", "dr-a", "--password-stdin", "--no-password"]])
+@pytest.mark.parametrize(
+    "argv", [["users", "add", "dr-a"], ["users", "add", "dr-a", "--password-stdin", "--no-password"]]
+)
 def test_users_add_needs_exactly_one_password_source(data_dir, monkeypatch, capsys, argv):
     code, _, err = scribe(monkeypatch, capsys, *argv, stdin="correct horse battery")
     assert code == 2 and "exactly one of --password-stdin and --no-password" in err
@@ -100,17 +129,32 @@ def test_users_disable_and_enable(data_dir, monkeypatch, capsys):
 
 # ------------------------------------------------------------------------------------------ clients
 
+
 def test_clients_add_prints_only_the_client_id(data_dir, monkeypatch, capsys, tmp_path):
     key_file = tmp_path / "jwks.json"
     key_file.write_text(json.dumps(jwks(rsa_key(), ec_key())))
-    code, out, err = scribe(monkeypatch, capsys, "clients", "add", "Epic prod", "--jwks", str(key_file),
-                            "--scope", "system/DocumentReference.read", "--scope", "system/Binary.r")
+    code, out, err = scribe(
+        monkeypatch,
+        capsys,
+        "clients",
+        "add",
+        "Epic prod",
+        "--jwks",
+        str(key_file),
+        "--scope",
+        "system/DocumentReference.read",
+        "--scope",
+        "system/Binary.r",
+    )
     assert code == 0 and out.count("\n") == 1
     client_id = out.strip()
     assert re.fullmatch(r"[0-9a-f]{32}", client_id)  # never starts with "-", so it can be passed to the CLI
     [client] = list_clients(database())
     assert (client.client_id, client.name, client.scopes) == (
-        client_id, "Epic prod", ("system/DocumentReference.rs", "system/Binary.r"))  # v1 stored in v2 form
+        client_id,
+        "Epic prod",
+        ("system/DocumentReference.rs", "system/Binary.r"),
+    )  # v1 stored in v2 form
     assert "system/DocumentReference.rs" in err
     code, out, _ = scribe(monkeypatch, capsys, "clients", "list")
     assert code == 0 and out.split()[:2] == [client_id, "active"] and out.rstrip().endswith("Epic prod")
@@ -123,14 +167,17 @@ def test_clients_add_defaults_to_document_reading(data_dir, monkeypatch, capsys,
     assert list_clients(database())[0].scopes == ("system/DocumentReference.rs",)
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (json.dumps({"keys": [rsa_key().private_jwk]}), "private"),
-    ("this is not json", "not JSON"),
-    (json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "x"}]}), "symmetric"),
-    ("[]", "a key set is"),
-    (json.dumps(jwks(ec_key("p256", "ES256"))), "EC keys must be P-384"),
-    (json.dumps({"keys": [{**rsa_key().public_jwk, "alg": "RS256"}]}), "cannot sign RS384 or ES384"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (json.dumps({"keys": [rsa_key().private_jwk]}), "private"),
+        ("this is not json", "not JSON"),
+        (json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "x"}]}), "symmetric"),
+        ("[]", "a key set is"),
+        (json.dumps(jwks(ec_key("p256", "ES256"))), "EC keys must be P-384"),
+        (json.dumps({"keys": [{**rsa_key().public_jwk, "alg": "RS256"}]}), "cannot sign RS384 or ES384"),
+    ],
+)
 def test_clients_add_refuses_private_keys_and_garbage(data_dir, monkeypatch, capsys, tmp_path, content, message):
     key_file = tmp_path / "jwks.json"
     key_file.write_text(content)
@@ -166,6 +213,7 @@ def test_clients_disable_and_enable(data_dir, monkeypatch, capsys, tmp_path):
 
 # ------------------------------------------------------------------------------------------ --data-dir
 
+
 def test_data_dir_option_gives_the_server_its_accounts_and_tokens(data_dir, monkeypatch, capsys, tmp_path_factory):
     """`users add --data-dir D` and `token create --data-dir D` write to D, not SCRIBE_DATA_DIR: a server on D
     signs the user in and accepts the token; a server on the environment's directory refuses both."""
@@ -174,8 +222,17 @@ def test_data_dir_option_gives_the_server_its_accounts_and_tokens(data_dir, monk
     from scribe.api.app import create_app
 
     other = tmp_path_factory.mktemp("served")
-    code, _, err = scribe(monkeypatch, capsys, "users", "add", "dr-d", "--password-stdin", "--data-dir", str(other),
-                          stdin="correct horse battery")
+    code, _, err = scribe(
+        monkeypatch,
+        capsys,
+        "users",
+        "add",
+        "dr-d",
+        "--password-stdin",
+        "--data-dir",
+        str(other),
+        stdin="correct horse battery",
+    )
     assert code == 0, err
     code, out, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "dr-d", "--data-dir", str(other))
     assert code == 0, err
@@ -190,6 +247,7 @@ def test_data_dir_option_gives_the_server_its_accounts_and_tokens(data_dir, monk
 
 # ------------------------------------------------------------------------------------------ token create
 
+
 def test_token_create_refuses_a_subject_the_server_would_refuse(data_dir, monkeypatch, capsys, tmp_path):
     """An unknown or disabled --sub (a user; with system/ scopes, a registered client id) is bad input, exit 3, and
     nothing reaches stdout: such a token would only ever be refused."""
@@ -197,8 +255,9 @@ def test_token_create_refuses_a_subject_the_server_would_refuse(data_dir, monkey
     assert (code, out) == (3, "") and "cannot mint a token for 'nobody': unknown user" in err
     assert "scribe users list" in err
     scribe(monkeypatch, capsys, "users", "add", "dr-a", "--no-password")
-    code, out, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "dr-a", "--scope",
-                            "system/DocumentReference.rs")
+    code, out, err = scribe(
+        monkeypatch, capsys, "token", "create", "--sub", "dr-a", "--scope", "system/DocumentReference.rs"
+    )
     assert (code, out) == (3, "") and "'dr-a': unknown client" in err and "scribe clients list" in err
     scribe(monkeypatch, capsys, "users", "disable", "dr-a")
     code, out, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "dr-a")
@@ -216,12 +275,14 @@ def test_token_create_for_an_existing_user_or_client_works_on_the_server(data_di
     client_id = scribe(monkeypatch, capsys, "clients", "add", "ehr", "--jwks", str(key_file))[1].strip()
     code, user_token, err = scribe(monkeypatch, capsys, "token", "create", "--sub", "dr-a")
     assert code == 0, err
-    code, system_token, err = scribe(monkeypatch, capsys, "token", "create", "--sub", client_id, "--scope",
-                                     "system/DocumentReference.rs")
+    code, system_token, err = scribe(
+        monkeypatch, capsys, "token", "create", "--sub", client_id, "--scope", "system/DocumentReference.rs"
+    )
     assert code == 0, err
     with TestClient(create_app(Settings(), load_asr=False)) as client:
         mine = client.get("/v1/encounters", headers={"Authorization": f"Bearer {user_token.strip()}"})
         assert mine.status_code == 200
-        found = client.get("/fhir/DocumentReference?patient=pt-1",
-                           headers={"Authorization": f"Bearer {system_token.strip()}"})
+        found = client.get(
+            "/fhir/DocumentReference?patient=pt-1", headers={"Authorization": f"Bearer {system_token.strip()}"}
+        )
         assert found.status_code == 200 and found.json()["total"] == 0

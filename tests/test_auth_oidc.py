@@ -68,8 +68,15 @@ def idp():
 
 def idp_token(key: SigningKey, **overrides) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "f81d4fae", "preferred_username": "dr-a", "iat": now,
-              "exp": now + 300, **overrides}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "f81d4fae",
+        "preferred_username": "dr-a",
+        "iat": now,
+        "exp": now + 300,
+        **overrides,
+    }
     return key.sign({k: v for k, v in claims.items() if v is not None})
 
 
@@ -79,8 +86,9 @@ def auth(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def app(tmp_path, idp):
-    settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
-                        oidc_jwks_url=idp.url)
+    settings = Settings(
+        data_dir=tmp_path, secret_key=KEY.decode(), oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks_url=idp.url
+    )
     return build_app(settings)
 
 
@@ -119,22 +127,39 @@ def test_a_provider_user_needs_no_local_account_but_a_disabled_one_is_refused_on
         assert message["code"] == "unauthorized" and "disabled" in message["message"]
 
 
-@pytest.mark.parametrize(("token", "message"), [
-    (idp_token(RSA, iss="https://other-idp.example.org"), "issuer"),
-    (idp_token(RSA, aud="another-app"), "Audience"),
-    (idp_token(RSA, aud=None), "aud"),
-    (idp_token(EC, exp=int(time.time()) - 3600), "expired"),
-    (idp_token(RSA, exp=None), "exp"),
-    (idp_token(rsa_key("rsa-unknown", "RS256")), "no key 'rsa-unknown'"),
-    (idp_token(rsa_key("rsa-1", "RS256")), "Signature verification failed"),  # same kid, another key
-    (EC.sign({"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}, kid="rsa-1"), "does not fit"),
-    (idp_token(rsa_key("rsa-1", "RS512")), "'RS512' is not accepted"),
-    (unsigned_token({"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}), "invalid token"),
-    (idp_token(RSA, preferred_username=None), "preferred_username"),
-    (idp_token(RSA, preferred_username="  "), "preferred_username"),
-    (idp_token(RSA).split(".")[0] + ".bm90IGpzb24." + idp_token(RSA).split(".")[2], "invalid token"),
-], ids=["issuer", "audience", "no-aud", "expired", "no-exp", "unknown-kid", "wrong-key", "alg-key-mismatch",
-        "rs512", "none", "no-username", "blank-username", "garbage-payload"])
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (idp_token(RSA, iss="https://other-idp.example.org"), "issuer"),
+        (idp_token(RSA, aud="another-app"), "Audience"),
+        (idp_token(RSA, aud=None), "aud"),
+        (idp_token(EC, exp=int(time.time()) - 3600), "expired"),
+        (idp_token(RSA, exp=None), "exp"),
+        (idp_token(rsa_key("rsa-unknown", "RS256")), "no key 'rsa-unknown'"),
+        (idp_token(rsa_key("rsa-1", "RS256")), "Signature verification failed"),  # same kid, another key
+        (EC.sign({"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}, kid="rsa-1"), "does not fit"),
+        (idp_token(rsa_key("rsa-1", "RS512")), "'RS512' is not accepted"),
+        (unsigned_token({"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60}), "invalid token"),
+        (idp_token(RSA, preferred_username=None), "preferred_username"),
+        (idp_token(RSA, preferred_username="  "), "preferred_username"),
+        (idp_token(RSA).split(".")[0] + ".bm90IGpzb24." + idp_token(RSA).split(".")[2], "invalid token"),
+    ],
+    ids=[
+        "issuer",
+        "audience",
+        "no-aud",
+        "expired",
+        "no-exp",
+        "unknown-kid",
+        "wrong-key",
+        "alg-key-mismatch",
+        "rs512",
+        "none",
+        "no-username",
+        "blank-username",
+        "garbage-payload",
+    ],
+)
 def test_bad_provider_tokens_are_401(app, client, token, message):
     response = client.get("/probe/x", headers=auth(token))
     assert response.status_code == 401
@@ -161,8 +186,14 @@ def test_an_inactive_account_is_refused_and_an_admin_account_is_honoured(app, cl
 def test_keys_from_a_file_and_another_username_claim(tmp_path):
     key_file = tmp_path / "idp-keys.json"
     key_file.write_text(json.dumps(jwks(EC_384)))
-    settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
-                        oidc_jwks_file=key_file, oidc_username_claim="upn")
+    settings = Settings(
+        data_dir=tmp_path,
+        secret_key=KEY.decode(),
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_file=key_file,
+        oidc_username_claim="upn",
+    )
     with TestClient(build_app(settings)) as client:
         good = client.get("/probe/x", headers=auth(idp_token(EC_384, upn="dr.c@hospital.org")))
         assert good.status_code == 200 and good.json()["subject"] == "dr.c@hospital.org"
@@ -172,14 +203,16 @@ def test_keys_from_a_file_and_another_username_claim(tmp_path):
 
 def test_provider_unreachable_is_401_not_500(tmp_path, idp):
     idp.failing = True
-    settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
-                        oidc_jwks_url=idp.url)
+    settings = Settings(
+        data_dir=tmp_path, secret_key=KEY.decode(), oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks_url=idp.url
+    )
     with TestClient(build_app(settings)) as client:
         response = client.get("/probe/x", headers=auth(idp_token(RSA)))
     assert response.status_code == 401 and "no key 'rsa-1'" in response.json()["issue"][0]["diagnostics"]
 
 
 # ------------------------------------------------------------------------------------------ the verifier itself
+
 
 def verifier(idp: JwksServer, **kwargs) -> OidcVerifier:
     return OidcVerifier(ISSUER, AUDIENCE, jwks_url=idp.url, **kwargs)
@@ -214,12 +247,22 @@ def test_known_keys_survive_a_failed_refresh(idp):
     assert idp.fetches == 2
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"oidc_issuer": ISSUER}, "SCRIBE_OIDC_AUDIENCE"),
-    ({"oidc_issuer": ISSUER, "oidc_audience": AUDIENCE}, "exactly one of"),
-    ({"oidc_issuer": ISSUER, "oidc_audience": AUDIENCE, "oidc_jwks_url": "http://x", "oidc_jwks_file": "/k.json"},
-     "exactly one of"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"oidc_issuer": ISSUER}, "SCRIBE_OIDC_AUDIENCE"),
+        ({"oidc_issuer": ISSUER, "oidc_audience": AUDIENCE}, "exactly one of"),
+        (
+            {
+                "oidc_issuer": ISSUER,
+                "oidc_audience": AUDIENCE,
+                "oidc_jwks_url": "http://x",
+                "oidc_jwks_file": "/k.json",
+            },
+            "exactly one of",
+        ),
+    ],
+)
 def test_half_a_configuration_is_a_config_error(tmp_path, fields, message):
     with pytest.raises(ConfigError, match=message):
         OidcVerifier.from_settings(Settings(data_dir=tmp_path, **fields))
@@ -240,12 +283,20 @@ def test_settings_come_from_the_environment(tmp_path, monkeypatch):
 
 def test_hs256_tokens_are_never_checked_against_provider_keys(client):
     """An HS256 token MACed with a provider's public key must not pass (the classic alg confusion)."""
+
     def b64(data: bytes) -> bytes:
         return base64.urlsafe_b64encode(data).rstrip(b"=")
 
     public_pem = RSA.private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    signing_input = b64(json.dumps({"alg": "HS256", "kid": "rsa-1"}).encode()) + b"." + b64(json.dumps(
-        {"iss": ISSUER, "aud": AUDIENCE, "preferred_username": "dr-a", "exp": int(time.time()) + 60}).encode())
+    signing_input = (
+        b64(json.dumps({"alg": "HS256", "kid": "rsa-1"}).encode())
+        + b"."
+        + b64(
+            json.dumps(
+                {"iss": ISSUER, "aud": AUDIENCE, "preferred_username": "dr-a", "exp": int(time.time()) + 60}
+            ).encode()
+        )
+    )
     forged = signing_input + b"." + b64(hmac.new(public_pem, signing_input, hashlib.sha256).digest())
     response = client.get("/probe/x", headers=auth(forged.decode()))
     assert response.status_code == 401 and "invalid token" in response.json()["issue"][0]["diagnostics"]

@@ -34,25 +34,30 @@ def test_wrong_password_does_not_verify():
     assert not verify_password("", encoded)
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda e: e.replace("scrypt$", "bcrypt$", 1),
-    lambda e: "$".join(e.split("$")[:-1]),  # a field missing
-    lambda e: e.replace("$1024$", "$1000$", 1),  # n not a power of two
-    lambda e: e.replace("$1024$", "$2097152$", 1),  # n over the memory bound
-    lambda e: e.replace("$8$", "$64$", 1),
-    lambda e: e + "!",  # digest not base64
-    lambda e: e.replace("$1024$", "$x$", 1),
-    lambda e: "$".join(e.split("$")[:4] + ["", e.split("$")[5]]),  # empty salt
-    lambda e: "$".join(e.split("$")[:5] + [base64.b64encode(b"short").decode()]),
-    lambda e: "",
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda e: e.replace("scrypt$", "bcrypt$", 1),
+        lambda e: "$".join(e.split("$")[:-1]),  # a field missing
+        lambda e: e.replace("$1024$", "$1000$", 1),  # n not a power of two
+        lambda e: e.replace("$1024$", "$2097152$", 1),  # n over the memory bound
+        lambda e: e.replace("$8$", "$64$", 1),
+        lambda e: e + "!",  # digest not base64
+        lambda e: e.replace("$1024$", "$x$", 1),
+        lambda e: "$".join(e.split("$")[:4] + ["", e.split("$")[5]]),  # empty salt
+        lambda e: "$".join(e.split("$")[:5] + [base64.b64encode(b"short").decode()]),
+        lambda e: "",
+    ],
+)
 def test_malformed_or_tampered_encodings_never_verify(mutate):
     encoded = hash_password("correct horse battery", **FAST)
     assert not verify_password("correct horse battery", mutate(encoded))
 
 
-@pytest.mark.parametrize(("password", "ok"), [("", False), ("short", False), ("x" * 11, False), ("x" * 12, True),
-                                              ("y" * 1024, True), ("y" * 1025, False)])
+@pytest.mark.parametrize(
+    ("password", "ok"),
+    [("", False), ("short", False), ("x" * 11, False), ("x" * 12, True), ("y" * 1024, True), ("y" * 1025, False)],
+)
 def test_password_policy(password, ok):
     if ok:
         check_password_policy(password)
@@ -62,6 +67,7 @@ def test_password_policy(password, ok):
 
 
 # ------------------------------------------------------------------------------------------ accounts
+
 
 @pytest.fixture
 def database(tmp_path):
@@ -77,8 +83,15 @@ def test_save_and_authenticate(database):
     assert stored.startswith("scrypt$") and "correct horse" not in stored
 
 
-@pytest.mark.parametrize("attempt", [("dr-a", "wrong password here"), ("nobody", "correct horse battery"),
-                                     ("dr-b", "correct horse battery"), ("bad name!", "correct horse battery")])
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        ("dr-a", "wrong password here"),
+        ("nobody", "correct horse battery"),
+        ("dr-b", "correct horse battery"),
+        ("bad name!", "correct horse battery"),
+    ],
+)
 def test_every_sign_in_failure_says_the_same(database, attempt):
     save_user(database, "dr-a", "correct horse battery")
     save_user(database, "dr-b", None)  # OIDC-only: no password can match
@@ -128,11 +141,18 @@ def test_existing_user_needs_update_and_update_keeps_unstated_fields(database):
     assert find_user(database, "nobody") is None
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"username": ""}, "username"), ({"username": "-lead"}, "username"), ({"username": "a" * 65}, "username"),
-    ({"username": "dr a"}, "username"), ({"role": "root"}, "role"), ({"display_name": " "}, "display name"),
-    ({"password": "short"}, "at least 12"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"username": ""}, "username"),
+        ({"username": "-lead"}, "username"),
+        ({"username": "a" * 65}, "username"),
+        ({"username": "dr a"}, "username"),
+        ({"role": "root"}, "role"),
+        ({"display_name": " "}, "display name"),
+        ({"password": "short"}, "at least 12"),
+    ],
+)
 def test_save_refuses_bad_input(database, kwargs, message):
     args = {"username": "dr-a", "password": "correct horse battery", **kwargs}
     with pytest.raises(BadInputError, match=message):

@@ -69,8 +69,9 @@ def test_cookie_is_secure_behind_an_https_public_url(tmp_path):
     assert "secure" in [part.strip().lower() for part in cookie.split(";")]
 
 
-@pytest.mark.parametrize(("username", "password", "actor"), [("dr-a", "wrong password!!", "dr-a"),
-                                                              ("nobody", PASSWORD, None)])
+@pytest.mark.parametrize(
+    ("username", "password", "actor"), [("dr-a", "wrong password!!", "dr-a"), ("nobody", PASSWORD, None)]
+)
 def test_wrong_password_and_unknown_user_look_the_same(app, client, username, password, actor):
     response = sign_in(client, username, password)
     assert response.status_code == 401 and "set-cookie" not in response.headers
@@ -163,8 +164,10 @@ def test_made_up_cookie_is_401(client):
     assert client.get("/v1/session").status_code == 401
 
 
-@pytest.mark.parametrize(("origin", "status"), [("http://testserver", 200), ("https://app.example.org", 200),
-                                                ("https://evil.example.com", 403), ("null", 403)])
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [("http://testserver", 200), ("https://app.example.org", 200), ("https://evil.example.com", 403), ("null", 403)],
+)
 def test_sign_in_from_another_site_is_refused(tmp_path, origin, status):
     settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), allowed_origins=["https://app.example.org/"])
     app = build_app(settings)
@@ -227,8 +230,10 @@ def test_password_spraying_from_one_address_is_refused_for_every_account(app, cl
     assert sign_in(clinician, "dr-b", PASSWORD).status_code == 200
     assert sign_in(clinician, "dr-a", PASSWORD).status_code == 200  # 5 failures from elsewhere lock nothing here
     throttled = [r for r in audit_rows(app, "auth-failure") if r.status_code == 429]
-    assert [(r.actor, r.source_ip, r.path) for r in throttled] == [(None, "203.0.113.9", "/v1/session"),
-                                                                   (None, "203.0.113.9", "/auth/token")]
+    assert [(r.actor, r.source_ip, r.path) for r in throttled] == [
+        (None, "203.0.113.9", "/v1/session"),
+        (None, "203.0.113.9", "/auth/token"),
+    ]
 
 
 def test_one_address_cannot_lock_a_clinician_out_for_everyone(app, client):
@@ -257,7 +262,8 @@ def test_many_addresses_reach_the_accounts_ceiling(app, client, monkeypatch):
     elsewhere = at(app, "198.51.100.7")
     locked = sign_in(elsewhere, "dr-a", PASSWORD)
     assert locked.status_code == 429 and locked.json()["issue"][0]["diagnostics"].startswith(
-        "too many failed sign-ins for this account; try again")
+        "too many failed sign-ins for this account; try again"
+    )
     assert sign_in(elsewhere, "dr-b", PASSWORD).status_code == 200
     monkeypatch.setattr(throttle, "WINDOW_S", 0.0)
     assert sign_in(elsewhere, "dr-a", PASSWORD).status_code == 200

@@ -13,8 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from scribe.auth.smart import (ASSERTION_TYPE, DRAFTS_SCOPE, grant_scopes, parse_scope, register_client,
-                               set_client_active)
+from scribe.auth.smart import (
+    ASSERTION_TYPE,
+    DRAFTS_SCOPE,
+    grant_scopes,
+    parse_scope,
+    register_client,
+    set_client_active,
+)
 from scribe.auth.tokens import verify_token
 from scribe.config import Settings
 from scribe.store.models import UsedAssertion
@@ -28,14 +34,26 @@ ALLOWED = ("system/DocumentReference.rs", "system/AuditEvent.rs")
 
 def assertion(key: SigningKey, client_id: str, **overrides) -> str:
     now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": TOKEN_URL, "exp": now + 240, "iat": now,
-              "jti": uuid.uuid4().hex, **overrides}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": TOKEN_URL,
+        "exp": now + 240,
+        "iat": now,
+        "jti": uuid.uuid4().hex,
+        **overrides,
+    }
     return key.sign({k: v for k, v in claims.items() if v is not None})
 
 
 def token_request(signed: str, scope: str = "system/DocumentReference.rs", **overrides) -> dict[str, str]:
-    form = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE, "client_assertion": signed,
-            "scope": scope, **overrides}
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": signed,
+        "scope": scope,
+        **overrides,
+    }
     return {k: v for k, v in form.items() if v is not None}
 
 
@@ -94,7 +112,11 @@ def test_a_good_assertion_buys_a_short_token_that_reads_a_protected_route(app, c
     assert denied.status_code == 403  # DocumentReference only: no audit access
     [row] = audit_rows(app, "token")
     assert (row.actor, row.actor_kind, row.path, row.detail) == (
-        client_id, "system", "/auth/token", "granted system/DocumentReference.rs")
+        client_id,
+        "system",
+        "/auth/token",
+        "granted system/DocumentReference.rs",
+    )
 
 
 def test_drafts_are_a_scope_of_their_own_granted_only_to_clients_allowed_it(app, client, client_id):
@@ -103,8 +125,9 @@ def test_drafts_are_a_scope_of_their_own_granted_only_to_clients_allowed_it(app,
     wanted = f"system/DocumentReference.rs {DRAFTS_SCOPE}"
     plain = client.post("/auth/token", data=token_request(assertion(RSA, client_id), wanted))
     assert plain.status_code == 200 and plain.json()["scope"] == "system/DocumentReference.rs"
-    allowed = register_client(app.state.database, "Draft reader", json.dumps(jwks(EC)),
-                              ("system/DocumentReference.rs", DRAFTS_SCOPE)).client_id
+    allowed = register_client(
+        app.state.database, "Draft reader", json.dumps(jwks(EC)), ("system/DocumentReference.rs", DRAFTS_SCOPE)
+    ).client_id
     granted = client.post("/auth/token", data=token_request(assertion(EC, allowed), wanted)).json()
     assert granted["scope"].split() == sorted(["system/DocumentReference.rs", DRAFTS_SCOPE])
 
@@ -123,7 +146,11 @@ def test_a_replayed_assertion_is_refused(app, client, client_id):
     assert "replayed" in replay.json()["error_description"]
     failure = audit_rows(app, "auth-failure")[-1]
     assert (failure.actor, failure.actor_kind, failure.status_code, failure.path) == (
-        client_id, "system", 400, "/auth/token")
+        client_id,
+        "system",
+        400,
+        "/auth/token",
+    )
 
 
 def test_the_same_jti_from_another_client_is_not_a_replay(app, client, client_id):
@@ -132,19 +159,33 @@ def test_the_same_jti_from_another_client_is_not_a_replay(app, client, client_id
     assert client.post("/auth/token", data=token_request(assertion(EC, other, jti="shared"))).status_code == 200
 
 
-@pytest.mark.parametrize(("overrides", "error", "status"), [
-    ({"exp": int(time.time()) + 600}, "invalid_grant", 400),
-    ({"exp": 10**20}, "invalid_grant", 400),
-    ({"exp": int(time.time()) - 60}, "invalid_grant", 400),
-    ({"exp": None}, "invalid_grant", 400),
-    ({"aud": "https://elsewhere.example.org/auth/token"}, "invalid_grant", 400),
-    ({"aud": None}, "invalid_grant", 400),
-    ({"jti": None}, "invalid_grant", 400),
-    ({"jti": "j" * 129}, "invalid_grant", 400),
-    ({"sub": "someone-else"}, "invalid_client", 401),
-    ({"iss": "unknown-client", "sub": "unknown-client"}, "invalid_client", 401),
-], ids=["exp-10-min", "exp-far-future", "expired", "no-exp", "wrong-aud", "no-aud", "no-jti", "long-jti", "sub-not-iss",
-        "unknown-client"])
+@pytest.mark.parametrize(
+    ("overrides", "error", "status"),
+    [
+        ({"exp": int(time.time()) + 600}, "invalid_grant", 400),
+        ({"exp": 10**20}, "invalid_grant", 400),
+        ({"exp": int(time.time()) - 60}, "invalid_grant", 400),
+        ({"exp": None}, "invalid_grant", 400),
+        ({"aud": "https://elsewhere.example.org/auth/token"}, "invalid_grant", 400),
+        ({"aud": None}, "invalid_grant", 400),
+        ({"jti": None}, "invalid_grant", 400),
+        ({"jti": "j" * 129}, "invalid_grant", 400),
+        ({"sub": "someone-else"}, "invalid_client", 401),
+        ({"iss": "unknown-client", "sub": "unknown-client"}, "invalid_client", 401),
+    ],
+    ids=[
+        "exp-10-min",
+        "exp-far-future",
+        "expired",
+        "no-exp",
+        "wrong-aud",
+        "no-aud",
+        "no-jti",
+        "long-jti",
+        "sub-not-iss",
+        "unknown-client",
+    ],
+)
 def test_bad_assertion_claims_are_refused(app, client, client_id, overrides, error, status):
     response = client.post("/auth/token", data=token_request(assertion(RSA, client_id, **overrides)))
     assert response.status_code == status and error_of(response) == error
@@ -156,19 +197,31 @@ def test_exp_of_five_minutes_is_accepted(client, client_id):
     assert client.post("/auth/token", data=token_request(signed)).status_code == 200
 
 
-@pytest.mark.parametrize("make", [
-    lambda cid: rsa_key("rsa-1", "RS384").sign({"iss": cid, "sub": cid, "aud": TOKEN_URL, "jti": "x",
-                                                "exp": int(time.time()) + 60}),  # same kid, unregistered key
-    lambda cid: assertion(rsa_key("rsa-9", "RS384"), cid),  # kid not registered
-    lambda cid: assertion(RSA, cid)[:-6] + "AAAAAA",  # tampered signature
-    lambda cid: assertion(rsa_key("rsa-1", "RS256"), cid),  # algorithm not offered
-    lambda cid: EC.sign({"iss": cid, "sub": cid, "aud": TOKEN_URL, "jti": "x", "exp": int(time.time()) + 60},
-                        kid="rsa-1"),  # ES384 with an RSA key's kid
-    lambda cid: jwt.encode({"iss": cid, "sub": cid, "aud": TOKEN_URL, "jti": "x", "exp": int(time.time()) + 60},
-                           b"k" * 32, algorithm="HS256", headers={"kid": "rsa-1"}),
-    lambda cid: unsigned_token({"iss": cid, "sub": cid, "aud": TOKEN_URL, "jti": "x", "exp": int(time.time()) + 60}),
-    lambda cid: "not-a-jwt",
-], ids=["other-key", "unknown-kid", "tampered", "RS256", "alg-key-mismatch", "HS256", "none", "garbage"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda cid: rsa_key("rsa-1", "RS384").sign(
+            {"iss": cid, "sub": cid, "aud": TOKEN_URL, "jti": "x", "exp": int(time.time()) + 60}
+        ),  # same kid, unregistered key
+        lambda cid: assertion(rsa_key("rsa-9", "RS384"), cid),  # kid not registered
+        lambda cid: assertion(RSA, cid)[:-6] + "AAAAAA",  # tampered signature
+        lambda cid: assertion(rsa_key("rsa-1", "RS256"), cid),  # algorithm not offered
+        lambda cid: EC.sign(
+            {"iss": cid, "sub": cid, "aud": TOKEN_URL, "jti": "x", "exp": int(time.time()) + 60}, kid="rsa-1"
+        ),  # ES384 with an RSA key's kid
+        lambda cid: jwt.encode(
+            {"iss": cid, "sub": cid, "aud": TOKEN_URL, "jti": "x", "exp": int(time.time()) + 60},
+            b"k" * 32,
+            algorithm="HS256",
+            headers={"kid": "rsa-1"},
+        ),
+        lambda cid: unsigned_token(
+            {"iss": cid, "sub": cid, "aud": TOKEN_URL, "jti": "x", "exp": int(time.time()) + 60}
+        ),
+        lambda cid: "not-a-jwt",
+    ],
+    ids=["other-key", "unknown-kid", "tampered", "RS256", "alg-key-mismatch", "HS256", "none", "garbage"],
+)
 def test_wrong_keys_and_algorithms_are_invalid_client(client, client_id, make):
     response = client.post("/auth/token", data=token_request(make(client_id)))
     assert response.status_code == 401 and error_of(response) == "invalid_client"
@@ -183,16 +236,21 @@ def test_a_disabled_client_gets_no_token(app, client, client_id):
 def test_client_id_parameter_must_match(client, client_id):
     response = client.post("/auth/token", data=token_request(assertion(RSA, client_id), client_id="other"))
     assert response.status_code == 401 and error_of(response) == "invalid_client"
-    assert client.post("/auth/token", data=token_request(assertion(RSA, client_id), client_id=client_id)).status_code \
+    assert (
+        client.post("/auth/token", data=token_request(assertion(RSA, client_id), client_id=client_id)).status_code
         == 200
+    )
 
 
-@pytest.mark.parametrize(("requested", "granted"), [
-    ("system/DocumentReference.read", "system/DocumentReference.rs"),
-    ("system/DocumentReference.r system/Patient.rs user/*.* openid", "system/DocumentReference.r"),
-    ("system/*.rs", "system/AuditEvent.rs system/DocumentReference.rs"),
-    ("system/DocumentReference.cruds", "system/DocumentReference.rs"),
-])
+@pytest.mark.parametrize(
+    ("requested", "granted"),
+    [
+        ("system/DocumentReference.read", "system/DocumentReference.rs"),
+        ("system/DocumentReference.r system/Patient.rs user/*.* openid", "system/DocumentReference.r"),
+        ("system/*.rs", "system/AuditEvent.rs system/DocumentReference.rs"),
+        ("system/DocumentReference.cruds", "system/DocumentReference.rs"),
+    ],
+)
 def test_granted_scopes_are_requested_intersected_with_allowed(client, client_id, requested, granted):
     response = client.post("/auth/token", data=token_request(assertion(RSA, client_id), requested))
     assert response.status_code == 200 and response.json()["scope"] == granted
@@ -207,14 +265,17 @@ def test_nothing_grantable_is_invalid_scope(client, client_id, requested):
     assert client.post("/auth/token", data=token_request(signed)).status_code == 200  # the refusal did not spend it
 
 
-@pytest.mark.parametrize(("form", "error"), [
-    ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
-    ({"grant_type": None}, "invalid_request"),
-    ({"client_assertion_type": "urn:other"}, "invalid_request"),
-    ({"client_assertion": None}, "invalid_request"),
-    ({"scope": None}, "invalid_request"),
-    ({"scope": "  "}, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ({"grant_type": "authorization_code"}, "unsupported_grant_type"),
+        ({"grant_type": None}, "invalid_request"),
+        ({"client_assertion_type": "urn:other"}, "invalid_request"),
+        ({"client_assertion": None}, "invalid_request"),
+        ({"scope": None}, "invalid_request"),
+        ({"scope": "  "}, "invalid_request"),
+    ],
+)
 def test_malformed_token_requests(client, client_id, form, error):
     response = client.post("/auth/token", data=token_request(assertion(RSA, client_id), **form))
     assert response.status_code == 400 and error_of(response) == error
@@ -230,12 +291,15 @@ def test_behind_a_proxy_the_public_url_is_the_audience(tmp_path):
     app = build_app(settings)
     with TestClient(app) as client:
         cid = register_client(app.state.database, "EHR", json.dumps(jwks(RSA)), ALLOWED).client_id
-        assert client.get("/.well-known/smart-configuration").json()["token_endpoint"] == \
-            "https://scribe.example.org/auth/token"
+        assert (
+            client.get("/.well-known/smart-configuration").json()["token_endpoint"]
+            == "https://scribe.example.org/auth/token"
+        )
         wrong = client.post("/auth/token", data=token_request(assertion(RSA, cid)))
         assert wrong.status_code == 400 and error_of(wrong) == "invalid_grant"
-        good = client.post("/auth/token", data=token_request(
-            assertion(RSA, cid, aud="https://scribe.example.org/auth/token")))
+        good = client.post(
+            "/auth/token", data=token_request(assertion(RSA, cid, aud="https://scribe.example.org/auth/token"))
+        )
         assert good.status_code == 200
         token = good.json()["access_token"]
         assert verify_token(KEY, token, audience="https://scribe.example.org/").subject == cid
@@ -258,8 +322,11 @@ def test_failed_token_requests_are_throttled_per_address(app, client, client_id)
 
 def test_expired_used_assertions_are_purged(app, client, client_id):
     with app.state.database.session() as session, session.begin():
-        session.add(UsedAssertion(jti=f"{client_id}/old", client_id=client_id,
-                                  expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+        session.add(
+            UsedAssertion(
+                jti=f"{client_id}/old", client_id=client_id, expires_at=datetime.now(UTC) - timedelta(minutes=1)
+            )
+        )
     assert client.post("/auth/token", data=token_request(assertion(RSA, client_id))).status_code == 200
     with app.state.database.session() as session:
         kept = session.scalars(select(UsedAssertion.jti)).all()
@@ -267,6 +334,7 @@ def test_expired_used_assertions_are_purged(app, client, client_id):
 
 
 # ------------------------------------------------------------------------------------------ several nodes
+
 
 def test_a_replay_is_refused_on_another_node_and_under_a_race(database_target):
     """Two apps on one database (SQLite file or a PostgreSQL schema) share the replay cache: the primary key."""
@@ -298,24 +366,45 @@ def test_a_replay_is_refused_on_another_node_and_under_a_race(database_target):
 
 # ------------------------------------------------------------------------------------------ scope algebra
 
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("system/DocumentReference.rs", "system/DocumentReference.rs"), ("system/DocumentReference.read", "system/DocumentReference.rs"),
-    ("system/Binary.write", "system/Binary.cud"), ("system/*.*", "system/*.cruds"), ("system/Note.sr", "system/Note.rs"),
-    ("system/DocumentReference.rr", None), ("system/DocumentReference.x", None), ("system/documentReference.r", None),
-    ("system/DocumentReference.rs?category=x", None), ("launch", None), ("system/.r", None),
-])
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("system/DocumentReference.rs", "system/DocumentReference.rs"),
+        ("system/DocumentReference.read", "system/DocumentReference.rs"),
+        ("system/Binary.write", "system/Binary.cud"),
+        ("system/*.*", "system/*.cruds"),
+        ("system/Note.sr", "system/Note.rs"),
+        ("system/DocumentReference.rr", None),
+        ("system/DocumentReference.x", None),
+        ("system/documentReference.r", None),
+        ("system/DocumentReference.rs?category=x", None),
+        ("launch", None),
+        ("system/.r", None),
+    ],
+)
 def test_parse_scope(text, parsed):
     scope = parse_scope(text)
     assert (str(scope) if scope else None) == parsed
 
 
-@pytest.mark.parametrize(("requested", "allowed", "granted"), [
-    ("system/Binary.r", ("system/*.rs",), ("system/Binary.r",)),
-    ("system/*.read", ("system/DocumentReference.rs", "system/Binary.r"), ("system/Binary.r", "system/DocumentReference.rs")),
-    ("system/DocumentReference.r system/DocumentReference.s", ("system/DocumentReference.rs",),
-     ("system/DocumentReference.rs",)),
-    ("system/DocumentReference.rs", ("garbage", "user/*.*"), ()),
-    ("", ("system/*.*",), ()),
-])
+@pytest.mark.parametrize(
+    ("requested", "allowed", "granted"),
+    [
+        ("system/Binary.r", ("system/*.rs",), ("system/Binary.r",)),
+        (
+            "system/*.read",
+            ("system/DocumentReference.rs", "system/Binary.r"),
+            ("system/Binary.r", "system/DocumentReference.rs"),
+        ),
+        (
+            "system/DocumentReference.r system/DocumentReference.s",
+            ("system/DocumentReference.rs",),
+            ("system/DocumentReference.rs",),
+        ),
+        ("system/DocumentReference.rs", ("garbage", "user/*.*"), ()),
+        ("", ("system/*.*",), ()),
+    ],
+)
 def test_grant_scopes(requested, allowed, granted):
     assert grant_scopes(requested, allowed) == granted

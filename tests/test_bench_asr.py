@@ -47,8 +47,14 @@ def test_bench_reports_wer_recall_rtf_and_memory(tmp_path: Path, settings: Setti
 
     table = io.StringIO()
     print_table(summary, table)
-    for printed in ("TOTAL records", "M parameters", "critical terms", "against the better plain baseline",
-                    "ablations of whisper", "plain, word timestamps"):
+    for printed in (
+        "TOTAL records",
+        "M parameters",
+        "critical terms",
+        "against the better plain baseline",
+        "ablations of whisper",
+        "plain, word timestamps",
+    ):
         assert printed in table.getvalue()
 
 
@@ -60,8 +66,15 @@ def test_bench_counts_recorded_drugs_written_but_not_spoken():
     class Engine:
         def transcribe(self, audio, *, context=None, progress=None):
             text = "On apixaban and atorvastatin." if context is not None else "On a big span."
-            return Transcript(text=text, language="en", engine="fake", model="fake", duration_s=len(audio) / 16000,
-                              processing_s=0.5, segments=[])
+            return Transcript(
+                text=text,
+                language="en",
+                engine="fake",
+                model="fake",
+                duration_s=len(audio) / 16000,
+                processing_s=0.5,
+                segments=[],
+            )
 
     wav = SAMPLES / "cardiology_followup.wav"
     item = BenchItem(wav, wav.with_suffix(".txt").read_text(), wav.with_name(wav.stem + ".bundle.json"))
@@ -74,8 +87,14 @@ def test_critical_terms_count_a_medication_with_its_dose_and_frequency_as_one_un
     from scribe.bench.critical_terms import critical_recall, critical_terms
 
     said = "Naproxen 500 milligrams twice daily. Allergic to aspirin. No chest pain."
-    assert critical_terms(said) == {"medication naproxen 500 mg twice daily": 1, "allergy aspirin": 1,
-                                    "negation no chest pain": 1}
+    assert critical_terms(said) == {
+        "medication naproxen 500 mg twice daily": 1,
+        "allergy aspirin": 1,
+        "negation no chest pain": 1,
+    }
     assert critical_recall(said, "Naproxen time, 100mg, wife daily. A allergic test with. No chest pain.") == (1, 3)
-    assert critical_recall(said, "naproxen five hundred mg two times a day. allergic to aspirin. no chest pain") == (3, 3)
+    assert critical_recall(said, "naproxen five hundred mg two times a day. allergic to aspirin. no chest pain") == (
+        3,
+        3,
+    )
     assert critical_recall(said, "Naproxen 500 milligrams daily. Allergic to aspirin. Chest pain.") == (1, 3)

@@ -42,15 +42,18 @@ def test_postgresql_in_a_schema_of_its_own_dropped_afterwards(capsys, settings):
         pytest.skip("SCRIBE_TEST_DATABASE_URL is not set (CI sets it to the local PostgreSQL server)")
     engine = make_engine(PG_URL)
     with engine.connect() as connection:
-        public_before = connection.execute(text("SELECT count(*) FROM information_schema.tables "
-                                                "WHERE table_schema = 'public'")).scalar()
+        public_before = connection.execute(
+            text("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        ).scalar()
     result = bench(capsys, "--database-url", PG_URL)
     check(result, "postgresql")
     with engine.connect() as connection:
-        left = connection.execute(text("SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"),
-                                  {"s": result["schema"]}).scalar()
-        public_after = connection.execute(text("SELECT count(*) FROM information_schema.tables "
-                                               "WHERE table_schema = 'public'")).scalar()
+        left = connection.execute(
+            text("SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"), {"s": result["schema"]}
+        ).scalar()
+        public_after = connection.execute(
+            text("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        ).scalar()
     engine.dispose()
     assert result["schema"].startswith("scribe_bench_") and left == 0
     assert public_after == public_before  # a site's own tables are never touched

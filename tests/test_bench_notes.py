@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from scribe.bench.notes import (bench_notes, evidence_checks, format_table, load_items, match_facts, reference_facts,
-                                reference_sections)
+from scribe.bench.notes import (
+    bench_notes,
+    evidence_checks,
+    format_table,
+    load_items,
+    match_facts,
+    reference_facts,
+    reference_sections,
+)
 from scribe.errors import BadInputError
 from scribe.notes.extractive import ExtractiveEngine
 from scribe.notes.inputs import NoteInput, transcript_from_text
@@ -18,13 +25,15 @@ from scribe.notes.schema import NoteMetadata, SegmentEvidence, SOAPNote, Stateme
 
 SAMPLES = Path(__file__).resolve().parent.parent / "audio_samples"
 
-DIALOGUE = ("[doctor] hi anna . she is a 60-year-old female here for knee pain .\n"
-            "[patient] i've had pain in my right knee for three weeks .\n"
-            "[doctor] any fever ?\n"
-            "[patient] no .\n"
-            "[doctor] let me examine you . your blood pressure is 130 over 80 . there is swelling of the right knee .\n"
-            "[doctor] so for your knee pain , i think you have osteoarthritis . i'm going to start you on naproxen "
-            "500 mg twice a day .\n")
+DIALOGUE = (
+    "[doctor] hi anna . she is a 60-year-old female here for knee pain .\n"
+    "[patient] i've had pain in my right knee for three weeks .\n"
+    "[doctor] any fever ?\n"
+    "[patient] no .\n"
+    "[doctor] let me examine you . your blood pressure is 130 over 80 . there is swelling of the right knee .\n"
+    "[doctor] so for your knee pain , i think you have osteoarthritis . i'm going to start you on naproxen "
+    "500 mg twice a day .\n"
+)
 REFERENCE = """CHIEF COMPLAINT
 
 Right knee pain.
@@ -80,8 +89,13 @@ def test_reference_facts_and_matching():
 
 def test_bench_on_a_csv(tmp_path: Path):
     source = tmp_path / "mini.csv"
-    write_csv(source, [{"dataset": "aci", "encounter_id": "E1", "dialogue": DIALOGUE, "note": REFERENCE},
-                       {"dataset": "virtscribe", "encounter_id": "E2", "dialogue": DIALOGUE, "note": ""}])
+    write_csv(
+        source,
+        [
+            {"dataset": "aci", "encounter_id": "E1", "dialogue": DIALOGUE, "note": REFERENCE},
+            {"dataset": "virtscribe", "encounter_id": "E2", "dialogue": DIALOGUE, "note": ""},
+        ],
+    )
     result = bench_notes(source, ExtractiveEngine())
     first, second = result["items"]
     assert first["name"] == "E1" and first["facts_from"] == "reference"
@@ -103,8 +117,10 @@ def test_bench_on_a_directory(tmp_path: Path):
     shutil.copy(SAMPLES / "diabetes_visit.bundle.json", tmp_path / "diabetes_visit.bundle.json")
     (tmp_path / "knee.txt").write_text(DIALOGUE, encoding="utf-8")
     (tmp_path / "knee.note.txt").write_text(REFERENCE, encoding="utf-8")
-    (tmp_path / "visit.json").write_text(transcript_from_text("Blood pressure 150 over 95. Start amlodipine 5 "
-                                                              "milligrams daily.").to_json(), encoding="utf-8")
+    (tmp_path / "visit.json").write_text(
+        transcript_from_text("Blood pressure 150 over 95. Start amlodipine 5 milligrams daily.").to_json(),
+        encoding="utf-8",
+    )
     items = load_items(tmp_path)
     assert [i.name for i in items] == ["diabetes_visit", "knee", "visit"]
     assert items[0].context is not None and items[0].reference is None and items[1].reference == REFERENCE
@@ -129,10 +145,15 @@ def test_bad_sources(tmp_path: Path):
 def test_checks_count_ungrounded_statements_and_negation_conflicts():
     transcript = transcript_from_text("[patient] i deny chest pain .\n[patient] my knee hurts .")
     span = SegmentEvidence(segment_id=0, start_char=0, end_char=len(transcript.segments[0].text))
-    note = SOAPNote(subjective=Subjective(hpi=[Statement(text="Chest pain.", evidence=[span]),
-                                              Statement(text="Knee pain.", evidence=[]),
-                                              Statement(text="Out of range.", evidence=[
-                                                  SegmentEvidence(segment_id=1, start_char=3, end_char=999)])]),
-                    metadata=NoteMetadata(engine="fake"))
+    note = SOAPNote(
+        subjective=Subjective(
+            hpi=[
+                Statement(text="Chest pain.", evidence=[span]),
+                Statement(text="Knee pain.", evidence=[]),
+                Statement(text="Out of range.", evidence=[SegmentEvidence(segment_id=1, start_char=3, end_char=999)]),
+            ]
+        ),
+        metadata=NoteMetadata(engine="fake"),
+    )
     checks = evidence_checks(note, transcript)
     assert checks == {"statements": 3, "grounded": 2, "bad_spans": 1, "negation_conflicts": 1}

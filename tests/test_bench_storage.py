@@ -73,8 +73,9 @@ def test_postgresql_in_a_schema_of_its_own_dropped_afterwards(capsys, settings, 
     check(result, "postgresql")
     engine = make_engine(PG_URL)
     with engine.connect() as connection:
-        left = connection.execute(text("SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"),
-                                  {"s": result["schema"]}).scalar()
+        left = connection.execute(
+            text("SELECT count(*) FROM information_schema.schemata WHERE schema_name = :s"), {"s": result["schema"]}
+        ).scalar()
     engine.dispose()
     assert result["schema"].startswith("scribe_bench_") and left == 0
 

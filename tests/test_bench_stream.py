@@ -17,12 +17,14 @@ from streaming.client import StreamFailed, StreamResult
 from tests.conftest import SAMPLES
 
 
-@pytest.mark.parametrize("keeps, at_end, largest, largest_at_end", [
-    ({1: True, 4: False, 8: True}, {1: True, 4: True, 8: False}, 1, 4),
-    ({1: False, 4: False, 8: False}, {1: False, 4: False, 8: False}, 0, 0),
-])
-def test_every_round_runs_and_largest_n_stops_at_the_first_miss(monkeypatch, keeps, at_end, largest,
-                                                                 largest_at_end):
+@pytest.mark.parametrize(
+    "keeps, at_end, largest, largest_at_end",
+    [
+        ({1: True, 4: False, 8: True}, {1: True, 4: True, 8: False}, 1, 4),
+        ({1: False, 4: False, 8: False}, {1: False, 4: False, 8: False}, 0, 0),
+    ],
+)
+def test_every_round_runs_and_largest_n_stops_at_the_first_miss(monkeypatch, keeps, at_end, largest, largest_at_end):
     ran = []
 
     async def fake_round(base_url, token, items, n, keep_up_s, records, offline):
@@ -40,8 +42,12 @@ def test_every_round_runs_and_largest_n_stops_at_the_first_miss(monkeypatch, kee
 def test_a_round_counts_refusals_apart_and_sets_each_wer_beside_offline(monkeypatch):
     items = [(item, b"") for item in discover(Path(SAMPLES))][:2]
     (first, _), (second, _) = items
-    answers = iter([StreamFailed("server refused the stream: server_busy: full", "server_busy"),
-                    StreamFailed("connection lost and 5 reconnects failed", None)])
+    answers = iter(
+        [
+            StreamFailed("server refused the stream: server_busy: full", "server_busy"),
+            StreamFailed("connection lost and 5 reconnects failed", None),
+        ]
+    )
 
     async def fake_stream(url, pcm, **kwargs):
         if url.endswith("-0-0/stream"):  # the first client's first file is served, word for word

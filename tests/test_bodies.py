@@ -58,9 +58,20 @@ def send(app, method: str, path: str, headers: dict[str, str], chunks, *, declar
     raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     if declared is not None:
         raw.append((b"content-length", str(declared).encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": raw,
-             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
     asyncio.run(app(scope, receive, send_))
     return answer["status"], json.loads(answer["body"]), pulled
 
@@ -71,8 +82,7 @@ def endless(size: int = 64 * 1024, first: bytes = b""):
         yield b"\0" * size
 
 
-FILE_PART = (b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
-             b"Content-Type: image/png\r\n\r\n")
+FILE_PART = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
 
 
 def test_a_declared_body_over_the_limit_is_refused_before_any_of_it_is_read(api: TestClient):
@@ -117,16 +127,20 @@ def test_the_stored_upload_is_the_spooled_file_moved_into_place(api: TestClient)
 
     encounter = new_encounter(api)
     audio = (SAMPLES / "urology_asthma.wav").read_bytes()
-    response = api.post(f"/v1/encounters/{encounter}/audio", content=audio,
-                        headers={**DR_A, "Content-Type": "audio/wav"})
+    response = api.post(
+        f"/v1/encounters/{encounter}/audio", content=audio, headers={**DR_A, "Content-Type": "audio/wav"}
+    )
     assert response.status_code == 200, response.text
     with api.app.state.database.session() as session:
         [upload] = session.scalars(select(AudioUpload).where(AudioUpload.encounter_id == encounter)).all()
     settings = api.app.state.settings
     assert (settings.audio_dir / upload.path).read_bytes() == audio and upload.size_bytes == len(audio)
     assert list((settings.audio_dir / "~incoming").iterdir()) == []
-    bad = api.post(f"/v1/encounters/{encounter}/audio", content=b"RIFF\0\0\0\0WAVEjunk" * 100,
-                   headers={**DR_A, "Content-Type": "audio/wav"})
+    bad = api.post(
+        f"/v1/encounters/{encounter}/audio",
+        content=b"RIFF\0\0\0\0WAVEjunk" * 100,
+        headers={**DR_A, "Content-Type": "audio/wav"},
+    )
     assert bad.status_code == 422 and "the upload" in bad.text and "~incoming" not in bad.text
     assert list((settings.audio_dir / "~incoming").iterdir()) == []
 
@@ -145,10 +159,15 @@ def test_a_multipart_image_within_the_limit_still_works(api: TestClient):
     from tests.test_lifecycle_api import png
 
     encounter = new_encounter(api)
-    response = api.post(f"/v1/encounters/{encounter}/images", headers=DR_A, files={"file": ("a.png", png(), "image/png")})
+    response = api.post(
+        f"/v1/encounters/{encounter}/images", headers=DR_A, files={"file": ("a.png", png(), "image/png")}
+    )
     assert response.status_code == 201 and response.json()["format"] == "png"
-    broken = api.post(f"/v1/encounters/{encounter}/images", content=b"--x\r\nnonsense",
-                      headers={**DR_A, "Content-Type": "multipart/form-data; boundary=x"})
+    broken = api.post(
+        f"/v1/encounters/{encounter}/images",
+        content=b"--x\r\nnonsense",
+        headers={**DR_A, "Content-Type": "multipart/form-data; boundary=x"},
+    )
     assert broken.status_code in (400, 422) and broken.json()["resourceType"] == "OperationOutcome"
 
 
@@ -159,7 +178,7 @@ def _long_wav(path: Path, minutes: float) -> np.ndarray:
     samples = (rng.standard_normal(count) * 0.01).astype(np.float32)
     t = np.arange(16000) / 16000
     for start in range(0, count - 16000, 7 * 16000):
-        samples[start:start + 16000] += 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
+        samples[start : start + 16000] += 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
     pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
@@ -212,8 +231,15 @@ def test_a_long_upload_is_transcribed_window_by_window_on_one_clock(tmp_path: Pa
 
         def transcribe(self, audio, *, context=None, progress=None):
             self.lengths.append(len(audio))
-            return Transcript("a b", "en", "fake", "fake", len(audio) / 16000, 0.5, [
-                Segment(0, 1.0, 2.0, "a", None, [Word("a", 1.0, 2.0)]), Segment(1, 3.0, 4.0, "b")])
+            return Transcript(
+                "a b",
+                "en",
+                "fake",
+                "fake",
+                len(audio) / 16000,
+                0.5,
+                [Segment(0, 1.0, 2.0, "a", None, [Word("a", 1.0, 2.0)]), Segment(1, 3.0, 4.0, "b")],
+            )
 
     transcript = transcribe_file(Engine(), path, AudioLimits(), None, window_s=60)
     windows = len(Engine.lengths)  # each window ends at its quietest moment, so 5 minutes make 6 windows
@@ -227,6 +253,7 @@ def test_a_long_upload_is_transcribed_window_by_window_on_one_clock(tmp_path: Pa
 
 
 # ------------------------------------------------------------------------------------------ a real server
+
 
 def _memory_kb(pid: int, *, reset_peak: bool = False) -> dict[str, int]:
     """VmRSS and VmHWM (peak) of process `pid`; `reset_peak` first starts a new peak (Linux clear_refs 5)."""
@@ -242,8 +269,10 @@ def _memory_kb(pid: int, *, reset_peak: bool = False) -> dict[str, int]:
 
 def _request_head(port: int, path: str, token: str, media: str, length: int | None) -> bytes:
     size = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Type: {media}\r\n{size}\r\n\r\n").encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: {media}\r\n{size}\r\n\r\n"
+    ).encode()
 
 
 def _send_until_answered(port: int, head: bytes, chunks, *, chunked: bool) -> tuple[bytes, int, float]:
@@ -293,8 +322,11 @@ def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: 
     try:
         token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
         enrol(tmp_path / "data", token)
-        encounter = httpx.post(f"http://127.0.0.1:{port}/v1/encounters", json={"patient": {"id": "pt-1"}},
-                               headers={"Authorization": f"Bearer {token}"}).json()["id"]
+        encounter = httpx.post(
+            f"http://127.0.0.1:{port}/v1/encounters",
+            json={"patient": {"id": "pt-1"}},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["id"]
         path = f"/v1/encounters/{encounter}/audio"
         before = _memory_kb(server.pid, reset_peak=True)
 
@@ -310,9 +342,11 @@ def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: 
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         after = _memory_kb(server.pid)
         growth = (after["VmHWM"] - before["VmRSS"]) / 1024
-        print(f"chunked 120 MB: 413 after {sent / MB:.0f} MiB sent in {seconds:.1f} s; server RSS "
-              f"{before['VmRSS'] / 1024:.0f} MB before, peak {after['VmHWM'] / 1024:.0f} MB "
-              f"(growth {max(growth, 0):.0f} MB)")
+        print(
+            f"chunked 120 MB: 413 after {sent / MB:.0f} MiB sent in {seconds:.1f} s; server RSS "
+            f"{before['VmRSS'] / 1024:.0f} MB before, peak {after['VmHWM'] / 1024:.0f} MB "
+            f"(growth {max(growth, 0):.0f} MB)"
+        )
         assert 100 <= sent / MB <= 110 and growth <= 150
         assert not list((tmp_path / "data" / "audio" / "~incoming").iterdir())
     finally:
@@ -358,10 +392,15 @@ def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path:
         token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
         enrol(tmp_path / "data", token)
         headers = {"Authorization": f"Bearer {token}"}
-        encounter = httpx.post(f"http://127.0.0.1:{port}/v1/encounters", json={"patient": {"id": "pt-1"}},
-                               headers=headers).json()["id"]
-        warm = httpx.post(f"http://127.0.0.1:{port}/v1/encounters/{encounter}/audio", content=speech,
-                          headers={**headers, "Content-Type": "audio/wav"}, timeout=300)
+        encounter = httpx.post(
+            f"http://127.0.0.1:{port}/v1/encounters", json={"patient": {"id": "pt-1"}}, headers=headers
+        ).json()["id"]
+        warm = httpx.post(
+            f"http://127.0.0.1:{port}/v1/encounters/{encounter}/audio",
+            content=speech,
+            headers={**headers, "Content-Type": "audio/wav"},
+            timeout=300,
+        )
         assert warm.status_code == 200  # the engine's first use allocates what it keeps
         warmed = _memory_kb(server.pid)
         before = _memory_kb(server.pid, reset_peak=True)
@@ -374,9 +413,12 @@ def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path:
         import time
 
         started = time.perf_counter()
-        response = httpx.post(f"http://127.0.0.1:{port}/v1/encounters/{encounter}/audio", content=body(),
-                              headers={**headers, "Content-Type": "audio/wav", "Content-Length": str(size)},
-                              timeout=1800)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/encounters/{encounter}/audio",
+            content=body(),
+            headers={**headers, "Content-Type": "audio/wav", "Content-Length": str(size)},
+            timeout=1800,
+        )
         seconds = time.perf_counter() - started
         after = _memory_kb(server.pid)
     finally:
@@ -385,11 +427,15 @@ def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path:
     assert response.status_code == 200, response.text
     transcript = response.json()
     growth = (after["VmHWM"] - before["VmRSS"]) / 1024
-    print(f"\nafter a first short upload the server holds {warmed['VmRSS'] / 1024:.0f} MB "
-          f"(it peaked at {warmed['VmHWM'] / 1024:.0f} MB)")
-    print(f"{size / 1e6:.0f} MB upload ({transcript['duration_s'] / 60:.0f} min) transcribed in {seconds:.0f} s; "
-          f"server RSS {before['VmRSS'] / 1024:.0f} MB before, peak {after['VmHWM'] / 1024:.0f} MB "
-          f"(growth {max(growth, 0):.0f} MB)")
+    print(
+        f"\nafter a first short upload the server holds {warmed['VmRSS'] / 1024:.0f} MB "
+        f"(it peaked at {warmed['VmHWM'] / 1024:.0f} MB)"
+    )
+    print(
+        f"{size / 1e6:.0f} MB upload ({transcript['duration_s'] / 60:.0f} min) transcribed in {seconds:.0f} s; "
+        f"server RSS {before['VmRSS'] / 1024:.0f} MB before, peak {after['VmHWM'] / 1024:.0f} MB "
+        f"(growth {max(growth, 0):.0f} MB)"
+    )
     assert "148 over 92" in transcript["text"]
     assert transcript["duration_s"] == pytest.approx(size / 32000, abs=1)
     assert growth <= 150

@@ -24,8 +24,18 @@ import soundfile
 import soxr
 
 from scribe.wer import normalize, word_errors
-from tests.browser import (ARTIFACTS, GARBLED_WER, Shots, chromium, offline_text, same_origin, service,
-                           sign_in, speech_onset, wav_seconds)
+from tests.browser import (
+    ARTIFACTS,
+    GARBLED_WER,
+    Shots,
+    chromium,
+    offline_text,
+    same_origin,
+    service,
+    sign_in,
+    speech_onset,
+    wav_seconds,
+)
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.slow
@@ -74,7 +84,8 @@ def record_until_played(page, wav: Path, *, extra_s: float = 1.5, during=None) -
     """Press record and wait until the microphone has played all of `wav` (plus `extra_s` of silence)."""
     page.get_by_test_id("record").click()
     page.locator('[data-testid="transcript"] .segment, [data-testid="transcript"] .partial').first.wait_for(
-        timeout=30_000)
+        timeout=30_000
+    )
     deadline = time.monotonic() + wav_seconds(wav) + extra_s
     if during is not None:
         during()
@@ -105,16 +116,20 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
         page.get_by_test_id("new-encounter").click()
         page.get_by_test_id("patient-id").fill(PATIENT)
         shots.take(page, "new-encounter")
-        record_until_played(page, microphone.wav,
-                            during=lambda: (page.wait_for_timeout(4000), shots.take(page, "recording")))
+        record_until_played(
+            page, microphone.wav, during=lambda: (page.wait_for_timeout(4000), shots.take(page, "recording"))
+        )
         streamed = stop_and_wait(page)
         shots.take(page, "stopped")
         seen = timings(page)
         encounter_id = page.url.rsplit("/", 1)[1]
         connection = page.get_by_test_id("connection-state")
         stored_bytes = (served.data_dir / "audio" / encounter_id / "audio.pcm").stat().st_size
-        assert connection.get_attribute("data-captured-bytes") == connection.get_attribute("data-acked-bytes") \
+        assert (
+            connection.get_attribute("data-captured-bytes")
+            == connection.get_attribute("data-acked-bytes")
             == str(stored_bytes)
+        )
 
         # the transcript on the page matches the recording about as well as offline transcription of the same audio
         # (the audio the server stored, which the browser resampled on capture)
@@ -176,8 +191,11 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
 
         # the EHR pulls it
         token = served.ehr_token()
-        found = httpx.get(f"{served.base}/fhir/DocumentReference", params={"patient": PATIENT},
-                          headers={"Authorization": f"Bearer {token}"}).json()
+        found = httpx.get(
+            f"{served.base}/fhir/DocumentReference",
+            params={"patient": PATIENT},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
         assert found["total"] == 1
         resource = found["entry"][0]["resource"]
         assert resource["id"] == note_id and resource["docStatus"] == "final"
@@ -187,14 +205,21 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
         offsite = same_origin(browser.requests, served.base)
         assert offsite == [], offsite
 
-    figures = {"first_partial_latency_s": round(latency, 3), "streamed_wer": round(streamed_wer, 3),
-               "offline_wer": round(offline_wer, 3), "encounter_page_bytes": weight["bytes"],
-               "encounter_page_requests": weight["requests"], "requests_off_origin": len(offsite),
-               "connection_states": seen["states"]}
+    figures = {
+        "first_partial_latency_s": round(latency, 3),
+        "streamed_wer": round(streamed_wer, 3),
+        "offline_wer": round(offline_wer, 3),
+        "encounter_page_bytes": weight["bytes"],
+        "encounter_page_requests": weight["requests"],
+        "requests_off_origin": len(offsite),
+        "connection_states": seen["states"],
+    }
     shots.record(figures)
-    print(f"\nbrowser whole day: first partial {latency:.2f} s after speech starts; streamed WER {streamed_wer:.3f} "
-          f"(offline {offline_wer:.3f}); encounter page {weight['bytes'] / 1024:.1f} KB in {weight['requests']} "
-          f"requests; 0 requests off the origin; screenshots in {ARTIFACTS / 'whole-day'}")
+    print(
+        f"\nbrowser whole day: first partial {latency:.2f} s after speech starts; streamed WER {streamed_wer:.3f} "
+        f"(offline {offline_wer:.3f}); encounter page {weight['bytes'] / 1024:.1f} KB in {weight['requests']} "
+        f"requests; 0 requests off the origin; screenshots in {ARTIFACTS / 'whole-day'}"
+    )
     assert latency <= 1.5, figures
     assert weight["bytes"] <= 300 * 1024, figures
 
@@ -242,17 +267,23 @@ def seam_runs(offline: str, streamed: str, share: float = SEAM_SHARE) -> tuple[i
     near = share * len(ref.split())
 
     def repeats(start: int, end: int) -> bool:
-        before = set(hyp[max(0, start - 2 * (end - start) - 2):start])
+        before = set(hyp[max(0, start - 2 * (end - start) - 2) : start])
         return 2 * sum(word in before for word in hyp[start:end]) >= end - start
 
-    inserted = [c.hyp_end_idx - c.hyp_start_idx for c in out.alignments[0]
-                if c.type == "insert" and c.ref_start_idx <= near and repeats(c.hyp_start_idx, c.hyp_end_idx)]
-    deleted = [c.ref_end_idx - c.ref_start_idx for c in out.alignments[0] if c.type == "delete" and c.ref_start_idx <= near]
+    inserted = [
+        c.hyp_end_idx - c.hyp_start_idx
+        for c in out.alignments[0]
+        if c.type == "insert" and c.ref_start_idx <= near and repeats(c.hyp_start_idx, c.hyp_end_idx)
+    ]
+    deleted = [
+        c.ref_end_idx - c.ref_start_idx for c in out.alignments[0] if c.type == "delete" and c.ref_start_idx <= near
+    ]
     return max(inserted, default=0), max(deleted, default=0), jiwer.visualize_alignment(out)
 
 
-def test_a_server_killed_mid_recording_loses_and_repeats_nothing(tmp_path: Path, models_dir: Path,
-                                                                 microphone: Microphone):
+def test_a_server_killed_mid_recording_loses_and_repeats_nothing(
+    tmp_path: Path, models_dir: Path, microphone: Microphone
+):
     shots = Shots("server-killed")
     audio, rate = microphone.audio, microphone.rate
     with service(tmp_path, models_dir) as served, chromium(microphone.wav) as browser:
@@ -290,7 +321,7 @@ def test_a_server_killed_mid_recording_loses_and_repeats_nothing(tmp_path: Path,
     # A resend or a skipped stretch at the seam would shift the end by at least a whole frame (100 ms); the capture
     # itself drifts while the machine is busy restarting the server (up to 60 ms measured on a loaded 2-core CI).
     heard = soxr.resample(stored, stored_rate, rate)
-    first, last = audio[rate * 1: rate * 4], audio[-rate * 5: -rate * 2]
+    first, last = audio[rate * 1 : rate * 4], audio[-rate * 5 : -rate * 2]
     shift = offset_of(last, heard) - offset_of(first, heard)
     expected = (len(audio) - rate * 5) - rate * 1
     assert abs(shift - expected) < rate * 0.09, (shift, expected)
@@ -301,11 +332,20 @@ def test_a_server_killed_mid_recording_loses_and_repeats_nothing(tmp_path: Path,
     inserted, dropped, alignment = seam_runs(offline, streamed)
     streamed_wer = word_errors(microphone.reference, streamed).wer
     offline_wer = word_errors(microphone.reference, offline).wer
-    shots.record({"states": seen["states"], "longest_insertion_vs_offline": inserted,
-                  "longest_deletion_vs_offline": dropped, "streamed_wer": round(streamed_wer, 3),
-                  "offline_wer": round(offline_wer, 3), "stored_audio_s": round(len(stored) / stored_rate, 2)})
-    print(f"\nserver killed mid-recording: states {seen['states']}; streamed WER {streamed_wer:.3f} "
-          f"(offline {offline_wer:.3f}); longest run inserted {inserted}, dropped {dropped} words vs offline")
+    shots.record(
+        {
+            "states": seen["states"],
+            "longest_insertion_vs_offline": inserted,
+            "longest_deletion_vs_offline": dropped,
+            "streamed_wer": round(streamed_wer, 3),
+            "offline_wer": round(offline_wer, 3),
+            "stored_audio_s": round(len(stored) / stored_rate, 2),
+        }
+    )
+    print(
+        f"\nserver killed mid-recording: states {seen['states']}; streamed WER {streamed_wer:.3f} "
+        f"(offline {offline_wer:.3f}); longest run inserted {inserted}, dropped {dropped} words vs offline"
+    )
     assert max(inserted, dropped) <= LONGEST_RUN, alignment
     assert word_errors(offline, streamed).wer < GARBLED_WER, alignment
 
@@ -322,9 +362,21 @@ def test_a_newcomer_signs_a_note_with_only_what_the_first_start_prints(tmp_path:
 
     require_chromium()
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", "from scribe.cli import main; main()", "serve", "--port",
-                               str(port), "--data-dir", str(tmp_path / "new-install")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from scribe.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "new-install"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     printed: list[str] = []
     reader = threading.Thread(target=lambda: printed.extend(server.stderr), daemon=True)  # type: ignore[arg-type]
     reader.start()

@@ -19,9 +19,8 @@ import soundfile
 
 from scribe.auth.tokens import create_token
 from scribe.wer import word_errors
-from tests.browser import (GARBLED_WER, USERNAME, Service, Shots, chromium, offline_text, same_origin, service,
-                           sign_in)
 from tests.accounts import enrol
+from tests.browser import GARBLED_WER, USERNAME, Service, Shots, chromium, offline_text, same_origin, service, sign_in
 from tests.conftest import SAMPLES
 from tests.test_browser_app import PATIENT
 from tests.test_lifecycle_api import png
@@ -53,11 +52,15 @@ def drafted_note(served: Service, *, patient: str | None = PATIENT) -> tuple[str
         body = {"patient": {"id": patient, "name": "Jane Roe"}} if patient else {}
         encounter = api.post("/v1/encounters", json={**body, "mode": "dictation"}).json()["id"]
         if patient:
-            records = api.post(f"/v1/encounters/{encounter}/records", headers={"Content-Type": "application/fhir+json"},
-                               content=(SAMPLES / "cardiology_followup.bundle.json").read_bytes())
+            records = api.post(
+                f"/v1/encounters/{encounter}/records",
+                headers={"Content-Type": "application/fhir+json"},
+                content=(SAMPLES / "cardiology_followup.bundle.json").read_bytes(),
+            )
             assert records.status_code == 201, records.text
-        upload = api.post(f"/v1/encounters/{encounter}/audio", content=DICTATION.read_bytes(),
-                          headers={"Content-Type": "audio/wav"})
+        upload = api.post(
+            f"/v1/encounters/{encounter}/audio", content=DICTATION.read_bytes(), headers={"Content-Type": "audio/wav"}
+        )
         assert upload.status_code == 200, upload.text
         note = api.post(f"/v1/encounters/{encounter}/note")
         assert note.status_code == 201, note.text
@@ -106,7 +109,9 @@ def test_two_tabs_versions_keyboard_sign_amend_and_addendum(served: Service):
         second.get_by_test_id("apply-my-edit").click()
         conflict.wait_for(state="hidden")
         texts = second.locator('[data-testid="note"] .statement .text').all_text_contents()
-        assert "Atrial fibrillation, rate controlled." in texts and "Palpitations resolved since the last visit." in texts
+        assert (
+            "Atrial fibrillation, rate controlled." in texts and "Palpitations resolved since the last visit." in texts
+        )
         assert original not in texts
 
         # version history: 1 drafted, 2 and 3 the two edits
@@ -256,7 +261,8 @@ def test_tablet_width_labels_and_record_by_keyboard(served: Service):
         started = time.monotonic()
         page.keyboard.press("Alt+r")
         page.locator('[data-testid="transcript"] .segment, [data-testid="transcript"] .partial').first.wait_for(
-            timeout=30_000)
+            timeout=30_000
+        )
         page.keyboard.press("Alt+p")
         page.locator('[data-testid="connection-state"][data-state="paused"]').wait_for()
         assert page.get_by_test_id("pause").text_content() == "Resume"
@@ -283,8 +289,10 @@ def test_the_engine_choice_appears_when_several_are_configured(served: Service):
     encounter, _ = drafted_note(served)
     with chromium(DICTATION) as browser:
         page = browser.new_page()
-        page.route("**/v1/note-engines", lambda route: route.fulfill(
-            json={"default": "openai", "engines": ["extractive", "openai"]}))
+        page.route(
+            "**/v1/note-engines",
+            lambda route: route.fulfill(json={"default": "openai", "engines": ["extractive", "openai"]}),
+        )
         sign_in(page, served.base)
         page.goto(f"{served.base}/encounters/{encounter}")
         choice = page.get_by_test_id("engine")
@@ -348,22 +356,29 @@ def test_conflicts_show_both_values_and_unsure_words_are_underlined(served: Serv
     from scribe.store import open_database
     from scribe.store.models import Encounter
     from scribe.transcript import Transcript
-    from tests.test_record_conflicts import NAPROXEN, PATIENT as CHART_PATIENT, heard
+    from tests.test_record_conflicts import NAPROXEN, heard
+    from tests.test_record_conflicts import PATIENT as CHART_PATIENT
     from tests.test_records import bundle
 
     segment = heard("I take naproxen 100 milligrams daily for my knee.", {"100": 0.31, "knee.": 0.2})
     with rest(served) as api:
         encounter = api.post("/v1/encounters", json={"patient": {"id": CHART_PATIENT["id"]}, "mode": "dictation"})
         encounter = encounter.json()["id"]
-        records = api.post(f"/v1/encounters/{encounter}/records", headers={"Content-Type": "application/fhir+json"},
-                           json=bundle(CHART_PATIENT, NAPROXEN))
+        records = api.post(
+            f"/v1/encounters/{encounter}/records",
+            headers={"Content-Type": "application/fhir+json"},
+            json=bundle(CHART_PATIENT, NAPROXEN),
+        )
         assert records.status_code == 201, records.text
         database = open_database(Settings(data_dir=served.data_dir, secret_key=KEY))
         try:
             with database.session() as session, session.begin():
-                save_transcript(session, session.get(Encounter, encounter),
-                                Transcript(segment.text, "en", "whisper", "test", segment.end, 0.0, [segment]),
-                                source="upload")
+                save_transcript(
+                    session,
+                    session.get(Encounter, encounter),
+                    Transcript(segment.text, "en", "whisper", "test", segment.end, 0.0, [segment]),
+                    source="upload",
+                )
         finally:
             database.engine.dispose()
         note = api.post(f"/v1/encounters/{encounter}/note")

@@ -120,8 +120,15 @@ def test_medasr_without_weights_exits_4(capsys):
     assert code == 4 and "MedASR weights not found" in err and "scribe models pull medasr" in err
 
 
-@pytest.mark.parametrize("args", [["transcribe"], ["transcribe", "x.wav", "--engine", "kaldi"],
-                                  ["transcribe", "x.wav", "--format", "docx"], ["frobnicate"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["transcribe"],
+        ["transcribe", "x.wav", "--engine", "kaldi"],
+        ["transcribe", "x.wav", "--format", "docx"],
+        ["frobnicate"],
+    ],
+)
 def test_usage_errors_exit_2(capsys, args):
     code, out, _ = cli(capsys, *args)
     assert code == 2 and out == ""
@@ -156,8 +163,12 @@ def test_models_verify_fails_on_corruption(capsys, tmp_path: Path, monkeypatch):
 
 def test_console_script_entry_point(tmp_path: Path):
     """The real process: a usage error prints help text, not a traceback, and exits 2."""
-    proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "transcribe", "--nope"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from scribe.cli import main; main()", "transcribe", "--nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "No such option" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -167,8 +178,13 @@ def test_progress_bar_goes_to_stderr_only(settings: Settings):
 
     env = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "SCRIBE_DATA_DIR": str(settings.data_dir)}
     sample = SAMPLES / "cardiology_followup.wav"
-    proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "transcribe", str(sample)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from scribe.cli import main; main()", "transcribe", str(sample)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "cardiology_followup.wav" in proc.stderr and "/14 s" in proc.stderr
     assert "\x1b" not in proc.stdout and proc.stdout.count("\n") == 1
@@ -195,8 +211,19 @@ def leaf_commands() -> list[list[str]]:
 
 def test_every_command_is_found():
     names = {" ".join(words) for words in leaf_commands()}
-    assert {"transcribe", "note", "serve", "stream", "dictate", "db upgrade", "token create", "users add",
-            "clients list", "models verify", "bench stream"} <= names and len(names) >= 20
+    assert {
+        "transcribe",
+        "note",
+        "serve",
+        "stream",
+        "dictate",
+        "db upgrade",
+        "token create",
+        "users add",
+        "clients list",
+        "models verify",
+        "bench stream",
+    } <= names and len(names) >= 20
 
 
 @pytest.mark.parametrize("words", leaf_commands(), ids=" ".join)

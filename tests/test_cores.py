@@ -15,12 +15,15 @@ def machine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cores.os, "sched_getaffinity", lambda _pid: set(range(64)), raising=False)
 
 
-@pytest.mark.parametrize(("cpu_max", "expected"), [
-    ("200000 100000\n", 2),  # a Kubernetes pod limited to 2 CPUs
-    ("150000 100000\n", 2),  # 1.5 CPUs: a second worker still has half a core
-    ("50000 100000\n", 1),
-    ("max 100000\n", 64),  # no quota
-])
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        ("200000 100000\n", 2),  # a Kubernetes pod limited to 2 CPUs
+        ("150000 100000\n", 2),  # 1.5 CPUs: a second worker still has half a core
+        ("50000 100000\n", 1),
+        ("max 100000\n", 64),  # no quota
+    ],
+)
 def test_cgroup_v2_quota_bounds_the_cores(tmp_path: Path, machine: None, cpu_max: str, expected: int):
     (tmp_path / "cpu.max").write_text(cpu_max)
     assert usable_cores(tmp_path) == expected

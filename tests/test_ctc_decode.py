@@ -47,9 +47,12 @@ def test_greedy_collapses_repeats_and_drops_blank_and_skip_ids() -> None:
 
 
 MET_FOR_MID = (
-    {"\u2581met": 0.9}, B,
-    {"\u2581for": 0.55, "form": 0.45}, B,
-    {"\u2581mid": 0.55, "in": 0.45}, B,
+    {"\u2581met": 0.9},
+    B,
+    {"\u2581for": 0.55, "form": 0.45},
+    B,
+    {"\u2581mid": 0.55, "in": 0.45},
+    B,
 )
 
 
@@ -94,7 +97,12 @@ def test_skip_ids_count_as_blank_in_the_beam() -> None:
 
 def test_hotword_terms() -> None:
     assert hotword_terms(["Metformin 500 MG Oral Tablet", "metformin", "Type 2 diabetes", "Penicillin G"]) == [
-        "metformin", "oral", "tablet", "type", "diabetes", "penicillin",
+        "metformin",
+        "oral",
+        "tablet",
+        "type",
+        "diabetes",
+        "penicillin",
     ]
 
 

@@ -90,15 +90,22 @@ def test_a_restored_database_serves_the_same_encounters_and_notes(tmp_path: Path
     with TestClient(create_app(settings_for(first), load_asr=False)) as client:
         enrol(client.app.state.database, bearer())
         with client.app.state.database.session() as session, session.begin():
-            encounter = create_encounter(session, Principal("dr-b", ("user/*.*",), 0), patient_id="pt-77",
-                                         encounter_id="enc-backup-1")
-            save_transcript(session, encounter, Transcript(SAID, "en", "whisper", "base", 9.0, 1.0,
-                                                           [Segment(0, 0.0, 9.0, SAID, None, [])]), source="upload")
+            encounter = create_encounter(
+                session, Principal("dr-b", ("user/*.*",), 0), patient_id="pt-77", encounter_id="enc-backup-1"
+            )
+            save_transcript(
+                session,
+                encounter,
+                Transcript(SAID, "en", "whisper", "base", 9.0, 1.0, [Segment(0, 0.0, 9.0, SAID, None, [])]),
+                source="upload",
+            )
         drafted = client.post("/v1/encounters/enc-backup-1/note", headers=bearer())
         assert drafted.status_code == 201, drafted.text
         note_id = drafted.json()["id"]
-        originals = [client.get(path, headers=bearer()).json()
-                     for path in ("/v1/encounters/enc-backup-1", f"/v1/notes/{note_id}", "/v1/encounters")]
+        originals = [
+            client.get(path, headers=bearer()).json()
+            for path in ("/v1/encounters/enc-backup-1", f"/v1/notes/{note_id}", "/v1/encounters")
+        ]
     code, out, err = cli(capsys, "db", "backup", tmp_path, "--data-dir", first)  # a directory: named by the time
     assert code == 0, err
     backup = Path(out.strip())
@@ -108,8 +115,10 @@ def test_a_restored_database_serves_the_same_encounters_and_notes(tmp_path: Path
     assert code == 0, err
     assert out.strip() == str(second / "scribe.db") and f"migration {HEAD}" in err and "recordings" in err
     with TestClient(create_app(settings_for(second), load_asr=False)) as client:
-        restored = [client.get(path, headers=bearer()).json()
-                    for path in ("/v1/encounters/enc-backup-1", f"/v1/notes/{note_id}", "/v1/encounters")]
+        restored = [
+            client.get(path, headers=bearer()).json()
+            for path in ("/v1/encounters/enc-backup-1", f"/v1/notes/{note_id}", "/v1/encounters")
+        ]
     assert restored == originals and originals[1]["note"]
 
 
@@ -158,12 +167,15 @@ def from_the_future(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda path: path, "there is no backup file at"),
-    (not_a_database, "is not a SQLite database"),
-    (without_revision, "is not a scribe database"),
-    (from_the_future, "is at migration 9999, which this scribe does not know"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path, "there is no backup file at"),
+        (not_a_database, "is not a SQLite database"),
+        (without_revision, "is not a scribe database"),
+        (from_the_future, "is at migration 9999, which this scribe does not know"),
+    ],
+)
 def test_restore_refuses_what_is_not_a_scribe_backup(tmp_path: Path, capsys, make, message):
     code, out, err = cli(capsys, "db", "restore", make(tmp_path / "backup.db"), "--data-dir", tmp_path / "data")
     assert code == 3 and message in err and out == ""

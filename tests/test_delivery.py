@@ -3,7 +3,7 @@
 import asyncio
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from scribe.delivery import deliver_due, delivery_loop, enqueue, pending_count, retry_delay
-from scribe.fhir import NoteDocument, document_reference
+from scribe.fhir.delivery import deliver_due, delivery_loop, enqueue, pending_count, retry_delay
+from scribe.fhir.resources import NoteDocument, document_reference
 from scribe.store.db import Database, make_engine
 from scribe.store.outbox import OutboxMessage
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 class FhirServer:
@@ -86,9 +86,22 @@ def database(tmp_path) -> Database:
 
 
 def signed(note_id: str, **changes) -> dict:
-    values = dict(note_id=note_id, version=2, status="signed", note_type="progress_note", patient_id="pt-1",
-                  author="dr.jones", created_at=NOW, updated_at=NOW, text="t", html="<p>t</p>",
-                  engine="extractive", model=None, signed_by="dr.jones", signed_at=NOW)
+    values = dict(
+        note_id=note_id,
+        version=2,
+        status="signed",
+        note_type="progress_note",
+        patient_id="pt-1",
+        author="dr.jones",
+        created_at=NOW,
+        updated_at=NOW,
+        text="t",
+        html="<p>t</p>",
+        engine="extractive",
+        model=None,
+        signed_by="dr.jones",
+        signed_at=NOW,
+    )
     values.update(changes)
     return document_reference(NoteDocument(**values), embed=True)
 
@@ -119,8 +132,9 @@ def test_failures_back_off_and_retry_until_delivered(database, ehr):
         assert deliver_due(database, ehr.url, client, now=NOW).failed == 0  # not due again yet
         with database.session() as session:
             message = session.scalars(select(OutboxMessage)).one()
-            assert message.last_error == "HTTP 500" and message.next_attempt_at.replace(tzinfo=timezone.utc) == \
-                NOW + timedelta(seconds=retry_delay(1))
+            assert message.last_error == "HTTP 500" and message.next_attempt_at.replace(tzinfo=UTC) == NOW + timedelta(
+                seconds=retry_delay(1)
+            )
         assert deliver_due(database, ehr.url, client, now=NOW + timedelta(seconds=6)).failed == 1
         assert deliver_due(database, ehr.url, client, now=NOW + timedelta(seconds=60)).delivered == 1
     assert len(ehr.resources) == 1 and pending_count(database) == 0

@@ -41,8 +41,11 @@ HOUR = 3600
 
 def env_example() -> dict[str, str]:
     """deploy/env.example as the `.env` compose interpolates from."""
-    pairs = (line.split("=", 1) for line in (DEPLOY / "env.example").read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in (DEPLOY / "env.example").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
     return {name.strip(): value.strip() for name, value in pairs}
 
 
@@ -73,8 +76,11 @@ def compose() -> dict:
 
 def k8s_documents() -> dict[str, list[dict]]:
     """Every Kubernetes manifest under deploy/k8s, by file name (kustomization.yaml is kustomize's, not the API's)."""
-    return {path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-            for path in sorted(K8S.glob("*.yaml")) if path.name != "kustomization.yaml"}
+    return {
+        path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        for path in sorted(K8S.glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+    }
 
 
 def k8s_objects(kind: str | None = None) -> list[dict]:
@@ -237,8 +243,12 @@ def test_compose_validates_against_the_compose_specification(tmp_path: Path):
     interpolated = tmp_path / "compose.yaml"
     interpolated.write_text(yaml.safe_dump(interpolate(compose(), env_example())))
     for path in (DEPLOY / "compose.yaml", interpolated):
-        result = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-                                 str(path)], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -270,10 +280,13 @@ def test_compose_keeps_the_database_and_backs_it_up():
 def test_compose_points_the_openai_note_engine_at_the_vllm_service():
     doc = interpolate(compose(), env_example())
     services = doc["services"]
-    settings = Settings(**{  # the values scribe would read, through its own validation
-        "note_engine": services["scribe"]["environment"]["SCRIBE_NOTE_ENGINE"],
-        "llm_base_url": services["scribe"]["environment"]["SCRIBE_LLM_BASE_URL"],
-        "llm_model": services["scribe"]["environment"]["SCRIBE_LLM_MODEL"]})
+    settings = Settings(
+        **{  # the values scribe would read, through its own validation
+            "note_engine": services["scribe"]["environment"]["SCRIBE_NOTE_ENGINE"],
+            "llm_base_url": services["scribe"]["environment"]["SCRIBE_LLM_BASE_URL"],
+            "llm_model": services["scribe"]["environment"]["SCRIBE_LLM_MODEL"],
+        }
+    )
     assert settings.note_engine == "openai"
     host_port = re.fullmatch(r"http://([\w-]+):(\d+)/v1", settings.llm_base_url)
     assert host_port and host_port.group(1) in services, settings.llm_base_url
@@ -310,9 +323,7 @@ def test_every_scribe_variable_deploy_sets_is_a_real_setting():
         used |= {name for name in service.get("environment", {}) if name.startswith("SCRIBE_")}
     for doc in k8s_objects("ConfigMap") + k8s_objects("Secret"):
         used |= {name for name in {**doc.get("data", {}), **doc.get("stringData", {})} if name.startswith("SCRIBE_")}
-    for name, value in dockerfile_env().items():
-        if name.startswith("SCRIBE_"):
-            used.add(name)
+    used |= {name for name in dockerfile_env() if name.startswith("SCRIBE_")}
     assert used, "deploy sets no SCRIBE_ variable at all"
     assert used <= known, f"not scribe settings: {sorted(used - known)}"
 
@@ -322,7 +333,7 @@ def test_secrets_are_never_literal_and_placeholders_cannot_run(tmp_path: Path, m
     from scribe.errors import ConfigError
 
     for name, service in compose()["services"].items():
-        for variable, value in service.get("environment", {}).items():
+        for variable in service.get("environment", {}):
             if re.search(r"SECRET|PASSWORD|TOKEN|API_KEY", variable) and not variable.endswith(("_FILE", "_PATH")):
                 pytest.fail(f"{name} sets {variable} literally; use a compose secret")
     # The config secret is a TOML file scribe reads through SCRIBE_CONFIG: its template loads as settings...
@@ -364,7 +375,9 @@ def test_dockerfile_builds_in_two_stages_and_runs_unprivileged_on_volumes():
     instructions = dockerfile_instructions()
     stages = [args for name, args in instructions if name == "FROM"]
     assert len(stages) == 2 and stages[0].split()[0] == stages[1].split()[0], "both stages on the same base"
-    assert "build" in stages[0].split()[-1] and any("--from=build" in args for name, args in instructions if name == "COPY")
+    assert "build" in stages[0].split()[-1] and any(
+        "--from=build" in args for name, args in instructions if name == "COPY"
+    )
     user = [args for name, args in instructions if name == "USER"][-1]
     assert user.split(":")[0].isdigit() and int(user.split(":")[0]) != 0
     env = dockerfile_env()
@@ -455,8 +468,9 @@ def live_app(tmp_path: Path):
 
 
 def run_healthcheck(url: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(DEPLOY / "healthcheck.py"), url], capture_output=True, text=True,
-                          timeout=30)
+    return subprocess.run(
+        [sys.executable, str(DEPLOY / "healthcheck.py"), url], capture_output=True, text=True, timeout=30
+    )
 
 
 def test_healthcheck_passes_only_once_speech_recognition_is_loaded(live_app):
@@ -484,14 +498,21 @@ def test_nginx_proxies_hour_long_websockets_and_the_largest_upload():
     stream = location_for("/v1/encounters/ENC-1/stream", locations)
     assert stream["proxy_set_header"].count("Upgrade $http_upgrade") == 1
     assert "Connection $connection_upgrade" in stream["proxy_set_header"]
-    assert "$connection_upgrade" in nginx_conf() and re.search(r"map\s+\$http_upgrade\s+\$connection_upgrade", nginx_conf())
+    assert "$connection_upgrade" in nginx_conf() and re.search(
+        r"map\s+\$http_upgrade\s+\$connection_upgrade", nginx_conf()
+    )
     for timeout in ("proxy_read_timeout", "proxy_send_timeout", "send_timeout"):
         assert nginx_seconds(stream[timeout][-1]) >= HOUR, timeout
     assert stream["proxy_buffering"] == ["off"]
     # The largest body scribe takes is audio; nginx must let it through so scribe's own limit answers.
     defaults = Settings()
-    largest = max(defaults.max_audio_bytes, defaults.max_image_bytes, defaults.max_records_bytes,
-                  defaults.max_note_bytes, defaults.max_form_bytes)
+    largest = max(
+        defaults.max_audio_bytes,
+        defaults.max_image_bytes,
+        defaults.max_records_bytes,
+        defaults.max_note_bytes,
+        defaults.max_form_bytes,
+    )
     assert nginx_bytes(server["client_max_body_size"]) >= largest
     # An upload waits up to SCRIBE_UPLOAD_WAIT_S for its transcript; nginx must not give up first.
     upload = location_for("/v1/encounters/ENC-1/audio", locations)
@@ -501,7 +522,9 @@ def test_nginx_proxies_hour_long_websockets_and_the_largest_upload():
     assert location_for("/v1/notes/x", locations) is not stream
     # Every location sends to the scribe service's port, the one the image listens on.
     assert "$scribe_upstream scribe:8000" in server["set"]
-    assert all(block["proxy_pass"] == ["http://$scribe_upstream"] for block in locations.values() if "proxy_pass" in block)
+    assert all(
+        block["proxy_pass"] == ["http://$scribe_upstream"] for block in locations.values() if "proxy_pass" in block
+    )
     assert server["ssl_certificate"].startswith("/etc/nginx/certs/")
     mounts = compose()["services"]["proxy"]["volumes"]
     assert "./nginx/scribe.conf:/etc/nginx/conf.d/default.conf:ro" in mounts
@@ -512,8 +535,12 @@ def test_every_proxied_location_forwards_host_scheme_client_and_request_id():
     """nginx drops all of the server block's proxy_set_header in a location that sets one of its own (the websocket
     location must): scribe would see nginx's address, plain http and no request id on its streams."""
     _, locations = nginx_tls_server()
-    forwarded = {"Host $host", "X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $scheme",
-                 "X-Request-ID $request_id"}
+    forwarded = {
+        "Host $host",
+        "X-Forwarded-For $proxy_add_x_forwarded_for",
+        "X-Forwarded-Proto $scheme",
+        "X-Request-ID $request_id",
+    }
     server_level = set(re.findall(r"^ {4}proxy_set_header\s+([^;]+);", nginx_conf(), re.M))
     assert forwarded <= server_level
     own = {name: block for name, block in locations.items() if "proxy_pass" in block and "proxy_set_header" in block}
@@ -526,17 +553,40 @@ def test_nginx_accepts_the_configuration(tmp_path: Path):
     nginx, openssl = shutil.which("nginx") or "/usr/sbin/nginx", shutil.which("openssl")
     if not Path(nginx).exists() or openssl is None:
         pytest.skip("nginx and openssl are needed (.ci/run installs nginx)")
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-keyout", str(tmp_path / "tls.key"), "-out", str(tmp_path / "tls.crt")],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(tmp_path / "tls.key"),
+            "-out",
+            str(tmp_path / "tls.crt"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     site = nginx_conf().replace("/etc/nginx/certs/", f"{tmp_path}/")
     assert site != nginx_conf()
     (tmp_path / "scribe.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(  # the official image's main file, reduced: http{} includes the site
         f"pid {tmp_path}/nginx.pid;\nerror_log stderr;\nevents {{}}\n"
-        f"http {{\n  access_log off;\n  include {tmp_path}/scribe.conf;\n}}\n")
-    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                             "-e", "stderr"], capture_output=True, text=True, timeout=60)
+        f"http {{\n  access_log off;\n  include {tmp_path}/scribe.conf;\n}}\n"
+    )
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -588,8 +638,11 @@ def test_manifests_refer_only_to_objects_they_define():
             if "persistentVolumeClaim" in volume:
                 assert ("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]) in defined
     for service in k8s_objects("Service"):
-        targets = [d for d in k8s_objects("Deployment")
-                   if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        targets = [
+            d
+            for d in k8s_objects("Deployment")
+            if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
         assert len(targets) == 1, f"Service {service['metadata']['name']} selects {len(targets)} Deployments"
         port_names = {p["name"] for c in targets[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
         assert all(port["targetPort"] in port_names for port in service["spec"]["ports"])
@@ -601,11 +654,15 @@ def test_manifests_refer_only_to_objects_they_define():
                 assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
     deployment = k8s_object("Deployment", "scribe")
     for selecting in k8s_objects("PodDisruptionBudget") + [deployment]:
-        assert selecting["spec"]["selector"]["matchLabels"].items() <= \
-            deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert (
+            selecting["spec"]["selector"]["matchLabels"].items()
+            <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        )
     for policy in k8s_objects("NetworkPolicy"):
-        assert any(policy["spec"]["podSelector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
-                   for d in k8s_objects("Deployment"))
+        assert any(
+            policy["spec"]["podSelector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            for d in k8s_objects("Deployment")
+        )
 
 
 def test_kubernetes_runs_real_commands_and_migrates_with_the_same_image():
@@ -688,8 +745,11 @@ def test_ingress_keeps_hour_long_streams_and_takes_the_largest_upload():
     assert hosts == {public.removeprefix("https://")}
     assert json.loads(k8s_object("ConfigMap", "scribe-settings")["data"]["SCRIBE_ALLOWED_ORIGINS"]) == [public]
     metrics = k8s_object("Ingress", "scribe-metrics")
-    assert metrics["spec"]["rules"][0]["http"]["paths"][0] == {**metrics["spec"]["rules"][0]["http"]["paths"][0],
-                                                              "path": "/metrics", "pathType": "Exact"}
+    assert metrics["spec"]["rules"][0]["http"]["paths"][0] == {
+        **metrics["spec"]["rules"][0]["http"]["paths"][0],
+        "path": "/metrics",
+        "pathType": "Exact",
+    }
 
 
 def test_vllm_serves_medgemma_on_its_gpus_for_the_openai_engine():
@@ -701,15 +761,18 @@ def test_vllm_serves_medgemma_on_its_gpus_for_the_openai_engine():
     assert args["--tensor-parallel-size"] == "$(MEDGEMMA_TP)"  # expanded by Kubernetes from the env
     gpus = container["resources"]["requests"]["nvidia.com/gpu"]
     assert gpus == container["resources"]["limits"]["nvidia.com/gpu"] == int(env["MEDGEMMA_TP"])
-    settings = Settings(**{"llm_base_url": k8s_object("ConfigMap", "scribe-settings")["data"]["SCRIBE_LLM_BASE_URL"],
-                           "llm_model": k8s_object("ConfigMap", "scribe-settings")["data"]["SCRIBE_LLM_MODEL"]})
+    settings = Settings(
+        **{
+            "llm_base_url": k8s_object("ConfigMap", "scribe-settings")["data"]["SCRIBE_LLM_BASE_URL"],
+            "llm_model": k8s_object("ConfigMap", "scribe-settings")["data"]["SCRIBE_LLM_MODEL"],
+        }
+    )
     assert args["--model"] == settings.llm_model == "google/medgemma-27b-text-it"
     url = re.fullmatch(r"http://([\w-]+)\.(\w+)\.svc:(\d+)/v1", settings.llm_base_url)
     assert url and url.group(1) == service["metadata"]["name"] and url.group(2) == service["metadata"]["namespace"]
     assert int(url.group(3)) == service["spec"]["ports"][0]["port"] and args.get("--port", "8000") == "8000"
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
-    cache = next(v for v in deployment["spec"]["template"]["spec"]["volumes"]
-                 if v["name"] == mounts[env["HF_HOME"]])
+    cache = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mounts[env["HF_HOME"]])
     assert "persistentVolumeClaim" in cache
     assert "google/medgemma-4b-it" in (K8S / "vllm.yaml").read_text()
 
@@ -717,8 +780,7 @@ def test_vllm_serves_medgemma_on_its_gpus_for_the_openai_engine():
 # ---------------------------------------------------------------------------------------------------- alerts
 
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
-PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-                "offset"}
+PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
 PROMETHEUS_SERIES = {"up"}  # made by Prometheus itself for every scrape target
 
 
@@ -733,8 +795,7 @@ def promql_metric_names(expr: str) -> set[str]:
     bare = re.sub(r"\{[^}]*\}", " ", bare)
     bare = re.sub(r"\[[^\]]*\]", " ", bare)
     bare = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
-    return {name for name in re.findall(r"(?<![\w.])([A-Za-z_:][\w:]*)\b(?!\s*\()", bare)
-            if name not in PROMQL_WORDS}
+    return {name for name in re.findall(r"(?<![\w.])([A-Za-z_:][\w:]*)\b(?!\s*\()", bare) if name not in PROMQL_WORDS}
 
 
 def exported_metric_names(data_dir: Path) -> set[str]:
@@ -743,8 +804,9 @@ def exported_metric_names(data_dir: Path) -> set[str]:
 
     from scribe.api.app import create_app
 
-    settings = Settings(data_dir=data_dir, secret_key="k" * 40, ehr_fhir_url="http://127.0.0.1:9/fhir",
-                        delivery_interval_s=3600)
+    settings = Settings(
+        data_dir=data_dir, secret_key="k" * 40, ehr_fhir_url="http://127.0.0.1:9/fhir", delivery_interval_s=3600
+    )
     app = create_app(settings, load_asr=False)
     with TestClient(app) as client:
         whisper = SimpleNamespace(name="whisper", model="test", workers=1)
@@ -767,23 +829,33 @@ def test_alert_rules_are_prometheus_rule_groups():
             assert set(rule) <= {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}, rule
             assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", rule["alert"])
             assert isinstance(rule["expr"], str) and rule["expr"].strip()
-            assert rule["expr"].count("(") == rule["expr"].count(")") and rule["expr"].count("{") == \
-                rule["expr"].count("}")
+            assert rule["expr"].count("(") == rule["expr"].count(")") and rule["expr"].count("{") == rule["expr"].count(
+                "}"
+            )
             assert re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", str(rule.get("for", "0s"))), rule["alert"]
             assert rule["labels"]["severity"] in {"page", "warning"}
             assert {"summary", "description"} <= set(rule["annotations"])
             assert all(isinstance(value, str) for value in [*rule["labels"].values(), *rule["annotations"].values()])
     alerts = [rule["alert"] for rule in alert_rules()]
     assert len(set(alerts)) == len(alerts)
-    covered = {"ScribeNodeNotReady", "ScribeStreamsRefused", "ScribePassQueueHigh", "ScribeOutboxBacklogGrowing",
-               "ScribeHttpServerErrors", "ScribeNoteDraftingSlow"}
+    covered = {
+        "ScribeNodeNotReady",
+        "ScribeStreamsRefused",
+        "ScribePassQueueHigh",
+        "ScribeOutboxBacklogGrowing",
+        "ScribeHttpServerErrors",
+        "ScribeNoteDraftingSlow",
+    }
     assert covered <= set(alerts)
     assert "prometheus/alerts.yaml" in (DEPLOY / "README.md").read_text()
 
 
 def test_alert_rules_use_only_metrics_scribe_exports(tmp_path: Path):
-    assert promql_metric_names('sum by (instance) (rate(a_total{status=~"5.."}[5m])) / on(x) b:c > 0.05 and d') \
-        == {"a_total", "b:c", "d"}
+    assert promql_metric_names('sum by (instance) (rate(a_total{status=~"5.."}[5m])) / on(x) b:c > 0.05 and d') == {
+        "a_total",
+        "b:c",
+        "d",
+    }
     exported = exported_metric_names(tmp_path)
     for rule in alert_rules():
         used = promql_metric_names(rule["expr"])
@@ -810,10 +882,13 @@ def test_image_command_serves_from_a_read_only_root(tmp_path: Path):
     root = Path(image_env["SCRIBE_DATA_DIR"])  # every volume of the image lies under the data directory, and /tmp
     for name in ("SCRIBE_AUDIO_DIR", "HF_HOME", "HOME"):
         assert Path(image_env[name]).is_relative_to(root), f"{name} is outside the image's volumes"
-    env = {name: value.replace(str(root), str(volumes / "data")) for name, value in image_env.items()
-           if name != "PATH"}
-    env.update(TMPDIR=str(volumes / "tmp"), SCRIBE_SECRET_KEY="k" * 40, PYTHONPATH=str(REPO),
-               PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    env = {name: value.replace(str(root), str(volumes / "data")) for name, value in image_env.items() if name != "PATH"}
+    env.update(
+        TMPDIR=str(volumes / "tmp"),
+        SCRIBE_SECRET_KEY="k" * 40,
+        PYTHONPATH=str(REPO),
+        PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin",
+    )
     for directory in (volumes / "tmp", Path(env["SCRIBE_AUDIO_DIR"]), volumes / "data" / "models"):
         directory.mkdir(parents=True, exist_ok=True)
     free = socket.socket()
@@ -823,12 +898,18 @@ def test_image_command_serves_from_a_read_only_root(tmp_path: Path):
     argv = scribe_argv(dockerfile_exec_form("ENTRYPOINT"), dockerfile_exec_form("CMD"))
     argv[argv.index("--host") + 1], argv[argv.index("--port") + 1] = "127.0.0.1", str(port)
     server_command = shlex.join([sys.executable, "-m", "scribe.cli", *argv])
-    script = (f"mount --bind {shlex.quote(str(volumes))} {shlex.quote(str(volumes))} && "
-              f"mount -o remount,bind,ro / && ! touch /ro-probe 2>/dev/null && exec {server_command}")
+    script = (
+        f"mount --bind {shlex.quote(str(volumes))} {shlex.quote(str(volumes))} && "
+        f"mount -o remount,bind,ro / && ! touch /ro-probe 2>/dev/null && exec {server_command}"
+    )
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        server = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 240
         while run_healthcheck(f"http://127.0.0.1:{port}/healthz").returncode != 0:

@@ -60,7 +60,11 @@ def test_docs_loads_only_same_origin_files_and_no_inline_script(client):
     assert not re.search(r"https?://", response.text)  # no other host, no CDN
     assert page.scripts and all(script.strip() == "" for script in page.scripts)
     assert {urlsplit(url).path.rsplit("/", 1)[-1] for url in page.urls} == {
-        "favicon.png", "swagger-ui.css", "swagger-ui-bundle.js", "init.js"}
+        "favicon.png",
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "init.js",
+    }
     for url in page.urls:
         assert url.startswith("/") and not url.startswith("//"), url
         asset = client.get(url)

@@ -51,8 +51,9 @@ class FailoverNode:
         self.starts += 1
         log = self.data_dir / f"node-{self.name}-{self.starts}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = launch_server(self.data_dir, self.port, self.models_dir, log=log,
-                                     env={**self.env, "SCRIBE_NODE_ID": f"node-{self.name}"})
+        self.process = launch_server(
+            self.data_dir, self.port, self.models_dir, log=log, env={**self.env, "SCRIBE_NODE_ID": f"node-{self.name}"}
+        )
         wait_until_serving(self.process, self.port, log=log)
 
     def stop(self, how: signal.Signals) -> None:
@@ -79,8 +80,12 @@ def test_forty_failovers_lose_and_repeat_no_acknowledged_audio(tmp_path: Path, m
         tester = open_database(Settings(data_dir=tmp_path / "tester", database_url=url))
         enrol(tester, DR_A)
         tester.engine.dispose()
-        env = {"SCRIBE_DATABASE_URL": url, "SCRIBE_AUDIO_DIR": str(tmp_path / "shared-audio"),
-               "SCRIBE_PUBLIC_URL": PUBLIC_URL, "SCRIBE_STREAM_LEASE_S": str(LEASE_S)}
+        env = {
+            "SCRIBE_DATABASE_URL": url,
+            "SCRIBE_AUDIO_DIR": str(tmp_path / "shared-audio"),
+            "SCRIBE_PUBLIC_URL": PUBLIC_URL,
+            "SCRIBE_STREAM_LEASE_S": str(LEASE_S),
+        }
         nodes = [FailoverNode(name, tmp_path / f"data-{name}", models_dir, env) for name in ("a", "b")]
         nodes[0].start()  # one after the other: both migrating an empty database is the multinode tests' job
         nodes[1].start()
@@ -119,8 +124,12 @@ async def _fail_over(nodes: list[FailoverNode]) -> tuple[dict, bytes, dict]:
     acked = 0  # the last `ack`'s received_bytes
     readies: list[tuple[float, int]] = []  # (when, received_bytes) of every `ready`
     progress = asyncio.Event()
-    figures: dict = {"cycles": {"SIGTERM": 0, "SIGKILL": 0}, "resume_s": {"SIGTERM": [], "SIGKILL": []},
-                     "acked_bytes_lost": 0, "lease_s": LEASE_S}
+    figures: dict = {
+        "cycles": {"SIGTERM": 0, "SIGKILL": 0},
+        "resume_s": {"SIGTERM": [], "SIGKILL": []},
+        "acked_bytes_lost": 0,
+        "lease_s": LEASE_S,
+    }
 
     def heard(message: dict) -> None:
         nonlocal acked
@@ -141,7 +150,7 @@ async def _fail_over(nodes: list[FailoverNode]) -> tuple[dict, bytes, dict]:
         """The microphone: 100 ms at a time in real time, until the cycles are done."""
         position, began = 0, time.monotonic()
         while not done_cycles.is_set():
-            live.append(speech[position % len(speech): position % len(speech) + FRAME_BYTES])
+            live.append(speech[position % len(speech) : position % len(speech) + FRAME_BYTES])
             position += FRAME_BYTES
             await asyncio.sleep(max(0.0, began + position / 32000 - time.monotonic()))
         live.close()
@@ -157,7 +166,7 @@ async def _fail_over(nodes: list[FailoverNode]) -> tuple[dict, bytes, dict]:
             assert remaining > 0, "timed out"
             try:
                 await asyncio.wait_for(progress.wait(), min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     done_cycles = asyncio.Event()
@@ -168,23 +177,28 @@ async def _fail_over(nodes: list[FailoverNode]) -> tuple[dict, bytes, dict]:
         await until(lambda: readies, 60)
         for cycle in range(CYCLES):
             how = signal.SIGTERM if cycle % 2 == 0 else signal.SIGKILL
-            start_acked = acked
-            await until(lambda: acked >= start_acked + SLICE_BYTES, 60)
+            await until(lambda start=acked: acked >= start + SLICE_BYTES, 60)
             if restarting is not None:
                 await restarting  # the other node is up again: there is somewhere to go
             victim = nodes[serving]
             stopped_at, seen = time.monotonic(), len(readies)
             victim.stop(how)
             serving = 1 - serving
-            await until(lambda: len(readies) > seen, 60)
+            await until(lambda seen=seen: len(readies) > seen, 60)
             figures["cycles"][how.name] += 1
             figures["resume_s"][how.name].append(round(readies[seen][0] - stopped_at, 3))
             restarting = asyncio.create_task(asyncio.to_thread(_restart, victim))
         done_cycles.set()
 
     async def stream() -> dict:
-        result = await stream_pcm("ws://load-balancer", live, token=DR_A["Authorization"].split()[1],
-                                  on_message=heard, connect=route, max_reconnects=10)
+        result = await stream_pcm(
+            "ws://load-balancer",
+            live,
+            token=DR_A["Authorization"].split()[1],
+            on_message=heard,
+            connect=route,
+            max_reconnects=10,
+        )
         assert result.transcript is not None
         return result.transcript
 

@@ -1,7 +1,7 @@
 """FHIR R4 resources for notes: valid for fhir.resources R4B and carrying every code docs/fhir.md asks for."""
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fhir.resources.R4B.binary import Binary
@@ -9,16 +9,31 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.provenance import Provenance
 
 from scribe.errors import BadInputError
-from scribe.fhir import NoteDocument, binary, binary_ids, document_reference, fhir_id, provenance
+from scribe.fhir.resources import NoteDocument, binary, binary_ids, document_reference, fhir_id, provenance
 
-NOW = datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
 
 
 def make_doc(**changes) -> NoteDocument:
-    values = dict(note_id="note-1", version=1, status="draft", note_type="progress_note", patient_id="pt-1001",
-                  patient_name="Brian White", author="dr.jones", author_name="Dr Ana Jones", created_at=NOW,
-                  updated_at=NOW, text="S: chest pain", html="<p>S: chest pain</p>", engine="extractive",
-                  model=None, encounter_id="enc-1", period_start=NOW - timedelta(minutes=15), period_end=NOW)
+    values = dict(
+        note_id="note-1",
+        version=1,
+        status="draft",
+        note_type="progress_note",
+        patient_id="pt-1001",
+        patient_name="Brian White",
+        author="dr.jones",
+        author_name="Dr Ana Jones",
+        created_at=NOW,
+        updated_at=NOW,
+        text="S: chest pain",
+        html="<p>S: chest pain</p>",
+        engine="extractive",
+        model=None,
+        encounter_id="enc-1",
+        period_start=NOW - timedelta(minutes=15),
+        period_end=NOW,
+    )
     values.update(changes)
     return NoteDocument(**values)
 
@@ -32,19 +47,23 @@ def test_draft_document_reference_follows_us_core():
     DocumentReference.model_validate(resource)  # R4B shape
     assert resource["meta"]["profile"] == ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference"]
     assert ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "AIAST") in {
-        (s["system"], s["code"]) for s in resource["meta"]["security"]}
+        (s["system"], s["code"]) for s in resource["meta"]["security"]
+    }
     assert resource["status"] == "current" and resource["docStatus"] == "preliminary"
     assert codes(resource["type"]) == {("http://loinc.org", "11506-3")}
     assert codes(resource["category"][0]) == {
-        ("http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "clinical-note")}
+        ("http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category", "clinical-note")
+    }
     assert resource["subject"]["reference"] == "Patient/pt-1001"
     assert resource["author"] == [{"reference": "Practitioner/dr.jones", "display": "Dr Ana Jones"}]
     assert "authenticator" not in resource
     assert resource["identifier"][0]["value"] == "note-1"
     assert resource["context"]["period"]["start"].startswith("2026-11-24T10:15")
     contents = {c["attachment"]["contentType"]: c["attachment"]["url"] for c in resource["content"]}
-    assert contents == {"text/plain": "https://scribe.example/fhir/Binary/note-1-text",
-                        "text/html": "https://scribe.example/fhir/Binary/note-1-html"}
+    assert contents == {
+        "text/plain": "https://scribe.example/fhir/Binary/note-1-text",
+        "text/html": "https://scribe.example/fhir/Binary/note-1-html",
+    }
     assert all(c["format"]["code"] for c in resource["content"])
 
 
@@ -66,8 +85,9 @@ def test_signed_amended_and_retracted_lifecycle():
 def test_embedded_renderings_for_push():
     resource = document_reference(make_doc(), embed=True)
     DocumentReference.model_validate(resource)
-    data = {c["attachment"]["contentType"]: base64.b64decode(c["attachment"]["data"]).decode()
-            for c in resource["content"]}
+    data = {
+        c["attachment"]["contentType"]: base64.b64decode(c["attachment"]["data"]).decode() for c in resource["content"]
+    }
     assert data == {"text/plain": "S: chest pain", "text/html": "<p>S: chest pain</p>"}
     assert all("url" not in c["attachment"] for c in resource["content"])
 
@@ -94,7 +114,8 @@ def test_provenance_names_the_ai_device_and_the_signing_clinician():
     assert draft["target"] == [{"reference": "DocumentReference/note-1/_history/1"}]
     assert ("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE") in codes(draft["activity"])
     assert ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "AIAST") in {
-        (s["system"], s["code"]) for s in draft["meta"]["security"]}
+        (s["system"], s["code"]) for s in draft["meta"]["security"]
+    }
 
     signed_at = NOW + timedelta(hours=1)
     signed = provenance(make_doc(status="signed", version=2, signed_by="dr.jones", signed_at=signed_at))

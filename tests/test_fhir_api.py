@@ -15,16 +15,18 @@ from scribe.api.app import create_app
 from scribe.auth.smart import DRAFTS_SCOPE
 from scribe.auth.tokens import create_token
 from scribe.encounters import save_transcript
-from scribe.fhir import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
+from scribe.fhir.resources import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
 from scribe.notes.inputs import transcript_from_text
 from scribe.store.models import Encounter, Note
 from tests.accounts import SUITE_TTL_S, enrol
 
 KEY = b"s" * 40
 PUBLIC_URL = "https://scribe.example.org"
-DIALOGUE = ("[doctor] your blood pressure is 148 over 92 today .\n"
-            "[patient] i take lisinopril 10 mg daily .\n"
-            "[doctor] for your hypertension , increase lisinopril to 20 mg daily .\n")
+DIALOGUE = (
+    "[doctor] your blood pressure is 148 over 92 today .\n"
+    "[patient] i take lisinopril 10 mg daily .\n"
+    "[doctor] for your hypertension , increase lisinopril to 20 mg daily .\n"
+)
 
 
 def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",)) -> dict[str, str]:
@@ -39,8 +41,9 @@ EHR_DRAFTS = bearer("ehr-drafts", ("system/DocumentReference.rs", "system/Proven
 @pytest.fixture
 def api(database_target):
     settings, schema, _ = database_target
-    with TestClient(create_app(settings.model_copy(update={"public_url": PUBLIC_URL}),
-                               load_asr=False, database_schema=schema)) as client:
+    with TestClient(
+        create_app(settings.model_copy(update={"public_url": PUBLIC_URL}), load_asr=False, database_schema=schema)
+    ) as client:
         enrol(client.app.state.database, DR_A, DR_B, EHR, EHR_DRAFTS)
         yield client
 
@@ -90,8 +93,11 @@ def test_read_document_binary_provenance(api: TestClient):
     assert doc["meta"]["profile"] == [US_CORE_DOCREF] and AIAST in doc["meta"]["security"]
     assert doc["docStatus"] == "final" and doc["status"] == "current"
     assert doc["authenticator"]["reference"] == "Practitioner/dr-a"
-    assert doc["category"][0]["coding"][0] == {"system": US_CORE_CATEGORY, "code": "clinical-note",
-                                               "display": "Clinical Note"}
+    assert doc["category"][0]["coding"][0] == {
+        "system": US_CORE_CATEGORY,
+        "code": "clinical-note",
+        "display": "Clinical Note",
+    }
     assert doc["subject"]["reference"] == "Patient/pt-1"
     urls = {c["attachment"]["contentType"]: c["attachment"]["url"] for c in doc["content"]}
     assert urls["text/plain"] == f"https://scribe.example.org/fhir/Binary/{note_id}-text"
@@ -155,10 +161,13 @@ def test_checklist_searches_with_dates_paging_and_revinclude(api: TestClient):
 
     included = search(api, "patient=pt-7&_count=2&_revinclude=Provenance:target")
     assert len(ids(included)) == 2 and len(ids(included, "include")) == 2
-    assert all(e["resource"]["resourceType"] == "Provenance" for e in included["entry"]
-               if e["search"]["mode"] == "include")
-    assert "entry" not in search(api, "patient=pt-7&_summary=count") and \
-        search(api, "patient=pt-7&_summary=count")["total"] == 5
+    assert all(
+        e["resource"]["resourceType"] == "Provenance" for e in included["entry"] if e["search"]["mode"] == "include"
+    )
+    assert (
+        "entry" not in search(api, "patient=pt-7&_summary=count")
+        and search(api, "patient=pt-7&_summary=count")["total"] == 5
+    )
 
 
 def test_amendment_supersedes_in_fhir(api: TestClient):
@@ -183,21 +192,24 @@ def test_clinicians_see_only_their_notes(api: TestClient):
     assert set(ids(search(api, "patient=pt-4", EHR))) == {mine, theirs}
 
 
-@pytest.mark.parametrize("path, headers, status", [
-    ("/fhir/DocumentReference?patient=pt-1", {}, 401),
-    ("/fhir/DocumentReference?patient=pt-1", {"Authorization": "Bearer junk"}, 401),
-    ("/fhir/DocumentReference?patient=pt-1", bearer("ehr-2", ("system/Observation.rs",)), 403),
-    ("/fhir/DocumentReference?nonsense=1", EHR, 400),
-    ("/fhir/DocumentReference?date=yesterday", EHR, 400),
-    ("/fhir/DocumentReference?date=2026-13-40", EHR, 400),
-    ("/fhir/DocumentReference?_count=x", EHR, 400),
-    ("/fhir/DocumentReference?status=final", EHR, 400),
-    ("/fhir/DocumentReference/does-not-exist", EHR, 404),
-    ("/fhir/Binary/nothing", EHR, 404),
-    ("/fhir/Provenance", EHR, 400),
-    ("/fhir/AuditEvent", EHR, 403),
-    ("/fhir/AuditEvent", DR_A, 403),
-])
+@pytest.mark.parametrize(
+    "path, headers, status",
+    [
+        ("/fhir/DocumentReference?patient=pt-1", {}, 401),
+        ("/fhir/DocumentReference?patient=pt-1", {"Authorization": "Bearer junk"}, 401),
+        ("/fhir/DocumentReference?patient=pt-1", bearer("ehr-2", ("system/Observation.rs",)), 403),
+        ("/fhir/DocumentReference?nonsense=1", EHR, 400),
+        ("/fhir/DocumentReference?date=yesterday", EHR, 400),
+        ("/fhir/DocumentReference?date=2026-13-40", EHR, 400),
+        ("/fhir/DocumentReference?_count=x", EHR, 400),
+        ("/fhir/DocumentReference?status=final", EHR, 400),
+        ("/fhir/DocumentReference/does-not-exist", EHR, 404),
+        ("/fhir/Binary/nothing", EHR, 404),
+        ("/fhir/Provenance", EHR, 400),
+        ("/fhir/AuditEvent", EHR, 403),
+        ("/fhir/AuditEvent", DR_A, 403),
+    ],
+)
 def test_errors_are_operation_outcomes(api: TestClient, path, headers, status):
     if headers.get("Authorization", "").count(".") == 2:
         enrol(api.app.state.database, headers)  # refused for the scope or the query, not for who it names
@@ -254,12 +266,14 @@ def test_stored_views_validate_for_every_state(api: TestClient):
     for n in (note_id, amendment, addendum):
         doc = api.get(f"/fhir/DocumentReference/{n}", headers=EHR_DRAFTS).json()
         DocumentReference.model_validate(doc)
-        prov = api.get(f"/fhir/Provenance?target=DocumentReference/{n}",
-                       headers=EHR_DRAFTS).json()["entry"][0]["resource"]
+        prov = api.get(f"/fhir/Provenance?target=DocumentReference/{n}", headers=EHR_DRAFTS).json()["entry"][0][
+            "resource"
+        ]
         Provenance.model_validate(prov)
         assert AIAST in prov["meta"]["security"]
-    assert api.get(f"/fhir/DocumentReference/{addendum}", headers=EHR_DRAFTS).json()["relatesTo"][0]["code"] == \
-        "appends"
+    assert (
+        api.get(f"/fhir/DocumentReference/{addendum}", headers=EHR_DRAFTS).json()["relatesTo"][0]["code"] == "appends"
+    )
     assert api.get(f"/fhir/DocumentReference/{amendment}", headers=EHR_DRAFTS).json()["docStatus"] == "preliminary"
     text = api.get(f"/fhir/Binary/{addendum}-text", headers=EHR_DRAFTS).text
     assert text.startswith("ADDENDUM\nseen again")
@@ -281,8 +295,12 @@ def test_the_ehr_sees_signed_notes_only_unless_granted_drafts(api: TestClient):
     for note_id in drafts:
         provenance = api.get(f"/fhir/Provenance?target=DocumentReference/{note_id}", headers=EHR).json()
         assert provenance["total"] == 0
-        for path in (f"/fhir/DocumentReference/{note_id}", f"/fhir/Binary/{note_id}-text",
-                     f"/fhir/Binary/{note_id}-html", f"/fhir/Provenance/{note_id}-v1"):
+        for path in (
+            f"/fhir/DocumentReference/{note_id}",
+            f"/fhir/Binary/{note_id}-text",
+            f"/fhir/Binary/{note_id}-html",
+            f"/fhir/Provenance/{note_id}-v1",
+        ):
             hidden = api.get(path, headers=EHR)
             assert hidden.status_code == 404 and hidden.json()["resourceType"] == "OperationOutcome", path
     assert api.get("/fhir/Provenance?patient=pt-6", headers=EHR).json()["total"] == 1

@@ -9,8 +9,18 @@ from scribe.transcript import Segment, Transcript, Word, join_segment_texts
 
 def make_transcript() -> Transcript:
     segments = [
-        Segment(0, 0.0, 2.5, "Patient reports chest pain.", words=[Word("Patient", 0.0, 0.4, 0.9), Word("reports", 0.4, 0.9),
-                                                                    Word("chest", 1.0, 1.5), Word("pain.", 1.6, 2.5)]),
+        Segment(
+            0,
+            0.0,
+            2.5,
+            "Patient reports chest pain.",
+            words=[
+                Word("Patient", 0.0, 0.4, 0.9),
+                Word("reports", 0.4, 0.9),
+                Word("chest", 1.0, 1.5),
+                Word("pain.", 1.6, 2.5),
+            ],
+        ),
         Segment(1, 3661.25, 3663.0, "Start metformin 500 mg.", speaker="doctor"),
     ]
     return Transcript(join_segment_texts(segments), "en", "whisper", "whisper-base", 3663.0, 1.5, segments)

@@ -18,13 +18,23 @@ def test_wheel_install_transcribes_a_sample(tmp_path: Path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)],
-                             capture_output=True, text=True, timeout=900)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(REPO)], capture_output=True, text=True, timeout=900
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     # Non-editable: the package and its templates come from site-packages, not from the checkout.
-    where = subprocess.run([str(python), "-c", "import scribe, scribe.resources as r, scribe.api.web as w; "
-                            "print(scribe.__file__); print(r.templates_dir()); print(w.STATIC_DIR)"],
-                           capture_output=True, text=True, cwd=tmp_path, check=True)
+    where = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import scribe, scribe.resources as r, scribe.api.web as w; "
+            "print(scribe.__file__); print(r.templates_dir()); print(w.STATIC_DIR)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
     module_file, templates, static = where.stdout.split()
     assert str(env_dir) in module_file and str(env_dir) in templates
     assert (Path(templates) / "web" / "docs.html.j2").is_file() and (Path(static) / "docs" / "init.js").is_file()
@@ -34,9 +44,22 @@ def test_wheel_install_transcribes_a_sample(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCRIBE_")}
     env["SCRIBE_DATA_DIR"] = str(tmp_path / "data")
     run = subprocess.run(
-        [str(env_dir / "bin" / "scribe"), "transcribe", str(SAMPLE), "--mode", "dictation",
-         "--records", str(SAMPLE.with_name(SAMPLE.stem + ".bundle.json")), "--format", "json"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+        [
+            str(env_dir / "bin" / "scribe"),
+            "transcribe",
+            str(SAMPLE),
+            "--mode",
+            "dictation",
+            "--records",
+            str(SAMPLE.with_name(SAMPLE.stem + ".bundle.json")),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr
     transcript = json.loads(run.stdout)

@@ -16,20 +16,26 @@ from tests.conftest import SAMPLES
 from tests.test_lifecycle_api import DR_A, api, new_encounter  # noqa: F401 - the fixture
 
 BUNDLE = json.loads((SAMPLES / "cardiology_followup.bundle.json").read_text())
-OBSERVATION = next(i for i, e in enumerate(BUNDLE["entry"]) if e["resource"]["resourceType"] == "Observation"
-                   and "valueQuantity" in e["resource"])
+OBSERVATION = next(
+    i
+    for i, e in enumerate(BUNDLE["entry"])
+    if e["resource"]["resourceType"] == "Observation" and "valueQuantity" in e["resource"]
+)
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b"[" * 100_000 + b"]" * 100_000, "nested 100000 levels deep; at most 64 are accepted"),
-    (b'{"a": NaN}', "NaN is not a JSON number"),
-    (b'{"a": [Infinity]}', "Infinity is not a JSON number"),
-    (b'{"a": -Infinity}', "-Infinity is not a JSON number"),
-    (b'{"a": 1e309}', "the number 1e309 is out of range"),
-    (b'{"a": 1', "not JSON (Expecting ',' delimiter at line 1 column 8)"),
-    (b"\xff{}", "not UTF-8 text"),
-    (b"[" + b"9" * 5000 + b"]", "not usable JSON (Exceeds the limit (4300 digits)"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested 100000 levels deep; at most 64 are accepted"),
+        (b'{"a": NaN}', "NaN is not a JSON number"),
+        (b'{"a": [Infinity]}', "Infinity is not a JSON number"),
+        (b'{"a": -Infinity}', "-Infinity is not a JSON number"),
+        (b'{"a": 1e309}', "the number 1e309 is out of range"),
+        (b'{"a": 1', "not JSON (Expecting ',' delimiter at line 1 column 8)"),
+        (b"\xff{}", "not UTF-8 text"),
+        (b"[" + b"9" * 5000 + b"]", "not usable JSON (Exceeds the limit (4300 digits)"),
+    ],
+)
 def test_what_the_parser_refuses(raw, message):
     with pytest.raises(BadInputError) as info:
         parse_json(raw, what="the thing")
@@ -55,14 +61,24 @@ def test_deep_nesting_is_a_422_on_every_json_route_and_the_server_stays_up(api: 
 
     encounter = new_encounter(api)
     with api.app.state.database.session() as session, session.begin():
-        save_transcript(session, session.get(Encounter, encounter),
-                        transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"), source="upload")
+        save_transcript(
+            session,
+            session.get(Encounter, encounter),
+            transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"),
+            source="upload",
+        )
     note = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
     json_type = {**DR_A, "Content-Type": "application/json"}
-    for method, path in [("POST", f"/v1/encounters/{encounter}/records"), ("PUT", f"/v1/notes/{note}"),
-                         ("POST", f"/v1/notes/{note}/sign"), ("POST", f"/v1/notes/{note}/amend"),
-                         ("POST", f"/v1/notes/{note}/addendum"), ("POST", f"/v1/encounters/{encounter}/note"),
-                         ("POST", "/v1/encounters"), ("PATCH", f"/v1/encounters/{encounter}")]:
+    for method, path in [
+        ("POST", f"/v1/encounters/{encounter}/records"),
+        ("PUT", f"/v1/notes/{note}"),
+        ("POST", f"/v1/notes/{note}/sign"),
+        ("POST", f"/v1/notes/{note}/amend"),
+        ("POST", f"/v1/notes/{note}/addendum"),
+        ("POST", f"/v1/encounters/{encounter}/note"),
+        ("POST", "/v1/encounters"),
+        ("PATCH", f"/v1/encounters/{encounter}"),
+    ]:
         body = DEEP if path.endswith(("/records", f"/notes/{note}")) else b"[" * 20_000 + b"]" * 20_000
         response = api.request(method, path, content=body, headers={**json_type, "If-Match": 'W/"1"'})
         assert response.status_code == 422, (method, path, response.status_code, response.text)
@@ -77,8 +93,11 @@ def test_deep_nesting_is_a_422_on_every_json_route_and_the_server_stays_up(api: 
 
 
 def _post_records(api: TestClient, encounter: str, content: bytes):
-    return api.post(f"/v1/encounters/{encounter}/records", content=content,
-                    headers={**DR_A, "Content-Type": "application/fhir+json"})
+    return api.post(
+        f"/v1/encounters/{encounter}/records",
+        content=content,
+        headers={**DR_A, "Content-Type": "application/fhir+json"},
+    )
 
 
 def test_records_are_refused_with_their_first_problem_named(api: TestClient):  # noqa: F811
@@ -96,10 +115,15 @@ def test_records_are_refused_with_their_first_problem_named(api: TestClient):  #
     for content, message in [
         (nan.encode(), "NaN is not a JSON number"),
         (twice.encode(), "the key 'type' appears twice in one object"),
-        (json.dumps(misspelled).encode(),
-         f"{observation}: not valid FHIR R4 Observation: valeuQuantity: Extra inputs are not permitted"),
+        (
+            json.dumps(misspelled).encode(),
+            f"{observation}: not valid FHIR R4 Observation: valeuQuantity: Extra inputs are not permitted",
+        ),
         (json.dumps(bad_date).encode(), f"{observation}: not valid FHIR R4 Observation: effectiveDateTime:"),
-        (json.dumps(no_type).encode(), "Bundle: not valid FHIR R4 Bundle: type: Value for the field 'type' is required"),
+        (
+            json.dumps(no_type).encode(),
+            "Bundle: not valid FHIR R4 Bundle: type: Value for the field 'type' is required",
+        ),
     ]:
         response = _post_records(api, encounter, content)
         assert response.status_code == 422, (message, response.text)
@@ -113,8 +137,11 @@ def test_the_cli_reads_records_with_the_same_parser(capsys, tmp_path: Path, sett
 
     bad = copy.deepcopy(BUNDLE)
     bad["entry"][OBSERVATION]["resource"]["issued"] = "yesterday"
-    cases = {"nan.json": json.dumps(BUNDLE).replace('"value": 150', '"value": NaN', 1),
-             "deep.json": "[" * 5000 + "]" * 5000, "invalid.json": json.dumps(bad)}
+    cases = {
+        "nan.json": json.dumps(BUNDLE).replace('"value": 150', '"value": NaN', 1),
+        "deep.json": "[" * 5000 + "]" * 5000,
+        "invalid.json": json.dumps(bad),
+    }
     transcript = tmp_path / "visit.txt"
     transcript.write_text("[doctor] blood pressure is 148 over 92 .\n")
     for name, content in cases.items():
@@ -124,8 +151,11 @@ def test_the_cli_reads_records_with_the_same_parser(capsys, tmp_path: Path, sett
             code = run([*command, "--records", str(path)])
             out, err = capsys.readouterr()
             assert code == 3 and out == "" and f"{path}: " in err and "Traceback" not in err, (name, command, err)
-            expected = {"nan.json": "NaN is not a JSON number", "deep.json": "levels deep",
-                        "invalid.json": "not valid FHIR R4 Observation: issued"}[name]
+            expected = {
+                "nan.json": "NaN is not a JSON number",
+                "deep.json": "levels deep",
+                "invalid.json": "not valid FHIR R4 Observation: issued",
+            }[name]
             assert expected in err, (name, command, err)
 
 

@@ -61,8 +61,15 @@ def test_json_lines_parse_and_carry_the_node_request_and_encounter_ids(read_log)
     contextvars.copy_context().run(in_a_stream)
     logging.getLogger("uvicorn.error").warning("outside any request")
     first, second = json_lines(read())
-    assert first == {**first, "level": "INFO", "logger": "scribe.streaming", "message": "stream closed after 3 frames",
-                     "node": "node-7", "request_id": "req-1", "encounter_id": "enc-9"}
+    assert first == {
+        **first,
+        "level": "INFO",
+        "logger": "scribe.streaming",
+        "message": "stream closed after 3 frames",
+        "node": "node-7",
+        "request_id": "req-1",
+        "encounter_id": "enc-9",
+    }
     stamp = datetime.fromisoformat(first["time"].replace("Z", "+00:00"))
     assert stamp.utcoffset() == timedelta(0) and first["time"].endswith("Z")
     assert second["logger"] == "uvicorn.error" and second["level"] == "WARNING" and second["node"] == "node-7"
@@ -72,8 +79,9 @@ def test_json_lines_parse_and_carry_the_node_request_and_encounter_ids(read_log)
 def test_credentials_are_redacted_in_json_lines_too(read_log):
     read = read_log
     logs.configure_logging("info", "json", node_id="node-7")
-    logging.getLogger("uvicorn.error").info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000",
-                                            "/v1/encounters/e/stream?ticket=S3CR3T")
+    logging.getLogger("uvicorn.error").info(
+        '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/v1/encounters/e/stream?ticket=S3CR3T"
+    )
     logging.getLogger("httpx").warning("headers %s", {"Authorization": "Bearer S3CR3T"})
     try:
         raise ValueError("GET /x?access_token=S3CR3T failed")
@@ -127,8 +135,9 @@ def test_a_streams_log_lines_name_its_encounter(app, read_log):
     token = create_token(KEY.encode(), "dr-j", ("user/*.*",), 600)
     enrol(app.state.database, token)
     logs.configure_logging("info", "json", node_id="node-7")
-    with client.websocket_connect("/v1/encounters/enc-json-1/stream", headers={
-            "Authorization": f"Bearer {token}", "X-Request-ID": "ws-1"}) as ws:
+    with client.websocket_connect(
+        "/v1/encounters/enc-json-1/stream", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "ws-1"}
+    ) as ws:
         ws.send_text(json.dumps({"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 1}))
         assert ws.receive_json()["type"] == "ready"
         assert ws.extra_headers is not None and (b"x-request-id", b"ws-1") in ws.extra_headers
@@ -148,10 +157,20 @@ def test_a_real_server_writes_every_log_line_as_json(tmp_path: Path):
     from websockets.sync.client import connect
 
     port = free_port()
-    env = {**os.environ, "SCRIBE_DATA_DIR": str(tmp_path / "data"), "SCRIBE_SECRET_KEY": KEY,
-           "SCRIBE_LOG_FORMAT": "json", "SCRIBE_NODE_ID": "node-json-1"}
-    server = subprocess.Popen([sys.executable, "-m", "scribe.cli", "serve", "--no-asr", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "SCRIBE_DATA_DIR": str(tmp_path / "data"),
+        "SCRIBE_SECRET_KEY": KEY,
+        "SCRIBE_LOG_FORMAT": "json",
+        "SCRIBE_NODE_ID": "node-json-1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scribe.cli", "serve", "--no-asr", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -173,6 +192,8 @@ def test_a_real_server_writes_every_log_line_as_json(tmp_path: Path):
     loggers = {line["logger"] for line in lines}
     assert {"uvicorn.error", "scribe.access"} <= loggers
     assert any(line["message"] == "Application startup complete." for line in lines)
-    assert any(line["logger"] == "scribe.access" and line["route"] == "/healthz" and line["request_id"] == "req-42"
-               for line in lines)
+    assert any(
+        line["logger"] == "scribe.access" and line["route"] == "/healthz" and line["request_id"] == "req-42"
+        for line in lines
+    )
     assert any("ticket=[redacted]" in line["message"] for line in lines)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from scribe.api.app import create_app
 from scribe.auth.smart import DRAFTS_SCOPE
 from scribe.auth.tokens import create_token
-from scribe.fhir import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
+from scribe.fhir.resources import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
 from tests.accounts import SUITE_TTL_S, enrol
 from tests.conftest import SAMPLES
 
@@ -47,8 +47,9 @@ def api(database_target):
 
 
 def new_encounter(api: TestClient, patient: str = "pt-1001", headers=DR_A, mode: str = "dictation") -> str:
-    response = api.post("/v1/encounters", json={"patient": {"id": patient, "name": "Jane Roe"}, "mode": mode},
-                        headers=headers)
+    response = api.post(
+        "/v1/encounters", json={"patient": {"id": patient, "name": "Jane Roe"}, "mode": mode}, headers=headers
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -57,12 +58,14 @@ def transcribed_encounter(api: TestClient) -> str:
     bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
     patient = json.loads(bundle)["entry"][0]["resource"]["id"]
     encounter = new_encounter(api, patient=patient)
-    response = api.post(f"/v1/encounters/{encounter}/records", content=bundle,
-                        headers={**DR_A, "Content-Type": "application/fhir+json"})
+    response = api.post(
+        f"/v1/encounters/{encounter}/records", content=bundle, headers={**DR_A, "Content-Type": "application/fhir+json"}
+    )
     assert response.status_code == 201, response.text
     audio = (SAMPLES / "cardiology_followup.wav").read_bytes()
-    response = api.post(f"/v1/encounters/{encounter}/audio", content=audio,
-                        headers={**DR_A, "Content-Type": "audio/wav"})
+    response = api.post(
+        f"/v1/encounters/{encounter}/audio", content=audio, headers={**DR_A, "Content-Type": "audio/wav"}
+    )
     assert response.status_code == 200, response.text
     assert "amlodipine" in response.json()["text"].lower()
     return encounter
@@ -78,8 +81,11 @@ def check_docref(resource: dict, *, doc_status: str, status: str = "current") ->
     assert resource["resourceType"] == "DocumentReference"
     assert resource["meta"]["profile"] == [US_CORE_DOCREF] and AIAST in resource["meta"]["security"]
     assert resource["status"] == status and resource["docStatus"] == doc_status
-    assert resource["type"]["coding"][0] == {"system": "http://loinc.org", "code": "11506-3",
-                                             "display": "Progress note"}
+    assert resource["type"]["coding"][0] == {
+        "system": "http://loinc.org",
+        "code": "11506-3",
+        "display": "Progress note",
+    }
     assert resource["category"][0]["coding"][0]["system"] == US_CORE_CATEGORY
     assert resource["category"][0]["coding"][0]["code"] == "clinical-note"
     assert {c["attachment"]["contentType"] for c in resource["content"]} == {"text/plain", "text/html"}
@@ -155,8 +161,7 @@ def test_full_lifecycle(api: TestClient):
 
     # Addendum to the signed amendment.
     assert api.post(f"/v1/notes/{new_id}/addendum", json={}, headers=DR_A).status_code == 422
-    extra = api.post(f"/v1/notes/{new_id}/addendum", json={"text": "Patient called: BP 130/80 at home."},
-                     headers=DR_A)
+    extra = api.post(f"/v1/notes/{new_id}/addendum", json={"text": "Patient called: BP 130/80 at home."}, headers=DR_A)
     assert extra.status_code == 201 and extra.json()["relates_to"] == {"code": "appends", "note_id": new_id}
     assert extra.json()["addendum"] == "Patient called: BP 130/80 at home."
     assert api.post(f"/v1/notes/{extra.json()['id']}/sign", headers=DR_A).status_code == 200
@@ -178,15 +183,18 @@ def test_encounter_rules(api: TestClient):
     assert api.get(f"/v1/encounters/{encounter}/transcript", headers=DR_A).status_code == 404
 
 
-@pytest.mark.parametrize("route, body, media, status", [
-    ("audio", b"", "audio/wav", 422),
-    ("audio", b"RIFF\x00\x00\x00\x00WAVEjunk", "audio/wav", 422),
-    ("records", b"{not json", "application/fhir+json", 422),
-    ("records", b'{"resourceType": "Bundle", "entry": "x"}', "application/json", 422),
-    ("records", b"{}", "text/plain", 415),
-    ("images", b"not an image", "image/png", 422),
-    ("images", b"GIF89a", "image/gif", 415),
-])
+@pytest.mark.parametrize(
+    "route, body, media, status",
+    [
+        ("audio", b"", "audio/wav", 422),
+        ("audio", b"RIFF\x00\x00\x00\x00WAVEjunk", "audio/wav", 422),
+        ("records", b"{not json", "application/fhir+json", 422),
+        ("records", b'{"resourceType": "Bundle", "entry": "x"}', "application/json", 422),
+        ("records", b"{}", "text/plain", 415),
+        ("images", b"not an image", "image/png", 422),
+        ("images", b"GIF89a", "image/gif", 415),
+    ],
+)
 def test_bad_uploads_are_clear_errors(api: TestClient, route, body, media, status):
     encounter = new_encounter(api)
     response = api.post(f"/v1/encounters/{encounter}/{route}", content=body, headers={**DR_A, "Content-Type": media})
@@ -200,16 +208,18 @@ def test_oversize_audio_is_413(database_target):
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as api:
         enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
-        response = api.post(f"/v1/encounters/{encounter}/audio", content=b"x" * 5000,
-                            headers={**DR_A, "Content-Type": "audio/wav"})
+        response = api.post(
+            f"/v1/encounters/{encounter}/audio", content=b"x" * 5000, headers={**DR_A, "Content-Type": "audio/wav"}
+        )
         assert response.status_code == 413 and response.json()["issue"][0]["code"] == "too-long"
 
 
 def test_records_of_another_patient_are_refused(api: TestClient):
     encounter = new_encounter(api, patient="someone-else")
     bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
-    response = api.post(f"/v1/encounters/{encounter}/records", content=bundle,
-                        headers={**DR_A, "Content-Type": "application/fhir+json"})
+    response = api.post(
+        f"/v1/encounters/{encounter}/records", content=bundle, headers={**DR_A, "Content-Type": "application/fhir+json"}
+    )
     assert response.status_code == 422 and "not this encounter's patient" in response.text
 
 
@@ -240,7 +250,7 @@ def test_sign_off_reaches_the_ehr_even_after_a_crash(database_target):
     """The outbox row is committed with the signature: a node that dies before delivering still delivers, once."""
     import time
 
-    from scribe.delivery import pending_count
+    from scribe.fhir.delivery import pending_count
     from tests.test_delivery import FhirServer
 
     settings, schema, _ = database_target
@@ -280,8 +290,12 @@ def _signed_text_note(api: TestClient) -> str:
 
     encounter = new_encounter(api)
     with api.app.state.database.session() as session, session.begin():
-        save_transcript(session, session.get(Encounter, encounter),
-                        transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"), source="upload")
+        save_transcript(
+            session,
+            session.get(Encounter, encounter),
+            transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"),
+            source="upload",
+        )
     note_id = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
     assert api.post(f"/v1/notes/{note_id}/sign", headers=DR_A).status_code == 200
     return note_id
@@ -316,16 +330,24 @@ def test_images_as_multipart_and_dicom(api: TestClient, tmp_path: Path):
     from tests.test_attachments import dicom
 
     encounter = new_encounter(api)
-    response = api.post(f"/v1/encounters/{encounter}/images", headers=DR_A,
-                        files={"file": ("cxr.png", png(), "image/png")})
+    response = api.post(
+        f"/v1/encounters/{encounter}/images", headers=DR_A, files={"file": ("cxr.png", png(), "image/png")}
+    )
     assert response.status_code == 201, response.text
     assert response.json()["id"] == "image-1" and response.json()["format"] == "png"
-    dicom = api.post(f"/v1/encounters/{encounter}/images", content=dicom(tmp_path).read_bytes(),
-                     headers={**DR_A, "Content-Type": "application/dicom"})
+    dicom = api.post(
+        f"/v1/encounters/{encounter}/images",
+        content=dicom(tmp_path).read_bytes(),
+        headers={**DR_A, "Content-Type": "application/dicom"},
+    )
     assert dicom.status_code == 201, dicom.text
     assert dicom.json()["id"] == "image-2" and dicom.json()["format"] == "dicom" and dicom.json()["modality"]
-    empty = api.post(f"/v1/encounters/{encounter}/images", headers=DR_A, data={"note": "no file"},
-                     files={"other": ("", b"", "application/octet-stream")})
+    empty = api.post(
+        f"/v1/encounters/{encounter}/images",
+        headers=DR_A,
+        data={"note": "no file"},
+        files={"other": ("", b"", "application/octet-stream")},
+    )
     assert empty.status_code == 422
 
 
@@ -337,8 +359,12 @@ def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestCl
 
     encounter = api.post("/v1/encounters", json={"mode": "dictation"}, headers=DR_A).json()["id"]
     with api.app.state.database.session() as session, session.begin():
-        save_transcript(session, session.get(Encounter, encounter),
-                        transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"), source="stream")
+        save_transcript(
+            session,
+            session.get(Encounter, encounter),
+            transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"),
+            source="stream",
+        )
     note_id = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
     ehr = EHR_DRAFTS  # a draft's FHIR view is for clients granted drafts
     assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).status_code == 404
@@ -348,8 +374,7 @@ def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestCl
     assert api.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": "pt-77"}}, headers=DR_B).status_code == 403
     named = api.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": "pt-77", "name": "A B"}}, headers=DR_A)
     assert named.status_code == 200 and named.json()["patient"] == {"id": "pt-77", "name": "A B"}
-    assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).json()["subject"]["reference"] == \
-        "Patient/pt-77"
+    assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).json()["subject"]["reference"] == "Patient/pt-77"
     assert api.get(f"/fhir/DocumentReference/{note_id}", headers=EHR).status_code == 404  # a draft, to the EHR
     assert api.post(f"/v1/notes/{note_id}/sign", headers=DR_A).status_code == 200
     assert api.get(f"/fhir/DocumentReference/{note_id}", headers=EHR).status_code == 200
@@ -360,8 +385,14 @@ def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestCl
 def test_records_name_the_patient_of_an_encounter_that_had_none(api: TestClient):
     encounter = api.post("/v1/encounters", json={}, headers=DR_A).json()["id"]
     bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
-    assert api.post(f"/v1/encounters/{encounter}/records", content=bundle,
-                    headers={**DR_A, "Content-Type": "application/fhir+json"}).status_code == 201
+    assert (
+        api.post(
+            f"/v1/encounters/{encounter}/records",
+            content=bundle,
+            headers={**DR_A, "Content-Type": "application/fhir+json"},
+        ).status_code
+        == 201
+    )
     assert api.get(f"/v1/encounters/{encounter}", headers=DR_A).json()["patient"]["id"] == "pt-1001"
 
 
@@ -375,7 +406,9 @@ def test_an_upload_is_kept_even_when_recognition_fails(api: TestClient, monkeypa
     monkeypatch.setattr("scribe.asr.load_engine", broken)
     encounter = new_encounter(api)
     audio = (SAMPLES / "cardiology_followup.wav").read_bytes()
-    response = api.post(f"/v1/encounters/{encounter}/audio", content=audio, headers={**DR_A, "Content-Type": "audio/wav"})
+    response = api.post(
+        f"/v1/encounters/{encounter}/audio", content=audio, headers={**DR_A, "Content-Type": "audio/wav"}
+    )
     assert response.status_code == 503 and response.json()["resourceType"] == "OperationOutcome"
     with api.app.state.database.session() as session:
         [upload] = session.scalars(select(AudioUpload).where(AudioUpload.encounter_id == encounter)).all()

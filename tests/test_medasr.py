@@ -247,7 +247,9 @@ def test_cached_hub_snapshot_loads_offline(
     assert_well_formed(engine.transcribe(tones(3.0)), 3.0)
 
 
-def test_pulled_copy_under_models_dir_is_found(tiny_medasr_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pulled_copy_under_models_dir_is_found(
+    tiny_medasr_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
     settings = Settings(data_dir=tmp_path / "data", asr_model=None, asr_device="cpu", asr_threads=2)
     assert not medasr_weights_present(None, settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -41,14 +42,15 @@ class AlwaysSpeech:
         return []
 
 
-def run(stream: StreamingRecogniser, audio: np.ndarray,
-        step_s: float = 0.1) -> tuple[list[Segment], list[StreamUpdate]]:
+def run(
+    stream: StreamingRecogniser, audio: np.ndarray, step_s: float = 0.1
+) -> tuple[list[Segment], list[StreamUpdate]]:
     """Feed `audio` as a session does, a pass whenever one is due; the finals and every update."""
     finals: list[Segment] = []
     updates: list[StreamUpdate] = []
     step = int(step_s * RATE)
     for at in range(0, len(audio), step):
-        stream.feed(audio[at:at + step])
+        stream.feed(audio[at : at + step])
         if stream.needs_pass():
             updates.append(stream.step())
             finals += updates[-1].finals
@@ -86,8 +88,9 @@ def test_chunks_with_left_context_give_the_whole_pass_frames(engine: MedAsrEngin
 
 
 @pytest.mark.parametrize(("records", "step_s"), [(False, 0.1), (True, 0.1), (False, 60.0)])
-def test_stitching_loses_and_repeats_nothing(engine: MedAsrEngine, monkeypatch: pytest.MonkeyPatch,
-                                             records: bool, step_s: float) -> None:
+def test_stitching_loses_and_repeats_nothing(
+    engine: MedAsrEngine, monkeypatch: pytest.MonkeyPatch, records: bool, step_s: float
+) -> None:
     """With frames that depend only on their own audio (garbage within the context edges, as the offline
     stitching test has them), the streamed finals are exactly the offline transcript, hotword bias included,
     whether audio comes in 100 ms frames or all at once (a resumed stream's backlog: windows of at most 20 s)."""
@@ -97,10 +100,10 @@ def test_stitching_loses_and_repeats_nothing(engine: MedAsrEngine, monkeypatch: 
     monkeypatch.setattr(engine, "log_probs", fake)
     offline = engine.transcribe(audio, context=context)
     heard: list[float] = []
-    monkeypatch.setattr(engine, "log_probs",
-                        lambda windows: heard.extend(len(w) / RATE for w in windows) or fake(windows))
-    stream = MedAsrStream(engine, context=context, max_utterance_s=60.0,
-                          endpointer=AlwaysSpeech())  # type: ignore[arg-type]
+    monkeypatch.setattr(
+        engine, "log_probs", lambda windows: heard.extend(len(w) / RATE for w in windows) or fake(windows)
+    )
+    stream = MedAsrStream(engine, context=context, max_utterance_s=60.0, endpointer=AlwaysSpeech())  # type: ignore[arg-type]
     finals, updates = run(stream, audio, step_s)
     assert offline.segments and finals == offline.segments
     if step_s < 1:
@@ -119,12 +122,13 @@ def test_an_overlong_utterance_is_cut_between_words(engine: MedAsrEngine, monkey
     assert len(early) >= 3 and all(u.audio_end - u.finals[-1].end < 9.5 for u in early)
     assert [s.id for s in finals] == list(range(len(finals)))
     words = [w for s in finals for w in s.words]
-    assert all(a.end <= b.start for a, b in zip(words, words[1:]))
+    assert all(a.end <= b.start for a, b in pairwise(words))
     # cut only where no word is: the same words at the same times as one offline pass
     offline_words = [w for s in offline.segments for w in s.words]
     assert len(words) == len(offline_words)
     assert [w.word.lower() for w in words] == [w.word.lower() for w in offline_words]
-    for word, alone in zip(words, offline_words):  # the times of a later utterance add its offset: ±1 ms rounding
+    # the times of a later utterance add its offset: ±1 ms rounding
+    for word, alone in zip(words, offline_words, strict=True):
         assert word.start == pytest.approx(alone.start, abs=1.5e-3) and word.end == pytest.approx(alone.end, abs=1.5e-3)
 
 
@@ -155,12 +159,18 @@ def test_a_backlog_keeps_its_utterances_apart(engine: MedAsrEngine) -> None:
     """Audio fed at once (a resumed stream) ends each of its utterances where the VAD heard it end, as live."""
     first = decode_audio(SAMPLE)
     gap = len(first) / RATE, len(first) / RATE + 1.5  # silence between two dictations
-    audio = np.concatenate([first, np.zeros(RATE * 3 // 2, np.float32),
-                            decode_audio(SAMPLES / "thyroid_depression.wav")[:RATE * 6], np.zeros(RATE, np.float32)])
+    audio = np.concatenate(
+        [
+            first,
+            np.zeros(RATE * 3 // 2, np.float32),
+            decode_audio(SAMPLES / "thyroid_depression.wav")[: RATE * 6],
+            np.zeros(RATE, np.float32),
+        ]
+    )
     live, _ = run(MedAsrStream(engine), audio)
     backlog, _ = run(MedAsrStream(engine), audio, step_s=60.0)
     for finals in (live, backlog):
-        assert any(a.end <= gap[0] + 0.5 and b.start >= gap[0] for a, b in zip(finals, finals[1:]))
+        assert any(a.end <= gap[0] + 0.5 and b.start >= gap[0] for a, b in pairwise(finals))
         assert finals[-1].start >= gap[1] - 0.5
     # windows of 20 s instead of 1 s chunks: random weights react to any change of context (measured 0.28)
     assert word_errors(" ".join(s.text for s in live), " ".join(s.text for s in backlog)).wer <= 0.4

@@ -28,8 +28,14 @@ def bearer() -> dict[str, str]:
 
 @pytest.fixture
 def app(tmp_path, monkeypatch):
-    settings = Settings(data_dir=tmp_path, secret_key=KEY, note_engine="extractive", stream_capacity=1,
-                        ehr_fhir_url="http://127.0.0.1:9/fhir", delivery_interval_s=3600)
+    settings = Settings(
+        data_dir=tmp_path,
+        secret_key=KEY,
+        note_engine="extractive",
+        stream_capacity=1,
+        ehr_fhir_url="http://127.0.0.1:9/fhir",
+        delivery_interval_s=3600,
+    )
     app = create_app(settings, load_asr=False)
     with TestClient(app) as client:
         serve_fake_engine(app, monkeypatch)

@@ -42,9 +42,12 @@ def test_list_reports_missing_hub_models(settings: Settings):
 
 
 def test_cached_snapshot_is_found_and_verified(settings: Settings, hub_cache: Path):
-    snapshot = fake_hub_snapshot(hub_cache, "google/medasr",
-                                 {"config.json": b'{"model_type": "lasr_ctc"}', "model.safetensors": b"\x00" * 4096},
-                                 lfs={"model.safetensors"})
+    snapshot = fake_hub_snapshot(
+        hub_cache,
+        "google/medasr",
+        {"config.json": b'{"model_type": "lasr_ctc"}', "model.safetensors": b"\x00" * 4096},
+        lfs={"model.safetensors"},
+    )
     statuses = {s.name: s for s in model_store.list_models(settings)}
     assert statuses["medasr"].present and statuses["medasr"].location == str(snapshot)
     checks = model_store.verify("medasr", settings)
@@ -52,8 +55,12 @@ def test_cached_snapshot_is_found_and_verified(settings: Settings, hub_cache: Pa
 
 
 def test_corrupted_blob_fails_verification(settings: Settings, hub_cache: Path):
-    snapshot = fake_hub_snapshot(hub_cache, "google/medasr",
-                                 {"config.json": b"{}", "model.safetensors": b"\x01" * 4096}, lfs={"model.safetensors"})
+    snapshot = fake_hub_snapshot(
+        hub_cache,
+        "google/medasr",
+        {"config.json": b"{}", "model.safetensors": b"\x01" * 4096},
+        lfs={"model.safetensors"},
+    )
     (snapshot / "model.safetensors").resolve().write_bytes(b"\x02" * 4096)
     checks = {c.path.name: c for c in model_store.verify("medasr", settings)}
     assert checks["config.json"].ok
@@ -72,10 +79,21 @@ def test_unknown_model_name(settings: Settings):
 
 def test_pull_without_network_is_a_clear_error(tmp_path: Path):
     """The hub endpoint is a closed local port: pull must fail fast with exit 4 and a one-line reason."""
-    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0", "SCRIBE_DATA_DIR": str(tmp_path),
-           "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
-    proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "models", "pull", "medasr"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "HF_HUB_OFFLINE": "0",
+        "SCRIBE_DATA_DIR": str(tmp_path),
+        "HF_HUB_ETAG_TIMEOUT": "2",
+        "HF_HUB_DOWNLOAD_TIMEOUT": "2",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", "from scribe.cli import main; main()", "models", "pull", "medasr"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 4, proc.stderr
     assert "could not download google/medasr" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""

@@ -25,9 +25,9 @@ from sqlalchemy.engine import make_url
 
 from scribe.auth.tokens import create_token
 from scribe.config import Settings
-from scribe.delivery import pending_count
 from scribe.encounters import save_transcript
-from scribe.fhir import IDENTIFIER_SYSTEM
+from scribe.fhir.delivery import pending_count
+from scribe.fhir.resources import IDENTIFIER_SYSTEM
 from scribe.notes.inputs import transcript_from_text
 from scribe.store import Database, open_database
 from scribe.store.db import MIGRATIONS, make_engine
@@ -39,10 +39,13 @@ from tests.test_fhir_api import DIALOGUE
 from tests.test_serve_process import KEY, free_port, launch_server, wait_until_serving
 
 PUBLIC_URL = "http://scribe.test"  # what the load balancer's address would be: both nodes build the same links
-DR_A = {"Authorization": "Bearer " + create_token(KEY.encode(), "dr-a", ("user/*.*",), SUITE_TTL_S,
-                                                  audience=PUBLIC_URL)}
-EHR = {"Authorization": "Bearer " + create_token(KEY.encode(), "ehr-1", ("system/DocumentReference.rs",), SUITE_TTL_S,
-                                                 audience=PUBLIC_URL)}
+DR_A = {
+    "Authorization": "Bearer " + create_token(KEY.encode(), "dr-a", ("user/*.*",), SUITE_TTL_S, audience=PUBLIC_URL)
+}
+EHR = {
+    "Authorization": "Bearer "
+    + create_token(KEY.encode(), "ehr-1", ("system/DocumentReference.rs",), SUITE_TTL_S, audience=PUBLIC_URL)
+}
 LOGGED_ERROR = re.compile(r" (ERROR|CRITICAL) |Traceback|scribe: error")
 
 
@@ -84,10 +87,20 @@ def start_nodes(tmp_path: Path, database_url: str, env: dict[str, str] | None = 
     nodes = []
     for name in ("a", "b"):
         port, log = free_port(), tmp_path / f"node-{name}.log"
-        process = launch_server(tmp_path / f"data-{name}", port, asr=False, log=log, env={
-            "SCRIBE_DATABASE_URL": database_url, "SCRIBE_AUDIO_DIR": str(tmp_path / "shared-audio"),
-            "SCRIBE_NODE_ID": f"node-{name}", "SCRIBE_PUBLIC_URL": PUBLIC_URL, "SCRIBE_NOTE_ENGINE": "extractive",
-            **(env or {})})
+        process = launch_server(
+            tmp_path / f"data-{name}",
+            port,
+            asr=False,
+            log=log,
+            env={
+                "SCRIBE_DATABASE_URL": database_url,
+                "SCRIBE_AUDIO_DIR": str(tmp_path / "shared-audio"),
+                "SCRIBE_NODE_ID": f"node-{name}",
+                "SCRIBE_PUBLIC_URL": PUBLIC_URL,
+                "SCRIBE_NOTE_ENGINE": "extractive",
+                **(env or {}),
+            },
+        )
         nodes.append(Node(f"http://127.0.0.1:{port}", process, log))
     try:
         for node in nodes:
@@ -138,8 +151,9 @@ def drafted_note(cluster: Cluster, node: Node, patient: str) -> tuple[str, str]:
     encounter = httpx.post(f"{node.url}/v1/encounters", json={"patient": {"id": patient}}, headers=DR_A)
     assert encounter.status_code == 201, encounter.text
     with cluster.database.session() as session, session.begin():
-        save_transcript(session, session.get(Encounter, encounter.json()["id"]), transcript_from_text(DIALOGUE),
-                        source="upload")
+        save_transcript(
+            session, session.get(Encounter, encounter.json()["id"]), transcript_from_text(DIALOGUE), source="upload"
+        )
     draft = httpx.post(f"{node.url}/v1/encounters/{encounter.json()['id']}/note", headers=DR_A, timeout=30)
     assert draft.status_code == 201, draft.text
     return draft.json()["id"], draft.headers["etag"]
@@ -147,11 +161,15 @@ def drafted_note(cluster: Cluster, node: Node, patient: str) -> tuple[str, str]:
 
 def sign_together(requests: list[tuple[Node, str, str]]) -> list[httpx.Response]:
     """POST every (node, note id, If-Match) sign request at once; the answers in the same order."""
+
     async def fire() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=len(requests))) as client:
-            return await asyncio.gather(*(
-                client.post(f"{node.url}/v1/notes/{note_id}/sign", headers={**DR_A, "If-Match": etag})
-                for node, note_id, etag in requests))
+            return await asyncio.gather(
+                *(
+                    client.post(f"{node.url}/v1/notes/{note_id}/sign", headers={**DR_A, "If-Match": etag})
+                    for node, note_id, etag in requests
+                )
+            )
 
     return asyncio.run(fire())
 

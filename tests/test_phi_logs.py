@@ -21,8 +21,7 @@ from tests.conftest import SAMPLES
 from tests.test_serve_process import free_port
 
 KEY = "q" * 40
-SECRETS = ("Maria", "Alvarez", "amlodipine", "apixaban", "metoprolol", "fibrillation", "Penicillin", "Hives",
-           "pt-1001")
+SECRETS = ("Maria", "Alvarez", "amlodipine", "apixaban", "metoprolol", "fibrillation", "Penicillin", "Hives", "pt-1001")
 
 
 @pytest.fixture
@@ -39,8 +38,13 @@ def test_a_full_run_logs_no_patient_data(tmp_path: Path, models_dir: Path):
     (data / "models" / "whisper-base").symlink_to(models_dir / "whisper-base")
     port = free_port()
     env = {**os.environ, "SCRIBE_DATA_DIR": str(data), "SCRIBE_SECRET_KEY": KEY, "SCRIBE_LOG_LEVEL": "debug"}
-    server = subprocess.Popen([sys.executable, "-m", "scribe.cli", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scribe.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -55,30 +59,57 @@ def test_a_full_run_logs_no_patient_data(tmp_path: Path, models_dir: Path):
         enrol(data, token, ehr)
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=auth, timeout=120) as client:
-            encounter = client.post("/v1/encounters", json={"patient": {"id": "pt-1001", "name": "Maria Alvarez"},
-                                                            "mode": "dictation"}).json()["id"]
+            encounter = client.post(
+                "/v1/encounters", json={"patient": {"id": "pt-1001", "name": "Maria Alvarez"}, "mode": "dictation"}
+            ).json()["id"]
             bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
-            assert client.post(f"/v1/encounters/{encounter}/records", content=bundle,
-                               headers={"Content-Type": "application/fhir+json"}).status_code == 201
-            upload = client.post(f"/v1/encounters/{encounter}/audio",
-                                 content=(SAMPLES / "cardiology_followup.wav").read_bytes(),
-                                 headers={"Content-Type": "audio/wav"})
+            assert (
+                client.post(
+                    f"/v1/encounters/{encounter}/records",
+                    content=bundle,
+                    headers={"Content-Type": "application/fhir+json"},
+                ).status_code
+                == 201
+            )
+            upload = client.post(
+                f"/v1/encounters/{encounter}/audio",
+                content=(SAMPLES / "cardiology_followup.wav").read_bytes(),
+                headers={"Content-Type": "audio/wav"},
+            )
             assert upload.status_code == 200 and "amlodipine" in upload.text.lower()
-            assert client.post(f"/v1/encounters/{encounter}/audio", content=os.urandom(4000),
-                               headers={"Content-Type": "audio/wav"}).status_code == 422
-            assert client.post(f"/v1/encounters/{encounter}/records", content=b'{"resourceType": "Maria Alvarez"}',
-                               headers={"Content-Type": "application/json"}).status_code == 422
+            assert (
+                client.post(
+                    f"/v1/encounters/{encounter}/audio", content=os.urandom(4000), headers={"Content-Type": "audio/wav"}
+                ).status_code
+                == 422
+            )
+            assert (
+                client.post(
+                    f"/v1/encounters/{encounter}/records",
+                    content=b'{"resourceType": "Maria Alvarez"}',
+                    headers={"Content-Type": "application/json"},
+                ).status_code
+                == 422
+            )
             draft = client.post(f"/v1/encounters/{encounter}/note")
             assert draft.status_code == 201
             note = draft.json()
             edited = note["note"]
             edited["plan"].append({"text": "Maria Alvarez to bring her amlodipine bottles.", "evidence": []})
-            assert client.put(f"/v1/notes/{note['id']}", json=edited,
-                              headers={"If-Match": draft.headers["etag"]}).status_code == 200
+            assert (
+                client.put(
+                    f"/v1/notes/{note['id']}", json=edited, headers={"If-Match": draft.headers["etag"]}
+                ).status_code
+                == 200
+            )
             assert client.post(f"/v1/notes/{note['id']}/sign", json={"confirm_unsupported": True}).status_code == 200
             fhir = {"Authorization": f"Bearer {ehr}"}
-            assert client.get("/fhir/DocumentReference?patient=pt-1001&_revinclude=Provenance:target",
-                              headers=fhir).json()["total"] == 1
+            assert (
+                client.get(
+                    "/fhir/DocumentReference?patient=pt-1001&_revinclude=Provenance:target", headers=fhir
+                ).json()["total"]
+                == 1
+            )
             assert client.get(f"/fhir/Binary/{note['id']}-text", headers=fhir).status_code == 200
             assert client.get("/fhir/DocumentReference?patient=pt-1001&date=badMaria", headers=fhir).status_code == 400
             assert client.get("/v1/encounters/Maria-Alvarez", headers=auth).status_code == 404
@@ -103,8 +134,9 @@ def test_websocket_frames_are_not_logged_even_at_debug():
 
     configure_logging("debug")
     logger = logging.getLogger("uvicorn.error")
-    frame_record = logger.makeRecord("uvicorn.error", logging.DEBUG, websockets.frames.__file__, 1,
-                                     "> TEXT %r", ("atrial fibrillation",), None)
+    frame_record = logger.makeRecord(
+        "uvicorn.error", logging.DEBUG, websockets.frames.__file__, 1, "> TEXT %r", ("atrial fibrillation",), None
+    )
     own_record = logger.makeRecord("uvicorn.error", logging.DEBUG, __file__, 1, "server event", (), None)
     assert [f.filter(frame_record) for f in logger.filters] == [False]
     assert all(f.filter(own_record) for f in logger.filters)
@@ -130,13 +162,24 @@ def test_no_credential_reaches_the_log_of_a_real_server(tmp_path: Path):
     anything it prints; `[redacted]` does, and each request's access line names its route template only."""
     from websockets.sync.client import connect
 
-    secrets = {name: f"SECRET-{name}-{os.urandom(6).hex()}" for name in
-               ("ticket", "bearer", "access_token", "code", "cookie", "password", "assertion", "csrf")}
+    secrets = {
+        name: f"SECRET-{name}-{os.urandom(6).hex()}"
+        for name in ("ticket", "bearer", "access_token", "code", "cookie", "password", "assertion", "csrf")
+    }
     port = free_port()
-    env = {**os.environ, "SCRIBE_DATA_DIR": str(tmp_path / "data"), "SCRIBE_SECRET_KEY": KEY,
-           "SCRIBE_LOG_LEVEL": "debug"}
-    server = subprocess.Popen([sys.executable, "-m", "scribe.cli", "serve", "--no-asr", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "SCRIBE_DATA_DIR": str(tmp_path / "data"),
+        "SCRIBE_SECRET_KEY": KEY,
+        "SCRIBE_LOG_LEVEL": "debug",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scribe.cli", "serve", "--no-asr", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -150,17 +193,33 @@ def test_no_credential_reaches_the_log_of_a_real_server(tmp_path: Path):
         with connect(f"ws://127.0.0.1:{port}/v1/encounters/enc-log-2/stream?ticket={secrets['ticket']}") as ws:
             assert '"unauthorized"' in ws.recv(timeout=10)
         with httpx.Client(base_url=base, timeout=30) as client:
-            assert client.get("/v1/encounters", headers={"Authorization": f"Bearer {secrets['bearer']}"}).status_code \
+            assert (
+                client.get("/v1/encounters", headers={"Authorization": f"Bearer {secrets['bearer']}"}).status_code
                 == 401
-            assert client.get(f"/fhir/DocumentReference?access_token={secrets['access_token']}&patient=pt-1001"
-                              ).status_code == 401
-            assert client.get(f"/v1/encounters?code={secrets['code']}",
-                              headers={"Cookie": f"scribe_session={secrets['cookie']}",
-                                       "X-CSRF-Token": secrets["csrf"]}).status_code == 401
-            assert client.post("/v1/session", data={"username": "clinician", "password": secrets["password"]}
-                               ).status_code == 401
-            assert client.post("/auth/token", data={"grant_type": "client_credentials",
-                                                    "client_assertion": secrets["assertion"]}).status_code == 400
+            )
+            assert (
+                client.get(
+                    f"/fhir/DocumentReference?access_token={secrets['access_token']}&patient=pt-1001"
+                ).status_code
+                == 401
+            )
+            assert (
+                client.get(
+                    f"/v1/encounters?code={secrets['code']}",
+                    headers={"Cookie": f"scribe_session={secrets['cookie']}", "X-CSRF-Token": secrets["csrf"]},
+                ).status_code
+                == 401
+            )
+            assert (
+                client.post("/v1/session", data={"username": "clinician", "password": secrets["password"]}).status_code
+                == 401
+            )
+            assert (
+                client.post(
+                    "/auth/token", data={"grant_type": "client_credentials", "client_assertion": secrets["assertion"]}
+                ).status_code
+                == 400
+            )
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=60)
@@ -172,15 +231,18 @@ def test_no_credential_reaches_the_log_of_a_real_server(tmp_path: Path):
     assert 'scribe.access: 127.0.0.1 "POST /v1/session" 401' in output
 
 
-@pytest.mark.parametrize(("message", "args"), [
-    ("%s - \"WebSocket %s\" [accepted]", ("127.0.0.1:50000", "/v1/encounters/e/stream?ticket=S3CR3T")),
-    ("request headers %r", ([(b"host", b"x"), (b"authorization", b"Bearer S3CR3T"), (b"cookie", b"a=S3CR3T")],)),
-    ("headers %s", ({"Authorization": "Bearer S3CR3T", "X-CSRF-Token": "S3CR3T"},)),
-    ("fetching %s", ("https://idp.example.org/token?code=S3CR3T&state=1",)),
-    ("form %s", ("grant_type=client_credentials&client_assertion=S3CR3T&password=S3CR3T",)),
-    ("Authorization: Bearer %s", ("S3CR3T",)),
-    ("%s %s", ("only one argument: the message cannot be built, its parts are still redacted ?token=S3CR3T",)),
-])
+@pytest.mark.parametrize(
+    ("message", "args"),
+    [
+        ('%s - "WebSocket %s" [accepted]', ("127.0.0.1:50000", "/v1/encounters/e/stream?ticket=S3CR3T")),
+        ("request headers %r", ([(b"host", b"x"), (b"authorization", b"Bearer S3CR3T"), (b"cookie", b"a=S3CR3T")],)),
+        ("headers %s", ({"Authorization": "Bearer S3CR3T", "X-CSRF-Token": "S3CR3T"},)),
+        ("fetching %s", ("https://idp.example.org/token?code=S3CR3T&state=1",)),
+        ("form %s", ("grant_type=client_credentials&client_assertion=S3CR3T&password=S3CR3T",)),
+        ("Authorization: Bearer %s", ("S3CR3T",)),
+        ("%s %s", ("only one argument: the message cannot be built, its parts are still redacted ?token=S3CR3T",)),
+    ],
+)
 def test_every_record_is_redacted_at_the_root_handler(message, args, capsys):
     """Whatever logger a record comes from, its credentials are [redacted] in what the root handler writes."""
     import logging

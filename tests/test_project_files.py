@@ -44,11 +44,21 @@ def test_every_document_the_code_and_docs_cite_is_in_the_repository():
     bare ("PROTOCOL.md"), the one file of that name in the project."""
     cited = re.compile(r"[\w./-]*[\w-]+\.md\b")
     folders = ("scribe", "streaming", "tests", "docs", "deploy", "templates")
-    sources = [path for folder in folders for path in (REPO / folder).rglob("*")
-               if path.suffix in (".py", ".md", ".js", ".html", ".yaml")]
+    sources = [
+        path
+        for folder in folders
+        for path in (REPO / folder).rglob("*")
+        if path.suffix in (".py", ".md", ".js", ".html", ".yaml")
+    ]
     documents = [path.name for path in sources if path.suffix == ".md"] + ["README.md"]
-    missing = sorted({f"{path.relative_to(REPO)}: {name}" for path in [*sources, REPO / "README.md"]
-                      for name in cited.findall(path.read_text(errors="ignore"))
-                      if not (REPO / name).exists() and not (path.parent / name).exists()
-                      and not ("/" not in name and documents.count(name) == 1)})
+    missing = sorted(
+        {
+            f"{path.relative_to(REPO)}: {name}"
+            for path in [*sources, REPO / "README.md"]
+            for name in cited.findall(path.read_text(errors="ignore"))
+            if not (REPO / name).exists()
+            and not (path.parent / name).exists()
+            and not ("/" not in name and documents.count(name) == 1)
+        }
+    )
     assert missing == []

@@ -27,6 +27,7 @@ def raises(code: str, close_code: int) -> Iterator[None]:
 
 # --- parsing client text -------------------------------------------------------------------
 
+
 def test_parse_start_and_stop():
     assert parse_client_text('{"type":"start","sample_rate":16000,"encoding":"pcm_s16le","channels":1}') == (
         StartMessage(16000, "pcm_s16le", 1)
@@ -100,6 +101,7 @@ def test_protocol_error_codes_are_closed_set():
 
 # --- frames ----------------------------------------------------------------------------------
 
+
 def test_frame_limits_16k_mono():
     MONO16K.validate_frame(b"\0" * 320)  # exactly 10 ms
     MONO16K.validate_frame(b"\0" * 16000)  # exactly 500 ms
@@ -172,6 +174,7 @@ def test_audio_format_rejects_unsupported_values():
 
 # --- conversions ------------------------------------------------------------------------------
 
+
 def test_stereo_s16_48k_to_mono_16k():
     t = np.arange(48000) / 48000
     left = 0.5 * np.sin(2 * np.pi * 440 * t)
@@ -211,6 +214,7 @@ def test_stream_converter_matches_one_shot_resampling():
 
 # --- received_ms and server messages ---------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("fmt", "received_bytes", "ms"),
     [
@@ -233,8 +237,14 @@ def test_server_message_builders():
     seg = Segment(3, 1.0, 2.5, "Continue lisinopril.", words=[Word("Continue", 1.0, 1.4, 0.9)])
     assert p.final(seg) == {
         "type": "final",
-        "segment": {"id": 3, "start": 1.0, "end": 2.5, "text": "Continue lisinopril.", "speaker": None,
-                    "words": [{"word": "Continue", "start": 1.0, "end": 1.4, "probability": 0.9}]},
+        "segment": {
+            "id": 3,
+            "start": 1.0,
+            "end": 2.5,
+            "text": "Continue lisinopril.",
+            "speaker": None,
+            "words": [{"word": "Continue", "start": 1.0, "end": 1.4, "probability": 0.9}],
+        },
     }
     assert p.partial("blood pre", 0, 1.25) == {"type": "partial", "text": "blood pre", "start": 0.0, "end": 1.25}
     tr = Transcript("Continue lisinopril.", "en", "whisper", "base", 2.5, 0.3, [seg])
@@ -243,7 +253,11 @@ def test_server_message_builders():
     assert p.warning("clipping")["code"] == "clipping" and p.warning("silence", "muted?")["message"] == "muted?"
     with pytest.raises(ValueError):
         p.warning("loud")
-    assert p.error(ProtocolError("odd_length", "3 bytes")) == {"type": "error", "code": "odd_length", "message": "3 bytes"}
+    assert p.error(ProtocolError("odd_length", "3 bytes")) == {
+        "type": "error",
+        "code": "odd_length",
+        "message": "3 bytes",
+    }
     assert p.reconnect() == {"type": "reconnect", "reason": "shutdown"}
     assert p.CLOSE_RESTART == 1012
     assert json.loads(p.dumps(done)) == done and " " not in p.dumps(p.ready(0, MONO16K))
@@ -260,7 +274,10 @@ def test_resume_format_and_session_length_checks():
 
 # --- encounter ids ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("good", ["a", "enc-2024-0117", "A.b_C-9", "x" * 64, "...", "3f2504e0-4f89-11d3-9a0c-0305e82c3301"])
+
+@pytest.mark.parametrize(
+    "good", ["a", "enc-2024-0117", "A.b_C-9", "x" * 64, "...", "3f2504e0-4f89-11d3-9a0c-0305e82c3301"]
+)
 def test_valid_encounter_ids(good: str):
     assert p.validate_encounter_id(good) == good
 
@@ -283,6 +300,7 @@ def test_the_protocol_takes_exactly_the_ids_the_audio_store_takes(encounter_id: 
 
 
 # --- PROTOCOL.md and the code cannot drift ----------------------------------------------------
+
 
 def test_every_error_code_is_in_the_documented_table_and_nothing_else():
     section = DOC[DOC.index("## 9. Errors") : DOC.index("## 10.")]

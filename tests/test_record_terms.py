@@ -19,8 +19,9 @@ def test_a_doubtful_near_miss_becomes_the_recorded_drug():
 
 
 def test_a_name_split_into_words_is_joined_with_its_times():
-    result = correct_to_record_terms(words((" met", 0.3), (" for", 0.5), (" min", 0.4), (" daily.", 0.9)),
-                                     ["metformin"])
+    result = correct_to_record_terms(
+        words((" met", 0.3), (" for", 0.5), (" min", 0.4), (" daily.", 0.9)), ["metformin"]
+    )
     assert texts(result) == " metformin daily."
     assert (result[0].start, result[0].end) == (0.0, 1.4)
 
@@ -50,8 +51,9 @@ def test_short_and_multiword_terms_are_not_used():
 
 def test_a_single_word_spelled_by_ear_becomes_the_recorded_drug():
     # "approxion" shares 71 % of its letters with naproxen but the same sounds ("praksan" in "napraksan").
-    result = correct_to_record_terms(words((" Approxion", 0.41), (" time,", 0.65)),
-                                     ["gabapentin", "naproxen", "pantoprazole", "tramadol"])
+    result = correct_to_record_terms(
+        words((" Approxion", 0.41), (" time,", 0.65)), ["gabapentin", "naproxen", "pantoprazole", "tramadol"]
+    )
     assert texts(result) == " Naproxen time,"
 
 
@@ -71,8 +73,10 @@ def test_a_dose_is_never_swallowed_into_a_name():
     # The doubtful dose must not make the run "propranol 20" a doubtful spelling of propranolol.
     source = words((" propranol", 0.61), (" 20", 0.25), (" mg", 0.95))
     assert texts(correct_to_record_terms(source, ["propranolol"])) == texts(source)
-    assert texts(correct_to_record_terms(words((" metatrexate", 0.5), (" 15mg", 0.3)), ["methotrexate"])) \
+    assert (
+        texts(correct_to_record_terms(words((" metatrexate", 0.5), (" 15mg", 0.3)), ["methotrexate"]))
         == " methotrexate 15mg"
+    )
 
 
 def test_sound_key_keeps_consonants_and_merges_vowels():

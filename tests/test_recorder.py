@@ -53,8 +53,7 @@ def test_recorder_reconnects_at_once_when_the_node_moves_it():
     with chromium(SAMPLES / "urology_asthma.wav") as browser:
         page = browser.new_page()
         page.set_content("<!doctype html><title>recorder</title>")
-        page.add_script_tag(content=RECORDER.read_text() + "\nwindow.StreamRecorder = StreamRecorder;\n",
-                            type="module")
+        page.add_script_tag(content=RECORDER.read_text() + "\nwindow.StreamRecorder = StreamRecorder;\n", type="module")
         page.wait_for_function("() => window.StreamRecorder !== undefined")
         seen = page.evaluate(SCENARIO)
     assert seen["moved"] < 100, seen  # `reconnect`: no backoff

@@ -45,74 +45,159 @@ def status(system_name: str, code: str) -> dict:
 
 
 REALISTIC = bundle(
-    {"resourceType": "Patient", "id": "p7", "text": {"status": "generated", "div": "<div>Ana</div>"},
-     "name": [{"use": "nickname", "given": ["Annie"]},
-              {"use": "official", "family": "Ng", "given": ["Ana", "Li"], "prefix": ["Ms"]}],
-     "gender": "female", "birthDate": "1970-02-03", "address": [{"city": "Springfield"}]},
+    {
+        "resourceType": "Patient",
+        "id": "p7",
+        "text": {"status": "generated", "div": "<div>Ana</div>"},
+        "name": [
+            {"use": "nickname", "given": ["Annie"]},
+            {"use": "official", "family": "Ng", "given": ["Ana", "Li"], "prefix": ["Ms"]},
+        ],
+        "gender": "female",
+        "birthDate": "1970-02-03",
+        "address": [{"city": "Springfield"}],
+    },
     {"resourceType": "Practitioner", "id": "dr-1", "name": [{"family": "House"}]},
     {"resourceType": "Encounter", "id": "e1", "status": "finished", "subject": {"reference": "Patient/p7"}},
-    {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p7"},
-     "clinicalStatus": status("condition-clinical", "active"),
-     "verificationStatus": status("condition-ver-status", "confirmed"),
-     "code": {"coding": [{"system": SNOMED, "code": "44054006", "display": "Diabetes mellitus type 2 (disorder)"},
-                         {"system": ICD10CM, "code": "E11.9",
-                          "display": "Type 2 diabetes mellitus without complications"}]}},
-    {"resourceType": "Condition", "id": "c2", "subject": {"reference": "urn:uuid:6b0c-patient"},
-     "clinicalStatus": status("condition-clinical", "resolved"),
-     "code": {"text": "Community-acquired pneumonia", **coded(SNOMED, "385093006")}},
-    {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
-     "subject": {"reference": "Patient/p7"},
-     "medicationCodeableConcept": coded(RXNORM, "861004", "metformin hydrochloride 1000 MG Oral Tablet"),
-     "dosageInstruction": [{"text": "1000 mg twice daily with meals", "timing": {"code": {"text": "BID"}}}]},
-    {"resourceType": "MedicationStatement", "id": "ms1", "status": "completed",
-     "subject": {"reference": "Patient/p7"},
-     "medicationCodeableConcept": {"text": "Amoxicillin 500mg capsules",
-                                   **coded(RXNORM, "308191", "amoxicillin 500 MG Oral Capsule")},
-     "dosage": [{"text": "500 mg three times daily for 7 days"}]},
-    {"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": "Patient/p7"},
-     "clinicalStatus": status("allergyintolerance-clinical", "active"),
-     "verificationStatus": status("allergyintolerance-verification", "confirmed"),
-     "criticality": "high", "code": coded(RXNORM, "7980", "Penicillin G"),
-     "reaction": [{"manifestation": [{"text": "Hives"}, coded(SNOMED, "39579001", "Anaphylaxis")]}]},
-    {"resourceType": "AllergyIntolerance", "id": "a2", "patient": {"reference": "Patient/p7"},
-     "reaction": [{"substance": {"text": "Shellfish"}, "description": "Lip swelling"}]},
-    {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/p7"},
-     "code": coded(LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood"),
-     "valueQuantity": {"value": 8.0, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
-     "effectiveDateTime": "2026-09-30T08:15:00Z"},
-    {"resourceType": "Observation", "id": "o2", "status": "final", "code": coded(LOINC, "85354-9", "Blood pressure"),
-     "component": [{"code": coded(LOINC, "8480-6"), "valueQuantity": {"value": 132, "code": "mm[Hg]"}},
-                   {"code": coded(LOINC, "8462-4"), "valueQuantity": {"value": 84, "code": "mm[Hg]"}}],
-     "effectivePeriod": {"start": "2026-09-30", "end": "2026-09-30"}},
-    {"resourceType": "Observation", "id": "o3", "status": "final", "code": {"text": "Smoking status"},
-     "valueCodeableConcept": coded(SNOMED, "8517006", "Ex-smoker")},
-    {"resourceType": "Observation", "id": "o4", "status": "final", "code": {"text": "Urine culture"},
-     "valueString": "No growth"},
-    {"resourceType": "Observation", "id": "o5", "status": "final", "code": {"text": "PHQ-9 score"},
-     "valueInteger": 11},
+    {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/p7"},
+        "clinicalStatus": status("condition-clinical", "active"),
+        "verificationStatus": status("condition-ver-status", "confirmed"),
+        "code": {
+            "coding": [
+                {"system": SNOMED, "code": "44054006", "display": "Diabetes mellitus type 2 (disorder)"},
+                {"system": ICD10CM, "code": "E11.9", "display": "Type 2 diabetes mellitus without complications"},
+            ]
+        },
+    },
+    {
+        "resourceType": "Condition",
+        "id": "c2",
+        "subject": {"reference": "urn:uuid:6b0c-patient"},
+        "clinicalStatus": status("condition-clinical", "resolved"),
+        "code": {"text": "Community-acquired pneumonia", **coded(SNOMED, "385093006")},
+    },
+    {
+        "resourceType": "MedicationRequest",
+        "id": "mr1",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p7"},
+        "medicationCodeableConcept": coded(RXNORM, "861004", "metformin hydrochloride 1000 MG Oral Tablet"),
+        "dosageInstruction": [{"text": "1000 mg twice daily with meals", "timing": {"code": {"text": "BID"}}}],
+    },
+    {
+        "resourceType": "MedicationStatement",
+        "id": "ms1",
+        "status": "completed",
+        "subject": {"reference": "Patient/p7"},
+        "medicationCodeableConcept": {
+            "text": "Amoxicillin 500mg capsules",
+            **coded(RXNORM, "308191", "amoxicillin 500 MG Oral Capsule"),
+        },
+        "dosage": [{"text": "500 mg three times daily for 7 days"}],
+    },
+    {
+        "resourceType": "AllergyIntolerance",
+        "id": "a1",
+        "patient": {"reference": "Patient/p7"},
+        "clinicalStatus": status("allergyintolerance-clinical", "active"),
+        "verificationStatus": status("allergyintolerance-verification", "confirmed"),
+        "criticality": "high",
+        "code": coded(RXNORM, "7980", "Penicillin G"),
+        "reaction": [{"manifestation": [{"text": "Hives"}, coded(SNOMED, "39579001", "Anaphylaxis")]}],
+    },
+    {
+        "resourceType": "AllergyIntolerance",
+        "id": "a2",
+        "patient": {"reference": "Patient/p7"},
+        "reaction": [{"substance": {"text": "Shellfish"}, "description": "Lip swelling"}],
+    },
+    {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "subject": {"reference": "Patient/p7"},
+        "code": coded(LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood"),
+        "valueQuantity": {"value": 8.0, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"},
+        "effectiveDateTime": "2026-09-30T08:15:00Z",
+    },
+    {
+        "resourceType": "Observation",
+        "id": "o2",
+        "status": "final",
+        "code": coded(LOINC, "85354-9", "Blood pressure"),
+        "component": [
+            {"code": coded(LOINC, "8480-6"), "valueQuantity": {"value": 132, "code": "mm[Hg]"}},
+            {"code": coded(LOINC, "8462-4"), "valueQuantity": {"value": 84, "code": "mm[Hg]"}},
+        ],
+        "effectivePeriod": {"start": "2026-09-30", "end": "2026-09-30"},
+    },
+    {
+        "resourceType": "Observation",
+        "id": "o3",
+        "status": "final",
+        "code": {"text": "Smoking status"},
+        "valueCodeableConcept": coded(SNOMED, "8517006", "Ex-smoker"),
+    },
+    {
+        "resourceType": "Observation",
+        "id": "o4",
+        "status": "final",
+        "code": {"text": "Urine culture"},
+        "valueString": "No growth",
+    },
+    {"resourceType": "Observation", "id": "o5", "status": "final", "code": {"text": "PHQ-9 score"}, "valueInteger": 11},
     full_urls=("urn:uuid:6b0c-patient",),
 )
 
 
 def test_a_realistic_bundle_parses_into_the_expected_context():
     assert parse_bundle(REALISTIC) == PatientContext(
-        patient_id="p7", name="Ana Li Ng", birth_date="1970-02-03", gender="female",
+        patient_id="p7",
+        name="Ana Li Ng",
+        birth_date="1970-02-03",
+        gender="female",
         patient_reference="Patient/p7",
         medications=[
-            Medication("metformin", "MedicationRequest/mr1", "metformin hydrochloride 1000 MG Oral Tablet",
-                       "1000 mg twice daily with meals", "active", "861004", RXNORM),
-            Medication("amoxicillin", "MedicationStatement/ms1", "Amoxicillin 500mg capsules",
-                       "500 mg three times daily for 7 days", "completed", "308191", RXNORM),
+            Medication(
+                "metformin",
+                "MedicationRequest/mr1",
+                "metformin hydrochloride 1000 MG Oral Tablet",
+                "1000 mg twice daily with meals",
+                "active",
+                "861004",
+                RXNORM,
+            ),
+            Medication(
+                "amoxicillin",
+                "MedicationStatement/ms1",
+                "Amoxicillin 500mg capsules",
+                "500 mg three times daily for 7 days",
+                "completed",
+                "308191",
+                RXNORM,
+            ),
         ],
         problems=[
             Problem("Type 2 diabetes mellitus without complications", "Condition/c1", "E11.9", ICD10CM, "active"),
             Problem("Community-acquired pneumonia", "Condition/c2", "385093006", SNOMED, "resolved"),
         ],
-        allergies=[Allergy("Penicillin G", "AllergyIntolerance/a1", "Hives, Anaphylaxis", "high", "active"),
-                   Allergy("Shellfish", "AllergyIntolerance/a2", "Lip swelling")],
+        allergies=[
+            Allergy("Penicillin G", "AllergyIntolerance/a1", "Hives, Anaphylaxis", "high", "active"),
+            Allergy("Shellfish", "AllergyIntolerance/a2", "Lip swelling"),
+        ],
         observations=[
-            Observation("Hemoglobin A1c/Hemoglobin.total in Blood", "Observation/o1", "8.0", "%",
-                        "2026-09-30T08:15:00Z", "4548-4"),
+            Observation(
+                "Hemoglobin A1c/Hemoglobin.total in Blood",
+                "Observation/o1",
+                "8.0",
+                "%",
+                "2026-09-30T08:15:00Z",
+                "4548-4",
+            ),
             Observation("Blood pressure", "Observation/o2", "132/84", "mm[Hg]", "2026-09-30", "85354-9"),
             Observation("Smoking status", "Observation/o3", "Ex-smoker"),
             Observation("Urine culture", "Observation/o4", "No growth"),
@@ -124,61 +209,122 @@ def test_a_realistic_bundle_parses_into_the_expected_context():
 def test_sample_bundle_parses_into_context():
     context = load_records(SAMPLES / "cardiology_followup.bundle.json")
     assert (context.patient_id, context.name, context.gender, context.birth_date) == (
-        "pt-1001", "Maria Alvarez", "female", "1956-03-14")
+        "pt-1001",
+        "Maria Alvarez",
+        "female",
+        "1956-03-14",
+    )
     assert context.patient_reference == "Patient/pt-1001"
     # the entered-in-error warfarin statement is left out
     assert [m.name for m in context.medications] == ["apixaban", "metoprolol", "amlodipine", "atorvastatin"]
     apixaban = context.medications[0]
     assert (apixaban.display, apixaban.dosage, apixaban.status, apixaban.code, apixaban.resource_id) == (
-        "apixaban 5 MG Oral Tablet", "5 mg by mouth twice daily", "active", "1364445", "MedicationStatement/ms-1")
+        "apixaban 5 MG Oral Tablet",
+        "5 mg by mouth twice daily",
+        "active",
+        "1364445",
+        "MedicationStatement/ms-1",
+    )
     assert context.medications[2].resource_id == "MedicationRequest/mr-1"
-    assert [(p.code, p.status) for p in context.problems] == [("I48.91", "active"), ("I10", "active"),
-                                                              ("E78.5", "active")]
+    assert [(p.code, p.status) for p in context.problems] == [
+        ("I48.91", "active"),
+        ("I10", "active"),
+        ("E78.5", "active"),
+    ]
     assert {p.system for p in context.problems} == {ICD10CM}
     assert [(a.substance, a.reaction, a.criticality) for a in context.allergies] == [("Penicillin", "Hives", "high")]
     assert [(o.value, o.unit) for o in context.observations] == [("150/90", "mm[Hg]"), ("72", "/min")]
 
 
 def test_hotwords_are_deduplicated_and_ordered():
-    context = parse_bundle(bundle(
-        {"resourceType": "AllergyIntolerance", "id": "a", "code": {"text": "Penicillin"}},
-        {"resourceType": "Condition", "id": "c1", "code": coded(ICD10CM, "I10", "Essential (primary) hypertension")},
-        {"resourceType": "MedicationRequest", "id": "m1",
-         "medicationCodeableConcept": {"text": "Metformin 500 MG Oral Tablet"}},
-        {"resourceType": "MedicationStatement", "id": "m2",
-         "medicationCodeableConcept": {"text": "metformin hydrochloride 1000 MG Oral Tablet"}},
-        {"resourceType": "MedicationStatement", "id": "m3",
-         "medicationCodeableConcept": coded(RXNORM, "1", "lisinopril 10 MG / hydrochlorothiazide 12.5 MG Oral Tablet")},
-        {"resourceType": "Condition", "id": "c2", "code": coded(ICD10CM, "I48.91", "Unspecified atrial fibrillation")},
-        {"resourceType": "Condition", "id": "c3", "code": coded(ICD10CM, "E78.5", "Hyperlipidemia, unspecified")},
-        {"resourceType": "Condition", "id": "c4", "code": {"text": "hypertension"}},
-        {"resourceType": "AllergyIntolerance", "id": "b", "code": {"text": "PENICILLIN"}},
-        {"resourceType": "AllergyIntolerance", "id": "c", "code": {"text": "Lisinopril"}},
-    ))
-    assert context.hotwords() == ["metformin", "lisinopril", "hydrochlorothiazide", "Essential hypertension",
-                                  "atrial fibrillation", "Hyperlipidemia", "hypertension", "Penicillin"]
+    context = parse_bundle(
+        bundle(
+            {"resourceType": "AllergyIntolerance", "id": "a", "code": {"text": "Penicillin"}},
+            {
+                "resourceType": "Condition",
+                "id": "c1",
+                "code": coded(ICD10CM, "I10", "Essential (primary) hypertension"),
+            },
+            {
+                "resourceType": "MedicationRequest",
+                "id": "m1",
+                "medicationCodeableConcept": {"text": "Metformin 500 MG Oral Tablet"},
+            },
+            {
+                "resourceType": "MedicationStatement",
+                "id": "m2",
+                "medicationCodeableConcept": {"text": "metformin hydrochloride 1000 MG Oral Tablet"},
+            },
+            {
+                "resourceType": "MedicationStatement",
+                "id": "m3",
+                "medicationCodeableConcept": coded(
+                    RXNORM, "1", "lisinopril 10 MG / hydrochlorothiazide 12.5 MG Oral Tablet"
+                ),
+            },
+            {
+                "resourceType": "Condition",
+                "id": "c2",
+                "code": coded(ICD10CM, "I48.91", "Unspecified atrial fibrillation"),
+            },
+            {"resourceType": "Condition", "id": "c3", "code": coded(ICD10CM, "E78.5", "Hyperlipidemia, unspecified")},
+            {"resourceType": "Condition", "id": "c4", "code": {"text": "hypertension"}},
+            {"resourceType": "AllergyIntolerance", "id": "b", "code": {"text": "PENICILLIN"}},
+            {"resourceType": "AllergyIntolerance", "id": "c", "code": {"text": "Lisinopril"}},
+        )
+    )
+    assert context.hotwords() == [
+        "metformin",
+        "lisinopril",
+        "hydrochlorothiazide",
+        "Essential hypertension",
+        "atrial fibrillation",
+        "Hyperlipidemia",
+        "hypertension",
+        "Penicillin",
+    ]
     assert PatientContext().hotwords() == []
 
 
 def test_medication_reference_resolution():
-    context = parse_bundle(bundle(
-        {"resourceType": "Medication", "id": "m1", "code": coded(RXNORM, "314076", "lisinopril 10 MG Oral Tablet")},
-        {"resourceType": "Medication", "code": {"text": "apixaban 5 MG Oral Tablet [Eliquis]"}},
-        {"resourceType": "MedicationStatement", "id": "s1", "medicationReference": {"reference": "Medication/m1"}},
-        {"resourceType": "MedicationStatement", "id": "s2",
-         "medicationReference": {"reference": "urn:uuid:0d4e", "display": "Eliquis"}},
-        {"resourceType": "MedicationStatement", "id": "s3",
-         "medicationReference": {"reference": "https://ehr.example/fhir/Medication/m1/_history/3"}},
-        {"resourceType": "MedicationRequest", "id": "r1", "medicationReference": {"reference": "#c1"},
-         "contained": [{"resourceType": "Medication", "id": "c0", "code": {"text": "not this one"}},
-                       {"resourceType": "Medication", "id": "c1",
-                        "code": {"text": "warfarin sodium 5 MG Oral Tablet"}}]},
-        {"resourceType": "MedicationRequest", "id": "r2",
-         "medicationReference": {"reference": "Medication/unknown", "display": "Januvia 100 mg tablet"}},
-        {"resourceType": "MedicationRequest", "id": "r3", "medicationReference": {"reference": "#gone"},
-         "contained": [{"resourceType": "Medication", "id": "other"}]},
-        full_urls=(None, "urn:uuid:0d4e"),
-    ))
+    context = parse_bundle(
+        bundle(
+            {"resourceType": "Medication", "id": "m1", "code": coded(RXNORM, "314076", "lisinopril 10 MG Oral Tablet")},
+            {"resourceType": "Medication", "code": {"text": "apixaban 5 MG Oral Tablet [Eliquis]"}},
+            {"resourceType": "MedicationStatement", "id": "s1", "medicationReference": {"reference": "Medication/m1"}},
+            {
+                "resourceType": "MedicationStatement",
+                "id": "s2",
+                "medicationReference": {"reference": "urn:uuid:0d4e", "display": "Eliquis"},
+            },
+            {
+                "resourceType": "MedicationStatement",
+                "id": "s3",
+                "medicationReference": {"reference": "https://ehr.example/fhir/Medication/m1/_history/3"},
+            },
+            {
+                "resourceType": "MedicationRequest",
+                "id": "r1",
+                "medicationReference": {"reference": "#c1"},
+                "contained": [
+                    {"resourceType": "Medication", "id": "c0", "code": {"text": "not this one"}},
+                    {"resourceType": "Medication", "id": "c1", "code": {"text": "warfarin sodium 5 MG Oral Tablet"}},
+                ],
+            },
+            {
+                "resourceType": "MedicationRequest",
+                "id": "r2",
+                "medicationReference": {"reference": "Medication/unknown", "display": "Januvia 100 mg tablet"},
+            },
+            {
+                "resourceType": "MedicationRequest",
+                "id": "r3",
+                "medicationReference": {"reference": "#gone"},
+                "contained": [{"resourceType": "Medication", "id": "other"}],
+            },
+            full_urls=(None, "urn:uuid:0d4e"),
+        )
+    )
     assert [(m.name, m.resource_id, m.display) for m in context.medications] == [
         ("lisinopril", "MedicationStatement/s1", "lisinopril 10 MG Oral Tablet"),
         ("apixaban", "MedicationStatement/s2", "apixaban 5 MG Oral Tablet [Eliquis]"),
@@ -190,27 +336,43 @@ def test_medication_reference_resolution():
 
 
 def test_unknown_resources_ignored_and_wrong_entries_skipped():
-    context = parse_bundle(bundle(
-        {"resourceType": "Patient", "id": "p1"},
-        {"resourceType": "Practitioner", "id": "dr"},
-        {"resourceType": "Bundle", "id": "nested", "entry": "not even looked at"},
-        {"resourceType": "FutureResourceType", "whatever": [1, 2]},
-        {"resourceType": "MedicationStatement", "id": "x", "status": "entered-in-error",
-         "medicationCodeableConcept": {"text": "digoxin"}, "subject": {"reference": "Patient/someone-else"}},
-        {"resourceType": "Condition", "id": "r", "verificationStatus": status("condition-ver-status", "refuted"),
-         "code": {"text": "Pulmonary embolism"}},
-        {"resourceType": "AllergyIntolerance", "id": "e",
-         "verificationStatus": status("allergyintolerance-verification", "entered-in-error"),
-         "code": {"text": "Peanut"}},
-        {"resourceType": "Observation", "id": "o", "status": "entered-in-error", "code": {"text": "Weight"}},
-        {"resourceType": "Condition", "code": {"text": "Asthma"}},
-        {"resourceType": "Condition", "code": {"text": "Eczema"}},
-        {"resourceType": "Condition", "id": "nameless", "code": coded(SNOMED, "1234")},
-        full_urls=(None, None, None, None, None, None, None, None, "urn:uuid:1234"),
-    ))
+    context = parse_bundle(
+        bundle(
+            {"resourceType": "Patient", "id": "p1"},
+            {"resourceType": "Practitioner", "id": "dr"},
+            {"resourceType": "Bundle", "id": "nested", "entry": "not even looked at"},
+            {"resourceType": "FutureResourceType", "whatever": [1, 2]},
+            {
+                "resourceType": "MedicationStatement",
+                "id": "x",
+                "status": "entered-in-error",
+                "medicationCodeableConcept": {"text": "digoxin"},
+                "subject": {"reference": "Patient/someone-else"},
+            },
+            {
+                "resourceType": "Condition",
+                "id": "r",
+                "verificationStatus": status("condition-ver-status", "refuted"),
+                "code": {"text": "Pulmonary embolism"},
+            },
+            {
+                "resourceType": "AllergyIntolerance",
+                "id": "e",
+                "verificationStatus": status("allergyintolerance-verification", "entered-in-error"),
+                "code": {"text": "Peanut"},
+            },
+            {"resourceType": "Observation", "id": "o", "status": "entered-in-error", "code": {"text": "Weight"}},
+            {"resourceType": "Condition", "code": {"text": "Asthma"}},
+            {"resourceType": "Condition", "code": {"text": "Eczema"}},
+            {"resourceType": "Condition", "id": "nameless", "code": coded(SNOMED, "1234")},
+            full_urls=(None, None, None, None, None, None, None, None, "urn:uuid:1234"),
+        )
+    )
     assert context.medications == [] and context.allergies == [] and context.observations == []
     assert [(p.name, p.resource_id) for p in context.problems] == [
-        ("Asthma", "urn:uuid:1234"), ("Eczema", "Condition at entry[9]")]
+        ("Asthma", "urn:uuid:1234"),
+        ("Eczema", "Condition at entry[9]"),
+    ]
 
 
 def test_a_single_resource_is_read_as_a_bundle_of_one():
@@ -235,50 +397,128 @@ def _entry(resource: dict) -> str:
         ('{"resourceType": "Bundle", "entry": [{"fullUrl": "x"}]}', "entry[0] has no resource object"),
         ('{"resourceType": "Bundle", "entry": ["Patient"]}', "entry[0] has no resource object"),
         ('{"resourceType": "Bundle", "entry": [{"resource": {"id": "1"}}]}', "entry[0].resource has no resourceType"),
-        ('{"resourceType": "Bundle", "entry": [{"fullUrl": 7, "resource": {"resourceType": "Patient"}}]}',
-         "entry[0].fullUrl must be a string, got number"),
-        ('{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": 7}}]}',
-         "entry[0].resource.id must be a string, got number"),
-        (_entry({"resourceType": "Condition", "id": "c1", "code": "asthma"}),
-         "entry[1] (Condition/c1): code must be an object, got string"),
-        (_entry({"resourceType": "Condition", "id": "c1", "code": {"coding": {"code": "J45"}}}),
-         "entry[1] (Condition/c1): code.coding must be a list, got object"),
-        (_entry({"resourceType": "Condition", "id": "c1", "code": {"coding": [{"code": "J45", "display": 4}]}}),
-         "entry[1] (Condition/c1): code.coding[0].display must be a string, got number"),
-        (_entry({"resourceType": "Condition", "id": "c1", "code": {"text": "Asthma"}, "clinicalStatus": ["active"]}),
-         "entry[1] (Condition/c1): clinicalStatus must be a code string or a CodeableConcept object, got list"),
-        (_entry({"resourceType": "MedicationStatement", "id": "m", "status": True,
-                 "medicationCodeableConcept": {"text": "aspirin"}}),
-         "entry[1] (MedicationStatement/m): status must be a code string or a CodeableConcept object, got boolean"),
-        (_entry({"resourceType": "MedicationStatement", "id": "m", "medicationCodeableConcept": {"text": "aspirin"},
-                 "dosage": [{"text": 81}]}),
-         "entry[1] (MedicationStatement/m): dosage[0].text must be a string, got number"),
-        (_entry({"resourceType": "MedicationRequest", "id": "m", "medicationReference": "Medication/1"}),
-         "entry[1] (MedicationRequest/m): medicationReference must be an object, got string"),
-        (_entry({"resourceType": "MedicationRequest", "id": "m", "medicationReference": {"reference": "#x"},
-                 "contained": {"resourceType": "Medication"}}),
-         "entry[1] (MedicationRequest/m): contained must be a list, got object"),
-        (_entry({"resourceType": "AllergyIntolerance", "id": "a", "code": {"text": "Latex"}, "reaction": [{
-            "manifestation": [{"text": ["Rash"]}]}]}),
-         "entry[1] (AllergyIntolerance/a): reaction[0].manifestation[0].text must be a string, got list"),
-        (_entry({"resourceType": "Observation", "id": "o", "code": {"text": "Weight"},
-                 "valueQuantity": {"value": "80", "unit": "kg"}}),
-         "entry[1] (Observation/o): valueQuantity.value must be a number, got string"),
-        (_entry({"resourceType": "Observation", "id": "o", "code": {"text": "BP"},
-                 "component": [{"valueQuantity": {"value": 120}}, {"valueQuantity": 80}]}),
-         "entry[1] (Observation/o): component[1].valueQuantity must be an object, got number"),
-        (json.dumps(bundle({"resourceType": "Patient", "id": "p", "name": [{"given": "Ana"}]})),
-         "entry[0] (Patient/p): name[0].given must be a list, got string"),
-        (json.dumps(bundle({"resourceType": "Patient", "id": "p", "birthDate": 1970})),
-         "entry[0] (Patient/p): birthDate must be a string, got number"),
-        (json.dumps(bundle({"resourceType": "Patient", "id": "p1"}, {"resourceType": "Patient", "id": "p2"})),
-         "the bundle holds records of more than one patient (Patient/p1, Patient/p2)"),
-        (_entry({"resourceType": "Condition", "id": "c", "code": {"text": "Gout"},
-                 "subject": {"reference": "https://ehr.example/fhir/Patient/p2"}}),
-         "entry[1] (Condition/c): subject refers to https://ehr.example/fhir/Patient/p2, "
-         "not to the bundle's patient Patient/p1"),
-        (_entry({"resourceType": "AllergyIntolerance", "id": "a", "code": {"text": "Latex"}, "patient": "p1"}),
-         "entry[1] (AllergyIntolerance/a): patient must be an object, got string"),
+        (
+            '{"resourceType": "Bundle", "entry": [{"fullUrl": 7, "resource": {"resourceType": "Patient"}}]}',
+            "entry[0].fullUrl must be a string, got number",
+        ),
+        (
+            '{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": 7}}]}',
+            "entry[0].resource.id must be a string, got number",
+        ),
+        (
+            _entry({"resourceType": "Condition", "id": "c1", "code": "asthma"}),
+            "entry[1] (Condition/c1): code must be an object, got string",
+        ),
+        (
+            _entry({"resourceType": "Condition", "id": "c1", "code": {"coding": {"code": "J45"}}}),
+            "entry[1] (Condition/c1): code.coding must be a list, got object",
+        ),
+        (
+            _entry({"resourceType": "Condition", "id": "c1", "code": {"coding": [{"code": "J45", "display": 4}]}}),
+            "entry[1] (Condition/c1): code.coding[0].display must be a string, got number",
+        ),
+        (
+            _entry({"resourceType": "Condition", "id": "c1", "code": {"text": "Asthma"}, "clinicalStatus": ["active"]}),
+            "entry[1] (Condition/c1): clinicalStatus must be a code string or a CodeableConcept object, got list",
+        ),
+        (
+            _entry(
+                {
+                    "resourceType": "MedicationStatement",
+                    "id": "m",
+                    "status": True,
+                    "medicationCodeableConcept": {"text": "aspirin"},
+                }
+            ),
+            "entry[1] (MedicationStatement/m): status must be a code string or a CodeableConcept object, got boolean",
+        ),
+        (
+            _entry(
+                {
+                    "resourceType": "MedicationStatement",
+                    "id": "m",
+                    "medicationCodeableConcept": {"text": "aspirin"},
+                    "dosage": [{"text": 81}],
+                }
+            ),
+            "entry[1] (MedicationStatement/m): dosage[0].text must be a string, got number",
+        ),
+        (
+            _entry({"resourceType": "MedicationRequest", "id": "m", "medicationReference": "Medication/1"}),
+            "entry[1] (MedicationRequest/m): medicationReference must be an object, got string",
+        ),
+        (
+            _entry(
+                {
+                    "resourceType": "MedicationRequest",
+                    "id": "m",
+                    "medicationReference": {"reference": "#x"},
+                    "contained": {"resourceType": "Medication"},
+                }
+            ),
+            "entry[1] (MedicationRequest/m): contained must be a list, got object",
+        ),
+        (
+            _entry(
+                {
+                    "resourceType": "AllergyIntolerance",
+                    "id": "a",
+                    "code": {"text": "Latex"},
+                    "reaction": [{"manifestation": [{"text": ["Rash"]}]}],
+                }
+            ),
+            "entry[1] (AllergyIntolerance/a): reaction[0].manifestation[0].text must be a string, got list",
+        ),
+        (
+            _entry(
+                {
+                    "resourceType": "Observation",
+                    "id": "o",
+                    "code": {"text": "Weight"},
+                    "valueQuantity": {"value": "80", "unit": "kg"},
+                }
+            ),
+            "entry[1] (Observation/o): valueQuantity.value must be a number, got string",
+        ),
+        (
+            _entry(
+                {
+                    "resourceType": "Observation",
+                    "id": "o",
+                    "code": {"text": "BP"},
+                    "component": [{"valueQuantity": {"value": 120}}, {"valueQuantity": 80}],
+                }
+            ),
+            "entry[1] (Observation/o): component[1].valueQuantity must be an object, got number",
+        ),
+        (
+            json.dumps(bundle({"resourceType": "Patient", "id": "p", "name": [{"given": "Ana"}]})),
+            "entry[0] (Patient/p): name[0].given must be a list, got string",
+        ),
+        (
+            json.dumps(bundle({"resourceType": "Patient", "id": "p", "birthDate": 1970})),
+            "entry[0] (Patient/p): birthDate must be a string, got number",
+        ),
+        (
+            json.dumps(bundle({"resourceType": "Patient", "id": "p1"}, {"resourceType": "Patient", "id": "p2"})),
+            "the bundle holds records of more than one patient (Patient/p1, Patient/p2)",
+        ),
+        (
+            _entry(
+                {
+                    "resourceType": "Condition",
+                    "id": "c",
+                    "code": {"text": "Gout"},
+                    "subject": {"reference": "https://ehr.example/fhir/Patient/p2"},
+                }
+            ),
+            "entry[1] (Condition/c): subject refers to https://ehr.example/fhir/Patient/p2, "
+            "not to the bundle's patient Patient/p1",
+        ),
+        (
+            _entry({"resourceType": "AllergyIntolerance", "id": "a", "code": {"text": "Latex"}, "patient": "p1"}),
+            "entry[1] (AllergyIntolerance/a): patient must be an object, got string",
+        ),
     ],
 )
 def test_malformed_bundles_get_a_clear_error(tmp_path: Path, content, message):
@@ -290,16 +530,18 @@ def test_malformed_bundles_get_a_clear_error(tmp_path: Path, content, message):
 
 
 def test_the_same_patient_referenced_every_way_is_one_patient():
-    context = parse_bundle(bundle(
-        {"resourceType": "Patient", "id": "p1", "name": [{"text": "Ana Ng"}]},
-        {"resourceType": "Patient", "id": "p1"},
-        {"resourceType": "Condition", "code": {"text": "A"}, "subject": {"reference": "Patient/p1"}},
-        {"resourceType": "Condition", "code": {"text": "B"}, "subject": {"reference": "urn:uuid:aa"}},
-        {"resourceType": "Condition", "code": {"text": "C"}, "subject": {"reference": "http://x/fhir/Patient/p1"}},
-        {"resourceType": "Condition", "code": {"text": "D"}, "subject": {"display": "Ana Ng"}},
-        {"resourceType": "Observation", "code": {"text": "E"}, "subject": {"reference": "Group/g1"}},
-        full_urls=("urn:uuid:aa",),
-    ))
+    context = parse_bundle(
+        bundle(
+            {"resourceType": "Patient", "id": "p1", "name": [{"text": "Ana Ng"}]},
+            {"resourceType": "Patient", "id": "p1"},
+            {"resourceType": "Condition", "code": {"text": "A"}, "subject": {"reference": "Patient/p1"}},
+            {"resourceType": "Condition", "code": {"text": "B"}, "subject": {"reference": "urn:uuid:aa"}},
+            {"resourceType": "Condition", "code": {"text": "C"}, "subject": {"reference": "http://x/fhir/Patient/p1"}},
+            {"resourceType": "Condition", "code": {"text": "D"}, "subject": {"display": "Ana Ng"}},
+            {"resourceType": "Observation", "code": {"text": "E"}, "subject": {"reference": "Group/g1"}},
+            full_urls=("urn:uuid:aa",),
+        )
+    )
     assert context.name == "Ana Ng" and [p.name for p in context.problems] == ["A", "B", "C", "D"]
     assert [o.name for o in context.observations] == ["E"]
 
@@ -311,8 +553,10 @@ def test_unreadable_files(tmp_path: Path):
         load_records(tmp_path)
     latin1 = '{"resourceType": "Bundle", "id": "caf\xe9"}'.encode("latin-1")
     (tmp_path / "latin1.json").write_bytes(latin1)
-    with pytest.raises(RecordsError, match=re.escape(f"latin1.json: not UTF-8 text (invalid continuation byte "
-                                                     f"at byte {latin1.index(0xE9)})")):
+    with pytest.raises(
+        RecordsError,
+        match=re.escape(f"latin1.json: not UTF-8 text (invalid continuation byte at byte {latin1.index(0xE9)})"),
+    ):
         load_records(tmp_path / "latin1.json")
     (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (SAMPLES / "cardiology_followup.bundle.json").read_bytes())
     assert load_records(tmp_path / "bom.json").patient_id == "pt-1001"
@@ -361,8 +605,9 @@ def test_sample_bundles_are_realistic_and_match_their_dictation(bundle_path: Pat
     assert 1 <= kinds.count("AllergyIntolerance") <= 2 and 1 <= kinds.count("Observation") <= 3
     assert len({e["fullUrl"] for e in data["entry"]}) == len(data["entry"])
     context = load_records(bundle_path)
-    assert all(re.fullmatch(r"(MedicationStatement|MedicationRequest)/m[sr]-\d", m.resource_id)
-               for m in context.medications)
+    assert all(
+        re.fullmatch(r"(MedicationStatement|MedicationRequest)/m[sr]-\d", m.resource_id) for m in context.medications
+    )
     assert all(m.system == RXNORM and m.code for m in context.medications)
     assert all(p.system == ICD10CM and p.code for p in context.problems)
     reference = bundle_path.with_name(bundle_path.name.replace(".bundle.json", ".txt")).read_text().lower()

@@ -6,7 +6,6 @@ Routes are read from the app itself, so a route added later without auth fails h
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,26 @@ from scribe.config import Settings
 from tests.accounts import enrol
 
 KEY = b"s" * 40
-PUBLIC = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/fhir/metadata"),
-          ("GET", "/.well-known/smart-configuration"), ("POST", "/auth/token"), ("GET", "/docs"),
-          ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"), ("GET", "/openapi.json"),
-          ("POST", "/v1/session"), ("DELETE", "/v1/session"), ("GET", "/"), ("GET", "/sign-in"),
-          # page shells of the web app: signed out, each is the sign-in page; none carries patient data
-          # (tests/test_web.py), which the pages read through the guarded API
-          ("GET", "/encounters/new"), ("GET", "/encounters/{encounter_id}"), ("GET", "/notes/{note_id}")}
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/fhir/metadata"),
+    ("GET", "/.well-known/smart-configuration"),
+    ("POST", "/auth/token"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+    ("GET", "/openapi.json"),
+    ("POST", "/v1/session"),
+    ("DELETE", "/v1/session"),
+    ("GET", "/"),
+    ("GET", "/sign-in"),
+    # page shells of the web app: signed out, each is the sign-in page; none carries patient data
+    # (tests/test_web.py), which the pages read through the guarded API
+    ("GET", "/encounters/new"),
+    ("GET", "/encounters/{encounter_id}"),
+    ("GET", "/notes/{note_id}"),
+}
 
 SESSION_ONLY = {("GET", "/v1/session")}  # answers about the browser's cookie session, whatever the bearer token
 
@@ -42,8 +54,10 @@ def all_routes(app) -> list[tuple[type, str, set[str]]]:
     out = []
     for route in app.routes:
         if hasattr(route, "effective_route_contexts"):  # FastAPI >= 0.160 keeps included routers lazily
-            out += [(type(c.original_route), c.path or c.original_route.path,
-                     set(getattr(c, "methods", None) or ())) for c in route.effective_route_contexts()]
+            out += [
+                (type(c.original_route), c.path or c.original_route.path, set(getattr(c, "methods", None) or ()))
+                for c in route.effective_route_contexts()
+            ]
         else:
             out.append((type(route), route.path, set(getattr(route, "methods", None) or ())))
     return out
@@ -64,8 +78,15 @@ def guarded_routes(app) -> list[tuple[str, str]]:
 def test_every_non_public_route_needs_a_token_and_the_scope(client):
     routes = guarded_routes(client.app)
     families = {path.split("/")[2] for _, path in routes if path.startswith(("/v1/", "/fhir/"))}
-    assert {"encounters", "notes", "stream-tickets", "DocumentReference", "Binary", "Provenance",
-            "AuditEvent"} <= families
+    assert {
+        "encounters",
+        "notes",
+        "stream-tickets",
+        "DocumentReference",
+        "Binary",
+        "Provenance",
+        "AuditEvent",
+    } <= families
     unscoped = {"Authorization": f"Bearer {create_token(KEY, 'nobody', ('patient/Observation.r',), 300)}"}
     enrol(client.app.state.database, unscoped)  # an account that exists, with a scope no route accepts
     for method, path in routes:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -32,20 +33,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_server(data_dir: Path, port: int, models_dir: Path | None = None, *, asr: bool = True,
-                  env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+def launch_server(
+    data_dir: Path,
+    port: int,
+    models_dir: Path | None = None,
+    *,
+    asr: bool = True,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen:
     """`scribe serve` on `port` with its own data directory, returned at once; `env` adds to or overrides the
     settings, `log` takes its output (else a pipe). The bundled Whisper of `models_dir` is linked in, not rebuilt."""
     environment = {**os.environ, "SCRIBE_DATA_DIR": str(data_dir), "SCRIBE_SECRET_KEY": KEY, **(env or {})}
     (data_dir / "models").mkdir(parents=True, exist_ok=True)
-    if (models_dir is not None and not (data_dir / "models" / "whisper-base").exists()
-            and (models_dir / "whisper-base").exists()):
+    if (
+        models_dir is not None
+        and not (data_dir / "models" / "whisper-base").exists()
+        and (models_dir / "whisper-base").exists()
+    ):
         (data_dir / "models" / "whisper-base").symlink_to(models_dir / "whisper-base")
     output = log.open("w") if log is not None else subprocess.PIPE
     try:
-        return subprocess.Popen([sys.executable, "-c", "from scribe.cli import main; main()", "serve", "--port",
-                                 str(port), *([] if asr else ["--no-asr"])],
-                                env=environment, stdout=output, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from scribe.cli import main; main()",
+                "serve",
+                "--port",
+                str(port),
+                *([] if asr else ["--no-asr"]),
+            ],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     finally:
         if log is not None:
             output.close()
@@ -102,7 +125,7 @@ def test_sigkill_mid_stream_loses_no_acked_audio(tmp_path: Path, models_dir: Pat
             ws.send(json.dumps({"type": "start", "sample_rate": 16000}))
             assert json.loads(ws.recv())["received_bytes"] == 0
             for i in range(0, len(pcm) // 2, 3200):
-                ws.send(pcm[i:i + 3200])
+                ws.send(pcm[i : i + 3200])
             while acked < (len(pcm) // 2) // 3200 * 3200:
                 message = json.loads(ws.recv(timeout=30))
                 if message["type"] == "ack":
@@ -117,8 +140,23 @@ def test_sigkill_mid_stream_loses_no_acked_audio(tmp_path: Path, models_dir: Pat
     server = start_server(data_dir, port, models_dir)
     try:
         env = {**os.environ, "SCRIBE_TOKEN": token}
-        proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "stream", str(SAMPLE),
-                               "--url", url, "--format", "json"], env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from scribe.cli import main; main()",
+                "stream",
+                str(SAMPLE),
+                "--url",
+                url,
+                "--format",
+                "json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         transcript = json.loads(proc.stdout)
         assert "latency" in proc.stderr
@@ -150,8 +188,15 @@ def test_sigterm_moves_a_live_stream_to_another_node_losing_and_repeating_nothin
     (data_dir / "models" / "whisper-base").parent.mkdir(parents=True)
     (data_dir / "models" / "whisper-base").symlink_to(models_dir / "whisper-base")  # likewise the model
     with ThreadPoolExecutor(2) as starting:  # both nodes load their model at once
-        node_a, node_b = starting.map(lambda node: start_server(data_dir, ports[node], models_dir, **{
-            "SCRIBE_NODE_ID": f"node-{node}", "SCRIBE_SHUTDOWN_GRACE_S": str(grace_s)}), ("a", "b"))
+        node_a, node_b = starting.map(
+            lambda node: start_server(
+                data_dir,
+                ports[node],
+                models_dir,
+                **{"SCRIBE_NODE_ID": f"node-{node}", "SCRIBE_SHUTDOWN_GRACE_S": str(grace_s)},
+            ),
+            ("a", "b"),
+        )
     messages: list[dict] = []
     stopped: list[float] = []
     exited: list[float] = []
@@ -172,9 +217,17 @@ def test_sigterm_moves_a_live_stream_to_another_node_losing_and_repeating_nothin
         return websockets.connect(url.replace(str(ports["a"]), str(ports["b"])) if stopped else url, **kwargs)
 
     try:
-        result = asyncio.run(stream_pcm(f"ws://127.0.0.1:{ports['a']}/v1/encounters/enc-drain/stream", pcm,
-                                        token=token, realtime=True, on_message=watch, connect=route,
-                                        max_reconnects=0))
+        result = asyncio.run(
+            stream_pcm(
+                f"ws://127.0.0.1:{ports['a']}/v1/encounters/enc-drain/stream",
+                pcm,
+                token=token,
+                realtime=True,
+                on_message=watch,
+                connect=route,
+                max_reconnects=0,
+            )
+        )
         node_a.wait(timeout=grace_s + 5)
         exited_after = exited[0] - stopped[0]
     finally:
@@ -193,7 +246,7 @@ def test_sigterm_moves_a_live_stream_to_another_node_losing_and_repeating_nothin
         copies = [m["segment"] for m in messages if m["type"] == "final" and m["segment"]["id"] == segment["id"]]
         assert all(copy == segment for copy in copies)
     starts = [s["start"] for s in segments]
-    assert starts == sorted(starts) and all(a["text"] != b["text"] for a, b in zip(segments, segments[1:]))
+    assert starts == sorted(starts) and all(a["text"] != b["text"] for a, b in pairwise(segments))
     assert word_errors(SAMPLE.with_suffix(".txt").read_text(), result.transcript["text"]).wer < 0.6
 
 
@@ -202,9 +255,21 @@ def test_stream_cli_reports_refusal(tmp_path: Path, models_dir: Path):
     server = start_server(tmp_path / "data", port, models_dir)
     try:
         env = {**os.environ, "SCRIBE_TOKEN": "not-a-token"}
-        proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "stream", str(SAMPLE),
-                               "--url", f"ws://127.0.0.1:{port}/v1/encounters/enc-x/stream"],
-                              env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from scribe.cli import main; main()",
+                "stream",
+                str(SAMPLE),
+                "--url",
+                f"ws://127.0.0.1:{port}/v1/encounters/enc-x/stream",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 5 and "unauthorized" in proc.stderr and "Traceback" not in proc.stderr
         assert proc.stdout == ""
     finally:
@@ -225,14 +290,32 @@ def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
     try:
         token = create_token(KEY.encode(), "bench", ("user/*.*",), 600)
         enrol(tmp_path / "data", token)
-        proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "bench", "stream",
-                               str(samples), "--url", f"ws://127.0.0.1:{port}", "--concurrency", "1", "--records",
-                               "--token", token], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "SCRIBE_DATA_DIR": str(tmp_path / "data")})
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from scribe.cli import main; main()",
+                "bench",
+                "stream",
+                str(samples),
+                "--url",
+                f"ws://127.0.0.1:{port}",
+                "--concurrency",
+                "1",
+                "--records",
+                "--token",
+                token,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "SCRIBE_DATA_DIR": str(tmp_path / "data")},
+        )
         assert proc.returncode == 0, proc.stderr
         summary = json.loads(proc.stdout)
-        encounters = httpx.get(f"http://127.0.0.1:{port}/v1/encounters",
-                               headers={"Authorization": f"Bearer {token}"}).json()["encounters"]
+        encounters = httpx.get(
+            f"http://127.0.0.1:{port}/v1/encounters", headers={"Authorization": f"Bearer {token}"}
+        ).json()["encounters"]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -265,7 +348,7 @@ class FakeMicrophone:
         for i in range(0, len(self.pcm), self.block):
             if not self.running:
                 return
-            self.callback(self.pcm[i:i + self.block], self.block // 2, None, None)
+            self.callback(self.pcm[i : i + self.block], self.block // 2, None, None)
             time.sleep(0.1)
 
     def __enter__(self):
@@ -294,8 +377,21 @@ def test_dictate_streams_the_microphone(tmp_path: Path, models_dir: Path, monkey
     try:
         token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
         enrol(tmp_path / "data", token)
-        code = run(["dictate", "--url", f"ws://127.0.0.1:{port}/v1/encounters/enc-mic/stream", "--token", token,
-                    "--seconds", str(len(pcm) / 32000 + 0.5), "--format", "json", "--mode", "dictation"])
+        code = run(
+            [
+                "dictate",
+                "--url",
+                f"ws://127.0.0.1:{port}/v1/encounters/enc-mic/stream",
+                "--token",
+                token,
+                "--seconds",
+                str(len(pcm) / 32000 + 0.5),
+                "--format",
+                "json",
+                "--mode",
+                "dictation",
+            ]
+        )
         out, err = capsys.readouterr()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -351,9 +447,22 @@ def test_first_start_creates_an_account_and_shows_its_password_once(tmp_path: Pa
 
     def serve(port: int, then) -> str:
         """Run `scribe serve` until it answers, call `then(stderr so far)`, stop it; its whole stderr."""
-        proc = subprocess.Popen([sys.executable, "-c", "from scribe.cli import main; main()", "serve", "--no-asr",
-                                 "--port", str(port), "--data-dir", str(data_dir)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from scribe.cli import main; main()",
+                "serve",
+                "--no-asr",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
@@ -378,8 +487,9 @@ def test_first_start_creates_an_account_and_shows_its_password_once(tmp_path: Pa
         assert "scribe users add clinician --password-stdin --update" in err and "scribe users add NAME" in err
         password = re.search(r"    password: (\S+)\n", err).group(1)
         assert len(password) >= 12
-        signed_in = httpx.post(f"http://127.0.0.1:{port}/v1/session",
-                               data={"username": "clinician", "password": password})
+        signed_in = httpx.post(
+            f"http://127.0.0.1:{port}/v1/session", data={"username": "clinician", "password": password}
+        )
         assert signed_in.status_code == 200 and signed_in.json()["username"] == "clinician"
         shown.append(password)
 

@@ -37,8 +37,19 @@ def test_upgrade_creates_tables_and_is_idempotent(db_settings):
     database = open_database(settings, schema=schema)
     open_database(settings, schema=schema)  # a second start migrates nothing and fails nothing
     tables = set(inspect(database.engine).get_table_names())
-    assert {"app_secrets", "stream_tickets", "alembic_version", "encounters", "notes", "note_versions",
-            "audit_events", "outbox", "users", "clients", "upload_jobs"} <= tables
+    assert {
+        "app_secrets",
+        "stream_tickets",
+        "alembic_version",
+        "encounters",
+        "notes",
+        "note_versions",
+        "audit_events",
+        "outbox",
+        "users",
+        "clients",
+        "upload_jobs",
+    } <= tables
     with database.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
@@ -74,8 +85,12 @@ def test_a_migration_on_postgresql_waits_for_the_one_under_way(tmp_path):
             migrating = pool.submit(open_database, settings, schema=schema)
             with pytest.raises(TimeoutError):
                 migrating.result(timeout=1.5)
-            assert connection.execute(text("SELECT to_regclass(:table)"),
-                                      {"table": f'"{schema}".alembic_version'}).scalar() is None
+            assert (
+                connection.execute(
+                    text("SELECT to_regclass(:table)"), {"table": f'"{schema}".alembic_version'}
+                ).scalar()
+                is None
+            )
             connection.rollback()  # the other migration ends, and its lock with its transaction
             database = migrating.result(timeout=60)
         with database.engine.connect() as migrated:

@@ -73,9 +73,10 @@ def sample_pcm() -> bytes:
 
 def stream_all(ws, pcm: bytes) -> list[dict]:
     """Send `pcm` in 100 ms frames then stop; collect every message up to `done`."""
+
     def sender():
         for i in range(0, len(pcm), FRAME):
-            ws.send_bytes(pcm[i:i + FRAME])
+            ws.send_bytes(pcm[i : i + FRAME])
         ws.send_text(json.dumps({"type": "stop"}))
 
     thread = threading.Thread(target=sender)
@@ -118,7 +119,7 @@ def test_resume_after_dropped_connection_is_byte_exact(client, app_settings):
         start(ws)
         acked = 0
         for i in range(0, half, FRAME):
-            ws.send_bytes(pcm[i:i + FRAME])
+            ws.send_bytes(pcm[i : i + FRAME])
             message = ws.receive_json()
             assert message["type"] in ("ack", "partial", "final")
             acked = message.get("received_bytes", acked) if message["type"] == "ack" else acked
@@ -129,7 +130,7 @@ def test_resume_after_dropped_connection_is_byte_exact(client, app_settings):
     with connect(client, "enc-r") as ws:
         ready = start(ws)
         assert ready["received_bytes"] >= half
-        messages = stream_all(ws, pcm[ready["received_bytes"]:])
+        messages = stream_all(ws, pcm[ready["received_bytes"] :])
     transcript = messages[-1]["transcript"]
     assert (app_settings.audio_dir / "enc-r" / "audio.pcm").read_bytes() == pcm
     assert [s["id"] for s in transcript["segments"]] == list(range(len(transcript["segments"])))
@@ -239,9 +240,15 @@ def test_session_too_long(app_settings, whisper):
             expect_error(ws, "session_too_long", 4413)
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer junk"},
-                                     {"Authorization": "Bearer " + create_token(b"z" * 40, "dr-a")},
-                                     {"Origin": "https://evil.example.com"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer junk"},
+        {"Authorization": "Bearer " + create_token(b"z" * 40, "dr-a")},
+        {"Origin": "https://evil.example.com"},
+    ],
+)
 def test_unauthorized_stores_nothing(client, app_settings, headers):
     if "Origin" in headers:
         headers["Authorization"] = f"Bearer {token()}"
@@ -251,8 +258,9 @@ def test_unauthorized_stores_nothing(client, app_settings, headers):
 
 
 def test_allowed_origin_and_missing_scope(client):
-    with connect(client, "enc-a", headers={"Authorization": f"Bearer {token()}",
-                                           "Origin": "https://scribe.example.org"}) as ws:
+    with connect(
+        client, "enc-a", headers={"Authorization": f"Bearer {token()}", "Origin": "https://scribe.example.org"}
+    ) as ws:
         assert start(ws)["type"] == "ready"
     integration = create_token(KEY.encode(), "ehr", ("system/DocumentReference.rs",), 600)
     enrol(client.app.state.database, integration)  # a registered client: refused for the scope, not the identity
@@ -261,8 +269,9 @@ def test_allowed_origin_and_missing_scope(client):
 
 
 def test_ticket_works_once(client):
-    response = client.post("/v1/stream-tickets", json={"encounter_id": "enc-t"},
-                           headers={"Authorization": f"Bearer {token()}"})
+    response = client.post(
+        "/v1/stream-tickets", json={"encounter_id": "enc-t"}, headers={"Authorization": f"Bearer {token()}"}
+    )
     ticket = response.json()["ticket"]
     with connect(client, "enc-t", headers={}, query=f"?ticket={ticket}") as ws:
         assert start(ws)["type"] == "ready"
@@ -357,8 +366,14 @@ def test_a_node_at_capacity_refuses_new_streams_but_never_a_resume(app_settings,
                 assert start(again) == {"type": "ready", "received_ms": 100, "received_bytes": FRAME}
                 assert client.get("/healthz").json()["streams"]["live"] == 2
         streams = client.get("/healthz").json()["streams"]
-        assert streams == {"live": 0, "capacity": 1, "final_rtf": None, "loaded_partial_rtf": None, "configured": True,
-                           "refused": 1}
+        assert streams == {
+            "live": 0,
+            "capacity": 1,
+            "final_rtf": None,
+            "loaded_partial_rtf": None,
+            "configured": True,
+            "refused": 1,
+        }
         metrics = client.get("/metrics").text
         assert "scribe_stream_capacity 1" in metrics and "scribe_streams_refused_total 1" in metrics
         with connect(client, "enc-b") as later:  # the refused encounter was left free: it streams once there is room
@@ -395,7 +410,7 @@ def test_a_draining_node_sends_the_owed_finals_then_moves_the_stream(client, app
     with connect(client, "enc-d") as ws:
         start(ws)
         for i in range(0, part, FRAME):
-            ws.send_bytes(pcm[i:i + FRAME])
+            ws.send_bytes(pcm[i : i + FRAME])
         acked = 0
         while acked < part:
             messages.append(ws.receive_json())
@@ -404,7 +419,7 @@ def test_a_draining_node_sends_the_owed_finals_then_moves_the_stream(client, app
         def keep_sending() -> None:  # the client goes on sending while the node drains
             try:
                 for i in range(part, len(pcm), FRAME):
-                    ws.send_bytes(pcm[i:i + FRAME])
+                    ws.send_bytes(pcm[i : i + FRAME])
                     time.sleep(0.01)
             except Exception:  # the server closed the stream: the rest is for the resume
                 pass
@@ -423,7 +438,7 @@ def test_a_draining_node_sends_the_owed_finals_then_moves_the_stream(client, app
     assert messages[-1] == {"type": "reconnect", "reason": "shutdown"}
     stored = (app_settings.audio_dir / "enc-d" / "audio.pcm").read_bytes()
     assert messages[-2] == {"type": "ack", "received_bytes": len(stored), "received_ms": len(stored) // 32}
-    assert len(stored) >= part and stored == pcm[:len(stored)]  # every acked byte, nothing else, nothing twice
+    assert len(stored) >= part and stored == pcm[: len(stored)]  # every acked byte, nothing else, nothing twice
     finals = [m["segment"] for m in messages if m["type"] == "final"]
     assert [f["id"] for f in finals] == list(range(len(finals)))
     assert 8.0 <= finals[-1]["end"] <= 9.5, finals  # the ended utterance is final; the one under way is not

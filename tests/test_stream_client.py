@@ -51,30 +51,40 @@ def _partial(text: str, end: float) -> dict:
 
 def test_partial_latency_counts_each_newly_heard_word_once():
     """A partial showing no word beyond those already shown (repeated, respelled, re-timed) is not counted again."""
-    server = ScriptedServer([
-        _partial("atrial", 0.4), _partial("atrial", 0.4), _partial("Atrial", 0.4),  # respelled, no new word
-        _partial("atrial fibrillation", 1.0), _partial("atrial fib", 0.8),  # revised back: nothing newly heard
-        _partial("atrial fibrillation,", 1.06),  # the same last word, re-timed by a later pass
-        {"type": "final", "segment": {"id": 0, "start": 0.0, "end": 1.0, "text": "Atrial fibrillation."}},
-        _partial("", 1.0), _partial("follow", 1.4),
-        {"type": "done", "transcript": {"text": "Atrial fibrillation. Follow"}},
-    ])
+    server = ScriptedServer(
+        [
+            _partial("atrial", 0.4),
+            _partial("atrial", 0.4),
+            _partial("Atrial", 0.4),  # respelled, no new word
+            _partial("atrial fibrillation", 1.0),
+            _partial("atrial fib", 0.8),  # revised back: nothing newly heard
+            _partial("atrial fibrillation,", 1.06),  # the same last word, re-timed by a later pass
+            {"type": "final", "segment": {"id": 0, "start": 0.0, "end": 1.0, "text": "Atrial fibrillation."}},
+            _partial("", 1.0),
+            _partial("follow", 1.4),
+            {"type": "done", "transcript": {"text": "Atrial fibrillation. Follow"}},
+        ]
+    )
     result = asyncio.run(stream_pcm("ws://scripted", b"\0\0" * 1600, connect=server, realtime=True))
     assert len(result.partial_latencies) == 3
     assert len(result.final_latencies) == 1
     assert result.transcript == {"text": "Atrial fibrillation. Follow"}
 
 
-SCRIPT = [_partial("atrial", 0.4), _partial("atrial fibrillation", 0.9),
-          {"type": "final", "segment": {"id": 0, "start": 0.0, "end": 0.9, "text": "Atrial fibrillation."}},
-          {"type": "done", "transcript": {"text": "Atrial fibrillation.", "engine": "whisper", "segments": []}}]
+SCRIPT = [
+    _partial("atrial", 0.4),
+    _partial("atrial fibrillation", 0.9),
+    {"type": "final", "segment": {"id": 0, "start": 0.0, "end": 0.9, "text": "Atrial fibrillation."}},
+    {"type": "done", "transcript": {"text": "Atrial fibrillation.", "engine": "whisper", "segments": []}},
+]
 
 
 @pytest.mark.parametrize("realtime", [False, True])
 def test_latency_is_recorded_only_when_paced_in_real_time(realtime):
     """Unpaced, the audio is all sent at once and w - t0 - t would go negative: no figure is recorded at all."""
-    result = asyncio.run(stream_pcm("ws://scripted", b"\0\0" * 16000, connect=ScriptedServer(SCRIPT),
-                                    realtime=realtime))
+    result = asyncio.run(
+        stream_pcm("ws://scripted", b"\0\0" * 16000, connect=ScriptedServer(SCRIPT), realtime=realtime)
+    )
     latencies = result.partial_latencies + result.final_latencies
     assert result.finals and (len(latencies) == 3 if realtime else latencies == [])
     assert all(x >= 0 for x in latencies)
@@ -91,8 +101,15 @@ def test_scribe_stream_never_prints_a_negative_latency(tmp_path, monkeypatch, ca
     from scribe.cli import run
 
     monkeypatch.setattr("websockets.connect", ScriptedServer(SCRIPT))
-    code = run(["stream", str(one_second_wav(tmp_path)), "--url", "ws://127.0.0.1:9/v1/encounters/e/stream",
-                *(["--realtime"] if realtime else [])])
+    code = run(
+        [
+            "stream",
+            str(one_second_wav(tmp_path)),
+            "--url",
+            "ws://127.0.0.1:9/v1/encounters/e/stream",
+            *(["--realtime"] if realtime else []),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and out.strip() == "Atrial fibrillation."
     [latency] = [line for line in err.splitlines() if "latency" in line]
@@ -151,8 +168,10 @@ def _connections(*connections: ScriptedConnection):
     return lambda url, **kwargs: next(queue)
 
 
-DONE = [{"type": "final", "segment": {"id": 0, "start": 0.0, "end": 0.3, "text": "Hello."}},
-        {"type": "done", "transcript": {"text": "Hello."}}]
+DONE = [
+    {"type": "final", "segment": {"id": 0, "start": 0.0, "end": 0.3, "text": "Hello."}},
+    {"type": "done", "transcript": {"text": "Hello."}},
+]
 
 
 def test_reconnect_from_a_draining_node_resumes_at_once_and_is_no_failure():
@@ -161,8 +180,10 @@ def test_reconnect_from_a_draining_node_resumes_at_once_and_is_no_failure():
     import time
 
     pcm = bytes(range(256)) * 50  # 12800 bytes, 0.4 s
-    draining = ScriptedConnection(_ready(0), [{"type": "ack", "received_bytes": 3200, "received_ms": 100},
-                                              {"type": "reconnect", "reason": "shutdown"}])
+    draining = ScriptedConnection(
+        _ready(0),
+        [{"type": "ack", "received_bytes": 3200, "received_ms": 100}, {"type": "reconnect", "reason": "shutdown"}],
+    )
     elsewhere = ScriptedConnection(_ready(6400), DONE, after_stop=True)
     begun = time.monotonic()
     result = asyncio.run(stream_pcm("ws://scripted", pcm, connect=_connections(draining, elsewhere), max_reconnects=0))
@@ -181,8 +202,9 @@ def test_a_resume_refused_as_busy_is_retried_but_a_new_stream_is_not():
     dropped = ScriptedConnection(_ready(0), [{"type": "ack", "received_bytes": 3200, "received_ms": 100}])
     refused = ScriptedConnection(busy, [])
     resumed = ScriptedConnection(_ready(3200), DONE, after_stop=True)
-    result = asyncio.run(stream_pcm("ws://scripted", pcm, connect=_connections(dropped, refused, resumed),
-                                    max_reconnects=2))
+    result = asyncio.run(
+        stream_pcm("ws://scripted", pcm, connect=_connections(dropped, refused, resumed), max_reconnects=2)
+    )
     assert result.transcript == {"text": "Hello."} and result.reconnects == 2
     assert bytes(resumed.audio) == pcm[3200:]
     with pytest.raises(StreamFailed) as failed:

@@ -33,8 +33,14 @@ def test_a_streamed_encounter_is_stored_like_any_other(api: TestClient):
     bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
     created = api.post("/v1/encounters", json={"patient": {"id": "pt-1001"}, "mode": "dictation"}, headers=bearer())
     encounter = created.json()["id"]
-    assert api.post(f"/v1/encounters/{encounter}/records", content=bundle,
-                    headers={**bearer(), "Content-Type": "application/fhir+json"}).status_code == 201
+    assert (
+        api.post(
+            f"/v1/encounters/{encounter}/records",
+            content=bundle,
+            headers={**bearer(), "Content-Type": "application/fhir+json"},
+        ).status_code
+        == 201
+    )
     with connect(api, encounter) as ws:
         start(ws)
         messages = stream_all(ws, sample_pcm())
@@ -64,8 +70,9 @@ def test_a_new_id_becomes_the_clinicians_encounter_and_others_are_refused(api: T
     with connect(api, "enc-rest", "dr-b") as ws:
         expect_error(ws, "forbidden", 4403)
     with api.app.state.database.session() as session:
-        refused = session.scalars(select(AuditRecord).where(AuditRecord.action == "stream",
-                                                            AuditRecord.outcome == "4")).all()
+        refused = session.scalars(
+            select(AuditRecord).where(AuditRecord.action == "stream", AuditRecord.outcome == "4")
+        ).all()
     assert {(r.actor, r.resource_id) for r in refused} == {("dr-b", "enc-new"), ("dr-b", "enc-rest")}
 
 
@@ -111,11 +118,15 @@ def test_the_websocket_refuses_a_token_whose_subject_is_unknown_deleted_or_disab
     with connect(api, "enc-who-b", "dr-b") as ws:
         expect_error(ws, "unauthorized", 4401)
     with api.app.state.database.session() as session:
-        refused = session.scalars(select(AuditRecord).where(AuditRecord.action == "auth-failure")
-                                  .order_by(AuditRecord.id)).all()
+        refused = session.scalars(
+            select(AuditRecord).where(AuditRecord.action == "auth-failure").order_by(AuditRecord.id)
+        ).all()
         assert session.get(Encounter, "enc-who-b") is None  # nothing was created for the refused caller
     assert [(r.actor, r.status_code, r.resource_id) for r in refused] == [
-        ("dr-nobody", 401, "enc-who"), ("dr-gone", 401, "enc-who"), ("dr-b", 401, "enc-who-b")]
+        ("dr-nobody", 401, "enc-who"),
+        ("dr-gone", 401, "enc-who"),
+        ("dr-b", 401, "enc-who-b"),
+    ]
 
 
 def test_a_ticket_of_a_user_disabled_since_is_refused(api: TestClient):
@@ -148,9 +159,13 @@ def test_a_stream_ticket_is_issued_only_for_an_encounter_the_caller_may_stream_i
     assert theirs.status_code == 403
     with api.app.state.database.session() as session:
         tickets = session.scalars(select(StreamTicket.subject).order_by(StreamTicket.subject)).all()
-        audited = session.scalars(select(AuditRecord).where(AuditRecord.action == "token")
-                                  .order_by(AuditRecord.id)).all()
+        audited = session.scalars(
+            select(AuditRecord).where(AuditRecord.action == "token").order_by(AuditRecord.id)
+        ).all()
     assert tickets == ["dr-a", "dr-b"]
     assert [(r.actor, r.resource_id, r.patient_id, r.status_code) for r in audited] == [
-        ("dr-b", "enc-of-a", None, 403), ("dr-a", "enc-of-a", "pt-5", 200), ("dr-b", "enc-of-b", None, 200),
-        ("dr-a", "enc-of-b", None, 403)]
+        ("dr-b", "enc-of-a", None, 403),
+        ("dr-a", "enc-of-a", "pt-5", 200),
+        ("dr-b", "enc-of-b", None, 200),
+        ("dr-a", "enc-of-b", None, 403),
+    ]

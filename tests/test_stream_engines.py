@@ -109,7 +109,7 @@ def test_a_dictation_streams_with_medasr(client: TestClient):
 def test_a_dictation_resumes_after_a_dropped_socket(client: TestClient, with_medasr: Settings):
     """Two utterances; the socket drops after the first one's final, during the second, and the stream resumes."""
     first = pcm_audio(sample_pcm())
-    second = decode_audio(SAMPLES / "thyroid_depression.wav")[:RATE * 6]
+    second = decode_audio(SAMPLES / "thyroid_depression.wav")[: RATE * 6]
     pcm = pcm16(np.concatenate([first, np.zeros(RATE * 3 // 2, np.float32), second]))
     encounter = dictation(client)
     drop = (len(first) + RATE * 3) * 2 // FRAME * FRAME  # 1.5 s into the second utterance
@@ -117,7 +117,7 @@ def test_a_dictation_resumes_after_a_dropped_socket(client: TestClient, with_med
     with connect(client, encounter) as ws:
         start(ws)
         for i in range(0, drop, FRAME):
-            ws.send_bytes(pcm[i:i + FRAME])
+            ws.send_bytes(pcm[i : i + FRAME])
         acked = 0
         while acked < drop or not any(m["type"] == "final" for m in before):
             message = ws.receive_json()
@@ -129,13 +129,13 @@ def test_a_dictation_resumes_after_a_dropped_socket(client: TestClient, with_med
     with connect(client, encounter) as ws:
         ready = start(ws)
         assert ready["received_bytes"] >= drop
-        messages = stream_all(ws, pcm[ready["received_bytes"]:])
+        messages = stream_all(ws, pcm[ready["received_bytes"] :])
     first_ack = next(i for i, m in enumerate(messages) if m["type"] == "ack")
     replayed = [m["segment"] for m in messages[:first_ack] if m["type"] == "final"]  # sent at once after ready
-    assert replayed[:len(finals_before)] == finals_before  # every stored final again, first
+    assert replayed[: len(finals_before)] == finals_before  # every stored final again, first
     transcript = messages[-1]["transcript"]
     assert transcript["engine"] == "medasr" and len(transcript["segments"]) > len(replayed)
-    assert transcript["segments"][:len(replayed)] == replayed
+    assert transcript["segments"][: len(replayed)] == replayed
     assert [s["id"] for s in transcript["segments"]] == list(range(len(transcript["segments"])))
     starts = [s["start"] for s in transcript["segments"]]
     assert transcript["duration_s"] == pytest.approx(len(pcm) / 32000, abs=0.001)  # whole milliseconds
@@ -145,12 +145,12 @@ def test_a_dictation_resumes_after_a_dropped_socket(client: TestClient, with_med
     # the resumed session recognised the audio after the last stored final again, as the offline engine hears it
     offset = int(replayed[-1]["end"] * RATE)
     offline = client.app.state.asr.engine_for("dictation").transcribe(pcm_audio(pcm)[offset:])
-    resumed = " ".join(s["text"] for s in transcript["segments"][len(replayed):])
+    resumed = " ".join(s["text"] for s in transcript["segments"][len(replayed) :])
     assert word_errors(offline.text, resumed).wer <= 0.3
 
 
 def test_a_conversation_still_streams_with_whisper(client: TestClient):
-    pcm = sample_pcm()[:32000 * 4]
+    pcm = sample_pcm()[: 32000 * 4]
     with connect(client, "enc-conversation") as ws:  # a new id: an encounter (conversation) of this clinician
         start(ws)
         messages = stream_all(ws, pcm)
@@ -159,16 +159,22 @@ def test_a_conversation_still_streams_with_whisper(client: TestClient):
 
 def test_configured_medasr_without_weights_stops_serve(tmp_path: Path):
     env = {**os.environ, "SCRIBE_DATA_DIR": str(tmp_path), "SCRIBE_SECRET_KEY": KEY, "SCRIBE_ASR_ENGINE": "medasr"}
-    proc = subprocess.run([sys.executable, "-c", "from scribe.cli import main; main()", "serve", "--port",
-                           str(free_port())], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from scribe.cli import main; main()", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 4, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("scribe: error: SCRIBE_ASR_ENGINE=medasr cannot serve: MedASR weights not found")
     assert "scribe models pull medasr" in last and "Traceback" not in proc.stderr
 
 
-def test_healthz_is_not_ready_while_loading_nor_after_the_engine_failed(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch):
+def test_healthz_is_not_ready_while_loading_nor_after_the_engine_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     gate = threading.Event()
     real_load = asr_state.load_engine
 

@@ -46,14 +46,21 @@ def server(tmp_path) -> Iterator[tuple[str, object]]:
 
 def records_of(app, encounter_id: str) -> list[str]:
     with app.state.database.session() as session:
-        return list(session.scalars(select(AttachmentRow.label).where(AttachmentRow.encounter_id == encounter_id,
-                                                                      AttachmentRow.kind == "records")))
+        return list(
+            session.scalars(
+                select(AttachmentRow.label).where(
+                    AttachmentRow.encounter_id == encounter_id, AttachmentRow.kind == "records"
+                )
+            )
+        )
 
 
 def scripted_stream(monkeypatch, app, encounter_id: str) -> list[list[str]]:
     """Stand in for the websocket; note which records the encounter had when the stream connected."""
     seen: list[list[str]] = []
-    script = ScriptedServer([{"type": "done", "transcript": {"text": "Dyspnoea.", "engine": "whisper", "segments": []}}])
+    script = ScriptedServer(
+        [{"type": "done", "transcript": {"text": "Dyspnoea.", "engine": "whisper", "segments": []}}]
+    )
 
     def connect(url, **kwargs):
         assert url.endswith(f"/v1/encounters/{encounter_id}/stream")
@@ -74,8 +81,18 @@ def test_records_are_attached_before_streaming(server, monkeypatch, capsys, exis
     if exists:
         assert httpx.post(f"http://{address}/v1/encounters", json={"id": "enc-r"}, headers=headers).status_code == 201
     seen = scripted_stream(monkeypatch, app, "enc-r")
-    code = run(["stream", str(SAMPLE), "--url", f"ws://{address}/v1/encounters/enc-r/stream", "--token", TOKEN,
-                "--records", str(BUNDLE)])
+    code = run(
+        [
+            "stream",
+            str(SAMPLE),
+            "--url",
+            f"ws://{address}/v1/encounters/enc-r/stream",
+            "--token",
+            TOKEN,
+            "--records",
+            str(BUNDLE),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip() == "Dyspnoea." and seen == [["records-1"]]
@@ -86,8 +103,18 @@ def test_records_are_attached_before_streaming(server, monkeypatch, capsys, exis
 def test_a_refused_attachment_stops_before_streaming(server, monkeypatch, capsys):
     address, app = server
     seen = scripted_stream(monkeypatch, app, "enc-r")
-    code = run(["stream", str(SAMPLE), "--url", f"ws://{address}/v1/encounters/enc-r/stream",
-                "--token", create_token(b"x" * 40, "dr-a"), "--records", str(BUNDLE)])
+    code = run(
+        [
+            "stream",
+            str(SAMPLE),
+            "--url",
+            f"ws://{address}/v1/encounters/enc-r/stream",
+            "--token",
+            create_token(b"x" * 40, "dr-a"),
+            "--records",
+            str(BUNDLE),
+        ]
+    )
     _, err = capsys.readouterr()
     assert code == 5 and "POST /v1/encounters answered 401" in err and seen == []
 
@@ -104,8 +131,18 @@ def test_a_bad_bundle_is_refused_before_anything_is_sent(server, monkeypatch, ca
     seen = scripted_stream(monkeypatch, app, "enc-r")
     bundle = tmp_path / "bad.json"
     bundle.write_text("{")
-    code = run(["stream", str(SAMPLE), "--url", f"ws://{address}/v1/encounters/enc-r/stream", "--token", TOKEN,
-                "--records", str(bundle)])
+    code = run(
+        [
+            "stream",
+            str(SAMPLE),
+            "--url",
+            f"ws://{address}/v1/encounters/enc-r/stream",
+            "--token",
+            TOKEN,
+            "--records",
+            str(bundle),
+        ]
+    )
     _, err = capsys.readouterr()
     assert code == 3 and str(bundle) in err and seen == []
     assert records_of(app, "enc-r") == []
@@ -119,11 +156,27 @@ def test_mode_creates_the_encounter_in_that_mode_first(server, monkeypatch, caps
 
     address, app = server
     if exists:
-        assert httpx.post(f"http://{address}/v1/encounters", json={"id": "enc-m", "mode": exists},
-                          headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 201
+        assert (
+            httpx.post(
+                f"http://{address}/v1/encounters",
+                json={"id": "enc-m", "mode": exists},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ).status_code
+            == 201
+        )
     seen = scripted_stream(monkeypatch, app, "enc-m")
-    code = run(["stream", str(SAMPLE), "--url", f"ws://{address}/v1/encounters/enc-m/stream", "--token", TOKEN,
-                "--mode", "dictation"])
+    code = run(
+        [
+            "stream",
+            str(SAMPLE),
+            "--url",
+            f"ws://{address}/v1/encounters/enc-m/stream",
+            "--token",
+            TOKEN,
+            "--mode",
+            "dictation",
+        ]
+    )
     _, err = capsys.readouterr()
     with app.state.database.session() as session:
         mode = session.get(Encounter, "enc-m").mode

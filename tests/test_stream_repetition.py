@@ -2,14 +2,16 @@
 
 import pytest
 
-from scribe.transcript import Word
 from scribe.asr.hallucinations import loop_start
+from scribe.transcript import Word
 from streaming.repetition import without_loops
 
 
 def timed(text: str, start: float = 0.0, step: float = 0.4) -> list[Word]:
-    return [Word(" " + w, round(start + i * step, 3), round(start + (i + 1) * step - 0.05, 3))
-            for i, w in enumerate(text.split())]
+    return [
+        Word(" " + w, round(start + i * step, 3), round(start + (i + 1) * step - 0.05, 3))
+        for i, w in enumerate(text.split())
+    ]
 
 
 def text(words: list[Word]) -> str:

@@ -19,16 +19,19 @@ def test_finalising_first_then_longest_waiting():
                 gate.wait(5)
             order.append(name)
             return name
+
         return run
 
     async def main():
         blocker = asyncio.create_task(scheduler.run(job("blocker")))
         await asyncio.sleep(0.05)  # the worker is now busy with the blocker
         urgent_later = {"flag": False}
-        tasks = [asyncio.create_task(scheduler.run(job("partial-a"))),
-                 asyncio.create_task(scheduler.run(job("partial-b"))),
-                 asyncio.create_task(scheduler.run(job("final-c"), urgent=lambda: True)),
-                 asyncio.create_task(scheduler.run(job("became-final-d"), urgent=lambda: urgent_later["flag"]))]
+        tasks = [
+            asyncio.create_task(scheduler.run(job("partial-a"))),
+            asyncio.create_task(scheduler.run(job("partial-b"))),
+            asyncio.create_task(scheduler.run(job("final-c"), urgent=lambda: True)),
+            asyncio.create_task(scheduler.run(job("became-final-d"), urgent=lambda: urgent_later["flag"])),
+        ]
         await asyncio.sleep(0.05)
         assert scheduler.waiting == 4
         urgent_later["flag"] = True  # its speech ended while it waited: priority is read at pick time
@@ -84,6 +87,7 @@ def test_two_workers_run_two_jobs_at_once():
         def run():
             both_running.wait()  # breaks (and raises) unless the other job runs at the same time
             return name
+
         return run
 
     async def main():

@@ -27,7 +27,9 @@ def loop_words(offset: float, seconds: float) -> list[Word]:
 
 
 def clean_words(offset: float) -> list[Word]:
-    return [Word(" " + w, offset + i * 0.5, offset + i * 0.5 + 0.4) for i, w in enumerate("weak urinary stream".split())]
+    return [
+        Word(" " + w, offset + i * 0.5, offset + i * 0.5 + 0.4) for i, w in enumerate("weak urinary stream".split())
+    ]
 
 
 def test_window_words_are_absolute_and_close_to_offline(whisper: WhisperEngine):
@@ -44,8 +46,13 @@ def test_window_words_are_absolute_and_close_to_offline(whisper: WhisperEngine):
 def test_a_partial_pass_that_loops_is_cut(whisper: WhisperEngine, monkeypatch):
     decoder = WindowDecoder(whisper)
     calls = []
-    monkeypatch.setattr(decoder, "_run", lambda audio, offset, prompt, beam, finishing, whole: calls.append(whole)
-                        or loop_words(offset, len(audio) / RATE))
+    monkeypatch.setattr(
+        decoder,
+        "_run",
+        lambda audio, offset, prompt, beam, finishing, whole: (
+            calls.append(whole) or loop_words(offset, len(audio) / RATE)
+        ),
+    )
     words = decoder.decode(np.zeros(9 * RATE, np.float32), 2.0, beam_size=1)
     assert [w.word.strip() for w in words] == ["weak", "urinary", "stream", "and"]
     assert calls == [False] and decoder.loops == 1  # no retry for a partial

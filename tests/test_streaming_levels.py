@@ -12,7 +12,7 @@ RATE = 16000
 
 def frames(signal: np.ndarray, ms: int = 100) -> list[np.ndarray]:
     size = RATE * ms // 1000
-    return [signal[i:i + size] for i in range(0, len(signal), size)]
+    return [signal[i : i + size] for i in range(0, len(signal), size)]
 
 
 def warnings(levels: InputLevels, signal: np.ndarray) -> list[tuple[float, str]]:
@@ -49,7 +49,9 @@ def test_silence_is_warned_after_ten_quiet_seconds_and_again_only_after_sound(fl
     signal = np.concatenate([speech_like(1, 0.5), quiet, speech_like(1, 0.5), quiet])
     found = warnings(InputLevels(RATE), signal)
     assert [code for _, code in found] == ["silence", "silence"]
-    assert found[0][0] == pytest.approx(1 + SILENCE_S, abs=0.11) and found[1][0] == pytest.approx(14 + SILENCE_S, abs=0.11)
+    assert found[0][0] == pytest.approx(1 + SILENCE_S, abs=0.11) and found[1][0] == pytest.approx(
+        14 + SILENCE_S, abs=0.11
+    )
 
 
 def test_a_quiet_but_live_microphone_is_not_silence():

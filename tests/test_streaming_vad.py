@@ -15,7 +15,7 @@ def _run(audio: np.ndarray, sizes) -> list[VadEvent]:
     for size in sizes:
         if at >= len(audio):
             break
-        events += endpointer.feed(audio[at:at + size])
+        events += endpointer.feed(audio[at : at + size])
         at += size
     return events
 
@@ -49,7 +49,7 @@ def test_events_do_not_depend_on_chunk_size():
     small = _run(audio, [160] * (len(audio) // 160 + 1))
     large = _run(audio, [8000] * (len(audio) // 8000 + 1))
     assert [e.kind for e in small] == [e.kind for e in large]
-    for a, b in zip(small, large):
+    for a, b in zip(small, large, strict=True):
         assert abs(a.time - b.time) <= WINDOW / RATE and abs(a.detected_at - b.detected_at) <= WINDOW / RATE
 
 
@@ -58,6 +58,6 @@ def test_is_speech_follows_events_and_time_counts_windows():
     endpointer = Endpointer()
     endpointer.feed(audio[: 4 * RATE])
     assert endpointer.is_speech
-    endpointer.feed(audio[4 * RATE:])
+    endpointer.feed(audio[4 * RATE :])
     assert not endpointer.is_speech
     assert endpointer.time == len(audio) // WINDOW * WINDOW / RATE

@@ -13,8 +13,22 @@ from scribe.text import clean_text
 from tests.conftest import SAMPLES
 from tests.test_lifecycle_api import DR_A, api, new_encounter, transcribed_encounter  # noqa: F401 - the fixture
 
-HOSTILE = ["\x00", "\x07", "\x1b[31m", "\x7f", "\x85", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066",
-           "\u2067", "\u2068", "\u2069"]
+HOSTILE = [
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\x7f",
+    "\x85",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+]
 
 
 @pytest.mark.parametrize("char", HOSTILE)
@@ -42,8 +56,12 @@ def _draft(api: TestClient) -> tuple[str, str, dict]:
 
     encounter = new_encounter(api)
     with api.app.state.database.session() as session, session.begin():
-        save_transcript(session, session.get(Encounter, encounter),
-                        transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"), source="upload")
+        save_transcript(
+            session,
+            session.get(Encounter, encounter),
+            transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"),
+            source="upload",
+        )
     draft = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()
     return encounter, draft["id"], draft["note"]
 
@@ -55,15 +73,21 @@ def _refused(response, field: str) -> None:
 
 
 def test_names_and_notes_with_hostile_text_are_refused_and_nothing_is_stored(api: TestClient):  # noqa: F811
-    _refused(api.post("/v1/encounters", json={"patient": {"id": "pt-1", "name": "Jane\u202eeoR"}}, headers=DR_A),
-             "patient.name")
-    _refused(api.post("/v1/encounters", json={"patient": {"id": "pt-1", "name": "Jane\x00Roe"}}, headers=DR_A),
-             "patient.name")
+    _refused(
+        api.post("/v1/encounters", json={"patient": {"id": "pt-1", "name": "Jane\u202eeoR"}}, headers=DR_A),
+        "patient.name",
+    )
+    _refused(
+        api.post("/v1/encounters", json={"patient": {"id": "pt-1", "name": "Jane\x00Roe"}}, headers=DR_A),
+        "patient.name",
+    )
     assert api.get("/v1/encounters", headers=DR_A).json()["total"] == 0
 
     encounter, note_id, note = _draft(api)
-    _refused(api.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": "pt-1", "name": "A\x1bB"}},
-                       headers=DR_A), "patient.name")
+    _refused(
+        api.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": "pt-1", "name": "A\x1bB"}}, headers=DR_A),
+        "patient.name",
+    )
     bundle = json.loads((SAMPLES / "cardiology_followup.bundle.json").read_text())
     bundle["entry"][0]["resource"]["name"] = [{"text": "Jane \u2067Roe"}]
     unnamed = api.post("/v1/encounters", json={}, headers=DR_A).json()["id"]
@@ -79,8 +103,10 @@ def test_names_and_notes_with_hostile_text_are_refused_and_nothing_is_stored(api
         edited = json.loads(json.dumps(note))
         edited[section] = [{**change, "evidence": []}]
         _refused(api.put(f"/v1/notes/{note_id}", json=edited, headers={**DR_A, "If-Match": etag}), field)
-    _refused(api.put(f"/v1/notes/{note_id}", json={"note": note, "addendum": "x\u202d"},
-                     headers={**DR_A, "If-Match": etag}), "addendum")
+    _refused(
+        api.put(f"/v1/notes/{note_id}", json={"note": note, "addendum": "x\u202d"}, headers={**DR_A, "If-Match": etag}),
+        "addendum",
+    )
     _refused(api.post(f"/v1/notes/{note_id}/sign", json={"attestation": "I attest\x00"}, headers=DR_A), "attestation")
     assert api.get(f"/v1/notes/{note_id}", headers=DR_A).json()["version"] == 1  # nothing was saved
 
@@ -88,8 +114,9 @@ def test_names_and_notes_with_hostile_text_are_refused_and_nothing_is_stored(api
     multi_line["plan"] = [{"text": "Return in 4 weeks.\n\tSooner if worse.", "evidence": []}]
     saved = api.put(f"/v1/notes/{note_id}", json=multi_line, headers={**DR_A, "If-Match": etag})
     assert saved.status_code == 200 and saved.json()["note"]["plan"][0]["text"].endswith("\tSooner if worse.")
-    signed = api.post(f"/v1/notes/{note_id}/sign", json={"confirm_unsupported": True, "attestation": "Seen.\nOK"},
-                      headers=DR_A)
+    signed = api.post(
+        f"/v1/notes/{note_id}/sign", json={"confirm_unsupported": True, "attestation": "Seen.\nOK"}, headers=DR_A
+    )
     assert signed.status_code == 200, signed.text
     _refused(api.post(f"/v1/notes/{note_id}/amend", json={"reason": "typo\u2066"}, headers=DR_A), "reason")
     _refused(api.post(f"/v1/notes/{note_id}/addendum", json={"text": "BP at home \x1b[2J"}, headers=DR_A), "text")
@@ -100,8 +127,15 @@ def test_names_and_notes_with_hostile_text_are_refused_and_nothing_is_stored(api
 
 def test_audio_span_times_must_be_finite(api: TestClient):  # noqa: F811
     encounter = transcribed_encounter(api)
-    for query in ("start=inf", "start=nan", "start=1e309", "start=-inf", "start=0&end=inf", "start=0&end=nan",
-                  "start=0&end=1e999"):
+    for query in (
+        "start=inf",
+        "start=nan",
+        "start=1e309",
+        "start=-inf",
+        "start=0&end=inf",
+        "start=0&end=nan",
+        "start=0&end=1e999",
+    ):
         response = api.get(f"/v1/encounters/{encounter}/audio?{query}", headers=DR_A)
         assert response.status_code == 422, (query, response.status_code, response.text)
         assert response.json()["resourceType"] == "OperationOutcome"
@@ -111,9 +145,7 @@ def test_audio_span_times_must_be_finite(api: TestClient):  # noqa: F811
 def test_a_display_name_with_a_control_character_is_refused(capsys, tmp_path):
     from scribe.cli import run
 
-    code = run(["users", "add", "dr-x", "--no-password", "--display-name", "Dr\u202e X", "--data-dir",
-                str(tmp_path)])
+    code = run(["users", "add", "dr-x", "--no-password", "--display-name", "Dr\u202e X", "--data-dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 3 and "--display-name: contains U+202E" in err and "Traceback" not in err
-    assert run(["users", "add", "dr-x", "--no-password", "--display-name", "Dr. X", "--data-dir",
-                str(tmp_path)]) == 0
+    assert run(["users", "add", "dr-x", "--no-password", "--display-name", "Dr. X", "--data-dir", str(tmp_path)]) == 0

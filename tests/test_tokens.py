@@ -23,8 +23,10 @@ def test_round_trip():
         (lambda t: "not.a.jwt", "invalid token"),
         (lambda t: jwt.encode({"sub": "x", "iss": "scribe", "exp": int(time.time()) - 5}, KEY, "HS256"), "expired"),
         (lambda t: jwt.encode({"sub": "x", "iss": "other", "exp": int(time.time()) + 60}, KEY, "HS256"), "invalid"),
-        (lambda t: jwt.encode({"sub": "x", "iss": "scribe", "exp": int(time.time()) + 60}, b"k" * 32, "HS256"),
-         "invalid"),
+        (
+            lambda t: jwt.encode({"sub": "x", "iss": "scribe", "exp": int(time.time()) + 60}, b"k" * 32, "HS256"),
+            "invalid",
+        ),
         (lambda t: jwt.encode({"sub": "x", "iss": "scribe", "exp": int(time.time()) + 60}, KEY, "HS512"), "invalid"),
     ],
 )
@@ -40,20 +42,25 @@ def test_audience_is_checked_when_configured():
         verify_token(KEY, token, audience="https://other.example.org")
 
 
-@pytest.mark.parametrize(("scopes", "needed", "ok"), [
-    (("user/*.*",), "user/Encounter.rs", True),
-    (("user/*.*",), "system/DocumentReference.rs", False),
-    (("system/DocumentReference.rs",), "system/DocumentReference.r", True),
-    (("system/DocumentReference.rs",), "system/DocumentReference.cu", False),
-    (("system/DocumentReference.rs",), "system/AuditEvent.rs", False),
-    (("system/*.rs",), "system/AuditEvent.s", True),
-])
+@pytest.mark.parametrize(
+    ("scopes", "needed", "ok"),
+    [
+        (("user/*.*",), "user/Encounter.rs", True),
+        (("user/*.*",), "system/DocumentReference.rs", False),
+        (("system/DocumentReference.rs",), "system/DocumentReference.r", True),
+        (("system/DocumentReference.rs",), "system/DocumentReference.cu", False),
+        (("system/DocumentReference.rs",), "system/AuditEvent.rs", False),
+        (("system/*.rs",), "system/AuditEvent.s", True),
+    ],
+)
 def test_scope_matching(scopes, needed, ok):
     assert Principal("x", scopes, 0).has_scope(needed) is ok
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"subject": " "}, "subject"), ({"ttl_s": 0}, "lifetime"),
-                                                 ({"scopes": ("admin",)}, "malformed scope")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"subject": " "}, "subject"), ({"ttl_s": 0}, "lifetime"), ({"scopes": ("admin",)}, "malformed scope")],
+)
 def test_create_rejects_bad_requests(kwargs, message):
     args = {"subject": "dr-a", **kwargs}
     with pytest.raises(AuthError, match=message):
@@ -105,8 +112,10 @@ def test_a_refused_token_names_the_subject_it_claims_for_the_audit():
     assert (garbage.value.subject, garbage.value.subject_kind) == (None, "anonymous")
 
 
-@pytest.mark.parametrize(("claimed", "kept"), [("dr-a", "dr-a"), ("a@b.org", "a@b.org"), ("x" * 256, None),
-                                               ("drop table;", None), ("", None), ("nul\x00", None)])
+@pytest.mark.parametrize(
+    ("claimed", "kept"),
+    [("dr-a", "dr-a"), ("a@b.org", "a@b.org"), ("x" * 256, None), ("drop table;", None), ("", None), ("nul\x00", None)],
+)
 def test_auth_error_keeps_only_plain_claimed_names(claimed, kept):
     error = AuthError("refused", subject=claimed)
     assert error.subject == kept and error.subject_kind == ("user" if kept else "anonymous")

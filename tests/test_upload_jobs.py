@@ -21,8 +21,16 @@ from scribe.encounter_audio import upload_spool_dir
 from scribe.encounters import create_encounter, now, store_upload
 from scribe.store import open_database
 from scribe.store.models import UploadJob
-from scribe.uploads import (MAX_ATTEMPTS, claim_job, create_job, job_holder, release_node_jobs, renew_job,
-                            run_due_jobs, upload_state)
+from scribe.uploads import (
+    MAX_ATTEMPTS,
+    claim_job,
+    create_job,
+    job_holder,
+    release_node_jobs,
+    renew_job,
+    run_due_jobs,
+    upload_state,
+)
 from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_lifecycle_api import DR_A, new_encounter
@@ -38,10 +46,17 @@ def _stored_upload(database, settings, encounter_id: str = "enc-1") -> int:
     spooled = spool / "test.part"
     spooled.write_bytes(SAMPLE.read_bytes())
     with database.session() as session, session.begin():
-        encounter = create_encounter(session, CLINICIAN, patient_id="pt-1", mode="dictation",
-                                     encounter_id=encounter_id)
-        upload = store_upload(session, settings, encounter, spooled, size=spooled.stat().st_size, sha256="0" * 64,
-                              media_type="audio/wav", duration_s=56.0)
+        encounter = create_encounter(session, CLINICIAN, patient_id="pt-1", mode="dictation", encounter_id=encounter_id)
+        upload = store_upload(
+            session,
+            settings,
+            encounter,
+            spooled,
+            size=spooled.stat().st_size,
+            sha256="0" * 64,
+            media_type="audio/wav",
+            duration_s=56.0,
+        )
         return create_job(session, upload).id
 
 
@@ -121,8 +136,11 @@ def test_a_failing_engine_fails_the_job_after_three_attempts_and_never_loops(dat
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as api:
         enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
-        response = api.post(f"/v1/encounters/{encounter}/audio", content=SAMPLE.read_bytes(),
-                            headers={**DR_A, "Content-Type": "audio/wav"})
+        response = api.post(
+            f"/v1/encounters/{encounter}/audio",
+            content=SAMPLE.read_bytes(),
+            headers={**DR_A, "Content-Type": "audio/wav"},
+        )
         assert response.status_code == 503 and "not available" in response.text
         upload = api.get(f"/v1/encounters/{encounter}", headers=DR_A).json()["upload"]
         assert upload["state"] == "transcribing" and upload["attempts"] == 1  # a retry is due in 30 s
@@ -145,8 +163,9 @@ def test_a_job_left_by_a_stopped_node_is_finished_when_a_node_starts(database_ta
     enrol(database, DR_A)
     job_id = _stored_upload(database, settings, "enc-a")
     assert _claim(database, "node-a/dead") == job_id  # node a took it, then was killed
-    with TestClient(create_app(settings.model_copy(update={"node_id": "node-a"}), load_asr=False,
-                               database_schema=schema)) as api:
+    with TestClient(
+        create_app(settings.model_copy(update={"node_id": "node-a"}), load_asr=False, database_schema=schema)
+    ) as api:
         deadline = time.monotonic() + 120
         while (state := api.get("/v1/encounters/enc-a", headers=DR_A).json()["upload"])["state"] == "transcribing":
             assert time.monotonic() < deadline, state
@@ -157,8 +176,13 @@ def test_a_job_left_by_a_stopped_node_is_finished_when_a_node_starts(database_ta
 
     job_id = _stored_upload(database, settings, "enc-b")
     assert _claim(database, "node-c/dead", ttl_s=0.0) == job_id  # node c took it and died: its lease is over
-    with TestClient(create_app(settings.model_copy(update={"node_id": "node-b", "upload_poll_s": 0.2}),
-                               load_asr=False, database_schema=schema)) as api:
+    with TestClient(
+        create_app(
+            settings.model_copy(update={"node_id": "node-b", "upload_poll_s": 0.2}),
+            load_asr=False,
+            database_schema=schema,
+        )
+    ) as api:
         deadline = time.monotonic() + 120
         while api.get("/v1/encounters/enc-b", headers=DR_A).json()["upload"]["state"] != "done":
             assert time.monotonic() < deadline
@@ -167,12 +191,16 @@ def test_a_job_left_by_a_stopped_node_is_finished_when_a_node_starts(database_ta
 
 def test_a_long_transcription_answers_202_and_the_state_tells_how_it_ends(database_target, models):
     settings, schema, _ = database_target
-    with TestClient(create_app(settings.model_copy(update={"upload_wait_s": 0.0}), load_asr=False,
-                               database_schema=schema)) as api:
+    with TestClient(
+        create_app(settings.model_copy(update={"upload_wait_s": 0.0}), load_asr=False, database_schema=schema)
+    ) as api:
         enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
-        response = api.post(f"/v1/encounters/{encounter}/audio", content=SAMPLE.read_bytes(),
-                            headers={**DR_A, "Content-Type": "audio/wav"})
+        response = api.post(
+            f"/v1/encounters/{encounter}/audio",
+            content=SAMPLE.read_bytes(),
+            headers={**DR_A, "Content-Type": "audio/wav"},
+        )
         assert response.status_code == 202, response.text
         assert response.headers["location"] == f"/v1/encounters/{encounter}"
         assert response.json()["upload"]["state"] == "transcribing"
@@ -199,18 +227,25 @@ def test_a_draining_node_leaves_uploads_to_the_job_queue(database_target, monkey
     monkeypatch.setattr("scribe.asr.load_engine", slow)
     database = open_database(settings, schema=schema)
     try:
-        with TestClient(create_app(settings.model_copy(update={"shutdown_grace_s": 1.0}), load_asr=False,
-                                   database_schema=schema)) as api:
+        with TestClient(
+            create_app(settings.model_copy(update={"shutdown_grace_s": 1.0}), load_asr=False, database_schema=schema)
+        ) as api:
             enrol(api.app.state.database, DR_A)
             busy, later = new_encounter(api), new_encounter(api)
             drain = api.app.state.drain
             threading.Thread(target=lambda: engine_called.wait(30) and api.portal.call(drain.begin)).start()
             started = time.monotonic()
-            response = api.post(f"/v1/encounters/{busy}/audio", content=SAMPLE.read_bytes(),
-                                headers={**DR_A, "Content-Type": "audio/wav"})
+            response = api.post(
+                f"/v1/encounters/{busy}/audio",
+                content=SAMPLE.read_bytes(),
+                headers={**DR_A, "Content-Type": "audio/wav"},
+            )
             assert response.status_code == 202 and time.monotonic() - started < 20, response.text
-            response = api.post(f"/v1/encounters/{later}/audio", content=SAMPLE.read_bytes(),
-                                headers={**DR_A, "Content-Type": "audio/wav"})
+            response = api.post(
+                f"/v1/encounters/{later}/audio",
+                content=SAMPLE.read_bytes(),
+                headers={**DR_A, "Content-Type": "audio/wav"},
+            )
             assert response.status_code == 202 and response.json()["upload"]["attempts"] == 0, response.text
         with database.session() as session:
             jobs = {job.encounter_id: job for job in session.scalars(select(UploadJob))}
@@ -227,6 +262,7 @@ def test_a_draining_node_leaves_uploads_to_the_job_queue(database_target, monkey
 
 
 # ------------------------------------------------------------------------------------------ a real server
+
 
 @pytest.mark.slow
 def test_sigkill_while_an_upload_is_transcribed_then_the_restarted_server_finishes_it(tmp_path: Path, settings):
@@ -253,11 +289,19 @@ def test_sigkill_while_an_upload_is_transcribed_then_the_restarted_server_finish
     enrol(data_dir, token)
     base = f"http://127.0.0.1:{port}"
     try:
-        encounter = httpx.post(f"{base}/v1/encounters", json={"patient": {"id": "pt-1"}, "mode": "dictation"},
-                               headers=headers).json()["id"]
+        encounter = httpx.post(
+            f"{base}/v1/encounters", json={"patient": {"id": "pt-1"}, "mode": "dictation"}, headers=headers
+        ).json()["id"]
         answer: list = []
-        request = threading.Thread(target=lambda: answer.append(_post_quietly(
-            f"{base}/v1/encounters/{encounter}/audio", long.read_bytes(), {**headers, "Content-Type": "audio/wav"})))
+        request = threading.Thread(
+            target=lambda: answer.append(
+                _post_quietly(
+                    f"{base}/v1/encounters/{encounter}/audio",
+                    long.read_bytes(),
+                    {**headers, "Content-Type": "audio/wav"},
+                )
+            )
+        )
         request.start()
         uploads = data_dir / "audio" / encounter / "uploads"
         deadline = time.monotonic() + 60
@@ -288,8 +332,10 @@ def test_sigkill_while_an_upload_is_transcribed_then_the_restarted_server_finish
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    print(f"\ntranscript of the interrupted upload present {seconds:.1f} s after the restart "
-          f"(attempt {state['attempts']}, {transcript['duration_s']:.0f} s of audio)")
+    print(
+        f"\ntranscript of the interrupted upload present {seconds:.1f} s after the restart "
+        f"(attempt {state['attempts']}, {transcript['duration_s']:.0f} s of audio)"
+    )
     assert state["state"] == "done" and state["attempts"] == 2 and seconds <= 60
     assert transcript["duration_s"] == pytest.approx(8 * len(frames) / 32000, abs=0.05)
     assert transcript["text"].lower().count("pressure") >= 6

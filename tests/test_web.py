@@ -22,8 +22,21 @@ PAGES = ("/", "/encounters/new", "/encounters/enc-1", "/notes/n-1")
 # The automation hooks sites' QA and our browser tests rely on, page by page (stable from now on).
 TESTIDS = {
     "/": {"new-encounter", "encounters", "search", "sign-out"},
-    "/encounters/new": {"new-encounter", "patient-id", "record", "stop", "transcript", "draft-note", "records-file",
-                        "image-file", "audio-file", "connection-state", "level", "warnings", "context"},
+    "/encounters/new": {
+        "new-encounter",
+        "patient-id",
+        "record",
+        "stop",
+        "transcript",
+        "draft-note",
+        "records-file",
+        "image-file",
+        "audio-file",
+        "connection-state",
+        "level",
+        "warnings",
+        "context",
+    },
     "/notes/n-1": {"note", "sign", "confirm-sign", "note-status", "evidence-audio", "fhir-json", "versions"},
 }
 
@@ -70,7 +83,9 @@ def check_page_rules(client: TestClient, response) -> None:
             assert asset.status_code == 200, url
             assert asset.headers["x-content-type-options"] == "nosniff"
             kind = asset.headers["content-type"]
-            assert kind.startswith({"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}[url.rsplit(".", 1)[1]])
+            assert kind.startswith(
+                {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}[url.rsplit(".", 1)[1]]
+            )
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -105,8 +120,10 @@ def test_a_bad_id_in_a_page_address_is_escaped_and_its_api_answer_is_404(client)
 
 def test_every_module_the_pages_import_is_served(client):
     """Follow the ES module graph from each page's script: every import resolves to a served file."""
-    seen, pending = set(), ["/static/web/signin.js", "/static/web/encounters.js", "/static/web/encounter.js",
-                            "/static/web/note.js"]
+    seen, pending = (
+        set(),
+        ["/static/web/signin.js", "/static/web/encounters.js", "/static/web/encounter.js", "/static/web/note.js"],
+    )
     while pending:
         url = pending.pop()
         if url in seen:
@@ -116,7 +133,9 @@ def test_every_module_the_pages_import_is_served(client):
         assert response.status_code == 200, url
         assert response.headers["cache-control"] == "no-cache"
         for target in re.findall(r'^import .* from "([^"]+)";', response.text, flags=re.M):
-            pending.append(target if target.startswith("/") else url.rsplit("/", 1)[0] + "/" + target.removeprefix("./"))
+            pending.append(
+                target if target.startswith("/") else url.rsplit("/", 1)[0] + "/" + target.removeprefix("./")
+            )
         for target in re.findall(r'addModule\(|workletUrl = "([^"]+)"', response.text):
             if target:
                 pending.append(target)
@@ -125,8 +144,12 @@ def test_every_module_the_pages_import_is_served(client):
 
 def test_api_answers_are_never_cached_and_never_sniffed(client):
     headers = sign_in(client)
-    for response in (client.get("/v1/encounters"), client.get("/healthz"), client.get("/v1/notes/nope"),
-                     client.post("/v1/encounters", json={}, headers=headers)):
+    for response in (
+        client.get("/v1/encounters"),
+        client.get("/healthz"),
+        client.get("/v1/notes/nope"),
+        client.post("/v1/encounters", json={}, headers=headers),
+    ):
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["cache-control"] == "no-store"
 
@@ -139,19 +162,39 @@ def test_context_shows_what_the_records_and_images_say(client):
     bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
     patient = json.loads(bundle)["entry"][0]["resource"]["id"]
     client.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": patient}}, headers=headers)
-    assert client.post(f"/v1/encounters/{encounter}/records", content=bundle,
-                       headers={**headers, "Content-Type": "application/fhir+json"}).status_code == 201
+    assert (
+        client.post(
+            f"/v1/encounters/{encounter}/records",
+            content=bundle,
+            headers={**headers, "Content-Type": "application/fhir+json"},
+        ).status_code
+        == 201
+    )
     from tests.test_lifecycle_api import png
 
-    assert client.post(f"/v1/encounters/{encounter}/images", content=png(),
-                       headers={**headers, "Content-Type": "image/png", "X-Filename": "wound.png"}).status_code == 201
+    assert (
+        client.post(
+            f"/v1/encounters/{encounter}/images",
+            content=png(),
+            headers={**headers, "Content-Type": "image/png", "X-Filename": "wound.png"},
+        ).status_code
+        == 201
+    )
     context = client.get(f"/v1/encounters/{encounter}/context").json()
     assert context["records"] == ["records-1"]
     assert {m["name"] for m in context["medications"]} >= {"apixaban", "metoprolol", "amlodipine"}
     assert any("fibrillation" in p["name"].lower() for p in context["problems"])
     assert [a["substance"] for a in context["allergies"]] == ["Penicillin"]
-    assert context["images"] == [{"id": "image-1", "label": "wound.png", "format": "png", "modality": None,
-                                  "body_part": None, "study_date": None}]
+    assert context["images"] == [
+        {
+            "id": "image-1",
+            "label": "wound.png",
+            "format": "png",
+            "modality": None,
+            "body_part": None,
+            "study_date": None,
+        }
+    ]
     sign_in(client, "dr-b")
     assert client.get(f"/v1/encounters/{encounter}/context").status_code == 403
 
@@ -159,8 +202,9 @@ def test_context_shows_what_the_records_and_images_say(client):
 def test_encounters_are_found_by_part_of_the_patient_id_or_name(client):
     headers = sign_in(client)
     for patient, name in (("pt-1001", "Jane Roe"), ("pt-2002", "John Doe"), ("pt_x", "50% Smith")):
-        client.post("/v1/encounters", json={"patient": {"id": patient.replace("_", "-"), "name": name}},
-                    headers=headers)
+        client.post(
+            "/v1/encounters", json={"patient": {"id": patient.replace("_", "-"), "name": name}}, headers=headers
+        )
 
     def found(text: str) -> set[str]:
         page = client.get("/v1/encounters", params={"q": text}).json()
@@ -183,13 +227,16 @@ def test_note_engines_lists_what_is_configured(tmp_path):
         assert configured.get("/v1/note-engines").json() == {"default": "openai", "engines": ["extractive", "openai"]}
 
 
-@pytest.mark.parametrize(("origin", "allowed"), [(None, True), ("http://testserver", True),
-                                                  ("https://evil.example", False), ("http://testserver:81", False)])
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [(None, True), ("http://testserver", True), ("https://evil.example", False), ("http://testserver:81", False)],
+)
 def test_a_browser_stream_must_come_from_scribes_own_pages(client, origin, allowed):
     headers = sign_in(client)
     ticket = client.post("/v1/stream-tickets", json={"encounter_id": "enc-o"}, headers=headers).json()["ticket"]
-    with client.websocket_connect(f"/v1/encounters/enc-o/stream?ticket={ticket}",
-                                  headers={"Origin": origin} if origin else {}) as socket:
+    with client.websocket_connect(
+        f"/v1/encounters/enc-o/stream?ticket={ticket}", headers={"Origin": origin} if origin else {}
+    ) as socket:
         first = socket.receive_json()
     # the ASR engine is not loaded in this app: an accepted credential gets `server_busy`, a refused one `unauthorized`
     assert first["code"] == ("server_busy" if allowed else "unauthorized"), first

@@ -4,7 +4,10 @@ from scribe.wer import contains_term, normalize, term_recall, word_errors
 
 
 def test_normalisation_ignores_case_punctuation_and_number_style():
-    assert word_errors("Metformin 500 milligrams, twice daily.", "metformin five hundred milligrams twice daily").errors == 0
+    assert (
+        word_errors("Metformin 500 milligrams, twice daily.", "metformin five hundred milligrams twice daily").errors
+        == 0
+    )
     assert normalize("BP one twenty over eighty!") == normalize("bp 120 over 80")
 
 
@@ -42,4 +45,7 @@ def test_term_matching_is_whole_word():
 
 def test_term_recall_counts_only_spoken_terms():
     reference = "Continue apixaban 5 mg and amlodipine."
-    assert term_recall(reference, "continue a pixaban 5 mg and amlodipine", ["apixaban", "amlodipine", "warfarin"]) == (1, 2)
+    assert term_recall(reference, "continue a pixaban 5 mg and amlodipine", ["apixaban", "amlodipine", "warfarin"]) == (
+        1,
+        2,
+    )

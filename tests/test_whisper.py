@@ -91,8 +91,9 @@ def test_uncached_model_name_is_unavailable_without_download(settings: Settings)
         WhisperEngine.load("large-v3", settings)
 
 
-@pytest.mark.parametrize(("seconds", "frames"), [(0.5, 500), (3.9, 800), (4.1, 900), (11.5, 1600), (14.4, 1900),
-                                                 (25.5, 3000), (30.0, 3000)])
+@pytest.mark.parametrize(
+    ("seconds", "frames"), [(0.5, 500), (3.9, 800), (4.1, 900), (11.5, 1600), (14.4, 1900), (25.5, 3000), (30.0, 3000)]
+)
 def test_encoder_input_covers_the_audio_plus_padding(seconds, frames):
     from scribe.asr.whisper import DecodingOptions
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from scribe.asr import EngineChoice, load_engine
+from scribe.asr.hallucinations import loop_start
 from scribe.asr.whisper import WhisperEngine
 from scribe.audio import decode_audio
 from scribe.config import Settings
 from scribe.records import load_records
 from scribe.transcript import Segment, Word
 from scribe.wer import word_errors
-from scribe.asr.hallucinations import loop_start
 from streaming.whisper_stream import StreamUpdate, WhisperStream
 from streaming.window_decoder import WindowDecoder
 from tests.conftest import SAMPLES
@@ -30,7 +30,7 @@ def _stream(stream: WhisperStream, audio: np.ndarray) -> tuple[list[Segment], li
     finals: list[Segment] = []
     partial_times: list[float] = []
     for at in range(0, len(audio), RATE // 10):
-        stream.feed(audio[at:at + RATE // 10])
+        stream.feed(audio[at : at + RATE // 10])
         if stream.needs_pass():
             update = stream.step()
             finals += update.finals
@@ -71,7 +71,7 @@ def test_finals_are_never_revised(whisper: WhisperEngine):
     stream = WhisperStream(whisper, min_new_s=1.0)
     seen: dict[int, str] = {}
     for at in range(0, len(audio), RATE // 2):
-        stream.feed(audio[at:at + RATE // 2])
+        stream.feed(audio[at : at + RATE // 2])
         if stream.needs_pass():
             for segment in stream.step().finals:
                 assert segment.id not in seen and segment.id == len(seen)
@@ -94,8 +94,10 @@ def test_silence_needs_no_pass_and_keeps_the_buffer_small(whisper: WhisperEngine
 
 def _loop(offset: float, seconds: float) -> list[Word]:
     phrase = ["weak", "urinary", "stream", "and"]
-    return [Word(" " + phrase[i % 4], round(offset + i * 0.3, 3), round(offset + i * 0.3 + 0.25, 3))
-            for i in range(int(seconds / 0.3))]
+    return [
+        Word(" " + phrase[i % 4], round(offset + i * 0.3, 3), round(offset + i * 0.3 + 0.25, 3))
+        for i in range(int(seconds / 0.3))
+    ]
 
 
 def _said(offset: float, seconds: float) -> list[Word]:
@@ -120,7 +122,7 @@ def test_a_slow_machine_gets_late_finals_never_looped_ones(whisper: WhisperEngin
     monkeypatch.setattr(stream.decoder, "_run", run)
     finals: list[Segment] = []
     for at in range(0, len(audio), 3 * RATE):  # 3 s of audio arrive between passes
-        stream.feed(audio[at:at + 3 * RATE])
+        stream.feed(audio[at : at + 3 * RATE])
         if stream.needs_pass():
             finals += stream.step().finals
     finals += stream.flush().finals
@@ -165,7 +167,7 @@ def test_words_the_passes_keep_changing_commit_after_max_delay(whisper: WhisperE
     stream = WhisperStream(whisper, decoder=Unstable(), agree_span_s=1.0, max_delay_s=3.0)  # type: ignore[arg-type]
     committed_at = None
     for at in range(0, len(audio), RATE // 2):
-        stream.feed(audio[at:at + RATE // 2])
+        stream.feed(audio[at : at + RATE // 2])
         if stream.needs_pass():
             stream.step()
             if stream.agreement.committed and committed_at is None:
@@ -186,9 +188,9 @@ def test_a_finishing_pass_beside_a_running_partial_makes_the_partial_stale(whisp
             return super().decode(audio, offset, **kwargs)
 
     stream = WhisperStream(whisper, decoder=HeldPartials(whisper))
-    audio = decode_audio(SAMPLES / "thyroid_depression.wav")[:5 * RATE]
+    audio = decode_audio(SAMPLES / "thyroid_depression.wav")[: 5 * RATE]
     for at in range(0, len(audio), RATE // 10):
-        stream.feed(audio[at:at + RATE // 10])
+        stream.feed(audio[at : at + RATE // 10])
     assert stream.needs_pass()
     results: list[StreamUpdate] = []
     partial = threading.Thread(target=lambda: results.append(stream.step()))
@@ -226,7 +228,7 @@ def test_a_partial_over_a_long_window_decodes_only_its_tail(whisper: WhisperEngi
     finals: list[Segment] = []
     previous = ""
     for at in range(0, len(audio), RATE // 10):
-        stream.feed(audio[at:at + RATE // 10])
+        stream.feed(audio[at : at + RATE // 10])
         if stream.needs_pass():
             update = stream.step()
             window, decoded, _ = calls[-1]
@@ -269,7 +271,7 @@ def _stream_loaded(whisper: WhisperEngine, audio: np.ndarray, congested: bool) -
     stream.congested = lambda: congested
     partial_passes, finals = 0, []
     for at in range(0, len(audio), RATE // 10):
-        stream.feed(audio[at:at + RATE // 10])
+        stream.feed(audio[at : at + RATE // 10])
         if stream.needs_pass():
             update = stream.step()
             partial_passes += not update.final_pass_audio_s
@@ -324,7 +326,7 @@ def test_a_late_pass_never_gives_whisper_more_than_it_hears(whisper: WhisperEngi
     assert max(heard) <= 28.0
     said = _final_words(finals)
     expected = [w.word.strip() for w in _said(0.0, 40.0)]
-    assert said == expected[:len(said)] and len(said) >= len(expected) - 1  # in order, none twice, none dropped
+    assert said == expected[: len(said)] and len(said) >= len(expected) - 1  # in order, none twice, none dropped
 
 
 @pytest.mark.parametrize("words_in_window", [30, 0])

@@ -13,8 +13,18 @@ import tempfile
 from pathlib import Path
 
 FORMATTING_TOKENS = [
-    "{period}", "{comma}", "{colon}", "{new paragraph}", "{new line}", "{next line}",
-    "{question mark}", "{hyphen}", "{open paren}", "{close paren}", "[FINDINGS]", "[IMPRESSION]",
+    "{period}",
+    "{comma}",
+    "{colon}",
+    "{new paragraph}",
+    "{new line}",
+    "{next line}",
+    "{question mark}",
+    "{hyphen}",
+    "{open paren}",
+    "{close paren}",
+    "[FINDINGS]",
+    "[IMPRESSION]",
 ]
 _WORDS = (
     "the patient has no chest pain lungs are clear heart size is normal metformin lisinopril "
@@ -54,8 +64,13 @@ def build_tiny_medasr(path: Path | str, *, seed: int = 0, hidden: int = 64, laye
         vocab_size=120,
         hard_vocab_limit=False,
         user_defined_symbols=FORMATTING_TOKENS,
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1,  # LASR's layout: <pad>=0 (CTC blank), </s>=1, <unk>=2
-        pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,  # LASR's layout: <pad>=0 (CTC blank), </s>=1, <unk>=2
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
         minloglevel=2,
     )
     with tempfile.TemporaryDirectory() as spm_dir:

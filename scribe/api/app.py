@@ -11,9 +11,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import scribe
-from scribe.api import encounters, engines, fhir_rest, health, metrics, notes, stream, tickets
-from scribe.api import session, smart, web
-from scribe.api import docs
+from scribe.api import (
+    docs,
+    encounters,
+    engines,
+    fhir_rest,
+    health,
+    metrics,
+    notes,
+    session,
+    smart,
+    stream,
+    tickets,
+    web,
+)
 from scribe.api.asr_state import AsrState
 from scribe.api.audit_trail import AuditMiddleware
 from scribe.api.bodies import sweep_spool
@@ -23,10 +34,10 @@ from scribe.api.request_ids import RequestIdMiddleware
 from scribe.auth.oidc import OidcVerifier
 from scribe.auth.signing_key import signing_key
 from scribe.config import Settings
-from scribe.delivery import delivery_loop
 from scribe.drain import NodeDrain
 from scribe.encounter_audio import upload_spool_dir
 from scribe.encounters import release_node_streams
+from scribe.fhir.delivery import delivery_loop
 from scribe.retention import retention_loop
 from scribe.store import Database, open_database
 from scribe.store.backup import hold_serving_lock
@@ -35,8 +46,13 @@ from scribe.uploads import release_node_jobs, upload_loop
 log = logging.getLogger("scribe.drain")
 
 
-def create_app(settings: Settings, *, load_asr: bool = True, database_schema: str | None = None,
-               on_asr_failure: Callable[[str], None] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    load_asr: bool = True,
+    database_schema: str | None = None,
+    on_asr_failure: Callable[[str], None] | None = None,
+) -> FastAPI:
     """Build the app; the database is opened and migrated, and the signing key fetched, before serving.
 
     `database_schema` puts every table in that PostgreSQL schema (tests use one schema per run).
@@ -53,21 +69,36 @@ def create_app(settings: Settings, *, load_asr: bool = True, database_schema: st
         with database.session() as session, session.begin():
             release_node_streams(session, settings.node_id)  # leases this node held before a crash or restart
             release_node_jobs(session, settings.node_id)  # uploads it was transcribing: taken up again below
-        sweep_spool(upload_spool_dir(settings.audio_dir), settings.node_id)  # uploads this node was receiving when it stopped
+        sweep_spool(
+            upload_spool_dir(settings.audio_dir), settings.node_id
+        )  # uploads this node was receiving when it stopped
         app.state.oidc_verifier = OidcVerifier.from_settings(settings)  # a half configuration fails here, at start
         app.state.asr = AsrState(disabled=not load_asr, stream_capacity=settings.stream_capacity)
         app.state.audio_root = settings.audio_dir
         app.state.active_streams = set()
         if load_asr:
-            threading.Thread(target=app.state.asr.load, args=(settings, on_asr_failure), name="asr-load",
-                             daemon=True).start()
-        delivery = (asyncio.create_task(delivery_loop(database, settings.ehr_fhir_url,
-                                                     interval_s=settings.delivery_interval_s))
-                    if settings.ehr_fhir_url else None)
-        retention = (asyncio.create_task(retention_loop(database, settings))
-                     if settings.audio_retention_days is not None else None)
-        uploads = asyncio.create_task(upload_loop(database, settings, encounters.upload_executor,
-                                                  interval_s=settings.upload_poll_s, stop=app.state.drain.jobs_stop))
+            threading.Thread(
+                target=app.state.asr.load, args=(settings, on_asr_failure), name="asr-load", daemon=True
+            ).start()
+        delivery = (
+            asyncio.create_task(delivery_loop(database, settings.ehr_fhir_url, interval_s=settings.delivery_interval_s))
+            if settings.ehr_fhir_url
+            else None
+        )
+        retention = (
+            asyncio.create_task(retention_loop(database, settings))
+            if settings.audio_retention_days is not None
+            else None
+        )
+        uploads = asyncio.create_task(
+            upload_loop(
+                database,
+                settings,
+                encounters.upload_executor,
+                interval_s=settings.upload_poll_s,
+                stop=app.state.drain.jobs_stop,
+            )
+        )
         yield
         for task in (delivery, retention, uploads):
             if task is not None:

@@ -131,8 +131,18 @@ class AsrState:
 
     def describe(self) -> dict[str, dict[str, str] | None]:
         """Each mode's engine, model and why it was chosen, as `/healthz` shows them."""
-        return {mode: ({"name": self.engines[mode].name, "model": self.engines[mode].model,
-                        "reason": self.reasons.get(mode, "")} if mode in self.engines else None) for mode in MODES}
+        return {
+            mode: (
+                {
+                    "name": self.engines[mode].name,
+                    "model": self.engines[mode].model,
+                    "reason": self.reasons.get(mode, ""),
+                }
+                if mode in self.engines
+                else None
+            )
+            for mode in MODES
+        }
 
 
 def _reason(exc: BaseException) -> str:

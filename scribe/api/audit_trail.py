@@ -68,9 +68,18 @@ class AuditMiddleware(BaseHTTPMiddleware):
         if scope is None:
             return
         try:
-            await asyncio.to_thread(record, request.app.state.database, actor_of(request), scope.action,
-                                    resource_type=scope.resource_type, resource_id=scope.resource_id,
-                                    patient_id=scope.patient_id, status=status, method=request.method,
-                                    path=route_template(request), detail=scope.detail)
+            await asyncio.to_thread(
+                record,
+                request.app.state.database,
+                actor_of(request),
+                scope.action,
+                resource_type=scope.resource_type,
+                resource_id=scope.resource_id,
+                patient_id=scope.patient_id,
+                status=status,
+                method=request.method,
+                path=route_template(request),
+                detail=scope.detail,
+            )
         except Exception as exc:  # losing an audit row must be loud, but never turn a success into an error
             log.error("audit record not written: %s", type(exc).__name__)

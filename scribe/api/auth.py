@@ -47,8 +47,9 @@ def browser_origin_allowed(connection: HTTPConnection) -> bool:
     if origin is None:
         return True
     settings = connection.app.state.settings
-    own = connection.url.replace(scheme={"ws": "http", "wss": "https"}.get(connection.url.scheme,
-                                                                        connection.url.scheme))
+    own = connection.url.replace(
+        scheme={"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
+    )
     allowed = {_origin_of(o) for o in settings.allowed_origins} | {_origin_of(str(own))}
     if settings.public_url:
         allowed.add(_origin_of(settings.public_url))
@@ -149,14 +150,22 @@ def require_admin(request: Request, principal: Principal = Depends(current_princ
     raise ForbiddenError(f"an administrator or the scope {AUDIT_SCOPE} is required")
 
 
-def record_auth_event(request: Request, action: str, subject: str | None, kind: str, *, status: int = 200,
-                      detail: str | None = None) -> None:
+def record_auth_event(
+    request: Request, action: str, subject: str | None, kind: str, *, status: int = 200, detail: str | None = None
+) -> None:
     """Audit a sign-in, sign-out, token or refusal: who, method and route template (never the query)."""
     route = request.scope.get("route")
     actor = audit.Actor(subject, kind if subject else "anonymous", request.client.host if request.client else None)
     try:
-        audit.record(request.app.state.database, actor, action, status=status, method=request.method,
-                     path=getattr(route, "path", None), detail=detail)
+        audit.record(
+            request.app.state.database,
+            actor,
+            action,
+            status=status,
+            method=request.method,
+            path=getattr(route, "path", None),
+            detail=detail,
+        )
     except Exception as exc:  # the request's own answer must still go out; the failure is logged
         log.error("cannot write the %s audit record: %s", action, type(exc).__name__)
 
@@ -186,5 +195,13 @@ async def read_form(request: Request) -> dict[str, str]:
     return unique_mapping(pairs, name="field", where="in the form")
 
 
-FORM_BODY_DOC = {"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
-    "schema": {"type": "object", "additionalProperties": {"type": "string"}}}}}}
+FORM_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        },
+    }
+}

@@ -12,8 +12,8 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
-from email.message import Message
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 

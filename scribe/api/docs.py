@@ -24,8 +24,12 @@ router = APIRouter(include_in_schema=False)
 def docs(request: Request) -> HTMLResponse:
     """The Swagger UI page (public, like /openapi.json); every URL on it is this server's, under any root path."""
     root = request.scope.get("root_path", "")
-    page = render_template("web/docs.html.j2", title=request.app.title, static=root + STATIC_PATH,
-                           openapi_url=root + (request.app.openapi_url or "/openapi.json"))
+    page = render_template(
+        "web/docs.html.j2",
+        title=request.app.title,
+        static=root + STATIC_PATH,
+        openapi_url=root + (request.app.openapi_url or "/openapi.json"),
+    )
     return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
 
@@ -33,5 +37,8 @@ def install(app: FastAPI) -> None:
     """Serve /docs and its files: Swagger UI's (from the fastapi-offline package) and our init script; before the
     web app's `/static` mount, since the first matching route answers."""
     app.include_router(router)
-    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR / "docs", packages=[("fastapi_offline", "static")]),
-              name="docs-static")
+    app.mount(
+        STATIC_PATH,
+        StaticFiles(directory=STATIC_DIR / "docs", packages=[("fastapi_offline", "static")]),
+        name="docs-static",
+    )

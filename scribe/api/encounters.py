@@ -19,16 +19,29 @@ from scribe.auth.tokens import Principal
 from scribe.documents import generate_note, set_patient
 from scribe.drain import NodeDrain
 from scribe.encounter_audio import ENCOUNTER_ID, EncounterAudio, upload_spool_dir
-from scribe.encounters import (add_image, add_records, audio_span, create_encounter, current_transcript,
-                               encounter_context, encounter_json, get_encounter, list_encounters,
-                               store_upload)
+from scribe.encounters import (
+    add_image,
+    add_records,
+    audio_span,
+    create_encounter,
+    current_transcript,
+    encounter_context,
+    encounter_json,
+    get_encounter,
+    list_encounters,
+    store_upload,
+)
 from scribe.errors import BadInputError, NotFoundError, UnsupportedMediaTypeError
 from scribe.notes.registry import configured_note_engines
 from scribe.text import OneLineText
 from scribe.uploads import upload_state
 
-router = APIRouter(prefix="/v1/encounters", tags=["encounters"], route_class=BoundedRoute,
-                   responses={**schemas.COMMON_ERRORS, **schemas.errors(404)})
+router = APIRouter(
+    prefix="/v1/encounters",
+    tags=["encounters"],
+    route_class=BoundedRoute,
+    responses={**schemas.COMMON_ERRORS, **schemas.errors(404)},
+)
 # Uploads are transcribed one at a time beside the streams (Whisper already uses every core).
 upload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-asr")
 
@@ -60,12 +73,22 @@ def _database(request: Request):
 
 
 @router.post("", status_code=201, response_model=schemas.Encounter, responses=schemas.errors(409))
-def create(body: EncounterIn, request: Request, principal: Principal = Depends(require_scope(WRITE)),
-           audit: AuditScope = Depends(audited("create", "Encounter"))) -> dict[str, Any]:
+def create(
+    body: EncounterIn,
+    request: Request,
+    principal: Principal = Depends(require_scope(WRITE)),
+    audit: AuditScope = Depends(audited("create", "Encounter")),
+) -> dict[str, Any]:
     audit.patient_id = body.patient.id
     with _database(request).session() as session, session.begin():
-        encounter = create_encounter(session, principal, patient_id=body.patient.id, patient_name=body.patient.name,
-                                     mode=body.mode, encounter_id=body.id)
+        encounter = create_encounter(
+            session,
+            principal,
+            patient_id=body.patient.id,
+            patient_name=body.patient.name,
+            mode=body.mode,
+            encounter_id=body.id,
+        )
         audit.resource_id = encounter.id
         return encounter_json(encounter)
 
@@ -75,8 +98,13 @@ class EncounterPatch(BaseModel):
 
 
 @router.patch("/{id}", response_model=schemas.Encounter, responses=schemas.errors(409))
-def update(id: str, body: EncounterPatch, request: Request, principal: Principal = Depends(require_scope(WRITE)),
-           audit: AuditScope = Depends(audited("update", "Encounter"))) -> dict[str, Any]:
+def update(
+    id: str,
+    body: EncounterPatch,
+    request: Request,
+    principal: Principal = Depends(require_scope(WRITE)),
+    audit: AuditScope = Depends(audited("update", "Encounter")),
+) -> dict[str, Any]:
     """Name or correct the patient (a streamed encounter starts without one); refused once a note is signed."""
     if not body.patient.id:
         raise BadInputError("patient.id is required")
@@ -89,44 +117,76 @@ def update(id: str, body: EncounterPatch, request: Request, principal: Principal
 
 
 @router.get("", response_model=schemas.EncounterPage)
-def list_(request: Request, status: str | None = None, patient: str | None = None,
-          q: str | None = Query(None, max_length=100, description="text in the patient's id or name"),
-          count: int = Query(50, alias="_count", ge=1, le=500), offset: int = Query(0, alias="_offset", ge=0, le=10**9),
-          principal: Principal = Depends(require_scope(READ)),
-          audit: AuditScope = Depends(audited("search", "Encounter"))) -> dict[str, Any]:
+def list_(
+    request: Request,
+    status: str | None = None,
+    patient: str | None = None,
+    q: str | None = Query(None, max_length=100, description="text in the patient's id or name"),
+    count: int = Query(50, alias="_count", ge=1, le=500),
+    offset: int = Query(0, alias="_offset", ge=0, le=10**9),
+    principal: Principal = Depends(require_scope(READ)),
+    audit: AuditScope = Depends(audited("search", "Encounter")),
+) -> dict[str, Any]:
     audit.patient_id = patient
     with _database(request).session() as session:
-        rows, total = list_encounters(session, principal, status=status, patient_id=patient, text=q, limit=count,
-                                      offset=offset)
+        rows, total = list_encounters(
+            session, principal, status=status, patient_id=patient, text=q, limit=count, offset=offset
+        )
         return {"total": total, "encounters": [encounter_json(e) for e in rows]}
 
 
 @router.get("/{id}", response_model=schemas.EncounterDetail)
-def read(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
-         audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
+def read(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(require_scope(READ)),
+    audit: AuditScope = Depends(audited("read", "Encounter")),
+) -> dict[str, Any]:
     from scribe.documents import notes_of_encounter
 
     with _database(request).session() as session:
         encounter = get_encounter(session, principal, id)
         audit.patient_id = encounter.patient_id
         out = encounter_json(encounter)
-        out["notes"] = [{"id": n.id, "status": n.status, "version": n.version, "relation": n.relation,
-                         "related_note_id": n.related_note_id} for n in notes_of_encounter(session, id)]
+        out["notes"] = [
+            {
+                "id": n.id,
+                "status": n.status,
+                "version": n.version,
+                "relation": n.relation,
+                "related_note_id": n.related_note_id,
+            }
+            for n in notes_of_encounter(session, id)
+        ]
         current = current_transcript(session, id)
-        out["transcript"] = None if current is None else {"id": current[0], "engine": current[1].engine,
-                                                          "duration_s": current[1].duration_s,
-                                                          "segments": len(current[1].segments)}
+        out["transcript"] = (
+            None
+            if current is None
+            else {
+                "id": current[0],
+                "engine": current[1].engine,
+                "duration_s": current[1].duration_s,
+                "segments": len(current[1].segments),
+            }
+        )
         out["upload"] = upload_state(session, id)
     # a stream that resumes this encounter must use the same format (a browser records at that rate)
     streamed = EncounterAudio.stored_format(request.app.state.settings.audio_dir, id)
-    out["stream_format"] = None if streamed is None else {
-        "sample_rate": streamed.sample_rate, "encoding": streamed.encoding, "channels": streamed.channels}
+    out["stream_format"] = (
+        None
+        if streamed is None
+        else {"sample_rate": streamed.sample_rate, "encoding": streamed.encoding, "channels": streamed.channels}
+    )
     return out
 
 
 @router.get("/{id}/context", response_model=schemas.EncounterContext)
-def context(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
-            audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
+def context(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(require_scope(READ)),
+    audit: AuditScope = Depends(audited("read", "Encounter")),
+) -> dict[str, Any]:
     """What the attached records and images say: medications, problems, allergies, observations, image labels."""
     with _database(request).session() as session:
         encounter = get_encounter(session, principal, id)
@@ -135,13 +195,35 @@ def context(id: str, request: Request, principal: Principal = Depends(require_sc
         return encounter_context(session, id)
 
 
-@router.post("/{id}/audio", response_model=schemas.Transcript, responses={
-    202: {"model": schemas.UploadPending, "description": "still transcribing: the upload's state"},
-    **schemas.errors(503)}, openapi_extra=schemas.body(
-        dict.fromkeys(("audio/wav", "audio/flac", "audio/ogg", "audio/mpeg", "audio/webm", "audio/mp4",
-                       "application/octet-stream"), schemas.BINARY), "the recording, in any format scribe decodes"))
-async def upload_audio(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
-                       audit: AuditScope = Depends(audited("upload", "Encounter"))) -> Response:
+@router.post(
+    "/{id}/audio",
+    response_model=schemas.Transcript,
+    responses={
+        202: {"model": schemas.UploadPending, "description": "still transcribing: the upload's state"},
+        **schemas.errors(503),
+    },
+    openapi_extra=schemas.body(
+        dict.fromkeys(
+            (
+                "audio/wav",
+                "audio/flac",
+                "audio/ogg",
+                "audio/mpeg",
+                "audio/webm",
+                "audio/mp4",
+                "application/octet-stream",
+            ),
+            schemas.BINARY,
+        ),
+        "the recording, in any format scribe decodes",
+    ),
+)
+async def upload_audio(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(require_scope(WRITE)),
+    audit: AuditScope = Depends(audited("upload", "Encounter")),
+) -> Response:
     """A recorded file (any supported format) as the raw body: spooled to disk, checked, stored with its
     transcription job, transcribed; answers the Transcript. When that takes longer than
     `SCRIBE_UPLOAD_WAIT_S`, answers 202 with the upload's state instead: the job goes on (on any node,
@@ -154,7 +236,9 @@ async def upload_audio(id: str, request: Request, principal: Principal = Depends
             audit.patient_id = get_encounter(session, principal, id).patient_id
 
     await asyncio.to_thread(check)
-    spooled = await spool_body(request, settings.max_audio_bytes, upload_spool_dir(settings.audio_dir), settings.node_id)
+    spooled = await spool_body(
+        request, settings.max_audio_bytes, upload_spool_dir(settings.audio_dir), settings.node_id
+    )
     try:
         if not spooled.size:
             raise BadInputError("the audio body is empty")
@@ -172,12 +256,16 @@ async def upload_audio(id: str, request: Request, principal: Principal = Depends
     if transcript is None and not drain.draining:  # still waiting its turn, or another node took it: watch the job
         transcript = await _watch_job(database, job_id, deadline, drain)
     if transcript is None:
+
         def state() -> dict[str, Any] | None:
             with database.session() as session:
                 return upload_state(session, id)
 
-        return JSONResponse({"encounter_id": id, "upload": await asyncio.to_thread(state)}, status_code=202,
-                            headers={"Location": f"/v1/encounters/{id}"})
+        return JSONResponse(
+            {"encounter_id": id, "upload": await asyncio.to_thread(state)},
+            status_code=202,
+            headers={"Location": f"/v1/encounters/{id}"},
+        )
     return JSONResponse(transcript)
 
 
@@ -191,8 +279,16 @@ def _store_upload(request: Request, principal: Principal, encounter_id: str, spo
     duration = decoded_seconds(spooled.path, AudioLimits.from_settings(settings), label=LABEL)
     with _database(request).session() as session, session.begin():
         encounter = get_encounter(session, principal, encounter_id)
-        upload = store_upload(session, settings, encounter, spooled.path, size=spooled.size, sha256=spooled.sha256,
-                              media_type=media_type(request) or None, duration_s=duration)
+        upload = store_upload(
+            session,
+            settings,
+            encounter,
+            spooled.path,
+            size=spooled.size,
+            sha256=spooled.sha256,
+            media_type=media_type(request) or None,
+            duration_s=duration,
+        )
         return create_job(session, upload).id
 
 
@@ -234,8 +330,12 @@ async def _watch_job(database, job_id: int, deadline: float, drain: NodeDrain) -
 
 
 @router.get("/{id}/transcript", response_model=schemas.Transcript)
-def transcript(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
-               audit: AuditScope = Depends(audited("read", "Encounter"))) -> dict[str, Any]:
+def transcript(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(require_scope(READ)),
+    audit: AuditScope = Depends(audited("read", "Encounter")),
+) -> dict[str, Any]:
     with _database(request).session() as session:
         encounter = get_encounter(session, principal, id)
         audit.patient_id = encounter.patient_id
@@ -245,12 +345,19 @@ def transcript(id: str, request: Request, principal: Principal = Depends(require
         return current[1].to_dict()
 
 
-@router.get("/{id}/audio", response_class=Response, responses={
-    200: schemas.content("audio/wav", {"type": "string", "format": "binary"}, "the span as 16-bit WAV")})
-def audio(id: str, request: Request, start: float = Query(0.0, ge=0, allow_inf_nan=False),
-          end: float | None = Query(None, gt=0, allow_inf_nan=False),
-          principal: Principal = Depends(require_scope(READ)),
-          audit: AuditScope = Depends(audited("read", "Encounter"))) -> Response:
+@router.get(
+    "/{id}/audio",
+    response_class=Response,
+    responses={200: schemas.content("audio/wav", {"type": "string", "format": "binary"}, "the span as 16-bit WAV")},
+)
+def audio(
+    id: str,
+    request: Request,
+    start: float = Query(0.0, ge=0, allow_inf_nan=False),
+    end: float | None = Query(None, gt=0, allow_inf_nan=False),
+    principal: Principal = Depends(require_scope(READ)),
+    audit: AuditScope = Depends(audited("read", "Encounter")),
+) -> Response:
     """WAV of `start`..`end` seconds: what a reviewer plays to check a statement's evidence."""
     with _database(request).session() as session:
         encounter = get_encounter(session, principal, id)
@@ -260,11 +367,20 @@ def audio(id: str, request: Request, start: float = Query(0.0, ge=0, allow_inf_n
     return Response(wav, media_type="audio/wav")
 
 
-@router.post("/{id}/records", status_code=201, response_model=schemas.RecordsAttached,
-             openapi_extra=schemas.body(dict.fromkeys(RECORDS_MEDIA, schemas.FHIR_RESOURCE),
-                                        "a FHIR R4 Bundle of the patient's prior records"))
-async def records(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
-                  audit: AuditScope = Depends(audited("upload", "Bundle"))) -> dict[str, Any]:
+@router.post(
+    "/{id}/records",
+    status_code=201,
+    response_model=schemas.RecordsAttached,
+    openapi_extra=schemas.body(
+        dict.fromkeys(RECORDS_MEDIA, schemas.FHIR_RESOURCE), "a FHIR R4 Bundle of the patient's prior records"
+    ),
+)
+async def records(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(require_scope(WRITE)),
+    audit: AuditScope = Depends(audited("upload", "Bundle")),
+) -> dict[str, Any]:
     if media_type(request) not in RECORDS_MEDIA:
         raise UnsupportedMediaTypeError("records are a FHIR Bundle: application/fhir+json or application/json")
     raw = await read_body(request, request.app.state.settings.max_records_bytes)
@@ -277,9 +393,14 @@ async def records(id: str, request: Request, principal: Principal = Depends(requ
             if encounter.patient_id is None and context.patient_id:  # the records say whose encounter this is
                 set_patient(session, encounter, context.patient_id, context.name)
                 audit.patient_id = encounter.patient_id
-            return {"id": row.label, "patient": context.patient_id, "medications": len(context.medications),
-                    "problems": len(context.problems), "allergies": len(context.allergies),
-                    "observations": len(context.observations)}
+            return {
+                "id": row.label,
+                "patient": context.patient_id,
+                "medications": len(context.medications),
+                "problems": len(context.problems),
+                "allergies": len(context.allergies),
+                "observations": len(context.observations),
+            }
 
     return await asyncio.to_thread(attach)
 
@@ -295,11 +416,21 @@ async def _image_body(request: Request, limit: int) -> tuple[bytes, str, str | N
     raise UnsupportedMediaTypeError("images are image/png, image/jpeg, application/dicom or multipart/form-data")
 
 
-@router.post("/{id}/images", status_code=201, response_model=schemas.ImageAttached, openapi_extra=schemas.body(
-    {**dict.fromkeys(sorted(IMAGE_MEDIA), schemas.BINARY), "multipart/form-data": schemas.MULTIPART_FILE},
-    "a PNG, JPEG or DICOM image, raw (name it with X-Filename) or as the file of a form"))
-async def images(id: str, request: Request, principal: Principal = Depends(require_scope(WRITE)),
-                 audit: AuditScope = Depends(audited("upload", "Media"))) -> dict[str, Any]:
+@router.post(
+    "/{id}/images",
+    status_code=201,
+    response_model=schemas.ImageAttached,
+    openapi_extra=schemas.body(
+        {**dict.fromkeys(sorted(IMAGE_MEDIA), schemas.BINARY), "multipart/form-data": schemas.MULTIPART_FILE},
+        "a PNG, JPEG or DICOM image, raw (name it with X-Filename) or as the file of a form",
+    ),
+)
+async def images(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(require_scope(WRITE)),
+    audit: AuditScope = Depends(audited("upload", "Media")),
+) -> dict[str, Any]:
     data, media, filename = await _image_body(request, request.app.state.settings.max_image_bytes)
 
     def attach() -> dict[str, Any]:
@@ -307,31 +438,50 @@ async def images(id: str, request: Request, principal: Principal = Depends(requi
             encounter = get_encounter(session, principal, id)
             audit.patient_id = encounter.patient_id
             row, attachment = add_image(session, encounter, data, filename=filename, media_type=media)
-            return {"id": row.label, "format": attachment.source_format, "width": attachment.width,
-                    "height": attachment.height, "modality": attachment.modality, "body_part": attachment.body_part,
-                    "study_date": attachment.study_date, "label": attachment.label()}
+            return {
+                "id": row.label,
+                "format": attachment.source_format,
+                "width": attachment.width,
+                "height": attachment.height,
+                "modality": attachment.modality,
+                "body_part": attachment.body_part,
+                "study_date": attachment.study_date,
+                "label": attachment.label(),
+            }
 
     return await asyncio.to_thread(attach)
 
 
-@router.post("/{id}/note", status_code=201, response_model=schemas.Note, response_model_exclude_none=True,
-             responses=schemas.errors(409, 503))
-async def draft(id: str, request: Request, response: Response, options: NoteOptions | None = None,
-                principal: Principal = Depends(require_scope(NOTE_WRITE)),
-                audit: AuditScope = Depends(audited("generate", "DocumentReference"))) -> dict[str, Any]:
+@router.post(
+    "/{id}/note",
+    status_code=201,
+    response_model=schemas.Note,
+    response_model_exclude_none=True,
+    responses=schemas.errors(409, 503),
+)
+async def draft(
+    id: str,
+    request: Request,
+    response: Response,
+    options: NoteOptions | None = None,
+    principal: Principal = Depends(require_scope(NOTE_WRITE)),
+    audit: AuditScope = Depends(audited("generate", "DocumentReference")),
+) -> dict[str, Any]:
     """Draft the note (no body needed; optional `{"engine", "template"}`) -> the draft with `id` and `version`."""
     chosen = options or NoteOptions()
     configured = configured_note_engines(request.app.state.settings)
     if chosen.engine not in (None, "auto", *configured):
-        raise BadInputError(f"the {chosen.engine} note engine is not configured on this server; "
-                            f"choose one of {', '.join(configured)}")
+        raise BadInputError(
+            f"the {chosen.engine} note engine is not configured on this server; choose one of {', '.join(configured)}"
+        )
 
     def run() -> tuple[dict[str, Any], str]:
         with _database(request).session() as session, session.begin():
             encounter = get_encounter(session, principal, id)
             audit.patient_id = encounter.patient_id
-            view = generate_note(session, request.app.state.settings, encounter, engine=chosen.engine,
-                                 template=chosen.template)
+            view = generate_note(
+                session, request.app.state.settings, encounter, engine=chosen.engine, template=chosen.template
+            )
             audit.resource_id = view.note.id
             return view.to_json(), view.etag
 

@@ -21,18 +21,22 @@ import scribe
 from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import current_principal, require_admin
-from scribe.api.etags import etag_matches
 from scribe.api.errors import operation_outcome
+from scribe.api.etags import etag_matches
 from scribe.audit import audit_event
 from scribe.auth.tokens import Principal
 from scribe.documents import BASE_PLACEHOLDER
 from scribe.errors import ForbiddenError, NotFoundError
-from scribe.fhir import fhir_id
-from scribe.fhir_search import Search, audit_search, document_search, provenance_search, run, visible_notes
+from scribe.fhir.resources import fhir_id
+from scribe.fhir.search import Search, audit_search, document_search, provenance_search, run, visible_notes
 from scribe.store.models import AuditRecord, Note, NoteVersion
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=Response,
-                   responses={**schemas.COMMON_ERRORS, **schemas.errors(404)})
+router = APIRouter(
+    prefix="/fhir",
+    tags=["fhir"],
+    default_response_class=Response,
+    responses={**schemas.COMMON_ERRORS, **schemas.errors(404)},
+)
 NOT_MODIFIED = {304: {"description": "not modified since the ETag sent"}}
 PAGING = ("_count", "_offset", "_summary", "_format")
 FHIR_JSON = "application/fhir+json"
@@ -77,6 +81,7 @@ def _visible_note(request: Request, principal: Principal, note_id: str) -> Note:
 
 # ---------------------------------------------------------------------------------------------- metadata
 
+
 @router.get("/metadata", responses=schemas.fhir_ok("the CapabilityStatement"))
 def metadata(request: Request) -> Response:
     """The CapabilityStatement (public): what this server reads and searches, and how to get a token."""
@@ -84,47 +89,98 @@ def metadata(request: Request) -> Response:
 
     base = fhir_base(request)
     token_url = base.removesuffix("/fhir") + "/auth/token"
-    search = [("_id", "token"), ("patient", "reference"), ("subject", "reference"), ("category", "token"),
-              ("type", "token"), ("status", "token"), ("date", "date"), ("_count", "number")]
+    search = [
+        ("_id", "token"),
+        ("patient", "reference"),
+        ("subject", "reference"),
+        ("category", "token"),
+        ("type", "token"),
+        ("status", "token"),
+        ("date", "date"),
+        ("_count", "number"),
+    ]
     statement = {
-        "resourceType": "CapabilityStatement", "status": "active", "date": "2026-12-01", "kind": "instance",
-        "fhirVersion": "4.0.1", "format": ["json"],
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-12-01",
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
         "software": {"name": "scribe", "version": scribe.__version__},
         "implementation": {"description": "scribe clinical notes", "url": base},
         "instantiates": ["http://hl7.org/fhir/us/core/CapabilityStatement/us-core-server"],
-        "rest": [{
-            "mode": "server",
-            "security": {
-                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                         "code": "SMART-on-FHIR"}]}],
-                "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                               "extension": [{"url": "token", "valueUri": token_url}]}],
-            },
-            "resource": [
-                {"type": "DocumentReference",
-                 "supportedProfile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference"],
-                 "interaction": [{"code": "read"}, {"code": "search-type"}], "versioning": "versioned",
-                 "conditionalRead": "full-support", "searchRevInclude": ["Provenance:target"],
-                 "searchParam": [{"name": n, "type": t} for n, t in search]},
-                {"type": "Binary", "interaction": [{"code": "read"}]},
-                {"type": "Provenance", "interaction": [{"code": "read"}, {"code": "search-type"}],
-                 "searchParam": [{"name": "target", "type": "reference"}, {"name": "patient", "type": "reference"}]},
-                {"type": "AuditEvent", "interaction": [{"code": "read"}, {"code": "search-type"}],
-                 "searchParam": [{"name": "date", "type": "date"}, {"name": "patient", "type": "reference"},
-                                 {"name": "agent", "type": "reference"}, {"name": "action", "type": "token"},
-                                 {"name": "outcome", "type": "token"}, {"name": "entity", "type": "reference"}]},
-            ],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "extension": [
+                        {
+                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                            "extension": [{"url": "token", "valueUri": token_url}],
+                        }
+                    ],
+                },
+                "resource": [
+                    {
+                        "type": "DocumentReference",
+                        "supportedProfile": [
+                            "http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference"
+                        ],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "versioning": "versioned",
+                        "conditionalRead": "full-support",
+                        "searchRevInclude": ["Provenance:target"],
+                        "searchParam": [{"name": n, "type": t} for n, t in search],
+                    },
+                    {"type": "Binary", "interaction": [{"code": "read"}]},
+                    {
+                        "type": "Provenance",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            {"name": "target", "type": "reference"},
+                            {"name": "patient", "type": "reference"},
+                        ],
+                    },
+                    {
+                        "type": "AuditEvent",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            {"name": "date", "type": "date"},
+                            {"name": "patient", "type": "reference"},
+                            {"name": "agent", "type": "reference"},
+                            {"name": "action", "type": "token"},
+                            {"name": "outcome", "type": "token"},
+                            {"name": "entity", "type": "reference"},
+                        ],
+                    },
+                ],
+            }
+        ],
     }
     return fhir_response(CapabilityStatement.model_validate(statement).model_dump(mode="json", exclude_none=True))
 
 
 # ---------------------------------------------------------------------------------------------- reads
 
+
 @router.get("/DocumentReference/{id}", responses={**schemas.fhir_ok("the DocumentReference"), **NOT_MODIFIED})
-def read_document(id: str, request: Request, if_none_match: str | None = Header(None),
-                  principal: Principal = Depends(reader("DocumentReference")),
-                  audit: AuditScope = Depends(audited("read", "DocumentReference"))) -> Response:
+def read_document(
+    id: str,
+    request: Request,
+    if_none_match: str | None = Header(None),
+    principal: Principal = Depends(reader("DocumentReference")),
+    audit: AuditScope = Depends(audited("read", "DocumentReference")),
+) -> Response:
     note = _visible_note(request, principal, id)
     audit.patient_id = note.patient_id
     etag = f'W/"{note.fhir_version}"'
@@ -133,11 +189,19 @@ def read_document(id: str, request: Request, if_none_match: str | None = Header(
     return fhir_response(_stored(note.document_json, fhir_base(request)), etag=etag)
 
 
-@router.get("/Binary/{id}", responses=schemas.fhir_ok("the rendering: Binary JSON when FHIR is asked for, else "
-                                                      "the text or HTML itself", "text/plain", "text/html"))
-def read_binary(id: str, request: Request, accept: str | None = Header(None),
-                principal: Principal = Depends(reader("DocumentReference")),
-                audit: AuditScope = Depends(audited("read", "Binary"))) -> Response:
+@router.get(
+    "/Binary/{id}",
+    responses=schemas.fhir_ok(
+        "the rendering: Binary JSON when FHIR is asked for, else the text or HTML itself", "text/plain", "text/html"
+    ),
+)
+def read_binary(
+    id: str,
+    request: Request,
+    accept: str | None = Header(None),
+    principal: Principal = Depends(reader("DocumentReference")),
+    audit: AuditScope = Depends(audited("read", "Binary")),
+) -> Response:
     """A rendering of a note: FHIR Binary JSON when asked for FHIR, else the text/html itself."""
     note_id, _, kind = id.rpartition("-")
     if kind not in ("text", "html") or not note_id:
@@ -152,15 +216,24 @@ def read_binary(id: str, request: Request, accept: str | None = Header(None),
     etag = f'W/"{note.fhir_version}"'
     wants_fhir = accept and ("fhir+json" in accept or "application/json" in accept)
     if wants_fhir:
-        body = {"resourceType": "Binary", "id": fhir_id(id), "meta": {"versionId": str(note.fhir_version)},
-                "contentType": media, "data": base64.b64encode(content.encode("utf-8")).decode("ascii")}
+        body = {
+            "resourceType": "Binary",
+            "id": fhir_id(id),
+            "meta": {"versionId": str(note.fhir_version)},
+            "contentType": media,
+            "data": base64.b64encode(content.encode("utf-8")).decode("ascii"),
+        }
         return fhir_response(body, etag=etag)
     return Response(content, media_type=f"{media}; charset=utf-8", headers={"ETag": etag})
 
 
 @router.get("/Provenance/{id}", responses=schemas.fhir_ok("the Provenance"))
-def read_provenance(id: str, request: Request, principal: Principal = Depends(reader("Provenance")),
-                    audit: AuditScope = Depends(audited("read", "Provenance"))) -> Response:
+def read_provenance(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(reader("Provenance")),
+    audit: AuditScope = Depends(audited("read", "Provenance")),
+) -> Response:
     note_id = id.rsplit("-v", 1)[0]
     note = _visible_note(request, principal, note_id)
     audit.patient_id = note.patient_id
@@ -171,8 +244,12 @@ def read_provenance(id: str, request: Request, principal: Principal = Depends(re
 
 
 @router.get("/AuditEvent/{id}", responses=schemas.fhir_ok("the AuditEvent"))
-def read_audit_event(id: str, request: Request, principal: Principal = Depends(require_admin),
-                     audit: AuditScope = Depends(audited("read", "AuditEvent"))) -> Response:
+def read_audit_event(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(require_admin),
+    audit: AuditScope = Depends(audited("read", "AuditEvent")),
+) -> Response:
     with request.app.state.database.session() as session:
         row = session.get(AuditRecord, int(id)) if id.isdigit() else None
         if row is None:
@@ -181,6 +258,7 @@ def read_audit_event(id: str, request: Request, principal: Principal = Depends(r
 
 
 # ---------------------------------------------------------------------------------------------- searches
+
 
 def _bundle(request: Request, resource: str, search: Search, total: int, entries: list[str]) -> Response:
     """A searchset Bundle with `self` and (when there is more) `next`/`previous` links; entries are JSON text."""
@@ -196,8 +274,9 @@ def _bundle(request: Request, resource: str, search: Search, total: int, entries
         links.append({"relation": "next", "url": link(search.offset + search.count)})
     if search.offset and not search.summary_count:
         links.append({"relation": "previous", "url": link(max(0, search.offset - search.count))})
-    head = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links},
-                      separators=(",", ":"))
+    head = json.dumps(
+        {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}, separators=(",", ":")
+    )
     if not entries:
         return fhir_response(head)
     return fhir_response(head[:-1] + ',"entry":[' + ",".join(entries) + "]}")
@@ -214,10 +293,18 @@ def _single_patient(params: list[tuple[str, str]]) -> str | None:
     return None
 
 
-@router.get("/DocumentReference", responses=schemas.fhir_ok("a searchset Bundle"), openapi_extra=schemas.query(
-    "_id", "patient", "subject", "category", "date", "type", "status", "_revinclude", "_sort", *PAGING))
-def search_documents(request: Request, principal: Principal = Depends(reader("DocumentReference")),
-                     audit: AuditScope = Depends(audited("search", "DocumentReference"))) -> Response:
+@router.get(
+    "/DocumentReference",
+    responses=schemas.fhir_ok("a searchset Bundle"),
+    openapi_extra=schemas.query(
+        "_id", "patient", "subject", "category", "date", "type", "status", "_revinclude", "_sort", *PAGING
+    ),
+)
+def search_documents(
+    request: Request,
+    principal: Principal = Depends(reader("DocumentReference")),
+    audit: AuditScope = Depends(audited("search", "DocumentReference")),
+) -> Response:
     params = list(request.query_params.multi_items())
     audit.patient_id = _single_patient(params)
     search = document_search(params, principal)
@@ -226,41 +313,66 @@ def search_documents(request: Request, principal: Principal = Depends(reader("Do
         total, notes = run(session, search)
     entries = [_entry(f"{base}/DocumentReference/{n.id}", _stored(n.document_json, base), "match") for n in notes]
     if search.revinclude_provenance:
-        entries += [_entry(f"{base}/Provenance/{json.loads(n.provenance_json or '{}').get('id')}",
-                           _stored(n.provenance_json, base), "include") for n in notes]
+        entries += [
+            _entry(
+                f"{base}/Provenance/{json.loads(n.provenance_json or '{}').get('id')}",
+                _stored(n.provenance_json, base),
+                "include",
+            )
+            for n in notes
+        ]
     return _bundle(request, "DocumentReference", search, total, entries)
 
 
-@router.get("/Provenance", responses=schemas.fhir_ok("a searchset Bundle"),
-            openapi_extra=schemas.query("target", "patient", *PAGING))
-def search_provenance(request: Request, principal: Principal = Depends(reader("Provenance")),
-                      audit: AuditScope = Depends(audited("search", "Provenance"))) -> Response:
+@router.get(
+    "/Provenance",
+    responses=schemas.fhir_ok("a searchset Bundle"),
+    openapi_extra=schemas.query("target", "patient", *PAGING),
+)
+def search_provenance(
+    request: Request,
+    principal: Principal = Depends(reader("Provenance")),
+    audit: AuditScope = Depends(audited("search", "Provenance")),
+) -> Response:
     params = list(request.query_params.multi_items())
     audit.patient_id = _single_patient(params)
     search = provenance_search(params, principal)
     base = fhir_base(request)
     with request.app.state.database.session() as session:
         total, notes = run(session, search)
-    entries = [_entry(f"{base}/Provenance/{json.loads(n.provenance_json or '{}').get('id')}",
-                      _stored(n.provenance_json, base), "match") for n in notes]
+    entries = [
+        _entry(
+            f"{base}/Provenance/{json.loads(n.provenance_json or '{}').get('id')}",
+            _stored(n.provenance_json, base),
+            "match",
+        )
+        for n in notes
+    ]
     return _bundle(request, "Provenance", search, total, entries)
 
 
-@router.get("/AuditEvent", responses=schemas.fhir_ok("a searchset Bundle"), openapi_extra=schemas.query(
-    "date", "patient", "agent", "agent-name", "action", "outcome", "entity", *PAGING))
-def search_audit(request: Request, principal: Principal = Depends(require_admin),
-                 audit: AuditScope = Depends(audited("search", "AuditEvent"))) -> Response:
+@router.get(
+    "/AuditEvent",
+    responses=schemas.fhir_ok("a searchset Bundle"),
+    openapi_extra=schemas.query("date", "patient", "agent", "agent-name", "action", "outcome", "entity", *PAGING),
+)
+def search_audit(
+    request: Request,
+    principal: Principal = Depends(require_admin),
+    audit: AuditScope = Depends(audited("search", "AuditEvent")),
+) -> Response:
     params = list(request.query_params.multi_items())
     search = audit_search(params)
     base = fhir_base(request)
     with request.app.state.database.session() as session:
         total, rows = run(session, search)
-        entries = [_entry(f"{base}/AuditEvent/{r.id}", json.dumps(audit_event(r), separators=(",", ":")), "match")
-                   for r in rows]
+        entries = [
+            _entry(f"{base}/AuditEvent/{r.id}", json.dumps(audit_event(r), separators=(",", ":")), "match")
+            for r in rows
+        ]
     return _bundle(request, "AuditEvent", search, total, entries)
 
 
 @router.api_route("/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 def read_only(path: str) -> Response:
     return operation_outcome(405, "this FHIR server is read-only: notes are written through /v1")
-

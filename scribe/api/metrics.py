@@ -72,9 +72,20 @@ class MetricsMiddleware:
             seconds = time.perf_counter() - started
             self.counter.add(scope["method"], route, status, seconds)
             client = scope.get("client")
-            access_log.info('%s "%s %s" %d %.1f ms', client[0] if client else "-", scope["method"], route, status,
-                            seconds * 1000, extra={"method": scope["method"], "route": route, "status": status,
-                                                   "duration_ms": round(seconds * 1000, 1)})
+            access_log.info(
+                '%s "%s %s" %d %.1f ms',
+                client[0] if client else "-",
+                scope["method"],
+                route,
+                status,
+                seconds * 1000,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
 
 
 Sample = tuple[dict[str, object], float | int]
@@ -96,57 +107,107 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(request: Request) -> PlainTextResponse:
-    from scribe.delivery import pending_count
+    from scribe.fhir.delivery import pending_count
 
     state = request.app.state
     counted = telemetry.snapshot()
-    lines = [*_family("scribe_info", "gauge", "Build of this node.", [({"version": scribe.__version__}, 1)]),
-             *_family("scribe_asr_ready", "gauge", "Whether every mode's speech recognition can stream.",
-                      [({}, int(state.asr.ready))]),
-             *_family("scribe_active_streams", "gauge", "Websocket streams open on this node.",
-                      [({}, len(state.active_streams))])]
+    lines = [
+        *_family("scribe_info", "gauge", "Build of this node.", [({"version": scribe.__version__}, 1)]),
+        *_family(
+            "scribe_asr_ready",
+            "gauge",
+            "Whether every mode's speech recognition can stream.",
+            [({}, int(state.asr.ready))],
+        ),
+        *_family(
+            "scribe_active_streams", "gauge", "Websocket streams open on this node.", [({}, len(state.active_streams))]
+        ),
+    ]
     if state.asr.admission is not None:
         streams = state.asr.admission.state()
-        lines += _family("scribe_stream_capacity", "gauge",
-                         "Live streams this node takes before refusing new ones (server_busy).",
-                         [({}, streams.capacity)])
-        lines += _family("scribe_streams_refused_total", "counter", "New streams refused with server_busy.",
-                         [({}, streams.refused)])
+        lines += _family(
+            "scribe_stream_capacity",
+            "gauge",
+            "Live streams this node takes before refusing new ones (server_busy).",
+            [({}, streams.capacity)],
+        )
+        lines += _family(
+            "scribe_streams_refused_total", "counter", "New streams refused with server_busy.", [({}, streams.refused)]
+        )
         if streams.final_rtf is not None:
-            lines += _family("scribe_final_pass_rtf", "gauge",
-                             "Wall seconds per audio second of the pass that makes finals.",
-                             [({}, streams.final_rtf)])
+            lines += _family(
+                "scribe_final_pass_rtf",
+                "gauge",
+                "Wall seconds per audio second of the pass that makes finals.",
+                [({}, streams.final_rtf)],
+            )
         if streams.loaded_partial_rtf is not None:
-            lines += _family("scribe_loaded_partial_pass_rtf", "gauge",
-                             "Wall seconds per new audio second of a partial pass under load.",
-                             [({}, streams.loaded_partial_rtf)])
-    lines += _family("scribe_asr_pass_queue_depth", "gauge", "ASR passes waiting for a worker, by engine.",
-                     [({"engine": engine}, waiting) for engine, waiting in state.asr.pass_queue_depths().items()])
-    lines += _family("scribe_asr_passes_total", "counter",
-                     "Streaming ASR passes run, by engine and kind (final: the pass made finals).",
-                     [({"engine": engine, "kind": kind}, count)
-                      for (engine, kind), count in counted.asr_passes.items()])
-    lines += _family("scribe_asr_pass_seconds_total", "counter",
-                     "Wall time of streaming ASR passes, by engine and kind.",
-                     [({"engine": engine, "kind": kind}, seconds)
-                      for (engine, kind), seconds in counted.asr_pass_seconds.items()])
-    lines += _family("scribe_stream_errors_total", "counter",
-                     "Protocol error messages sent to streaming clients, by code.",
-                     [({"code": code}, count) for code, count in
-                      sorted({**dict.fromkeys(ERROR_CODES, 0), **counted.stream_errors}.items())])
-    lines += _family("scribe_notes_drafted_total", "counter", "Notes drafted, by note engine.",
-                     [({"engine": engine}, count) for engine, count in counted.notes_drafted.items()])
-    lines += _family("scribe_note_draft_seconds_total", "counter", "Time spent drafting notes, by note engine.",
-                     [({"engine": engine}, seconds) for engine, seconds in counted.note_draft_seconds.items()])
+            lines += _family(
+                "scribe_loaded_partial_pass_rtf",
+                "gauge",
+                "Wall seconds per new audio second of a partial pass under load.",
+                [({}, streams.loaded_partial_rtf)],
+            )
+    lines += _family(
+        "scribe_asr_pass_queue_depth",
+        "gauge",
+        "ASR passes waiting for a worker, by engine.",
+        [({"engine": engine}, waiting) for engine, waiting in state.asr.pass_queue_depths().items()],
+    )
+    lines += _family(
+        "scribe_asr_passes_total",
+        "counter",
+        "Streaming ASR passes run, by engine and kind (final: the pass made finals).",
+        [({"engine": engine, "kind": kind}, count) for (engine, kind), count in counted.asr_passes.items()],
+    )
+    lines += _family(
+        "scribe_asr_pass_seconds_total",
+        "counter",
+        "Wall time of streaming ASR passes, by engine and kind.",
+        [({"engine": engine, "kind": kind}, seconds) for (engine, kind), seconds in counted.asr_pass_seconds.items()],
+    )
+    lines += _family(
+        "scribe_stream_errors_total",
+        "counter",
+        "Protocol error messages sent to streaming clients, by code.",
+        [
+            ({"code": code}, count)
+            for code, count in sorted({**dict.fromkeys(ERROR_CODES, 0), **counted.stream_errors}.items())
+        ],
+    )
+    lines += _family(
+        "scribe_notes_drafted_total",
+        "counter",
+        "Notes drafted, by note engine.",
+        [({"engine": engine}, count) for engine, count in counted.notes_drafted.items()],
+    )
+    lines += _family(
+        "scribe_note_draft_seconds_total",
+        "counter",
+        "Time spent drafting notes, by note engine.",
+        [({"engine": engine}, seconds) for engine, seconds in counted.note_draft_seconds.items()],
+    )
     if state.settings.ehr_fhir_url:
-        lines += _family("scribe_outbox_pending", "gauge", "Signed notes not yet delivered to the EHR.",
-                         [({}, pending_count(state.database))])
+        lines += _family(
+            "scribe_outbox_pending",
+            "gauge",
+            "Signed notes not yet delivered to the EHR.",
+            [({}, pending_count(state.database))],
+        )
     rows = state.request_counter.snapshot()
-    lines += _family("scribe_http_requests_total", "counter", "HTTP requests by route template and status.",
-                     [({"method": method, "route": route, "status": status}, count)
-                      for (method, route, status), count, _ in rows])
-    lines += _family("scribe_http_request_seconds_total", "counter",
-                     "Time spent answering, by route template and status.",
-                     [({"method": method, "route": route, "status": status}, seconds)
-                      for (method, route, status), _, seconds in rows])
+    lines += _family(
+        "scribe_http_requests_total",
+        "counter",
+        "HTTP requests by route template and status.",
+        [({"method": method, "route": route, "status": status}, count) for (method, route, status), count, _ in rows],
+    )
+    lines += _family(
+        "scribe_http_request_seconds_total",
+        "counter",
+        "Time spent answering, by route template and status.",
+        [
+            ({"method": method, "route": route, "status": status}, seconds)
+            for (method, route, status), _, seconds in rows
+        ],
+    )
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -10,24 +10,41 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
-from scribe.api import schemas
 from scribe.api.bodies import NoteBodyRoute, read_json
 from scribe.api.etags import etag_matches
 from scribe.auth.tokens import Principal
 from scribe.documents import NoteView, add_addendum, amend_note, edit_note, get_note, sign_note, versions
 from scribe.text import MultiLineText
 
-router = APIRouter(prefix="/v1/notes", tags=["notes"], route_class=NoteBodyRoute,
-                   responses={**schemas.COMMON_ERRORS, **schemas.errors(404)})
+router = APIRouter(
+    prefix="/v1/notes",
+    tags=["notes"],
+    route_class=NoteBodyRoute,
+    responses={**schemas.COMMON_ERRORS, **schemas.errors(404)},
+)
 NOTE = {"response_model": schemas.Note, "response_model_exclude_none": True}
 # An edit is the SOAPNote itself, or the note as read (`{"note": SOAPNote, ...}`, an `addendum` kept or changed).
-EDIT_BODY = schemas.body({"application/json": {"oneOf": [
-    {"$ref": "#/components/schemas/SOAPNote"},
-    {"type": "object", "required": ["note"], "properties": {"note": {"$ref": "#/components/schemas/SOAPNote"},
-                                                            "addendum": {"type": ["string", "null"]}}}]}},
-    "the edited note")
+EDIT_BODY = schemas.body(
+    {
+        "application/json": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/SOAPNote"},
+                {
+                    "type": "object",
+                    "required": ["note"],
+                    "properties": {
+                        "note": {"$ref": "#/components/schemas/SOAPNote"},
+                        "addendum": {"type": ["string", "null"]},
+                    },
+                },
+            ]
+        }
+    },
+    "the edited note",
+)
 
 READ = "user/DocumentReference.rs"
 WRITE = "user/DocumentReference.u"
@@ -35,9 +52,13 @@ CREATE = "user/DocumentReference.c"
 
 
 class SignOptions(BaseModel):
-    confirm_unsupported: bool = Field(default=False, description=(
-        "the clinician has checked the statements that are `unsupported` by their evidence or in `conflict` with "
-        "the patient's records; without it, signing a note that has any is refused (409)"))
+    confirm_unsupported: bool = Field(
+        default=False,
+        description=(
+            "the clinician has checked the statements that are `unsupported` by their evidence or in `conflict` with "
+            "the patient's records; without it, signing a note that has any is refused (409)"
+        ),
+    )
     attestation: MultiLineText | None = Field(default=None, max_length=1000)
 
 
@@ -68,9 +89,14 @@ def _in_session(request: Request, audit: AuditScope, work) -> NoteView:
 
 
 @router.get("/{id}", **NOTE, responses={304: {"description": "not modified since the ETag sent"}})
-def read(id: str, request: Request, response: Response, if_none_match: str | None = Header(None),
-         principal: Principal = Depends(require_scope(READ)),
-         audit: AuditScope = Depends(audited("read", "DocumentReference"))) -> Any:
+def read(
+    id: str,
+    request: Request,
+    response: Response,
+    if_none_match: str | None = Header(None),
+    principal: Principal = Depends(require_scope(READ)),
+    audit: AuditScope = Depends(audited("read", "DocumentReference")),
+) -> Any:
     with request.app.state.database.session() as session:
         view = get_note(session, principal, id)
         audit.patient_id = view.encounter.patient_id
@@ -80,72 +106,132 @@ def read(id: str, request: Request, response: Response, if_none_match: str | Non
 
 
 @router.put("/{id}", **NOTE, responses=schemas.errors(409, 412, 428), openapi_extra=EDIT_BODY)
-async def update(id: str, request: Request, response: Response, if_match: str | None = Header(None),
-                 principal: Principal = Depends(require_scope(WRITE)),
-                 audit: AuditScope = Depends(audited("update", "DocumentReference"))) -> dict[str, Any]:
+async def update(
+    id: str,
+    request: Request,
+    response: Response,
+    if_match: str | None = Header(None),
+    principal: Principal = Depends(require_scope(WRITE)),
+    audit: AuditScope = Depends(audited("update", "DocumentReference")),
+) -> dict[str, Any]:
     """Save an edit: the body is the SOAPNote (or the draft wrapper holding it); needs `If-Match`."""
     body = await read_json(request, request.app.state.settings.max_note_bytes, required=True)
-    view = await asyncio.to_thread(_in_session, request, audit,
-                                   lambda s: edit_note(s, principal, id, body, if_match))
+    view = await asyncio.to_thread(_in_session, request, audit, lambda s: edit_note(s, principal, id, body, if_match))
     return _respond(view, response)
 
 
 @router.post("/{id}/sign", **NOTE, responses=schemas.errors(409, 412))
-async def sign(id: str, request: Request, response: Response, options: SignOptions | None = None,
-               if_match: str | None = Header(None), principal: Principal = Depends(require_scope(WRITE)),
-               audit: AuditScope = Depends(audited("sign", "DocumentReference"))) -> dict[str, Any]:
+async def sign(
+    id: str,
+    request: Request,
+    response: Response,
+    options: SignOptions | None = None,
+    if_match: str | None = Header(None),
+    principal: Principal = Depends(require_scope(WRITE)),
+    audit: AuditScope = Depends(audited("sign", "DocumentReference")),
+) -> dict[str, Any]:
     """Sign the current version (no body needed). Only the encounter's clinician may; unsupported or conflicting
     statements need `confirm_unsupported`."""
     options = options or SignOptions()
     settings = request.app.state.settings
-    view = await asyncio.to_thread(_in_session, request, audit, lambda s: sign_note(
-        s, settings, principal, id, if_match=if_match, confirm_unsupported=options.confirm_unsupported,
-        attestation=options.attestation))
+    view = await asyncio.to_thread(
+        _in_session,
+        request,
+        audit,
+        lambda s: sign_note(
+            s,
+            settings,
+            principal,
+            id,
+            if_match=if_match,
+            confirm_unsupported=options.confirm_unsupported,
+            attestation=options.attestation,
+        ),
+    )
     return _respond(view, response)
 
 
 @router.post("/{id}/amend", status_code=201, **NOTE, responses=schemas.errors(409))
-async def amend(id: str, body: AmendBody, request: Request, response: Response,
-                principal: Principal = Depends(require_scope(CREATE)),
-                audit: AuditScope = Depends(audited("amend", "DocumentReference"))) -> dict[str, Any]:
+async def amend(
+    id: str,
+    body: AmendBody,
+    request: Request,
+    response: Response,
+    principal: Principal = Depends(require_scope(CREATE)),
+    audit: AuditScope = Depends(audited("amend", "DocumentReference")),
+) -> dict[str, Any]:
     """A new draft that replaces the signed note once signed; `{"reason"}` required, optional `"note"`."""
-    view = await asyncio.to_thread(_in_session, request, audit,
-                                   lambda s: amend_note(s, principal, id, reason=body.reason, body=body.note))
+    view = await asyncio.to_thread(
+        _in_session, request, audit, lambda s: amend_note(s, principal, id, reason=body.reason, body=body.note)
+    )
     return _respond(view, response, created=True)
 
 
 @router.post("/{id}/addendum", status_code=201, **NOTE, responses=schemas.errors(409))
-async def addendum(id: str, body: AddendumBody, request: Request, response: Response,
-                   principal: Principal = Depends(require_scope(CREATE)),
-                   audit: AuditScope = Depends(audited("addendum", "DocumentReference"))) -> dict[str, Any]:
-    view = await asyncio.to_thread(_in_session, request, audit,
-                                   lambda s: add_addendum(s, principal, id, text=body.text, reason=body.reason))
+async def addendum(
+    id: str,
+    body: AddendumBody,
+    request: Request,
+    response: Response,
+    principal: Principal = Depends(require_scope(CREATE)),
+    audit: AuditScope = Depends(audited("addendum", "DocumentReference")),
+) -> dict[str, Any]:
+    view = await asyncio.to_thread(
+        _in_session, request, audit, lambda s: add_addendum(s, principal, id, text=body.text, reason=body.reason)
+    )
     return _respond(view, response, created=True)
 
 
 @router.get("/{id}/versions", response_model=schemas.NoteVersions, response_model_exclude_none=True)
-def list_versions(id: str, request: Request, principal: Principal = Depends(require_scope(READ)),
-                  audit: AuditScope = Depends(audited("read", "DocumentReference"))) -> dict[str, Any]:
+def list_versions(
+    id: str,
+    request: Request,
+    principal: Principal = Depends(require_scope(READ)),
+    audit: AuditScope = Depends(audited("read", "DocumentReference")),
+) -> dict[str, Any]:
     with request.app.state.database.session() as session:
         rows = versions(session, principal, id)
         audit.detail = "versions"
-        return {"note_id": id, "versions": [
-            {"version": v.version, "created_by": v.created_by, "created_at": v.created_at.isoformat(timespec="seconds"),
-             "note": json.loads(v.body), **({"addendum": v.addendum} if v.addendum else {})} for v in rows]}
+        return {
+            "note_id": id,
+            "versions": [
+                {
+                    "version": v.version,
+                    "created_by": v.created_by,
+                    "created_at": v.created_at.isoformat(timespec="seconds"),
+                    "note": json.loads(v.body),
+                    **({"addendum": v.addendum} if v.addendum else {}),
+                }
+                for v in rows
+            ],
+        }
 
 
-@router.get("/{id}/rendering", response_class=Response, responses={200: {
-    "description": "the rendering", "content": {"text/html": {"schema": {"type": "string"}},
-                                                "text/plain": {"schema": {"type": "string"}}}}})
-def rendering(id: str, request: Request, format: str = Query("html", pattern="^(html|txt)$"),
-              principal: Principal = Depends(require_scope(READ)),
-              audit: AuditScope = Depends(audited("read", "DocumentReference"))) -> Response:
+@router.get(
+    "/{id}/rendering",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the rendering",
+            "content": {"text/html": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def rendering(
+    id: str,
+    request: Request,
+    format: str = Query("html", pattern="^(html|txt)$"),
+    principal: Principal = Depends(require_scope(READ)),
+    audit: AuditScope = Depends(audited("read", "DocumentReference")),
+) -> Response:
     """The review page (HTML: evidence links, unsupported statements marked) or the plain text."""
     with request.app.state.database.session() as session:
         view = get_note(session, principal, id)
         audit.patient_id = view.encounter.patient_id
         if format == "html":
-            return Response(view.current.html_rendering, media_type="text/html; charset=utf-8",
-                            headers={"ETag": view.etag})
-        return Response(view.current.text_rendering, media_type="text/plain; charset=utf-8",
-                        headers={"ETag": view.etag})
+            return Response(
+                view.current.html_rendering, media_type="text/html; charset=utf-8", headers={"ETag": view.etag}
+            )
+        return Response(
+            view.current.text_rendering, media_type="text/plain; charset=utf-8", headers={"ETag": view.etag}
+        )

@@ -17,26 +17,54 @@ from scribe.notes.schema import SOAPNote
 FHIR_JSON = "application/fhir+json"
 
 OPERATION_OUTCOME: dict[str, Any] = {
-    "title": "OperationOutcome", "type": "object", "required": ["resourceType", "issue"],
+    "title": "OperationOutcome",
+    "type": "object",
+    "required": ["resourceType", "issue"],
     "properties": {
         "resourceType": {"const": "OperationOutcome"},
-        "issue": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["severity", "code"],
-            "properties": {"severity": {"enum": ["fatal", "error", "warning", "information"]},
-                           "code": {"type": "string"}, "diagnostics": {"type": "string"}}}}}}
-FHIR_RESOURCE: dict[str, Any] = {"title": "FHIR R4 resource", "type": "object", "required": ["resourceType"],
-                                 "properties": {"resourceType": {"type": "string"}}}
-_ERROR_TEXT = {400: "malformed request", 401: "no valid credential", 403: "not allowed",
-               404: "not found (or not yours)", 409: "conflicts with the resource's state",
-               412: "changed since read (stale If-Match)", 413: "body over the route's limit",
-               415: "unsupported media type", 422: "invalid input", 428: "If-Match required",
-               429: "too many failed attempts", 503: "speech recognition or a note engine is unavailable"}
+        "issue": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"enum": ["fatal", "error", "warning", "information"]},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+FHIR_RESOURCE: dict[str, Any] = {
+    "title": "FHIR R4 resource",
+    "type": "object",
+    "required": ["resourceType"],
+    "properties": {"resourceType": {"type": "string"}},
+}
+_ERROR_TEXT = {
+    400: "malformed request",
+    401: "no valid credential",
+    403: "not allowed",
+    404: "not found (or not yours)",
+    409: "conflicts with the resource's state",
+    412: "changed since read (stale If-Match)",
+    413: "body over the route's limit",
+    415: "unsupported media type",
+    422: "invalid input",
+    428: "If-Match required",
+    429: "too many failed attempts",
+    503: "speech recognition or a note engine is unavailable",
+}
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error statuses: each a FHIR OperationOutcome."""
-    return {status: {"description": _ERROR_TEXT[status], "content": {FHIR_JSON: {"schema": OPERATION_OUTCOME}}}
-            for status in statuses}
+    return {
+        status: {"description": _ERROR_TEXT[status], "content": {FHIR_JSON: {"schema": OPERATION_OUTCOME}}}
+        for status in statuses
+    }
 
 
 # Every authenticated route may answer these; routes add their own (404, 409, 412, ...).
@@ -49,14 +77,25 @@ MULTIPART_FILE: dict[str, Any] = {"type": "object", "properties": {"file": BINAR
 
 def body(media: dict[str, dict[str, Any]], description: str = "") -> dict[str, Any]:
     """`openapi_extra` for a route that reads its body itself: each media type it takes, with what it holds."""
-    return {"requestBody": {"required": True, "description": description,
-                            "content": {kind: {"schema": shape} for kind, shape in media.items()}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {kind: {"schema": shape} for kind, shape in media.items()},
+        }
+    }
 
 
 def optional_json(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` for an optional JSON body of `model` (routes that act without one)."""
-    return {"requestBody": {"required": False, "content": {"application/json": {"schema": model.model_json_schema(
-        ref_template="#/components/schemas/{model}")}}}}
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}
+            },
+        }
+    }
 
 
 def content(media: str, schema: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
@@ -71,8 +110,9 @@ def fhir_ok(description: str, *also: str) -> dict[int | str, dict[str, Any]]:
 
 def query(*names: str) -> dict[str, Any]:
     """`openapi_extra` naming the search parameters a FHIR search reads itself (each may repeat)."""
-    return {"parameters": [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-                           for name in names]}
+    return {
+        "parameters": [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in names]
+    }
 
 
 class Out(BaseModel):
@@ -295,5 +335,8 @@ class AccessToken(Out):
 
 
 OAUTH_ERROR: dict[str, Any] = {
-    "title": "OAuth2 error", "type": "object", "required": ["error", "error_description"],
-    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}}
+    "title": "OAuth2 error",
+    "type": "object",
+    "required": ["error", "error_description"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}

@@ -6,8 +6,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from scribe.api import schemas
-from scribe.api.auth import (FORM_BODY_DOC, browser_origin_allowed, principal_from_session, read_form,
-                             record_auth_event, refuse_throttled)
+from scribe.api.auth import (
+    FORM_BODY_DOC,
+    browser_origin_allowed,
+    principal_from_session,
+    read_form,
+    record_auth_event,
+    refuse_throttled,
+)
 from scribe.auth.tokens import AuthError
 from scribe.auth.users import authenticate
 from scribe.auth.web_sessions import SESSION_COOKIE, SignedIn, end_session, resolve_session, start_session
@@ -45,8 +51,12 @@ def _session_cookie(request: Request) -> str:
     return session_id
 
 
-@router.post("/session", response_model=SessionInfo, openapi_extra=FORM_BODY_DOC,
-             responses=schemas.errors(403, 413, 415, 422, 429))
+@router.post(
+    "/session",
+    response_model=SessionInfo,
+    openapi_extra=FORM_BODY_DOC,
+    responses=schemas.errors(403, 413, 415, 422, 429),
+)
 def sign_in(request: Request, response: Response, form: dict[str, str] = Depends(read_form)) -> SessionInfo:
     """Form `username`, `password` → the session cookie, and the CSRF token unsafe requests must echo."""
     _check_origin(request)
@@ -56,10 +66,12 @@ def sign_in(request: Request, response: Response, form: dict[str, str] = Depends
     state = request.app.state
     refuse_throttled(request, username)  # per address, per account from this address, per account overall
     account = authenticate(state.database, username, password)  # refusals are audited by the AuthError handler
-    session_id, signed_in = start_session(state.database, account.username, account.display_name,
-                                          state.settings.session_lifetime_s)
-    response.set_cookie(SESSION_COOKIE, session_id, max_age=state.settings.session_lifetime_s,
-                        **_cookie_flags(state.settings))
+    session_id, signed_in = start_session(
+        state.database, account.username, account.display_name, state.settings.session_lifetime_s
+    )
+    response.set_cookie(
+        SESSION_COOKIE, session_id, max_age=state.settings.session_lifetime_s, **_cookie_flags(state.settings)
+    )
     response.headers["Cache-Control"] = "no-store"
     record_auth_event(request, "login", account.username, "user")
     return SessionInfo.of(signed_in)

@@ -9,8 +9,14 @@ from fastapi.responses import JSONResponse
 
 from scribe.api import schemas
 from scribe.api.auth import FORM_BODY_DOC, read_form, record_auth_event, refuse_throttled
-from scribe.auth.smart import (ASSERTION_ALGORITHMS, CAPABILITIES, GRANT_TYPE, SYSTEM_SCOPES, OAuthError,
-                               client_credentials_grant)
+from scribe.auth.smart import (
+    ASSERTION_ALGORITHMS,
+    CAPABILITIES,
+    GRANT_TYPE,
+    SYSTEM_SCOPES,
+    OAuthError,
+    client_credentials_grant,
+)
 from scribe.errors import BadInputError
 
 router = APIRouter(tags=["smart"])
@@ -43,15 +49,22 @@ def smart_configuration(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post(TOKEN_PATH, openapi_extra=FORM_BODY_DOC, response_model=schemas.AccessToken, responses={
-    400: schemas.content("application/json", schemas.OAUTH_ERROR, "the request or its assertion is refused"),
-    401: schemas.content("application/json", schemas.OAUTH_ERROR, "the client is unknown or disabled"),
-    **schemas.errors(413, 415, 429)})
+@router.post(
+    TOKEN_PATH,
+    openapi_extra=FORM_BODY_DOC,
+    response_model=schemas.AccessToken,
+    responses={
+        400: schemas.content("application/json", schemas.OAUTH_ERROR, "the request or its assertion is refused"),
+        401: schemas.content("application/json", schemas.OAUTH_ERROR, "the client is unknown or disabled"),
+        **schemas.errors(413, 415, 429),
+    },
+)
 def issue_token(request: Request, form: dict[str, str] = Depends(token_form)) -> JSONResponse:
     """client_credentials with a private_key_jwt assertion → a bearer token of the granted system/ scopes."""
     state = request.app.state
     refuse_throttled(request)  # failed token requests count with failed sign-ins, per address
-    grant = client_credentials_grant(state.database, state.signing_key, form, token_endpoint(request),
-                                     audience=state.settings.public_url)
+    grant = client_credentials_grant(
+        state.database, state.signing_key, form, token_endpoint(request), audience=state.settings.public_url
+    )
     record_auth_event(request, "token", grant.client_id, "system", detail=f"granted {' '.join(grant.scopes)}")
     return JSONResponse(grant.body(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -11,12 +11,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from scribe import logs
 from scribe.api.auth import browser_origin_allowed, principal_from_header, refuse_inactive
+from scribe.audit import Actor, record
 from scribe.auth.tickets import redeem_ticket
 from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal
-from scribe.audit import Actor, record
 from scribe.encounter_audio import EncounterAudio
-from scribe.encounters import (acquire_stream, encounter_for_stream, records_context, release_stream,
-                               save_transcript)
+from scribe.encounters import acquire_stream, encounter_for_stream, records_context, release_stream, save_transcript
 from scribe.errors import ForbiddenError
 from scribe.records import PatientContext
 from scribe.store import Database
@@ -92,15 +91,20 @@ async def stream(websocket: WebSocket, encounter_id: str) -> None:
         if state.drain.draining:
             raise ProtocolError("server_busy", "this node is shutting down; reconnect to resume on another node")
         if not state.asr.ready:
-            raise ProtocolError("server_busy", "speech recognition is still loading; retry shortly"
-                                if state.asr.error is None and not state.asr.disabled
-                                else "speech recognition is unavailable on this node; retry later")
-        context, patient_id, mode = await _claim_soon(state.database, principal, encounter_id, holder,
-                                                      state.settings.stream_lease_s)
+            raise ProtocolError(
+                "server_busy",
+                "speech recognition is still loading; retry shortly"
+                if state.asr.error is None and not state.asr.disabled
+                else "speech recognition is unavailable on this node; retry later",
+            )
+        context, patient_id, mode = await _claim_soon(
+            state.database, principal, encounter_id, holder, state.settings.stream_lease_s
+        )
         if not await _admit(state, encounter_id):
             await asyncio.shield(asyncio.to_thread(_release, state.database, encounter_id, holder))
-            raise ProtocolError("server_busy", "this node streams as many encounters as it can transcribe in real "
-                                "time; retry shortly")
+            raise ProtocolError(
+                "server_busy", "this node streams as many encounters as it can transcribe in real time; retry shortly"
+            )
     except ProtocolError as exc:
         if exc.code == "forbidden":
             await asyncio.to_thread(_audit, websocket, principal.subject, principal.kind, "stream", 403, None)
@@ -121,8 +125,15 @@ async def _admit(state: Any, encounter_id: str) -> bool:
     return state.asr.admission.admit(resuming=resuming)
 
 
-async def _serve(websocket: WebSocket, transport: WebSocketTransport, principal: Principal, encounter_id: str,
-                 holder: str, context: PatientContext | None, mode: str) -> None:
+async def _serve(
+    websocket: WebSocket,
+    transport: WebSocketTransport,
+    principal: Principal,
+    encounter_id: str,
+    holder: str,
+    context: PatientContext | None,
+    mode: str,
+) -> None:
     """Run the admitted session, holding the encounter's lease until it ends."""
     state = websocket.app.state
     state.active_streams.add(encounter_id)
@@ -138,9 +149,18 @@ async def _serve(websocket: WebSocket, transport: WebSocketTransport, principal:
             await asyncio.shield(asyncio.to_thread(_release, state.database, encounter_id, holder))
 
         engine = state.asr.engine_for(mode)  # a dictation may stream with MedASR, a conversation with Whisper
-        session = StreamingSession(encounter_id, principal.subject, transport, engine, state.asr.scheduler_for(engine),
-                                   config, context=context, on_done=persist, admission=state.asr.admission,
-                                   before_reconnect=free_lease)
+        session = StreamingSession(
+            encounter_id,
+            principal.subject,
+            transport,
+            engine,
+            state.asr.scheduler_for(engine),
+            config,
+            context=context,
+            on_done=persist,
+            admission=state.asr.admission,
+            before_reconnect=free_lease,
+        )
         with state.drain.stream(session):
             await session.run()
     finally:
@@ -150,8 +170,9 @@ async def _serve(websocket: WebSocket, transport: WebSocketTransport, principal:
         await asyncio.shield(asyncio.to_thread(_release, state.database, encounter_id, holder))
 
 
-async def _claim_soon(database: Database, principal: Principal, encounter_id: str, holder: str,
-                      lease_s: float) -> tuple[PatientContext | None, str | None, str]:
+async def _claim_soon(
+    database: Database, principal: Principal, encounter_id: str, holder: str, lease_s: float
+) -> tuple[PatientContext | None, str | None, str]:
     """`_claim`, waiting up to CLAIM_WAIT_S for a connection that just dropped to let go (a quick reconnect)."""
     deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_S
     while True:
@@ -163,8 +184,9 @@ async def _claim_soon(database: Database, principal: Principal, encounter_id: st
         await asyncio.sleep(0.1)
 
 
-def _claim(database: Database, principal: Principal, encounter_id: str, holder: str,
-           lease_s: float) -> tuple[PatientContext | None, str | None, str]:
+def _claim(
+    database: Database, principal: Principal, encounter_id: str, holder: str, lease_s: float
+) -> tuple[PatientContext | None, str | None, str]:
     """The right to stream into the encounter (created for this clinician when new), across every node; its
     records, patient and mode (which picks the engine)."""
     with database.session() as session, session.begin():
@@ -204,12 +226,21 @@ def _save_stream_transcript(database: Database, encounter_id: str, transcript: T
             save_transcript(session, encounter, transcript, source="stream")
 
 
-def _audit(websocket: WebSocket, subject: str | None, kind: str, action: str, status: int,
-           patient_id: str | None) -> None:
+def _audit(
+    websocket: WebSocket, subject: str | None, kind: str, action: str, status: int, patient_id: str | None
+) -> None:
     actor = Actor(subject, kind if subject else "anonymous", websocket.client.host if websocket.client else None)
     try:
-        record(websocket.app.state.database, actor, action, resource_type="Encounter",
-               resource_id=websocket.path_params.get("encounter_id"), patient_id=patient_id, status=status,
-               method="GET", path="/v1/encounters/{encounter_id}/stream")
+        record(
+            websocket.app.state.database,
+            actor,
+            action,
+            resource_type="Encounter",
+            resource_id=websocket.path_params.get("encounter_id"),
+            patient_id=patient_id,
+            status=status,
+            method="GET",
+            path="/v1/encounters/{encounter_id}/stream",
+        )
     except Exception as exc:  # the stream's answer must still go out; the failure is logged
         log.error("cannot write the %s audit record: %s", action, type(exc).__name__)

@@ -31,9 +31,12 @@ class TicketResponse(BaseModel):
 
 
 @router.post("/stream-tickets", response_model=TicketResponse)
-def create_stream_ticket(body: TicketRequest, request: Request,
-                         principal: Principal = Depends(require_scope("user/Encounter.cu")),
-                         audit: AuditScope = Depends(audited("token", "Encounter"))) -> TicketResponse:
+def create_stream_ticket(
+    body: TicketRequest,
+    request: Request,
+    principal: Principal = Depends(require_scope("user/Encounter.cu")),
+    audit: AuditScope = Depends(audited("token", "Encounter")),
+) -> TicketResponse:
     audit.resource_id, audit.detail = body.encounter_id, "stream ticket"
     database = request.app.state.database
     with database.session() as session:

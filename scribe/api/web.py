@@ -45,10 +45,14 @@ def _page(request: Request, page: str, title: str, **values: str) -> HTMLRespons
     """The page, or the sign-in page in its place while nobody is signed in."""
     signed_in = _signed_in(request)
     if signed_in is None:
-        return HTMLResponse(render_template("web/signin.html.j2", page="signin", title="Sign in",
-                                            version=scribe.__version__))
-    return HTMLResponse(render_template(f"web/{page}.html.j2", page=page, title=title, version=scribe.__version__,
-                                        user=signed_in, **values))
+        return HTMLResponse(
+            render_template("web/signin.html.j2", page="signin", title="Sign in", version=scribe.__version__)
+        )
+    return HTMLResponse(
+        render_template(
+            f"web/{page}.html.j2", page=page, title=title, version=scribe.__version__, user=signed_in, **values
+        )
+    )
 
 
 @router.get("/", response_class=HTMLResponse)

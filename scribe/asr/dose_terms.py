@@ -31,18 +31,58 @@ MAX_RUN = 3
 UNITS = ("milligrams", "micrograms", "grams", "milliliters", "units", "puffs", "tablets", "capsules", "drops")
 # Frequency as said -> what it means; the margin is to the best phrase of another meaning.
 FREQUENCIES = {
-    "once daily": "1/d", "once a day": "1/d", "twice daily": "2/d", "twice a day": "2/d",
-    "three times daily": "3/d", "three times a day": "3/d", "four times daily": "4/d", "four times a day": "4/d",
-    "at night": "night", "nightly": "night", "at bedtime": "night", "every night": "night",
-    "every morning": "morning", "in the morning": "morning", "in the evening": "evening", "as needed": "prn",
-    "once weekly": "week", "every other day": "other day",
+    "once daily": "1/d",
+    "once a day": "1/d",
+    "twice daily": "2/d",
+    "twice a day": "2/d",
+    "three times daily": "3/d",
+    "three times a day": "3/d",
+    "four times daily": "4/d",
+    "four times a day": "4/d",
+    "at night": "night",
+    "nightly": "night",
+    "at bedtime": "night",
+    "every night": "night",
+    "every morning": "morning",
+    "in the morning": "morning",
+    "in the evening": "evening",
+    "as needed": "prn",
+    "once weekly": "week",
+    "every other day": "other day",
 }
 _FREQUENCY_WORDS = {w for phrase in FREQUENCIES for w in phrase.split()} | {
-    "daily", "weekly", "monthly", "hours", "every", "per", "day", "and", "with", "for", "then", "by", "mouth",
-    "orally", "two", "one", "four", "five", "six", "eight", "twelve", "times", "x", "prn", "bid", "tid", "qid",
+    "daily",
+    "weekly",
+    "monthly",
+    "hours",
+    "every",
+    "per",
+    "day",
+    "and",
+    "with",
+    "for",
+    "then",
+    "by",
+    "mouth",
+    "orally",
+    "two",
+    "one",
+    "four",
+    "five",
+    "six",
+    "eight",
+    "twelve",
+    "times",
+    "x",
+    "prn",
+    "bid",
+    "tid",
+    "qid",
 }
-_NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$|^(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-                     r"fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|half)$")
+_NUMBER = re.compile(
+    r"^\d+(?:[.,]\d+)?$|^(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|half)$"
+)
 _DOSE_WORD = re.compile(r"^\d+(?:\.\d+)?(?:mg|mcg|g|ml|units?)$")
 _EDGE = re.compile(r"^(\s*)(.*?)([^\w]*)$", re.S)
 
@@ -58,14 +98,16 @@ def _bare(word: Word) -> str:
 
 def _alike(spelled: str, target: str) -> float:
     """How alike in letters or, failing that, by ear (0..1)."""
-    return max(SequenceMatcher(None, spelled, target).ratio(),
-               SequenceMatcher(None, sound_key(spelled), sound_key(target)).ratio())
+    return max(
+        SequenceMatcher(None, spelled, target).ratio(),
+        SequenceMatcher(None, sound_key(spelled), sound_key(target)).ratio(),
+    )
 
 
 def _unit_run(words: list[Word], i: int) -> tuple[int, str] | None:
     """(run length, unit) when words[i:] start with a unit spelled in pieces or almost right."""
     for run in (2, 1):
-        chunk = words[i:i + run]
+        chunk = words[i : i + run]
         if len(chunk) < run or (run == 2 and chunk[1].word.startswith(" ")):
             continue  # two pieces of one unit are glued (no space before the second)
         spelled = _letters("".join(w.word for w in chunk))
@@ -82,7 +124,7 @@ def _frequency_run(words: list[Word], i: int) -> tuple[int, str] | None:
     """(run length, frequency) when words[i:] start with a misheard frequency."""
     best: tuple[int, str, float] | None = None
     for run in range(1, MAX_RUN + 1):
-        chunk = words[i:i + run]
+        chunk = words[i : i + run]
         if len(chunk) < run or any(re.search(r"\d", w.word) for w in chunk):
             break
         if any(re.search(r"[.;?!]$", w.word.strip()) for w in chunk[:-1]):
@@ -109,8 +151,14 @@ def _spread(chunk: list[Word], text: str) -> list[Word]:
     for k, part in enumerate(parts):
         prefix = (lead.group(1) if lead else " ") if k == 0 else " "
         suffix = (tail.group(3) if tail else "") if k == len(parts) - 1 else ""
-        out.append(Word(f"{prefix or ' '}{part}{suffix}", round(start + k * step, 3),
-                        round(start + (k + 1) * step, 3), probability))
+        out.append(
+            Word(
+                f"{prefix or ' '}{part}{suffix}",
+                round(start + k * step, 3),
+                round(start + (k + 1) * step, 3),
+                probability,
+            )
+        )
     return out
 
 
@@ -126,20 +174,30 @@ def correct_doses(words: list[Word]) -> list[Word]:
             i += 1
             continue
         unit = _unit_run(words, i) if out and _NUMBER.match(previous) else None
-        if out and _NUMBER.match(previous) and out[-1].word.endswith(",") and (
-                unit is not None or _letters(word.word) in UNITS + ("mg", "mcg")):
+        if (
+            out
+            and _NUMBER.match(previous)
+            and out[-1].word.endswith(",")
+            and (unit is not None or _letters(word.word) in UNITS + ("mg", "mcg"))
+        ):
             out[-1] = replace(out[-1], word=out[-1].word[:-1])  # "zero point six, milligrams": one dose
         if unit is not None:
             run, name = unit
-            out += _spread(words[i:i + run], name)
+            out += _spread(words[i : i + run], name)
             i += run
             continue
-        dose_before = bool(out) and (_DOSE_WORD.match(previous) is not None or (
-            _letters(previous) in UNITS + ("mg", "mcg") and len(out) > 1 and _NUMBER.match(_bare(out[-2])) is not None))
+        dose_before = bool(out) and (
+            _DOSE_WORD.match(previous) is not None
+            or (
+                _letters(previous) in UNITS + ("mg", "mcg")
+                and len(out) > 1
+                and _NUMBER.match(_bare(out[-2])) is not None
+            )
+        )
         frequency = _frequency_run(words, i) if dose_before and not re.search(r"[.;?!]$", out[-1].word) else None
         if frequency is not None:
             run, name = frequency
-            out += _spread(words[i:i + run], name)
+            out += _spread(words[i : i + run], name)
             i += run
             continue
         out.append(word)

@@ -57,7 +57,7 @@ def echoes_prompt(words: Sequence[str], terms: Sequence[str]) -> bool:
     run: set[tuple[str, ...]] = set()
     i = 0
     while i < len(norm):
-        match = next((p for p in phrases if tuple(norm[i:i + len(p)]) == p), None)
+        match = next((p for p in phrases if tuple(norm[i : i + len(p)]) == p), None)
         if match is None:
             run.clear()
             i += 1

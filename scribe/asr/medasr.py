@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from scribe.asr.base import ProgressCallback
-from scribe.audio import SAMPLE_RATE
 from scribe.asr.ctc_decode import greedy_decode, hotword_beam_decode, tokens_to_words
 from scribe.asr.dictation_format import format_dictation
+from scribe.audio import SAMPLE_RATE
 from scribe.config import Settings
 from scribe.errors import EngineUnavailableError
 from scribe.records import PatientContext
@@ -464,4 +464,3 @@ def build_random_full_size_engine(settings: Settings | None = None, seed: int = 
 
 def parameter_count(engine: MedAsrEngine) -> int:
     return sum(p.numel() for p in engine._model.parameters())
-

@@ -33,8 +33,20 @@ _EDGE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
 # Spellings of one sound made one letter, then every vowel run one "a": "approxion" and
 # "naproxen" become "praksan" and "napraksan".
 _SOUNDS = (
-    (r"ph", "f"), (r"ck", "k"), (r"qu", "kw"), (r"x", "ks"), (r"c(?=[eiy])", "s"), (r"c", "k"), (r"z", "s"),
-    (r"th", "t"), (r"gh", "g"), (r"wh", "w"), (r"y", "i"), (r"h", ""), (r"([a-z])\1+", r"\1"), (r"[aeiou]+", "a"),
+    (r"ph", "f"),
+    (r"ck", "k"),
+    (r"qu", "kw"),
+    (r"x", "ks"),
+    (r"c(?=[eiy])", "s"),
+    (r"c", "k"),
+    (r"z", "s"),
+    (r"th", "t"),
+    (r"gh", "g"),
+    (r"wh", "w"),
+    (r"y", "i"),
+    (r"h", ""),
+    (r"([a-z])\1+", r"\1"),
+    (r"[aeiou]+", "a"),
     (r"^a", ""),
 )
 
@@ -69,12 +81,13 @@ def _best_term(spelled: str, terms: list[tuple[str, str]], *, one_word: bool) ->
     return best
 
 
-def _best_run(words: list[Word], i: int, candidates: list[tuple[str, str]],
-              known: set[str]) -> tuple[int, str, float] | None:
+def _best_run(
+    words: list[Word], i: int, candidates: list[tuple[str, str]], known: set[str]
+) -> tuple[int, str, float] | None:
     """The best-matching (run length, term, score) of doubtful words starting at `i`, if any."""
     best: tuple[int, str, float] | None = None
     for run in range(1, MAX_RUN + 1):
-        chunk = words[i:i + run]
+        chunk = words[i : i + run]
         if len(chunk) < run or any(w.probability is None for w in chunk):
             break
         if any(re.search(r"\d", w.word) or not _letters(w.word) for w in chunk):
@@ -108,13 +121,19 @@ def correct_to_record_terms(words: list[Word], terms: list[str]) -> list[Word]:
             i += 1
             continue
         run, term, _score = best
-        chunk = words[i:i + run]
+        chunk = words[i : i + run]
         lead, tail = _EDGE.match(chunk[0].word), _EDGE.match(chunk[-1].word)
         prefix, suffix = (lead.group(1) if lead else ""), (tail.group(3) if tail else "")
         original = lead.group(2) if lead else chunk[0].word
         if original[:1].isupper() and term[:1].islower():
             term = term[:1].upper() + term[1:]
-        out.append(replace(chunk[0], word=f"{prefix}{term}{suffix}", end=chunk[-1].end,
-                           probability=min(w.probability for w in chunk)))  # type: ignore[type-var]
+        out.append(
+            replace(
+                chunk[0],
+                word=f"{prefix}{term}{suffix}",
+                end=chunk[-1].end,
+                probability=min(w.probability for w in chunk),
+            )
+        )  # type: ignore[type-var]
         i += run
     return out

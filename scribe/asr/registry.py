@@ -61,8 +61,12 @@ def load_engine(choice: EngineChoice, settings: Settings, *, serving: bool = Fal
 
     `serving`: the engine will run many calls at once (the service), not one call at a time (the CLI).
     """
-    key = (choice.name, choice.model, serving,
-           settings.model_dump_json(include={"asr_device", "asr_threads", "data_dir", "whisper_beam_size"}))
+    key = (
+        choice.name,
+        choice.model,
+        serving,
+        settings.model_dump_json(include={"asr_device", "asr_threads", "data_dir", "whisper_beam_size"}),
+    )
     with _lock:
         engine = _loaded.get(key)
         if engine is None:

@@ -5,21 +5,21 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from scribe.asr import bundled_whisper
 from scribe.asr.base import ProgressCallback
-from scribe.audio import SAMPLE_RATE
 from scribe.asr.cores import usable_cores
-from scribe.asr.hallucinations import failure, loop_start
 from scribe.asr.dose_terms import correct_doses
+from scribe.asr.hallucinations import failure, loop_start
 from scribe.asr.record_terms import correct_to_record_terms
 from scribe.asr.segmenting import segments_from_words
+from scribe.audio import SAMPLE_RATE
 from scribe.config import Settings
 from scribe.errors import EngineUnavailableError
 from scribe.records import PatientContext
@@ -70,8 +70,8 @@ class DecodingOptions:
     The encoder gets only the speech plus `encoder_padding_s`, rounded up to `encoder_step_s`
     (Whisper pads every input to 30 s, so a 12 s chunk would pay for 30 s of encoder): 4 s of
     padding gave 126 errors against 131 for 1 s on 25 short dictations offline, 139 against 144
-    streamed; with less, Whisper loops more often on short windows. A decode may write `min_tokens` + `tokens_per_second` per
-    second of audio — twice the fastest speech here — so a loop stops there instead of at
+    streamed; with less, Whisper loops more often on short windows. A decode may write `min_tokens`
+    + `tokens_per_second` per second of audio — twice the fastest speech here — so a loop stops there instead of at
     Whisper's 448-token context, and no phrase of `no_repeat_ngram_size` tokens comes twice.
     `previous_text` prompts each chunk with the text decoded before it (see `WhisperPipeline`).
     """
@@ -119,8 +119,9 @@ def _pipeline_class():
         back through `correct_to_record_terms`. Built per call: it holds that call's terms.
         """
 
-        def __init__(self, model, decoding: DecodingOptions, terms: list[str], *, frames: int | None = None,
-                     guard: bool = True) -> None:
+        def __init__(
+            self, model, decoding: DecodingOptions, terms: list[str], *, frames: int | None = None, guard: bool = True
+        ) -> None:
             super().__init__(model)
             self.decoding = decoding
             self.terms = terms
@@ -134,22 +135,29 @@ def _pipeline_class():
             frames = self.frames or self.decoding.encoder_frames(longest)
             options = replace(options, max_new_tokens=self.decoding.token_budget(longest))
             last_speech = self.last_speech_timestamp
-            outputs = super().forward(np.ascontiguousarray(features[..., :frames]), tokenizer, chunks_metadata,
-                                      options)
+            outputs = super().forward(np.ascontiguousarray(features[..., :frames]), tokenizer, chunks_metadata, options)
             if not self.guard:
                 return outputs
             failures = [self._failure(chunk, options.max_new_tokens) for chunk in outputs]
             redo = [i for i, why in enumerate(failures) if why]
             if redo and (options.hotwords or self.previous or frames < ENCODER_MAX_FRAMES):
-                log.warning("Whisper %s; %d of %d chunks decoded again without a prompt", failures[redo[0]],
-                            len(redo), len(outputs))
+                log.warning(
+                    "Whisper %s; %d of %d chunks decoded again without a prompt",
+                    failures[redo[0]],
+                    len(redo),
+                    len(outputs),
+                )
                 self.redecoded += len(redo)
                 self.last_speech_timestamp = last_speech
                 previous, self.previous = self.previous, None
-                again = super().forward(np.ascontiguousarray(features[redo]), tokenizer,
-                                        [chunks_metadata[i] for i in redo], replace(options, hotwords=None))
+                again = super().forward(
+                    np.ascontiguousarray(features[redo]),
+                    tokenizer,
+                    [chunks_metadata[i] for i in redo],
+                    replace(options, hotwords=None),
+                )
                 self.previous = previous
-                for i, chunk in zip(redo, again):
+                for i, chunk in zip(redo, again, strict=True):
                     outputs[i] = chunk
             return outputs
 
@@ -161,20 +169,34 @@ def _pipeline_class():
             """
             previous = self.previous or [[] for _ in range(features.shape[0])]
             shortest = min(len(tokens) for tokens in previous)
-            prompts = [self._prompt(tokenizer, options, tokens[len(tokens) - shortest:]) for tokens in previous]
+            prompts = [self._prompt(tokenizer, options, tokens[len(tokens) - shortest :]) for tokens in previous]
             encoder_output = self.model.encode(features)
             results = self.model.model.generate(
-                encoder_output, prompts, beam_size=options.beam_size, patience=options.patience,
-                length_penalty=options.length_penalty, max_length=max(map(len, prompts)) + options.max_new_tokens,
-                suppress_blank=options.suppress_blank, suppress_tokens=options.suppress_tokens, return_scores=True,
-                return_no_speech_prob=True, sampling_temperature=options.temperatures[0],
-                repetition_penalty=options.repetition_penalty, no_repeat_ngram_size=options.no_repeat_ngram_size)
+                encoder_output,
+                prompts,
+                beam_size=options.beam_size,
+                patience=options.patience,
+                length_penalty=options.length_penalty,
+                max_length=max(map(len, prompts)) + options.max_new_tokens,
+                suppress_blank=options.suppress_blank,
+                suppress_tokens=options.suppress_tokens,
+                return_scores=True,
+                return_no_speech_prob=True,
+                sampling_temperature=options.temperatures[0],
+                repetition_penalty=options.repetition_penalty,
+                no_repeat_ngram_size=options.no_repeat_ngram_size,
+            )
             output = []
             for result in results:
                 tokens = result.sequences_ids[0]
                 total_logprob = result.scores[0] * len(tokens) ** options.length_penalty
-                output.append({"avg_logprob": total_logprob / (len(tokens) + 1), "no_speech_prob": result.no_speech_prob,
-                               "tokens": tokens})
+                output.append(
+                    {
+                        "avg_logprob": total_logprob / (len(tokens) + 1),
+                        "no_speech_prob": result.no_speech_prob,
+                        "tokens": tokens,
+                    }
+                )
             return encoder_output, output
 
         def _prompt(self, tokenizer, options, previous: list[int]) -> list[int]:
@@ -186,15 +208,16 @@ def _pipeline_class():
             tail = [*tokenizer.sot_sequence, *([tokenizer.no_timestamps] if options.without_timestamps else [])]
             room = MAX_LENGTH - options.max_new_tokens - len(tail) - 1
             hot = tokenizer.encode(" " + options.hotwords.strip()) if options.hotwords else []
-            hot = hot[:max(0, min(room, MAX_LENGTH // 2 - 1))]
+            hot = hot[: max(0, min(room, MAX_LENGTH // 2 - 1))]
             keep = max(0, min(room - len(hot), MAX_LENGTH // 2 - 1))
             before = previous[-keep:] if keep else []
             return ([tokenizer.sot_prev, *hot, *before] if hot or before else []) + tail
 
         def _batched_segments_generator(self, features, tokenizer, chunks_metadata, batch_size, options, log_progress):
             if not self.decoding.previous_text or len(features) < 2:
-                yield from super()._batched_segments_generator(features, tokenizer, chunks_metadata, batch_size,
-                                                               options, log_progress)
+                yield from super()._batched_segments_generator(
+                    features, tokenizer, chunks_metadata, batch_size, options, log_progress
+                )
                 return
             length = -(-len(features) // batch_size)  # chunks per lane
             results: list[list[dict]] = [[] for _ in features]
@@ -202,17 +225,27 @@ def _pipeline_class():
                 batch = [i for i in range(step, len(features), length)]
                 self.previous = [_text_tokens(results[i - 1], tokenizer.eot) if step else [] for i in batch]
                 self.last_speech_timestamp = 0.0
-                for i, chunk in zip(batch, self.forward(features[batch], tokenizer, [chunks_metadata[i] for i in batch],
-                                                        options)):
+                for i, chunk in zip(
+                    batch,
+                    self.forward(features[batch], tokenizer, [chunks_metadata[i] for i in batch], options),
+                    strict=True,
+                ):
                     results[i] = chunk
             self.previous = None
             for number, segment in enumerate((s for chunk in results for s in chunk), 1):
                 yield FwSegment(
-                    seek=segment["seek"], id=number, text=segment["text"], start=round(segment["start"], 3),
+                    seek=segment["seek"],
+                    id=number,
+                    text=segment["text"],
+                    start=round(segment["start"], 3),
                     end=round(segment["end"], 3),
                     words=[FwWord(**word) for word in segment["words"]] if options.word_timestamps else None,
-                    tokens=segment["tokens"], avg_logprob=segment["avg_logprob"], no_speech_prob=segment["no_speech_prob"],
-                    compression_ratio=segment["compression_ratio"], temperature=options.temperatures[0])
+                    tokens=segment["tokens"],
+                    avg_logprob=segment["avg_logprob"],
+                    no_speech_prob=segment["no_speech_prob"],
+                    compression_ratio=segment["compression_ratio"],
+                    temperature=options.temperatures[0],
+                )
 
         def _failure(self, chunk: list[dict], budget: int) -> str | None:
             words = [w["word"] for segment in chunk for w in segment.get("words") or []]
@@ -242,8 +275,9 @@ class WhisperEngine:
 
     name = "whisper"
 
-    def __init__(self, model, model_version: str, options: DecodingOptions | None = None, workers: int = 1,
-                 threads: int = 1) -> None:
+    def __init__(
+        self, model, model_version: str, options: DecodingOptions | None = None, workers: int = 1, threads: int = 1
+    ) -> None:
         self._model = model
         self.model = model_version
         self.options = options or DecodingOptions()
@@ -287,11 +321,13 @@ class WhisperEngine:
             )
         except Exception as exc:  # ctranslate2/huggingface raise many kinds; all mean "cannot load"
             raise EngineUnavailableError(
-                f"cannot load Whisper model {source!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "
+                f"cannot load Whisper model {source!r}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. "
                 "Give a faster-whisper model directory, or a model name already in the local Hugging Face cache."
             ) from None
-        return cls(model, version, DecodingOptions(beam_size=settings.whisper_beam_size), workers=workers,
-                   threads=threads)
+        return cls(
+            model, version, DecodingOptions(beam_size=settings.whisper_beam_size), workers=workers, threads=threads
+        )
 
     def with_options(self, **changes) -> WhisperEngine:
         """The same loaded model decoding with other options (for ablations and tests)."""
@@ -324,8 +360,10 @@ class WhisperEngine:
                 cut = loop_start([w.word for w in timed])
                 if cut is not None:
                     log.warning("Whisper repeated itself at %.1f s; the repetition was dropped", chunk.start)
-                words.extend(Word(w.word, round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4))
-                             for w in timed[:cut])
+                words.extend(
+                    Word(w.word, round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4))
+                    for w in timed[:cut]
+                )
                 if progress:
                     progress(min(chunk.end, duration))
         segments = segments_from_words(respell(words, terms))
@@ -339,9 +377,17 @@ class WhisperEngine:
             segments=segments,
         )
 
-    def decode_window(self, audio: np.ndarray, *, prompt: str = "", hotwords: str | None = None,
-                      terms: Sequence[str] = (), beam_size: int | None = None, whole_encoder: bool = False,
-                      guard: bool = False) -> list[Word]:
+    def decode_window(
+        self,
+        audio: np.ndarray,
+        *,
+        prompt: str = "",
+        hotwords: str | None = None,
+        terms: Sequence[str] = (),
+        beam_size: int | None = None,
+        whole_encoder: bool = False,
+        guard: bool = False,
+    ) -> list[Word]:
         """Timed words of one streaming window (times from the window's start, inside it), as offline decodes.
 
         `prompt` is the text before the window; `hotwords`/`terms` the records' prompt and
@@ -349,8 +395,9 @@ class WhisperEngine:
         that failed again without a prompt, as offline (a final's pass; a partial's is cut).
         """
         seconds = len(audio) / SAMPLE_RATE
-        pipeline = _pipeline_class()(self._model, self.options, list(terms),
-                                     frames=ENCODER_MAX_FRAMES if whole_encoder else None, guard=guard)
+        pipeline = _pipeline_class()(
+            self._model, self.options, list(terms), frames=ENCODER_MAX_FRAMES if whole_encoder else None, guard=guard
+        )
         if prompt.strip():
             pipeline.previous = [self._model.hf_tokenizer.encode(" " + prompt.strip(), add_special_tokens=False).ids]
         segments, _info = pipeline.transcribe(

@@ -100,8 +100,11 @@ def jwks_json(keys: dict[str, PublicKey]) -> str:
     """The key set as JSON of public keys only (what is stored for a client)."""
     exported = []
     for key in keys.values():
-        as_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.key) if key.kty == "RSA"
-                            else jwt.algorithms.ECAlgorithm.to_jwk(key.key))
+        as_jwk = json.loads(
+            jwt.algorithms.RSAAlgorithm.to_jwk(key.key)
+            if key.kty == "RSA"
+            else jwt.algorithms.ECAlgorithm.to_jwk(key.key)
+        )
         as_jwk["kid"] = key.kid
         if key.alg:
             as_jwk["alg"] = key.alg

@@ -42,9 +42,17 @@ class OidcIdentity:
 class OidcVerifier:
     """Checks provider-issued JWTs: signature by `kid`, algorithm, `iss`, `aud`, `exp`. Thread-safe."""
 
-    def __init__(self, issuer: str, audience: str, *, jwks_url: str | None = None, jwks_file: Path | None = None,
-                 username_claim: str = "preferred_username",
-                 min_refresh_interval_s: float = MIN_REFRESH_INTERVAL_S, max_age_s: float = JWKS_MAX_AGE_S) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        *,
+        jwks_url: str | None = None,
+        jwks_file: Path | None = None,
+        username_claim: str = "preferred_username",
+        min_refresh_interval_s: float = MIN_REFRESH_INTERVAL_S,
+        max_age_s: float = JWKS_MAX_AGE_S,
+    ) -> None:
         if (jwks_url is None) == (jwks_file is None):
             raise ConfigError("OIDC needs exactly one of SCRIBE_OIDC_JWKS_URL and SCRIBE_OIDC_JWKS_FILE")
         self.issuer, self.audience, self.username_claim = issuer, audience, username_claim
@@ -62,8 +70,13 @@ class OidcVerifier:
             return None
         if not settings.oidc_audience:
             raise ConfigError("SCRIBE_OIDC_AUDIENCE must be set when SCRIBE_OIDC_ISSUER is")
-        return cls(settings.oidc_issuer, settings.oidc_audience, jwks_url=settings.oidc_jwks_url,
-                   jwks_file=settings.oidc_jwks_file, username_claim=settings.oidc_username_claim)
+        return cls(
+            settings.oidc_issuer,
+            settings.oidc_audience,
+            jwks_url=settings.oidc_jwks_url,
+            jwks_file=settings.oidc_jwks_file,
+            username_claim=settings.oidc_username_claim,
+        )
 
     def verify(self, token: str) -> OidcIdentity:
         try:
@@ -74,8 +87,15 @@ class OidcVerifier:
         if not key.fits(alg):
             raise AuthError(f"invalid token: key {kid!r} does not fit algorithm {alg}")
         try:
-            claims = jwt.decode(token, key.key, algorithms=[alg], issuer=self.issuer, audience=self.audience,
-                                leeway=LEEWAY_S, options={"require": ["exp", "iss", "aud"]})
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iss", "aud"]},
+            )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired", subject=self._claimed_username(token)) from None
         except jwt.PyJWTError as exc:

@@ -40,8 +40,13 @@ MAX_JTI_LENGTH = 128
 # `scribe clients add` already speak; `system/*.rs` includes it, as it includes AuditEvent.
 DRAFTS_SCOPE = "system/DraftDocumentReference.rs"
 # What scribe's FHIR API offers integrations; listed in /.well-known/smart-configuration.
-SYSTEM_SCOPES = ("system/DocumentReference.rs", "system/Binary.r", "system/Provenance.rs", "system/AuditEvent.rs",
-                 DRAFTS_SCOPE)
+SYSTEM_SCOPES = (
+    "system/DocumentReference.rs",
+    "system/Binary.r",
+    "system/Provenance.rs",
+    "system/AuditEvent.rs",
+    DRAFTS_SCOPE,
+)
 DEFAULT_CLIENT_SCOPES = ("system/DocumentReference.rs",)
 CAPABILITIES = ("client-confidential-asymmetric", "permission-v1", "permission-v2")
 
@@ -106,6 +111,7 @@ def grant_scopes(requested: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------------ registration
 
+
 @dataclass(frozen=True)
 class ClientInfo:
     client_id: str
@@ -125,15 +131,23 @@ def register_client(database: Database, name: str, jwks_text: str, scopes: tuple
     keys = parse_jwks(jwks_text, strict=True)
     for key in keys.values():
         if not any(key.fits(alg) for alg in ASSERTION_ALGORITHMS):
-            raise BadInputError(f"key {key.kid!r} cannot sign {' or '.join(ASSERTION_ALGORITHMS)} (EC keys must be P-384)")
+            raise BadInputError(
+                f"key {key.kid!r} cannot sign {' or '.join(ASSERTION_ALGORITHMS)} (EC keys must be P-384)"
+            )
     normalized: list[str] = []
     for text in scopes or DEFAULT_CLIENT_SCOPES:
         scope = parse_scope(text)
         if scope is None or scope.context != "system":
             raise BadInputError(f"scope {text!r}: a client gets system/ scopes such as system/DocumentReference.rs")
         normalized.append(str(scope))
-    row = Client(client_id=secrets.token_hex(16), name=name.strip(), jwks=jwks_json(keys),
-                 scopes=" ".join(dict.fromkeys(normalized)), active=True, created_at=datetime.now(UTC))
+    row = Client(
+        client_id=secrets.token_hex(16),
+        name=name.strip(),
+        jwks=jwks_json(keys),
+        scopes=" ".join(dict.fromkeys(normalized)),
+        active=True,
+        created_at=datetime.now(UTC),
+    )
     with database.session() as session, session.begin():
         session.add(row)
     return _info(row)
@@ -162,6 +176,7 @@ def find_client(database: Database, client_id: str) -> ClientInfo | None:
 
 # ------------------------------------------------------------------------------------------ the token exchange
 
+
 @dataclass(frozen=True)
 class Grant:
     client_id: str
@@ -170,12 +185,17 @@ class Grant:
     expires_in: int
 
     def body(self) -> dict[str, Any]:
-        return {"access_token": self.access_token, "token_type": "bearer", "expires_in": self.expires_in,
-                "scope": " ".join(self.scopes)}
+        return {
+            "access_token": self.access_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+            "scope": " ".join(self.scopes),
+        }
 
 
-def client_credentials_grant(database: Database, signing_key: bytes, params: Mapping[str, str], token_url: str,
-                             audience: str | None = None) -> Grant:
+def client_credentials_grant(
+    database: Database, signing_key: bytes, params: Mapping[str, str], token_url: str, audience: str | None = None
+) -> Grant:
     """Check the request and its assertion, spend the assertion's jti, and mint a token of the granted scopes."""
     grant_type = params.get("grant_type")
     if not grant_type:
@@ -191,11 +211,16 @@ def client_credentials_grant(database: Database, signing_key: bytes, params: Map
         raise OAuthError("invalid_request", "scope is required")
     client, jti, expires_at = verify_assertion(database, assertion, token_url)
     if params.get("client_id") not in (None, client.client_id):
-        raise OAuthError("invalid_client", "client_id does not match the assertion's issuer", client_id=client.client_id)
+        raise OAuthError(
+            "invalid_client", "client_id does not match the assertion's issuer", client_id=client.client_id
+        )
     granted = grant_scopes(requested, client.scopes)
     if not granted:
-        raise OAuthError("invalid_scope", f"none of the requested scopes is granted to this client (allowed: "
-                                          f"{' '.join(client.scopes)})", client_id=client.client_id)
+        raise OAuthError(
+            "invalid_scope",
+            f"none of the requested scopes is granted to this client (allowed: {' '.join(client.scopes)})",
+            client_id=client.client_id,
+        )
     spend_assertion(database, client.client_id, jti, expires_at)
     token = create_token(signing_key, client.client_id, granted, ACCESS_TOKEN_TTL_S, audience=audience)
     return Grant(client.client_id, token, granted, ACCESS_TOKEN_TTL_S)
@@ -226,11 +251,19 @@ def verify_assertion(database: Database, assertion: str, token_url: str) -> tupl
     client, keys = found
     key = keys.get(kid)
     if key is None or not key.fits(alg):
-        raise OAuthError("invalid_client", f"no key {kid!r} for {alg} in the client's registered key set",
-                         client_id=client_id)
+        raise OAuthError(
+            "invalid_client", f"no key {kid!r} for {alg} in the client's registered key set", client_id=client_id
+        )
     try:
-        claims = jwt.decode(assertion, key.key, algorithms=[alg], audience=token_url, issuer=client_id,
-                            leeway=CLOCK_SKEW_S, options={"require": ["iss", "sub", "aud", "exp", "jti"]})
+        claims = jwt.decode(
+            assertion,
+            key.key,
+            algorithms=[alg],
+            audience=token_url,
+            issuer=client_id,
+            leeway=CLOCK_SKEW_S,
+            options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+        )
     except jwt.InvalidSignatureError:
         raise OAuthError("invalid_client", "the assertion's signature does not verify", client_id=client_id) from None
     except jwt.ExpiredSignatureError:
@@ -240,12 +273,16 @@ def verify_assertion(database: Database, assertion: str, token_url: str) -> tupl
     except jwt.PyJWTError as exc:
         raise OAuthError("invalid_grant", f"client_assertion: {exc}", client_id=client_id) from None
     if claims["exp"] > time.time() + MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S:
-        raise OAuthError("invalid_grant", f"the assertion's exp is more than {MAX_ASSERTION_LIFETIME_S} s ahead",
-                         client_id=client_id)
+        raise OAuthError(
+            "invalid_grant", f"the assertion's exp is more than {MAX_ASSERTION_LIFETIME_S} s ahead", client_id=client_id
+        )
     jti = claims["jti"]
     if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
-        raise OAuthError("invalid_grant", f"the assertion's jti must be a string of 1-{MAX_JTI_LENGTH} characters",
-                         client_id=client_id)
+        raise OAuthError(
+            "invalid_grant",
+            f"the assertion's jti must be a string of 1-{MAX_JTI_LENGTH} characters",
+            client_id=client_id,
+        )
     return client, jti, datetime.fromtimestamp(int(claims["exp"]) + CLOCK_SKEW_S, UTC)
 
 
@@ -255,7 +292,9 @@ def spend_assertion(database: Database, client_id: str, jti: str, forget_after: 
         with database.session() as session, session.begin():
             session.add(UsedAssertion(jti=f"{client_id}/{jti}", client_id=client_id, expires_at=forget_after))
     except IntegrityError:
-        raise OAuthError("invalid_grant", "this assertion was already used (jti replayed)", client_id=client_id) from None
+        raise OAuthError(
+            "invalid_grant", "this assertion was already used (jti replayed)", client_id=client_id
+        ) from None
     purge_used_assertions(database)
 
 

@@ -29,15 +29,24 @@ def subject_refusal(database: Database, subject: str, kind: str, *, unknown_ok: 
     return None if client.active else "client disabled"
 
 
-def mint_token(database: Database, key: bytes, subject: str, scopes: tuple[str, ...] = CLINICIAN_SCOPES,
-               ttl_s: int = DEFAULT_TTL_S, audience: str | None = None) -> str:
+def mint_token(
+    database: Database,
+    key: bytes,
+    subject: str,
+    scopes: tuple[str, ...] = CLINICIAN_SCOPES,
+    ttl_s: int = DEFAULT_TTL_S,
+    audience: str | None = None,
+) -> str:
     """A token for `subject`, as `scribe token create` prints it; a BadInputError unless the subject is an active
     user (user scopes) or an active registered client (system scopes) of `database`, since no other would work."""
     token = create_token(key, subject, scopes, ttl_s, audience=audience)  # refuses a malformed subject or scope first
     kind = Principal(subject, scopes, 0).kind
     reason = subject_refusal(database, subject, kind)
     if reason is not None:
-        hint = ("`scribe users list` shows the accounts" if kind == "user"
-                else "system/ scopes need a client id from `scribe clients list`")
+        hint = (
+            "`scribe users list` shows the accounts"
+            if kind == "user"
+            else "system/ scopes need a client id from `scribe clients list`"
+        )
         raise BadInputError(f"cannot mint a token for {subject!r}: {reason} ({hint})")
     return token

@@ -34,9 +34,11 @@ class Throttled:
     account: str | None
 
 
-def attempt_refusal(database: Database, routes: Sequence[str], address: str | None,
-                    account: str | None = None) -> Throttled | None:
+def attempt_refusal(
+    database: Database, routes: Sequence[str], address: str | None, account: str | None = None
+) -> Throttled | None:
     """Whether a credential attempt on `routes` from `address` (for `account`, when it names one) is refused now."""
+
     def failures(**who: str) -> int:
         return recent_failures(database, WINDOW_S, routes, **who)
 

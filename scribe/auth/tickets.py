@@ -26,8 +26,14 @@ def _hash(ticket: str) -> str:
 def issue_ticket(database: Database, subject: str, encounter_id: str, ttl_s: int = TICKET_TTL_S) -> str:
     ticket = secrets.token_urlsafe(32)
     with database.session() as session:
-        session.add(StreamTicket(ticket_hash=_hash(ticket), subject=subject, encounter_id=encounter_id,
-                                 expires_at=datetime.now(UTC) + timedelta(seconds=min(ttl_s, TICKET_TTL_S))))
+        session.add(
+            StreamTicket(
+                ticket_hash=_hash(ticket),
+                subject=subject,
+                encounter_id=encounter_id,
+                expires_at=datetime.now(UTC) + timedelta(seconds=min(ttl_s, TICKET_TTL_S)),
+            )
+        )
         session.commit()
     return ticket
 
@@ -38,8 +44,9 @@ def redeem_ticket(database: Database, ticket: str, encounter_id: str) -> str:
     with database.session() as session:
         spent = session.execute(
             update(StreamTicket)
-            .where(StreamTicket.ticket_hash == _hash(ticket), StreamTicket.used_at.is_(None),
-                   StreamTicket.expires_at > now)
+            .where(
+                StreamTicket.ticket_hash == _hash(ticket), StreamTicket.used_at.is_(None), StreamTicket.expires_at > now
+            )
             .values(used_at=now)
             .returning(StreamTicket.subject, StreamTicket.encounter_id)
         ).first()

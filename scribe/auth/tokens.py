@@ -62,8 +62,13 @@ class Principal:
         return False
 
 
-def create_token(key: bytes, subject: str, scopes: tuple[str, ...] = CLINICIAN_SCOPES, ttl_s: int = DEFAULT_TTL_S,
-                 audience: str | None = None) -> str:
+def create_token(
+    key: bytes,
+    subject: str,
+    scopes: tuple[str, ...] = CLINICIAN_SCOPES,
+    ttl_s: int = DEFAULT_TTL_S,
+    audience: str | None = None,
+) -> str:
     if not subject.strip():
         raise AuthError("a token needs a subject (--sub)")
     if not 0 < ttl_s <= MAX_TTL_S:
@@ -73,8 +78,14 @@ def create_token(key: bytes, subject: str, scopes: tuple[str, ...] = CLINICIAN_S
         if kind not in ("user", "system", "patient") or "." not in rest:
             raise AuthError(f"malformed scope {scope!r}: expected e.g. user/*.* or system/DocumentReference.rs")
     now = int(time.time())
-    claims = {"iss": ISSUER, "sub": subject, "scope": " ".join(scopes), "iat": now, "exp": now + ttl_s,
-              "jti": uuid.uuid4().hex}
+    claims = {
+        "iss": ISSUER,
+        "sub": subject,
+        "scope": " ".join(scopes),
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
+    }
     if audience:
         claims["aud"] = audience
     return jwt.encode(claims, key, algorithm="HS256")
@@ -83,8 +94,14 @@ def create_token(key: bytes, subject: str, scopes: tuple[str, ...] = CLINICIAN_S
 def verify_token(key: bytes, token: str, audience: str | None = None) -> Principal:
     """Check signature, issuer, expiry (and audience when configured); every failure is one AuthError."""
     try:
-        claims = jwt.decode(token, key, algorithms=["HS256"], issuer=ISSUER, audience=audience,
-                            options={"require": ["exp", "sub", "iss"], "verify_aud": audience is not None})
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=["HS256"],
+            issuer=ISSUER,
+            audience=audience,
+            options={"require": ["exp", "sub", "iss"], "verify_aud": audience is not None},
+        )
     except jwt.PyJWTError as exc:
         subject, kind = claimed_identity(token)
         message = "token expired" if isinstance(exc, jwt.ExpiredSignatureError) else f"invalid token: {exc}"

@@ -42,8 +42,15 @@ def _account(row: User) -> Account:
     return Account(row.username, row.display_name, row.role, row.active, row.password_hash is not None)
 
 
-def save_user(database: Database, username: str, password: str | None, *, display_name: str | None = None,
-              role: str | None = None, update: bool = False) -> Account:
+def save_user(
+    database: Database,
+    username: str,
+    password: str | None,
+    *,
+    display_name: str | None = None,
+    role: str | None = None,
+    update: bool = False,
+) -> Account:
     """Create `username` (or, with `update`, change it); `password=None` makes an OIDC-only account.
 
     On update, a `display_name` or `role` left as None keeps what the account had.

@@ -41,16 +41,24 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def start_session(database: Database, username: str, display_name: str | None,
-                  lifetime_s: int = DEFAULT_LIFETIME_S) -> tuple[str, SignedIn]:
+def start_session(
+    database: Database, username: str, display_name: str | None, lifetime_s: int = DEFAULT_LIFETIME_S
+) -> tuple[str, SignedIn]:
     """A new session for `username`: (the cookie value, the session). Expired sessions are purged on the way."""
     now = datetime.now(UTC)
     session_id, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires_at = now + timedelta(seconds=lifetime_s)
     with database.session() as session, session.begin():
         session.execute(delete(WebSession).where(WebSession.expires_at <= now))
-        session.add(WebSession(id_hash=_hash(session_id), username=username, csrf_token=csrf_token,
-                               created_at=now, expires_at=expires_at))
+        session.add(
+            WebSession(
+                id_hash=_hash(session_id),
+                username=username,
+                csrf_token=csrf_token,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
     return session_id, SignedIn(username, display_name, csrf_token, expires_at)
 
 
@@ -58,7 +66,8 @@ def resolve_session(database: Database, session_id: str) -> SignedIn:
     """The live session behind a cookie value; unknown, expired or a disabled user's is an AuthError."""
     with database.session() as session:
         found = session.execute(
-            select(WebSession, User).join(User, User.username == WebSession.username)
+            select(WebSession, User)
+            .join(User, User.username == WebSession.username)
             .where(WebSession.id_hash == _hash(session_id))
         ).first()
     if found is None:

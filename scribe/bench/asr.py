@@ -9,9 +9,10 @@ from __future__ import annotations
 import multiprocessing
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import numpy as np
 
@@ -142,8 +143,9 @@ def _aggregates(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "files"}
 
 
-def _bench_engine(engine_name: str, model: str | None, settings: Settings, items: list[BenchItem],
-                  ablations: bool = False) -> dict[str, Any]:
+def _bench_engine(
+    engine_name: str, model: str | None, settings: Settings, items: list[BenchItem], ablations: bool = False
+) -> dict[str, Any]:
     from scribe.asr.registry import EngineChoice, load_engine
 
     choice = EngineChoice(engine_name, model, "benchmark")
@@ -154,20 +156,31 @@ def _bench_engine(engine_name: str, model: str | None, settings: Settings, items
     type(engine).load(model, settings)  # a second, warm load: weights assembled and in the page cache
     warm_load = time.perf_counter() - started
     started = time.perf_counter()
-    engine.transcribe(decode_audio(items[0].audio)[: SAMPLE_RATE * 5])  # first call initialises lazy parts (VAD, kernels)
+    engine.transcribe(
+        decode_audio(items[0].audio)[: SAMPLE_RATE * 5]
+    )  # first call initialises lazy parts (VAD, kernels)
     warmup = time.perf_counter() - started
     result = _measure(_engine_transcribe(engine), items)
     if ablations and engine_name == "whisper":
-        result["ablations"] = {label: _aggregates(_measure(_engine_transcribe(engine.with_options(**changes)), items))
-                               for label, changes in SCRIBE_ABLATIONS.items()}
-    result.update(engine=engine.name, model=engine.model, threads=getattr(engine, "threads", None),
-                  load_s_first=round(first_load, 3), load_s_warm=round(warm_load, 3), warmup_call_s=round(warmup, 3),
-                  peak_rss_mb=_peak_rss_mb())
+        result["ablations"] = {
+            label: _aggregates(_measure(_engine_transcribe(engine.with_options(**changes)), items))
+            for label, changes in SCRIBE_ABLATIONS.items()
+        }
+    result.update(
+        engine=engine.name,
+        model=engine.model,
+        threads=getattr(engine, "threads", None),
+        load_s_first=round(first_load, 3),
+        load_s_warm=round(warm_load, 3),
+        warmup_call_s=round(warmup, 3),
+        peak_rss_mb=_peak_rss_mb(),
+    )
     return result
 
 
-def _bench_plain_whisper(model: str | None, settings: Settings, threads: int, items: list[BenchItem],
-                         ablations: bool = False) -> dict[str, Any]:
+def _bench_plain_whisper(
+    model: str | None, settings: Settings, threads: int, items: list[BenchItem], ablations: bool = False
+) -> dict[str, Any]:
     """The plain faster-whisper baseline on the same weights and threads: sequential beam 5, the records' hotwords.
 
     What a user of faster-whisper gets without scribe, measured in the same run so that the
@@ -187,8 +200,9 @@ def _bench_plain_whisper(model: str | None, settings: Settings, threads: int, it
         def transcribe(audio: np.ndarray, context: Any) -> tuple[str, float]:
             ctranslate2.set_random_seed(PLAIN_SEED)
             started = time.perf_counter()
-            segments, _info = whisper.transcribe(audio, language="en", beam_size=PLAIN_BEAM_SIZE,
-                                                 hotwords=hotword_prompt(context), **options)
+            segments, _info = whisper.transcribe(
+                audio, language="en", beam_size=PLAIN_BEAM_SIZE, hotwords=hotword_prompt(context), **options
+            )
             text = "".join(segment.text for segment in segments).strip()
             return text, time.perf_counter() - started
 
@@ -197,10 +211,15 @@ def _bench_plain_whisper(model: str | None, settings: Settings, threads: int, it
     plain()(np.zeros(SAMPLE_RATE, dtype=np.float32), None)  # warm-up
     result = _measure(plain(), items)
     if ablations:
-        result["ablations"] = {label: _aggregates(_measure(plain(**options), items))
-                               for label, options in PLAIN_ABLATIONS.items()}
-    result.update(engine=f"plain faster-whisper (beam {PLAIN_BEAM_SIZE}, sequential, hotwords from records)",
-                  model=path, threads=threads, peak_rss_mb=_peak_rss_mb())
+        result["ablations"] = {
+            label: _aggregates(_measure(plain(**options), items)) for label, options in PLAIN_ABLATIONS.items()
+        }
+    result.update(
+        engine=f"plain faster-whisper (beam {PLAIN_BEAM_SIZE}, sequential, hotwords from records)",
+        model=path,
+        threads=threads,
+        peak_rss_mb=_peak_rss_mb(),
+    )
     return result
 
 
@@ -217,9 +236,14 @@ def _bench_medasr_full_size(items: list[BenchItem]) -> dict[str, Any]:
         transcript = engine.transcribe(decode_audio(item.audio))
         audio_s += transcript.duration_s
         processing += transcript.processing_s
-    return {"engine": "medasr (full-size architecture, random weights)", "parameters": parameter_count(engine),
-            "build_s": round(build_s, 3), "audio_s": round(audio_s, 2), "rtf": round(processing / audio_s, 4),
-            "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "engine": "medasr (full-size architecture, random weights)",
+        "parameters": parameter_count(engine),
+        "build_s": round(build_s, 3),
+        "audio_s": round(audio_s, 2),
+        "rtf": round(processing / audio_s, 4),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 PLAIN_BEAM_SIZE = 5
@@ -239,8 +263,16 @@ def offline_threads(settings: Settings) -> int:
     return settings.asr_threads or usable_cores()
 
 
-def run_asr_bench(directory: Path, settings: Settings, *, engine: str = "whisper", model: str | None = None,
-                  medasr_full_size: bool = True, baseline: bool = True, ablations: bool = False) -> dict[str, Any]:
+def run_asr_bench(
+    directory: Path,
+    settings: Settings,
+    *,
+    engine: str = "whisper",
+    model: str | None = None,
+    medasr_full_size: bool = True,
+    baseline: bool = True,
+    ablations: bool = False,
+) -> dict[str, Any]:
     """Measure `engine` on every item of `directory`, each run in a fresh child process.
 
     With Whisper and `baseline`, plain faster-whisper runs on the same items and threads; with
@@ -250,17 +282,21 @@ def run_asr_bench(directory: Path, settings: Settings, *, engine: str = "whisper
     items = discover(directory)
     spawn = multiprocessing.get_context("spawn")
     with spawn.Pool(1, maxtasksperchild=1) as pool:
-        summary = {"directory": str(directory),
-                   engine: pool.apply(_bench_engine, (engine, model, settings, items, ablations))}
+        summary = {
+            "directory": str(directory),
+            engine: pool.apply(_bench_engine, (engine, model, settings, items, ablations)),
+        }
     if ablations and engine == "whisper" and offline_threads(settings) > 1:
         one_thread = settings.model_copy(update={"asr_threads": 1})
         with spawn.Pool(1, maxtasksperchild=1) as pool:
             summary[engine].setdefault("ablations", {})["one thread"] = _aggregates(
-                pool.apply(_bench_engine, (engine, model, one_thread, items)))
+                pool.apply(_bench_engine, (engine, model, one_thread, items))
+            )
     if baseline and engine == "whisper":
         with spawn.Pool(1, maxtasksperchild=1) as pool:
-            summary["baseline"] = pool.apply(_bench_plain_whisper,
-                                             (model, settings, offline_threads(settings), items, ablations))
+            summary["baseline"] = pool.apply(
+                _bench_plain_whisper, (model, settings, offline_threads(settings), items, ablations)
+            )
         summary["versus_baseline"] = versus_baseline(summary[engine], summary["baseline"])
     if medasr_full_size and _torch_available():
         with spawn.Pool(1, maxtasksperchild=1) as pool:
@@ -274,46 +310,62 @@ def versus_baseline(ours: dict[str, Any], plain: dict[str, Any]) -> dict[str, An
     mine = ours["records"]["wer"] if "records" in ours else ours["plain"]["wer"]
     rtf_mine = ours["records"]["rtf"] if "records" in ours else ours["plain"]["rtf"]
     rtf_plain = plain["records"]["rtf"] if "records" in plain else plain["plain"]["rtf"]
-    return {"wer": mine, "baseline_best_wer": best, "wer_ratio": round(mine / best, 3) if best else None,
-            "rtf": rtf_mine, "baseline_rtf": rtf_plain, "rtf_ratio": round(rtf_mine / rtf_plain, 3) if rtf_plain else None}
+    return {
+        "wer": mine,
+        "baseline_best_wer": best,
+        "wer_ratio": round(mine / best, 3) if best else None,
+        "rtf": rtf_mine,
+        "baseline_rtf": rtf_plain,
+        "rtf_ratio": round(rtf_mine / rtf_plain, 3) if rtf_plain else None,
+    }
 
 
 def print_table(summary: dict[str, Any], out: IO[str]) -> None:
-    for key, result in summary.items():
+    for result in summary.values():
         if not isinstance(result, dict) or "files" not in result:
             continue
         out.write(f"\n{result['engine']} — {result['model']}\n")
         out.write(f"{'file':<28}{'dur s':>7}{'WER':>8}{'WER+rec':>9}{'drugs':>8}{'drugs+rec':>11}{'RTF':>8}\n")
         for row in result["files"]:
             plain, rec = row["plain"], row.get("records")
-            out.write(f"{row['file']:<28}{row['duration_s']:>7.1f}{plain['wer']:>8.3f}"
-                      f"{(rec['wer'] if rec else float('nan')):>9.3f}"
-                      f"{plain['drugs_found']:>4}/{plain['drugs_spoken']:<3}"
-                      f"{(rec['drugs_found'] if rec else 0):>7}/{(rec['drugs_spoken'] if rec else 0):<3}"
-                      f"{plain['rtf']:>8.3f}\n")
+            out.write(
+                f"{row['file']:<28}{row['duration_s']:>7.1f}{plain['wer']:>8.3f}"
+                f"{(rec['wer'] if rec else float('nan')):>9.3f}"
+                f"{plain['drugs_found']:>4}/{plain['drugs_spoken']:<3}"
+                f"{(rec['drugs_found'] if rec else 0):>7}/{(rec['drugs_spoken'] if rec else 0):<3}"
+                f"{plain['rtf']:>8.3f}\n"
+            )
         for label in ("plain", "records"):
             if label in result:
                 agg = result[label]
-                out.write(f"{'TOTAL ' + label:<28}{result['audio_s']:>7.1f}  WER {agg['wer']}  drug recall "
-                          f"{agg['drugs_found']}/{agg['drugs_spoken']} = {agg['drug_recall']}  "
-                          f"unspoken drugs written {agg['drugs_inserted']}  critical terms "
-                          f"{agg['critical_found']}/{agg['critical_spoken']} = {agg['critical_recall']}  RTF {agg['rtf']}\n")
+                out.write(
+                    f"{'TOTAL ' + label:<28}{result['audio_s']:>7.1f}  WER {agg['wer']}  drug recall "
+                    f"{agg['drugs_found']}/{agg['drugs_spoken']} = {agg['drug_recall']}  "
+                    f"unspoken drugs written {agg['drugs_inserted']}  critical terms "
+                    f"{agg['critical_found']}/{agg['critical_spoken']} = {agg['critical_recall']}  RTF {agg['rtf']}\n"
+                )
         if "load_s_first" in result:
             out.write(f"load first {result['load_s_first']} s, warm {result['load_s_warm']} s; ")
         out.write(f"peak RSS {result['peak_rss_mb']} MB\n")
-    for key, result in summary.items():
+    for result in summary.values():
         if isinstance(result, dict) and result.get("ablations"):
             out.write(f"\nablations of {result['engine']}\n")
             for label, agg in result["ablations"].items():
                 rec = agg.get("records") or {}
-                out.write(f"  {label:<30} WER {agg['plain']['wer']}  WER+rec {rec.get('wer')}  "
-                          f"critical+rec {rec.get('critical_recall')}  RTF {agg['plain']['rtf']}\n")
+                out.write(
+                    f"  {label:<30} WER {agg['plain']['wer']}  WER+rec {rec.get('wer')}  "
+                    f"critical+rec {rec.get('critical_recall')}  RTF {agg['plain']['rtf']}\n"
+                )
     if "versus_baseline" in summary:
         v = summary["versus_baseline"]
-        out.write(f"\nscribe with records against the better plain baseline: WER {v['wer']} vs {v['baseline_best_wer']} "
-                  f"(ratio {v['wer_ratio']}); RTF {v['rtf']} vs {v['baseline_rtf']} (ratio {v['rtf_ratio']})\n")
+        out.write(
+            f"\nscribe with records against the better plain baseline: WER {v['wer']} vs {v['baseline_best_wer']} "
+            f"(ratio {v['wer_ratio']}); RTF {v['rtf']} vs {v['baseline_rtf']} (ratio {v['rtf_ratio']})\n"
+        )
     if "medasr_full_size" in summary:
         m = summary["medasr_full_size"]
-        out.write(f"\n{m['engine']}: {m['parameters'] / 1e6:.1f} M parameters, RTF {m['rtf']} on {m['audio_s']} s, "
-                  f"peak RSS {m['peak_rss_mb']} MB\n")
+        out.write(
+            f"\n{m['engine']}: {m['parameters'] / 1e6:.1f} M parameters, RTF {m['rtf']} on {m['audio_s']} s, "
+            f"peak RSS {m['peak_rss_mb']} MB\n"
+        )
     out.flush()

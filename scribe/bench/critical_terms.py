@@ -42,7 +42,7 @@ def critical_terms(text: str) -> Counter[str]:
         for start, end in negated_scopes(norm):
             words = re.findall(r"[a-z0-9']+", norm[start:end])
             if len(words) > 1:
-                units["negation " + " ".join(words[:1 + NEGATED_WORDS])] += 1
+                units["negation " + " ".join(words[: 1 + NEGATED_WORDS])] += 1
     return units
 
 

@@ -29,8 +29,17 @@ import httpx
 
 from scribe.config import Settings
 
-SEARCHES = ("read", "_id", "patient", "patient+category", "patient+category+date", "patient+type", "patient+status",
-            "patient+_revinclude", "next-page")
+SEARCHES = (
+    "read",
+    "_id",
+    "patient",
+    "patient+category",
+    "patient+category+date",
+    "patient+type",
+    "patient+status",
+    "patient+_revinclude",
+    "next-page",
+)
 READER_SCOPES = ("system/DocumentReference.rs", "system/Provenance.rs")  # an EHR's: signed notes only
 CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category|clinical-note"
 DIALOGUES = [
@@ -64,8 +73,13 @@ def seed(settings: Settings, notes: int, patients: int, *, rng: random.Random) -
     for dialogue in DIALOGUES:
         note_input = NoteInput(transcript_from_text(dialogue))
         soap = ground_note(ExtractiveEngine().draft(note_input), note_input)
-        bodies.append((soap.to_json(), render_note(soap, note_input.transcript, fmt="txt", status="signed"),
-                       render_note(soap, note_input.transcript, fmt="html", status="signed")))
+        bodies.append(
+            (
+                soap.to_json(),
+                render_note(soap, note_input.transcript, fmt="txt", status="signed"),
+                render_note(soap, note_input.transcript, fmt="html", status="signed"),
+            )
+        )
     start = datetime(2025, 1, 1, tzinfo=UTC)
     made: list[tuple[str, str]] = []
     batch = 500
@@ -75,17 +89,44 @@ def seed(settings: Settings, notes: int, patients: int, *, rng: random.Random) -
                 patient = f"pt-{rng.randrange(patients):05d}"
                 clinician = f"dr-{rng.randrange(50):02d}"
                 moment = start + timedelta(minutes=rng.randrange(2 * 365 * 24 * 60))
-                encounter = Encounter(id=uuid.uuid4().hex, clinician=clinician, patient_id=patient, patient_name=None,
-                                      mode="encounter", status="signed", created_at=moment, updated_at=moment)
+                encounter = Encounter(
+                    id=uuid.uuid4().hex,
+                    clinician=clinician,
+                    patient_id=patient,
+                    patient_name=None,
+                    mode="encounter",
+                    status="signed",
+                    created_at=moment,
+                    updated_at=moment,
+                )
                 status = "signed" if n % 10 != 9 else rng.choice(["draft", "amended"])  # the first is readable
                 body, text, html = bodies[n % len(bodies)]
-                note = Note(id=uuid.uuid4().hex, encounter_id=encounter.id, patient_id=patient, clinician=clinician,
-                            note_type="progress_note", status=status, version=1, fhir_version=0, created_at=moment,
-                            updated_at=moment, signed_at=moment if status != "draft" else None,
-                            signed_by=clinician if status != "draft" else None)
+                note = Note(
+                    id=uuid.uuid4().hex,
+                    encounter_id=encounter.id,
+                    patient_id=patient,
+                    clinician=clinician,
+                    note_type="progress_note",
+                    status=status,
+                    version=1,
+                    fhir_version=0,
+                    created_at=moment,
+                    updated_at=moment,
+                    signed_at=moment if status != "draft" else None,
+                    signed_by=clinician if status != "draft" else None,
+                )
                 session.add_all([encounter, note])
-                session.add(NoteVersion(note_id=note.id, version=1, body=body, text_rendering=text,
-                                        html_rendering=html, created_by="engine:extractive", created_at=moment))
+                session.add(
+                    NoteVersion(
+                        note_id=note.id,
+                        version=1,
+                        body=body,
+                        text_rendering=text,
+                        html_rendering=html,
+                        created_by="engine:extractive",
+                        created_at=moment,
+                    )
+                )
                 session.flush()
                 refresh_fhir(session, note, encounter)
                 if status != "draft":  # what an EHR reads: a draft is not part of the record
@@ -108,8 +149,9 @@ def register_bench_client(settings: Settings) -> str:
     public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP384R1()).public_key()))
     database = open_database(settings)
     try:
-        return register_client(database, "scribe bench fhir", json.dumps({"keys": [{**public, "kid": "bench"}]}),
-                               READER_SCOPES).client_id
+        return register_client(
+            database, "scribe bench fhir", json.dumps({"keys": [{**public, "kid": "bench"}]}), READER_SCOPES
+        ).client_id
     finally:
         database.engine.dispose()
 
@@ -149,12 +191,20 @@ def _free_port() -> int:
 
 
 def _start_server(settings: Settings, port: int) -> subprocess.Popen:
-    env = {**os.environ, "SCRIBE_DATA_DIR": str(settings.data_dir), "SCRIBE_SECRET_KEY": settings.secret_key or "",
-           "SCRIBE_ASR_ENGINE": "whisper"}
+    env = {
+        **os.environ,
+        "SCRIBE_DATA_DIR": str(settings.data_dir),
+        "SCRIBE_SECRET_KEY": settings.secret_key or "",
+        "SCRIBE_ASR_ENGINE": "whisper",
+    }
     if settings.database_url:
         env["SCRIBE_DATABASE_URL"] = settings.database_url
-    server = subprocess.Popen([sys.executable, "-m", "scribe.cli", "serve", "--port", str(port), "--no-asr"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scribe.cli", "serve", "--port", str(port), "--no-asr"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -178,8 +228,11 @@ def _queries(made: list[tuple[str, str]], rng: random.Random, rounds: int) -> li
             ("_id", f"/fhir/DocumentReference?_id={note_id}"),
             ("patient", f"/fhir/DocumentReference?patient={patient}"),
             ("patient+category", f"/fhir/DocumentReference?patient={patient}&category={CATEGORY}"),
-            ("patient+category+date", f"/fhir/DocumentReference?patient={patient}&category={CATEGORY}"
-                                      f"&date=ge{day:%Y-%m-%d}&date=le{day + timedelta(days=120):%Y-%m-%d}"),
+            (
+                "patient+category+date",
+                f"/fhir/DocumentReference?patient={patient}&category={CATEGORY}"
+                f"&date=ge{day:%Y-%m-%d}&date=le{day + timedelta(days=120):%Y-%m-%d}",
+            ),
             ("patient+type", f"/fhir/DocumentReference?patient={patient}&type=http://loinc.org|11506-3"),
             ("patient+status", f"/fhir/DocumentReference?patient={patient}&status=current"),
             ("patient+_revinclude", f"/fhir/DocumentReference?patient={patient}&_revinclude=Provenance:target"),
@@ -189,8 +242,15 @@ def _queries(made: list[tuple[str, str]], rng: random.Random, rounds: int) -> li
     return out
 
 
-def bench_fhir(notes: int = 10_000, patients: int = 1_000, rounds: int = 100, *, database_url: str | None = None,
-               seed_value: int = 7, progress: IO[str] | None = None) -> dict[str, Any]:
+def bench_fhir(
+    notes: int = 10_000,
+    patients: int = 1_000,
+    rounds: int = 100,
+    *,
+    database_url: str | None = None,
+    seed_value: int = 7,
+    progress: IO[str] | None = None,
+) -> dict[str, Any]:
     """Seed, serve, time every checklist search `rounds` times; returns per-search p50/p95/max in ms."""
     from scribe.auth.tokens import create_token
 
@@ -209,8 +269,9 @@ def bench_fhir(notes: int = 10_000, patients: int = 1_000, rounds: int = 100, *,
             token = create_token(b"b" * 48, register_bench_client(settings), READER_SCOPES, 3600)
             timings: dict[str, list[float]] = {name: [] for name in SEARCHES}
             totals: dict[str, list[int]] = {name: [] for name in SEARCHES}
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
-                              timeout=30) as client:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as client:
                 for _, path in _queries(made, rng, 5):  # warm-up: connections, caches, imports
                     client.get(path)
                 for name, path in _queries(made, rng, rounds):
@@ -229,15 +290,30 @@ def bench_fhir(notes: int = 10_000, patients: int = 1_000, rounds: int = 100, *,
             except subprocess.TimeoutExpired:
                 server.kill()
     every = [t for values in timings.values() for t in values]
-    searches = {name: {"p50_ms": round(_percentile(v, 50), 2), "p95_ms": round(_percentile(v, 95), 2),
-                       "max_ms": round(max(v), 2), "requests": len(v),
-                       "mean_matches": round(statistics.mean(totals[name]), 1) if totals[name] else None}
-                for name, v in timings.items()}
-    return {"notes": notes, "patients": patients, "database": "postgresql" if database_url else "sqlite",
-            "schema": schema,
-            "seed_s": round(seed_s, 1), "searches": searches,
-            "overall": {"p50_ms": round(_percentile(every, 50), 2), "p95_ms": round(_percentile(every, 95), 2),
-                        "max_ms": round(max(every), 2), "requests": len(every)}}
+    searches = {
+        name: {
+            "p50_ms": round(_percentile(v, 50), 2),
+            "p95_ms": round(_percentile(v, 95), 2),
+            "max_ms": round(max(v), 2),
+            "requests": len(v),
+            "mean_matches": round(statistics.mean(totals[name]), 1) if totals[name] else None,
+        }
+        for name, v in timings.items()
+    }
+    return {
+        "notes": notes,
+        "patients": patients,
+        "database": "postgresql" if database_url else "sqlite",
+        "schema": schema,
+        "seed_s": round(seed_s, 1),
+        "searches": searches,
+        "overall": {
+            "p50_ms": round(_percentile(every, 50), 2),
+            "p95_ms": round(_percentile(every, 95), 2),
+            "max_ms": round(max(every), 2),
+            "requests": len(every),
+        },
+    }
 
 
 def print_fhir_table(result: dict[str, Any], out: IO[str]) -> None:

@@ -58,15 +58,47 @@ from scribe.transcript import Transcript
 
 # Our sections -> reference headings (upper case, as ACI-BENCH writes them).
 SECTION_HEADINGS: dict[str, tuple[str, ...]] = {
-    "subjective": ("CHIEF COMPLAINT", "HISTORY OF PRESENT ILLNESS", "HPI", "REVIEW OF SYSTEMS", "ROS",
-                   "PAST HISTORY", "MEDICAL HISTORY", "PAST MEDICAL HISTORY", "SURGICAL HISTORY",
-                   "PAST SURGICAL HISTORY", "SOCIAL HISTORY", "FAMILY HISTORY", "CURRENT MEDICATIONS",
-                   "MEDICATIONS", "ALLERGIES", "HISTORY", "SUBJECTIVE"),
-    "objective_exam": ("PHYSICAL EXAMINATION", "PHYSICAL EXAM", "EXAM", "EXAMINATION", "VITALS", "VITALS REVIEWED",
-                       "VITAL SIGNS", "OBJECTIVE"),
+    "subjective": (
+        "CHIEF COMPLAINT",
+        "HISTORY OF PRESENT ILLNESS",
+        "HPI",
+        "REVIEW OF SYSTEMS",
+        "ROS",
+        "PAST HISTORY",
+        "MEDICAL HISTORY",
+        "PAST MEDICAL HISTORY",
+        "SURGICAL HISTORY",
+        "PAST SURGICAL HISTORY",
+        "SOCIAL HISTORY",
+        "FAMILY HISTORY",
+        "CURRENT MEDICATIONS",
+        "MEDICATIONS",
+        "ALLERGIES",
+        "HISTORY",
+        "SUBJECTIVE",
+    ),
+    "objective_exam": (
+        "PHYSICAL EXAMINATION",
+        "PHYSICAL EXAM",
+        "EXAM",
+        "EXAMINATION",
+        "VITALS",
+        "VITALS REVIEWED",
+        "VITAL SIGNS",
+        "OBJECTIVE",
+    ),
     "objective_results": ("RESULTS", "IMAGING", "LABS", "LABORATORY", "DIAGNOSTICS", "STUDIES", "FINDINGS"),
-    "assessment_and_plan": ("ASSESSMENT AND PLAN", "ASSESSMENT", "PLAN", "IMPRESSION", "IMPRESSION AND PLAN",
-                            "INSTRUCTIONS", "PATIENT INSTRUCTIONS", "PROCEDURE", "SUMMARY PLAN"),
+    "assessment_and_plan": (
+        "ASSESSMENT AND PLAN",
+        "ASSESSMENT",
+        "PLAN",
+        "IMPRESSION",
+        "IMPRESSION AND PLAN",
+        "INSTRUCTIONS",
+        "PATIENT INSTRUCTIONS",
+        "PROCEDURE",
+        "SUMMARY PLAN",
+    ),
 }
 NOTE_SECTIONS: dict[str, tuple[str, ...]] = {
     "subjective": ("subjective.chief_complaint", "subjective.hpi", "subjective.ros", "medications", "allergies"),
@@ -76,12 +108,70 @@ NOTE_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 _HEADING = re.compile(r"^[A-Z][A-Z &/,()-]{1,48}$")
 _DOSED = re.compile(r"\b([A-Za-z][A-Za-z-]{2,})\s+(\d+(?:\.\d+)?)\s*(mg|mcg|units?|IU|mL|g)\b", re.I)
-_NOT_DRUGS = {"hdl", "ldl", "cholesterol", "triglycerides", "glucose", "sugar", "sugars", "level", "levels", "a1c",
-              "potassium", "sodium", "creatinine", "calcium", "protein", "iron", "ferritin", "vitamin", "b12",
-              "weight", "fat", "fiber", "carbs", "caffeine", "salt", "water", "fluids", "units", "cypionate",
-              "of", "to", "and", "the", "with", "from", "at", "by", "for", "is", "was", "dose", "take", "taking",
-              "about", "approximately", "increase", "decrease", "total", "daily", "was", "were", "additional",
-              "than", "over", "under", "around", "only", "each", "another", "extra", "up", "down", "or"}
+_NOT_DRUGS = {
+    "hdl",
+    "ldl",
+    "cholesterol",
+    "triglycerides",
+    "glucose",
+    "sugar",
+    "sugars",
+    "level",
+    "levels",
+    "a1c",
+    "potassium",
+    "sodium",
+    "creatinine",
+    "calcium",
+    "protein",
+    "iron",
+    "ferritin",
+    "vitamin",
+    "b12",
+    "weight",
+    "fat",
+    "fiber",
+    "carbs",
+    "caffeine",
+    "salt",
+    "water",
+    "fluids",
+    "units",
+    "cypionate",
+    "of",
+    "to",
+    "and",
+    "the",
+    "with",
+    "from",
+    "at",
+    "by",
+    "for",
+    "is",
+    "was",
+    "dose",
+    "take",
+    "taking",
+    "about",
+    "approximately",
+    "increase",
+    "decrease",
+    "total",
+    "daily",
+    "were",
+    "additional",
+    "than",
+    "over",
+    "under",
+    "around",
+    "only",
+    "each",
+    "another",
+    "extra",
+    "up",
+    "down",
+    "or",
+}
 
 
 @dataclass(frozen=True)
@@ -107,15 +197,23 @@ def _csv_items(path: Path) -> list[NoteItem]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or "dialogue" not in reader.fieldnames:
-            raise BadInputError(f"{path}: no `dialogue` column "
-                                "(ACI-BENCH CSVs have dataset, encounter_id, dialogue, note)")
+            raise BadInputError(
+                f"{path}: no `dialogue` column (ACI-BENCH CSVs have dataset, encounter_id, dialogue, note)"
+            )
         items = []
         for n, row in enumerate(reader, start=1):
             if not (row.get("dialogue") or "").strip():
                 continue
             name = row.get("encounter_id") or f"row{n}"
-            items.append(NoteItem(name, transcript_from_text(row["dialogue"]), row.get("note") or None, None,
-                                  row.get("dataset") or None))
+            items.append(
+                NoteItem(
+                    name,
+                    transcript_from_text(row["dialogue"]),
+                    row.get("note") or None,
+                    None,
+                    row.get("dataset") or None,
+                )
+            )
     if not items:
         raise BadInputError(f"{path}: no rows with a dialogue")
     return items
@@ -133,14 +231,16 @@ def _directory_items(directory: Path) -> list[NoteItem]:
         note = directory / f"{stem}.note.txt"
         bundle = directory / f"{stem}.bundle.json"
         reference = note.read_text(encoding="utf-8") if note.is_file() else None
-        items.append(NoteItem(stem, load_transcript_file(path), reference,
-                              load_records(bundle) if bundle.is_file() else None))
+        items.append(
+            NoteItem(stem, load_transcript_file(path), reference, load_records(bundle) if bundle.is_file() else None)
+        )
     if not items:
         raise BadInputError(f"{directory}: no transcript (.txt or Transcript .json) found")
     return items
 
 
 # ---------------------------------------------------------------------------------------------- references
+
 
 def reference_sections(note: str) -> dict[str, str]:
     """Reference note text per benchmark section, by its upper-case headings; unheaded text goes nowhere."""
@@ -182,11 +282,16 @@ def reference_facts(text: str, assessment_text: str | None = None) -> dict[str, 
     allergies = {(t.label,) for t in find_allergies(norm) if not t.negated}
     problem_norm = _normalised(assessment_text) if assessment_text else norm
     problems = {(t.label, t.code, t.phrase) for t in find_problems(problem_norm) if not t.negated}
-    return {"medications": sorted(meds.values()), "vitals": sorted(vitals), "allergies": sorted(allergies),
-            "problems": sorted(problems)}
+    return {
+        "medications": sorted(meds.values()),
+        "vitals": sorted(vitals),
+        "allergies": sorted(allergies),
+        "problems": sorted(problems),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- matching
+
 
 def _statements(note: SOAPNote, paths: tuple[str, ...] | None = None) -> list[Statement]:
     return [s for path, items in note.sections() if paths is None or path in paths for s in items]
@@ -212,8 +317,9 @@ def _stated(kind: str, fact: tuple[str, ...], transcript_norm: str) -> bool:
     return fact[2] in transcript_norm
 
 
-def match_facts(facts: dict[str, list[tuple[str, ...]]], note: SOAPNote,
-                transcript_norm: str | None = None) -> dict[str, list[int]]:
+def match_facts(
+    facts: dict[str, list[tuple[str, ...]]], note: SOAPNote, transcript_norm: str | None = None
+) -> dict[str, list[int]]:
     """[found, total, found among stated, stated] per fact kind, by the rules in the module docstring.
 
     "Stated" facts are those the transcript says (all of them when no transcript is given).
@@ -242,18 +348,27 @@ def match_facts(facts: dict[str, list[tuple[str, ...]]], note: SOAPNote,
         label, code, phrase = fact
         return (bool(code) and code.split(".")[0] in codes) or any(phrase in t or label.lower() in t for t in ap_texts)
 
-    kinds = {"medications": facts["medications"], "medication_doses": [f for f in facts["medications"] if f[2]],
-             "vitals": facts["vitals"], "allergies": facts["allergies"], "problems": facts["problems"]}
+    kinds = {
+        "medications": facts["medications"],
+        "medication_doses": [f for f in facts["medications"] if f[2]],
+        "vitals": facts["vitals"],
+        "allergies": facts["allergies"],
+        "problems": facts["problems"],
+    }
     out: dict[str, list[int]] = {}
     for kind, items in kinds.items():
         hit = [found(kind, f) for f in items]
-        said = [transcript_norm is None or _stated("medications" if kind == "medication_doses" else kind, f,
-                                                   transcript_norm) for f in items]
-        out[kind] = [sum(hit), len(items), sum(h and s for h, s in zip(hit, said)), sum(said)]
+        said = [
+            transcript_norm is None
+            or _stated("medications" if kind == "medication_doses" else kind, f, transcript_norm)
+            for f in items
+        ]
+        out[kind] = [sum(hit), len(items), sum(h and s for h, s in zip(hit, said, strict=True)), sum(said)]
     return out
 
 
 # ---------------------------------------------------------------------------------------------- checks
+
 
 def evidence_checks(note: SOAPNote, transcript: Transcript) -> dict[str, int]:
     """Statements, statements grounded (evidence, not unsupported), spans outside their segment, negation conflicts."""
@@ -273,8 +388,11 @@ def evidence_checks(note: SOAPNote, transcript: Transcript) -> dict[str, int]:
                 continue
             if path == "subjective.ros" and ": reports " not in statement.text.lower():
                 continue
-            cited = [_normalised(segments[e.segment_id][e.start_char:e.end_char]) for e in spans
-                     if e.segment_id in segments]
+            cited = [
+                _normalised(segments[e.segment_id][e.start_char : e.end_char])
+                for e in spans
+                if e.segment_id in segments
+            ]
             for term in find_symptoms(_normalised(statement.text)):
                 if term.negated:
                     continue
@@ -285,6 +403,7 @@ def evidence_checks(note: SOAPNote, transcript: Transcript) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------- bench
+
 
 def _rouge(reference: str, candidate: str) -> dict[str, float]:
     from rouge_score import rouge_scorer
@@ -316,13 +435,21 @@ def bench_notes(source: Path, engine: NoteEngine, *, ground: bool = True, limit:
         latency = time.perf_counter() - started
         if grounder is not None:
             note = grounder(note, note_input)
-        row: dict[str, Any] = {"name": item.name, "group": item.group, "latency_s": round(latency, 4),
-                               "words": len(note_text(note).split()), "segments": len(item.transcript.segments)}
+        row: dict[str, Any] = {
+            "name": item.name,
+            "group": item.group,
+            "latency_s": round(latency, 4),
+            "words": len(note_text(note).split()),
+            "segments": len(item.transcript.segments),
+        }
         if item.reference:
             row["rouge"] = _rouge(item.reference, note_text(note))
             sections = reference_sections(item.reference)
-            row["section_rouge"] = {key: _rouge(ref, note_text(note, NOTE_SECTIONS[key]))["rouge1"]
-                                    for key, ref in sections.items() if ref.strip()}
+            row["section_rouge"] = {
+                key: _rouge(ref, note_text(note, NOTE_SECTIONS[key]))["rouge1"]
+                for key, ref in sections.items()
+                if ref.strip()
+            }
             assessment = sections["assessment_and_plan"] or None
             facts = reference_facts(item.reference, assessment)
             row["facts_from"] = "reference"
@@ -332,8 +459,14 @@ def bench_notes(source: Path, engine: NoteEngine, *, ground: bool = True, limit:
         row["recall"] = match_facts(facts, note, _normalised(item.transcript.text))
         row.update(evidence_checks(note, item.transcript))
         rows.append(row)
-    return {"source": str(source), "engine": engine.name, "model": engine.model, "grounding": grounder is not None,
-            "items": rows, "summary": summarise(rows)}
+    return {
+        "source": str(source),
+        "engine": engine.name,
+        "model": engine.model,
+        "grounding": grounder is not None,
+        "items": rows,
+        "summary": summarise(rows),
+    }
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -345,20 +478,28 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary["latency_max_item"] = max(rows, key=lambda r: r["latency_s"])["name"]
     scored = [r for r in rows if "rouge" in r]
     if scored:
-        summary["rouge"] = {k: round(statistics.mean(r["rouge"][k] for r in scored), 2)
-                            for k in ("rouge1", "rouge2", "rougeL")}
+        summary["rouge"] = {
+            k: round(statistics.mean(r["rouge"][k] for r in scored), 2) for k in ("rouge1", "rouge2", "rougeL")
+        }
         keys = sorted({k for r in scored for k in r["section_rouge"]})
-        summary["section_rouge1"] = {k: round(statistics.mean(r["section_rouge"][k] for r in scored
-                                                              if k in r["section_rouge"]), 2) for k in keys}
+        summary["section_rouge1"] = {
+            k: round(statistics.mean(r["section_rouge"][k] for r in scored if k in r["section_rouge"]), 2) for k in keys
+        }
         groups = sorted({r["group"] for r in scored if r["group"]})
         if groups:
             summary["rouge1_by_group"] = {
-                g: round(statistics.mean(r["rouge"]["rouge1"] for r in scored if r["group"] == g), 2) for g in groups}
+                g: round(statistics.mean(r["rouge"]["rouge1"] for r in scored if r["group"] == g), 2) for g in groups
+            }
     recall: dict[str, Any] = {}
     for kind in ("medications", "medication_doses", "vitals", "allergies", "problems"):
         found, total, found_said, said = (sum(r["recall"][kind][i] for r in rows) for i in range(4))
-        recall[kind] = {"found": found, "total": total, "recall": round(found / total, 4) if total else None,
-                        "stated": said, "recall_of_stated": round(found_said / said, 4) if said else None}
+        recall[kind] = {
+            "found": found,
+            "total": total,
+            "recall": round(found / total, 4) if total else None,
+            "stated": said,
+            "recall_of_stated": round(found_said / said, 4) if said else None,
+        }
     summary["recall"] = recall
     statements = sum(r["statements"] for r in rows)
     summary["statements"] = statements
@@ -375,36 +516,51 @@ def _ratio(counts: list[int]) -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     """A fixed-width table (one row per item, then the means) for a terminal."""
-    lines = [f"{result['engine']} ({result['model']}) on {result['source']}"
-             f"{' + grounding' if result['grounding'] else ''}",
-             f"{'item':<14}{'ms':>7}{'R1':>7}{'R2':>7}{'RL':>7}{'meds':>7}{'doses':>7}{'vitals':>7}"
-             f"{'allerg':>7}{'probl':>7}{'ground':>8}{'neg':>5}"]
+    lines = [
+        f"{result['engine']} ({result['model']}) on {result['source']}{' + grounding' if result['grounding'] else ''}",
+        f"{'item':<14}{'ms':>7}{'R1':>7}{'R2':>7}{'RL':>7}{'meds':>7}{'doses':>7}{'vitals':>7}"
+        f"{'allerg':>7}{'probl':>7}{'ground':>8}{'neg':>5}",
+    ]
     for r in result["items"]:
         rouge = r.get("rouge") or {}
         rec = r["recall"]
         share = r["grounded"] / r["statements"] if r["statements"] else 0.0
-        lines.append(f"{r['name'][:13]:<14}{1000 * r['latency_s']:>7.1f}"
-                     f"{rouge.get('rouge1', float('nan')):>7.1f}{rouge.get('rouge2', float('nan')):>7.1f}"
-                     f"{rouge.get('rougeL', float('nan')):>7.1f}{_ratio(rec['medications']):>7}"
-                     f"{_ratio(rec['medication_doses']):>7}{_ratio(rec['vitals']):>7}{_ratio(rec['allergies']):>7}"
-                     f"{_ratio(rec['problems']):>7}{share:>8.1%}{r['negation_conflicts']:>5}")
+        lines.append(
+            f"{r['name'][:13]:<14}{1000 * r['latency_s']:>7.1f}"
+            f"{rouge.get('rouge1', float('nan')):>7.1f}{rouge.get('rouge2', float('nan')):>7.1f}"
+            f"{rouge.get('rougeL', float('nan')):>7.1f}{_ratio(rec['medications']):>7}"
+            f"{_ratio(rec['medication_doses']):>7}{_ratio(rec['vitals']):>7}{_ratio(rec['allergies']):>7}"
+            f"{_ratio(rec['problems']):>7}{share:>8.1%}{r['negation_conflicts']:>5}"
+        )
     s = result["summary"]
-    lines.append(f"{s['items']} items; latency mean {1000 * s['latency_s_mean']:.1f} ms, max "
-                 f"{1000 * s['latency_s_max']:.1f} ms ({s['latency_max_item']})")
+    lines.append(
+        f"{s['items']} items; latency mean {1000 * s['latency_s_mean']:.1f} ms, max "
+        f"{1000 * s['latency_s_max']:.1f} ms ({s['latency_max_item']})"
+    )
     if "rouge" in s:
         lines.append("ROUGE F1 x100: " + "  ".join(f"{k} {v:.2f}" for k, v in s["rouge"].items()))
         lines.append("section ROUGE-1: " + "  ".join(f"{k} {v:.2f}" for k, v in s["section_rouge1"].items()))
         if "rouge1_by_group" in s:
             lines.append("ROUGE-1 by dataset: " + "  ".join(f"{k} {v:.2f}" for k, v in s["rouge1_by_group"].items()))
-    lines.append("recall of reference facts: " + "  ".join(
-        f"{k} {v['found']}/{v['total']}" + (f" = {v['recall']:.1%}" if v["recall"] is not None else "")
-        for k, v in s["recall"].items()))
-    lines.append("recall of facts the transcript states (table columns): " + "  ".join(
-        f"{k} {v['recall_of_stated']:.1%} of {v['stated']}" if v["recall_of_stated"] is not None else f"{k} -"
-        for k, v in s["recall"].items()))
+    lines.append(
+        "recall of reference facts: "
+        + "  ".join(
+            f"{k} {v['found']}/{v['total']}" + (f" = {v['recall']:.1%}" if v["recall"] is not None else "")
+            for k, v in s["recall"].items()
+        )
+    )
+    lines.append(
+        "recall of facts the transcript states (table columns): "
+        + "  ".join(
+            f"{k} {v['recall_of_stated']:.1%} of {v['stated']}" if v["recall_of_stated"] is not None else f"{k} -"
+            for k, v in s["recall"].items()
+        )
+    )
     grounded = f"{s['grounded_share']:.1%}" if s["grounded_share"] is not None else "-"
-    lines.append(f"statements {s['statements']}, grounded {grounded}, spans outside their segment {s['bad_spans']}, "
-                 f"negation conflicts {s['negation_conflicts']}")
+    lines.append(
+        f"statements {s['statements']}, grounded {grounded}, spans outside their segment {s['bad_spans']}, "
+        f"negation conflicts {s['negation_conflicts']}"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -79,14 +79,20 @@ class PhaseTotals:
     def per(self, divisor: float) -> dict[str, Any]:
         """Every figure divided by `divisor` (minutes, encounters or notes)."""
         rows = {table: round(n / divisor, 2) for table, n in sorted(self.rows.items()) if n}
-        return {"rows": rows, "rows_total": round(sum(self.rows.values()) / divisor, 2),
-                "database_bytes": round(self.database_bytes / divisor),
-                "audio_bytes": round(self.audio_bytes / divisor),
-                **{f"{kind}s": round(sum(n for key, n in self.statements.items() if key[0] == kind) / divisor, 2)
-                   for kind in WRITES},
-                "statements": {f"{kind} {table}": round(n / divisor, 2)
-                               for (kind, table), n in sorted(self.statements.items())},
-                "write_transactions": round(self.write_transactions / divisor, 2)}
+        return {
+            "rows": rows,
+            "rows_total": round(sum(self.rows.values()) / divisor, 2),
+            "database_bytes": round(self.database_bytes / divisor),
+            "audio_bytes": round(self.audio_bytes / divisor),
+            **{
+                f"{kind}s": round(sum(n for key, n in self.statements.items() if key[0] == kind) / divisor, 2)
+                for kind in WRITES
+            },
+            "statements": {
+                f"{kind} {table}": round(n / divisor, 2) for (kind, table), n in sorted(self.statements.items())
+            },
+            "write_transactions": round(self.write_transactions / divisor, 2),
+        }
 
 
 @dataclass
@@ -141,16 +147,21 @@ def footprint(database: Database, audio_dir: Path) -> Footprint:
     """Rows of every scribe table, the database's size (SQLite: the file once the WAL is checkpointed into it;
     PostgreSQL: tables with their indexes and TOAST in the current schema) and the audio directory's bytes."""
     with database.engine.connect() as connection:
-        rows = {table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
-                for table in Base.metadata.sorted_tables}
+        rows = {
+            table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in Base.metadata.sorted_tables
+        }
         if connection.dialect.name == "sqlite":
             connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
             size = Path(connection.execute(text("PRAGMA database_list")).first()[2]).stat().st_size
         else:
-            size = connection.execute(text(
-                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'm')")).scalar_one()
+            size = connection.execute(
+                text(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'm')"
+                )
+            ).scalar_one()
     audio = sum(path.stat().st_size for path in audio_dir.rglob("*") if path.is_file()) if audio_dir.exists() else 0
     return Footprint(rows, int(size), audio)
 
@@ -165,8 +176,9 @@ def serving(app: Any) -> Iterator[str]:
     listener.listen(64)
     # No keepalive pings (here nor in `_stream`): audio sent faster than real time waits in the socket while the
     # session reads it only as fast as it decodes, and a ping or pong would wait behind it past any timeout.
-    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_config=None, lifespan="on",
-                                           ws_ping_interval=None))
+    server = uvicorn.Server(
+        uvicorn.Config(app, access_log=False, log_config=None, lifespan="on", ws_ping_interval=None)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="bench-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -184,8 +196,16 @@ def serving(app: Any) -> Iterator[str]:
         listener.close()
 
 
-def bench_storage(directory: Path, asr_settings: Settings, *, database_url: str | None = None, rounds: int = 1,
-                  realtime: bool = False, joined: bool = False, progress: IO[str] | None = None) -> dict[str, Any]:
+def bench_storage(
+    directory: Path,
+    asr_settings: Settings,
+    *,
+    database_url: str | None = None,
+    rounds: int = 1,
+    realtime: bool = False,
+    joined: bool = False,
+    progress: IO[str] | None = None,
+) -> dict[str, Any]:
     """Run every sample of `directory` through the service `rounds` times and return the per-minute, per-stream,
     per-encounter and per-note figures. More rounds: less of the database's page-sized growth steps in the
     per-unit bytes. `realtime` paces the audio as a microphone would, so the stream's lease renewals (one per
@@ -205,33 +225,58 @@ def bench_storage(directory: Path, asr_settings: Settings, *, database_url: str 
     with tempfile.TemporaryDirectory(prefix="scribe-bench-storage-") as tmp, own_schema(database_url, schema) as url:
         whisper = load_engine(choose_engine("whisper", "encounter", asr_settings), asr_settings, serving=True)
         # everything the bench writes stays in its own places; no signed note goes out to a site's EHR
-        settings = Settings(data_dir=Path(tmp), audio_root=Path(tmp) / "audio", secret_key="b" * 48, database_url=url,
-                            note_engine="extractive", asr_engine="whisper", ehr_fhir_url=None, public_url=None,
-                            audio_retention_days=None, stream_capacity=None)
+        settings = Settings(
+            data_dir=Path(tmp),
+            audio_root=Path(tmp) / "audio",
+            secret_key="b" * 48,
+            database_url=url,
+            note_engine="extractive",
+            asr_engine="whisper",
+            ehr_fhir_url=None,
+            public_url=None,
+            audio_retention_days=None,
+            stream_capacity=None,
+        )
         measuring = open_database(settings)
         try:
             save_user(measuring, BENCH_CLINICIAN, None)
             token = mint_token(measuring, signing_key(settings, measuring), BENCH_CLINICIAN, ttl_s=TOKEN_TTL_S)
             app = create_app(settings, load_asr=False)
             with serving(app) as base:
-                app.state.asr.serve({"encounter": whisper, "dictation": whisper},
-                                    {"encounter": "bench", "dictation": "bench"})
+                app.state.asr.serve(
+                    {"encounter": whisper, "dictation": whisper}, {"encounter": "bench", "dictation": "bench"}
+                )
                 totals = _measure(app, base, token, measuring, items, realtime=realtime, progress=progress)
         finally:
             measuring.engine.dispose()
     minutes = sum(len(pcm) for _, pcm in items) / BYTES_PER_SECOND / 60
-    return {"database": "postgresql" if database_url else "sqlite", "schema": schema, "streams": len(items),
-            "rounds": rounds, "realtime": realtime, "joined": joined, "streamed_minutes": round(minutes, 3),
-            "notes": len(items),
-            "phases": {phase: {**totals[phase].per(1), "seconds": round(totals[phase].seconds, 2)}
-                       for phase in PHASES},
-            "per_streamed_minute": totals["stream"].per(minutes), "per_stream": totals["stream"].per(len(items)),
-            "per_encounter": totals["encounter"].per(len(items)),
-            "per_note": totals["note"].per(len(items))}
+    return {
+        "database": "postgresql" if database_url else "sqlite",
+        "schema": schema,
+        "streams": len(items),
+        "rounds": rounds,
+        "realtime": realtime,
+        "joined": joined,
+        "streamed_minutes": round(minutes, 3),
+        "notes": len(items),
+        "phases": {phase: {**totals[phase].per(1), "seconds": round(totals[phase].seconds, 2)} for phase in PHASES},
+        "per_streamed_minute": totals["stream"].per(minutes),
+        "per_stream": totals["stream"].per(len(items)),
+        "per_encounter": totals["encounter"].per(len(items)),
+        "per_note": totals["note"].per(len(items)),
+    }
 
 
-def _measure(app: Any, base: str, token: str, measuring: Database, items: list[tuple[BenchItem, bytes]], *,
-             realtime: bool, progress: IO[str] | None) -> dict[str, PhaseTotals]:
+def _measure(
+    app: Any,
+    base: str,
+    token: str,
+    measuring: Database,
+    items: list[tuple[BenchItem, bytes]],
+    *,
+    realtime: bool,
+    progress: IO[str] | None,
+) -> dict[str, PhaseTotals]:
     """Every item's encounter phase by phase against the served `app`, each phase's growth and writes summed."""
     totals = {phase: PhaseTotals() for phase in PHASES}
     audio_dir = app.state.settings.audio_dir
@@ -251,20 +296,25 @@ def _measure(app: Any, base: str, token: str, measuring: Database, items: list[t
                     seconds = time.perf_counter() - started
                     totals[phase].add(before, footprint(measuring, audio_dir), counter.take(), seconds)
                 if progress:
-                    progress.write(f"[{n + 1}/{len(items)}] {item.audio.name}: "
-                                   f"{len(pcm) / BYTES_PER_SECOND:.1f} s streamed, note signed\n")
+                    progress.write(
+                        f"[{n + 1}/{len(items)}] {item.audio.name}: "
+                        f"{len(pcm) / BYTES_PER_SECOND:.1f} s streamed, note signed\n"
+                    )
     finally:
         counter.close()
     return totals
 
 
-def _phases(http: httpx.Client, base: str, token: str, item: BenchItem, pcm: bytes, *,
-            realtime: bool) -> dict[str, Callable[[], None]]:
+def _phases(
+    http: httpx.Client, base: str, token: str, item: BenchItem, pcm: bytes, *, realtime: bool
+) -> dict[str, Callable[[], None]]:
     """One encounter of a clinician's client, phase by phase, each a call still to make."""
     encounter_id = f"bench-{uuid.uuid4().hex[:12]}"
-    return {"encounter": lambda: _open_encounter(http, base, token, encounter_id, item.records),
-            "stream": lambda: _stream(base, token, encounter_id, pcm, realtime),
-            "note": lambda: _note(http, encounter_id)}
+    return {
+        "encounter": lambda: _open_encounter(http, base, token, encounter_id, item.records),
+        "stream": lambda: _stream(base, token, encounter_id, pcm, realtime),
+        "note": lambda: _note(http, encounter_id),
+    }
 
 
 def _open_encounter(http: httpx.Client, base: str, token: str, encounter_id: str, records: Path | None) -> None:
@@ -281,8 +331,9 @@ def _stream(base: str, token: str, encounter_id: str, pcm: bytes, realtime: bool
     limit = 120 + 4 * seconds  # well past what any pace here needs: a stream that stalls ends the bench
     unpinged = functools.partial(websockets.connect, ping_interval=None)
     try:
-        result = asyncio.run(asyncio.wait_for(stream_pcm(url, pcm, token=token, realtime=realtime, connect=unpinged),
-                                              limit))
+        result = asyncio.run(
+            asyncio.wait_for(stream_pcm(url, pcm, token=token, realtime=realtime, connect=unpinged), limit)
+        )
     except TimeoutError:
         raise StreamFailed(f"a {seconds:.0f} s stream was not transcribed within {limit:.0f} s") from None
     if result.transcript is None:
@@ -293,33 +344,52 @@ def _note(http: httpx.Client, encounter_id: str) -> None:
     """Draft with the extractive engine, sign (the clinician confirms what the draft flags), read through FHIR."""
     draft = _expect(http.post(f"/v1/encounters/{encounter_id}/note", json={"engine": "extractive"}), 201)
     note_id = draft.json()["id"]
-    _expect(http.post(f"/v1/notes/{note_id}/sign", json={"confirm_unsupported": True},
-                      headers={"If-Match": draft.headers["ETag"]}), 200)
+    _expect(
+        http.post(
+            f"/v1/notes/{note_id}/sign", json={"confirm_unsupported": True}, headers={"If-Match": draft.headers["ETag"]}
+        ),
+        200,
+    )
     _expect(http.get(f"/fhir/DocumentReference/{note_id}"), 200)
 
 
 def _expect(response: httpx.Response, status: int) -> httpx.Response:
     if response.status_code != status:
-        raise RuntimeError(f"{response.request.method} {response.request.url.path} answered "
-                           f"{response.status_code}: {response.text[:200]}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text[:200]}"
+        )
     return response
 
 
 def print_storage_table(result: dict[str, Any], out: IO[str]) -> None:
     pace = "in real time" if result["realtime"] else "at full speed"
     pace += ", as one recording" if result["joined"] else ""
-    out.write(f"storage footprint on {result['database']}: {result['streams']} streams ({result['rounds']} rounds), "
-              f"{result['streamed_minutes']:.2f} minutes streamed {pace}, {result['notes']} notes signed\n")
-    columns = (("per streamed minute", result["per_streamed_minute"]), ("per stream", result["per_stream"]),
-               ("per encounter", result["per_encounter"]), ("per note", result["per_note"]))
+    out.write(
+        f"storage footprint on {result['database']}: {result['streams']} streams ({result['rounds']} rounds), "
+        f"{result['streamed_minutes']:.2f} minutes streamed {pace}, {result['notes']} notes signed\n"
+    )
+    columns = (
+        ("per streamed minute", result["per_streamed_minute"]),
+        ("per stream", result["per_stream"]),
+        ("per encounter", result["per_encounter"]),
+        ("per note", result["per_note"]),
+    )
     out.write(f"{'':<24}" + "".join(f"{name:>20}" for name, _ in columns) + "\n")
     tables = sorted({table for _, figures in columns for table in figures["rows"]})
     for table in tables:
-        out.write(f"{'rows ' + table:<24}" + "".join(f"{figures['rows'].get(table, 0):>20.2f}"
-                                                       for _, figures in columns) + "\n")
-    for key, label in (("rows_total", "rows, all tables"), ("inserts", "INSERT statements"),
-                       ("updates", "UPDATE statements"), ("deletes", "DELETE statements"),
-                       ("write_transactions", "write transactions")):
+        out.write(
+            f"{'rows ' + table:<24}"
+            + "".join(f"{figures['rows'].get(table, 0):>20.2f}" for _, figures in columns)
+            + "\n"
+        )
+    for key, label in (
+        ("rows_total", "rows, all tables"),
+        ("inserts", "INSERT statements"),
+        ("updates", "UPDATE statements"),
+        ("deletes", "DELETE statements"),
+        ("write_transactions", "write transactions"),
+    ):
         out.write(f"{label:<24}" + "".join(f"{figures[key]:>20.2f}" for _, figures in columns) + "\n")
     for key, label in (("database_bytes", "database bytes"), ("audio_bytes", "audio bytes")):
         out.write(f"{label:<24}" + "".join(f"{figures[key]:>20,}" for _, figures in columns) + "\n")

@@ -32,8 +32,15 @@ from scribe.wer import WerCounts, word_errors
 from streaming.client import StreamFailed, StreamResult, http_base, pcm16, percentile, prepare_encounter, stream_pcm
 
 
-async def _round(base_url: str, token: str | None, items: list[tuple[BenchItem, bytes]], n: int,
-                 keep_up_s: float, records: bool, offline: Mapping[str, str] | None = None) -> dict[str, Any]:
+async def _round(
+    base_url: str,
+    token: str | None,
+    items: list[tuple[BenchItem, bytes]],
+    n: int,
+    keep_up_s: float,
+    records: bool,
+    offline: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
 
     async def client(i: int) -> list[tuple[BenchItem, StreamResult | StreamFailed]]:
@@ -70,23 +77,40 @@ async def _round(base_url: str, token: str | None, items: list[tuple[BenchItem, 
         p95 = percentile(result.final_latencies, 95)
         at_end = round(result.final_latencies[-1], 3) if result.final_latencies else None
         healthy = result.transcript is not None and "backpressure" not in result.warnings
-        sessions.append({"file": item.audio.name, "final_p95_s": p95,
-                         "partial_p95_s": percentile(result.partial_latencies, 95), "end_of_speech_s": at_end,
-                         "wer": round(counts.wer, 4), "offline_wer": offline_wer,
-                         "keeps_up": healthy and (p95 is None or p95 <= keep_up_s),
-                         "keeps_up_at_end": healthy and (at_end is None or at_end <= keep_up_s),
-                         "reconnects": result.reconnects})
+        sessions.append(
+            {
+                "file": item.audio.name,
+                "final_p95_s": p95,
+                "partial_p95_s": percentile(result.partial_latencies, 95),
+                "end_of_speech_s": at_end,
+                "wer": round(counts.wer, 4),
+                "offline_wer": offline_wer,
+                "keeps_up": healthy and (p95 is None or p95 <= keep_up_s),
+                "keeps_up_at_end": healthy and (at_end is None or at_end <= keep_up_s),
+                "reconnects": result.reconnects,
+            }
+        )
     wer = _pooled_wer(streamed)
     offline_wer = _pooled_wer(offline_counts) if offline is not None else None
-    return {"concurrency": n, "streams": len(outcomes), "served": len(results), "refused": refused,
-            "lost": len(outcomes) - len(results) - refused,
-            "partial_p50_s": percentile(partial, 50), "partial_p95_s": percentile(partial, 95),
-            "final_p50_s": percentile(final, 50), "final_p95_s": percentile(final, 95),
-            "end_of_speech_p50_s": percentile(end, 50), "end_of_speech_p95_s": percentile(end, 95),
-            "wer": wer, "offline_wer": offline_wer,
-            "wer_minus_offline": round(wer - offline_wer, 4) if wer is not None and offline_wer is not None else None,
-            "all_keep_up": bool(results) and all(s["keeps_up"] for s in sessions),
-            "all_keep_up_at_end": bool(results) and all(s["keeps_up_at_end"] for s in sessions), "sessions": sessions}
+    return {
+        "concurrency": n,
+        "streams": len(outcomes),
+        "served": len(results),
+        "refused": refused,
+        "lost": len(outcomes) - len(results) - refused,
+        "partial_p50_s": percentile(partial, 50),
+        "partial_p95_s": percentile(partial, 95),
+        "final_p50_s": percentile(final, 50),
+        "final_p95_s": percentile(final, 95),
+        "end_of_speech_p50_s": percentile(end, 50),
+        "end_of_speech_p95_s": percentile(end, 95),
+        "wer": wer,
+        "offline_wer": offline_wer,
+        "wer_minus_offline": round(wer - offline_wer, 4) if wer is not None and offline_wer is not None else None,
+        "all_keep_up": bool(results) and all(s["keeps_up"] for s in sessions),
+        "all_keep_up_at_end": bool(results) and all(s["keeps_up_at_end"] for s in sessions),
+        "sessions": sessions,
+    }
 
 
 def _pooled_wer(counts: WerCounts) -> float | None:
@@ -106,9 +130,16 @@ def offline_transcripts(directory: Path, settings: Settings, *, records: bool) -
     return texts
 
 
-def run_stream_bench(base_url: str, token: str | None, directory: Path, rounds: Sequence[int],
-                     keep_up_s: float = 3.0, *, records: bool = False,
-                     offline: Mapping[str, str] | None = None) -> dict[str, Any]:
+def run_stream_bench(
+    base_url: str,
+    token: str | None,
+    directory: Path,
+    rounds: Sequence[int],
+    keep_up_s: float = 3.0,
+    *,
+    records: bool = False,
+    offline: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """One round per N in `rounds`, every one of them: a round that falls behind still tells how far."""
     items = [(item, pcm16(decode_audio(item.audio))) for item in discover(directory)]
     results = [asyncio.run(_round(base_url, token, items, n, keep_up_s, records, offline)) for n in sorted(rounds)]
@@ -122,9 +153,14 @@ def run_stream_bench(base_url: str, token: str | None, directory: Path, rounds: 
             best = result["concurrency"]
         return best
 
-    return {"url": base_url, "keep_up_s": keep_up_s, "records": records, "rounds": results,
-            "max_realtime_sessions": largest("all_keep_up"),
-            "max_realtime_sessions_at_end_of_speech": largest("all_keep_up_at_end")}
+    return {
+        "url": base_url,
+        "keep_up_s": keep_up_s,
+        "records": records,
+        "rounds": results,
+        "max_realtime_sessions": largest("all_keep_up"),
+        "max_realtime_sessions_at_end_of_speech": largest("all_keep_up_at_end"),
+    }
 
 
 def _cell(value: float | None, width: int, digits: int = 2) -> str:
@@ -132,18 +168,24 @@ def _cell(value: float | None, width: int, digits: int = 2) -> str:
 
 
 def print_stream_table(summary: dict[str, Any], out: IO[str]) -> None:
-    out.write(f"{'N':>3}{'served':>8}{'refused':>8}{'lost':>5}{'partial p50':>13}{'p95':>7}{'final p50':>11}{'p95':>7}"
-              f"{'end of speech p50':>19}{'p95':>7}{'WER':>8}{'offline':>9}  keeps up (final / end of speech)\n")
+    out.write(
+        f"{'N':>3}{'served':>8}{'refused':>8}{'lost':>5}{'partial p50':>13}{'p95':>7}{'final p50':>11}{'p95':>7}"
+        f"{'end of speech p50':>19}{'p95':>7}{'WER':>8}{'offline':>9}  keeps up (final / end of speech)\n"
+    )
     for r in summary["rounds"]:
-        out.write(f"{r['concurrency']:>3}{r.get('served', 0):>8}{r.get('refused', 0):>8}{r.get('lost', 0):>5}"
-                  f"{_cell(r['partial_p50_s'], 13)}{_cell(r['partial_p95_s'], 7)}"
-                  f"{_cell(r['final_p50_s'], 11)}{_cell(r['final_p95_s'], 7)}"
-                  f"{_cell(r['end_of_speech_p50_s'], 19)}{_cell(r['end_of_speech_p95_s'], 7)}"
-                  f"{_cell(r['wer'], 8, 3)}{_cell(r.get('offline_wer'), 9, 3)}"
-                  f"  {r['all_keep_up']} / {r['all_keep_up_at_end']}\n")
+        out.write(
+            f"{r['concurrency']:>3}{r.get('served', 0):>8}{r.get('refused', 0):>8}{r.get('lost', 0):>5}"
+            f"{_cell(r['partial_p50_s'], 13)}{_cell(r['partial_p95_s'], 7)}"
+            f"{_cell(r['final_p50_s'], 11)}{_cell(r['final_p95_s'], 7)}"
+            f"{_cell(r['end_of_speech_p50_s'], 19)}{_cell(r['end_of_speech_p95_s'], 7)}"
+            f"{_cell(r['wer'], 8, 3)}{_cell(r.get('offline_wer'), 9, 3)}"
+            f"  {r['all_keep_up']} / {r['all_keep_up_at_end']}\n"
+        )
         for s in r["sessions"] if r.get("offline_wer") is not None else []:
             out.write(f"      {s['file']}: WER {s['wer']:.3f} streamed, {s['offline_wer']:.3f} offline\n")
-    out.write(f"largest N keeping up with real time: final p95 <= {summary['keep_up_s']} s: "
-              f"{summary['max_realtime_sessions']}; end of speech <= {summary['keep_up_s']} s: "
-              f"{summary['max_realtime_sessions_at_end_of_speech']}\n")
+    out.write(
+        f"largest N keeping up with real time: final p95 <= {summary['keep_up_s']} s: "
+        f"{summary['max_realtime_sessions']}; end of speech <= {summary['keep_up_s']} s: "
+        f"{summary['max_realtime_sessions_at_end_of_speech']}\n"
+    )
     out.flush()

@@ -61,22 +61,67 @@ def find_problems(text: str) -> list[Term]:
     return out
 
 
-_ALLERGENS = ("sulfa", "sulfa drugs", "penicillin", "penicillins", "latex", "peanuts", "peanut", "shellfish",
-              "codeine", "iodine", "contrast", "contrast dye", "bees", "bee stings", "eggs", "nuts", "tree nuts",
-              "morphine", "amoxicillin", "aspirin", "nsaids", "ibuprofen", "cephalosporins", "erythromycin",
-              "tetracycline", "adhesive", "tape", "dust", "pollen", "cats", "dogs", "gluten", "milk", "soy",
-              "fish", "strawberries", "wheat", "sesame", "mold", "grass", "ragweed", "seasonal allergies")
-_NKDA = re.compile(r"\b(?:no known (?:drug |medication )?allergies|nkda|not allergic to (?:any|anything)|"
-                   r"no (?:drug |medication )?allergies|don't have any allergies|do not have any allergies|"
-                   r"no allergies to (?:any )?medications?)\b", re.I)
+_ALLERGENS = (
+    "sulfa",
+    "sulfa drugs",
+    "penicillin",
+    "penicillins",
+    "latex",
+    "peanuts",
+    "peanut",
+    "shellfish",
+    "codeine",
+    "iodine",
+    "contrast",
+    "contrast dye",
+    "bees",
+    "bee stings",
+    "eggs",
+    "nuts",
+    "tree nuts",
+    "morphine",
+    "amoxicillin",
+    "aspirin",
+    "nsaids",
+    "ibuprofen",
+    "cephalosporins",
+    "erythromycin",
+    "tetracycline",
+    "adhesive",
+    "tape",
+    "dust",
+    "pollen",
+    "cats",
+    "dogs",
+    "gluten",
+    "milk",
+    "soy",
+    "fish",
+    "strawberries",
+    "wheat",
+    "sesame",
+    "mold",
+    "grass",
+    "ragweed",
+    "seasonal allergies",
+)
+_NKDA = re.compile(
+    r"\b(?:no known (?:drug |medication )?allergies|nkda|not allergic to (?:any|anything)|"
+    r"no (?:drug |medication )?allergies|don't have any allergies|do not have any allergies|"
+    r"no allergies to (?:any )?medications?)\b",
+    re.I,
+)
 
 
 @lru_cache(maxsize=1)
 def _allergen_pattern() -> re.Pattern[str]:
     names = list(_ALLERGENS) + [n for n in drug_lexicon()]
     body = _alternation(names).pattern
-    return re.compile(rf"\ballergic (?:reaction )?to (?:the |a |an |any )?({body})|({body})\s+allerg(?:y|ies)\b|"
-                      rf"\ballerg(?:y|ies) to (?:the |a |an )?({body})", re.I)
+    return re.compile(
+        rf"\ballergic (?:reaction )?to (?:the |a |an |any )?({body})|({body})\s+allerg(?:y|ies)\b|"
+        rf"\ballerg(?:y|ies) to (?:the |a |an )?({body})",
+        re.I,
+    )
 
 
 def find_allergies(text: str) -> list[Term]:

@@ -14,52 +14,116 @@ from scribe.clinical.drugs import drug_name_pattern
 from scribe.clinical.negation import is_negated
 
 # Names that are also lab analytes or minerals: only a medication when a dose or a verb says so.
-_AMBIGUOUS = {"testosterone", "progesterone", "estradiol", "magnesium", "zinc", "lithium", "potassium", "insulin",
-              "heparin", "iron", "nicotine", "biotin", "melatonin", "thyroid", "vitamin D", "vitamin C",
-              "vitamin B12", "vitamin D3", "glucagon", "epinephrine", "omega-3", "fish oil", "influenza vaccine",
-              "tetanus vaccine", "oral contraceptive"}
+_AMBIGUOUS = {
+    "testosterone",
+    "progesterone",
+    "estradiol",
+    "magnesium",
+    "zinc",
+    "lithium",
+    "potassium",
+    "insulin",
+    "heparin",
+    "iron",
+    "nicotine",
+    "biotin",
+    "melatonin",
+    "thyroid",
+    "vitamin D",
+    "vitamin C",
+    "vitamin B12",
+    "vitamin D3",
+    "glucagon",
+    "epinephrine",
+    "omega-3",
+    "fish oil",
+    "influenza vaccine",
+    "tetanus vaccine",
+    "oral contraceptive",
+}
 # The units a dose is said in (after `normalise`: "milligrams" is "mg"); also what marks a word as a unit.
 DOSE_UNITS = r"mg|mcg|g|grams?|units?|iu|ml|mL|%|puffs?|tablets?|pills?|capsules?|drops?|sprays?|patch(?:es)?"
 _DOSE = re.compile(rf"(\d+(?:\.\d+)?(?:\s*(?:to|-)\s*\d+(?:\.\d+)?)?)\s*({DOSE_UNITS})\b", re.I)
 _ROUTES = [
-    (r"\bby mouth\b|\borally\b|\boral\b|\bpo\b", "by mouth"), (r"\btopical(?:ly)?\b|\bcream\b|\bointment\b|"
-                                                             r"\bgel\b|\blotion\b", "topical"),
+    (r"\bby mouth\b|\borally\b|\boral\b|\bpo\b", "by mouth"),
+    (
+        r"\btopical(?:ly)?\b|\bcream\b|\bointment\b|"
+        r"\bgel\b|\blotion\b",
+        "topical",
+    ),
     (r"\binhal(?:ed|er|ation)\b|\bnebuli[sz]er\b|\bpuffs?\b", "inhaled"),
     (r"\bsubcutaneous(?:ly)?\b|\bsub-q\b|\bsubq\b", "subcutaneous"),
-    (r"\bintramuscular(?:ly)?\b|\bim injection\b", "intramuscular"), (r"\bintravenous(?:ly)?\b|\biv\b", "IV"),
+    (r"\bintramuscular(?:ly)?\b|\bim injection\b", "intramuscular"),
+    (r"\bintravenous(?:ly)?\b|\biv\b", "IV"),
     (r"\bnasal spray\b|\bintranasal\b|\bin (?:each|the) nostril\b", "intranasal"),
-    (r"\beye drops?\b|\bin (?:each|the) eye\b", "ophthalmic"), (r"\bpatch\b|\btransdermal\b", "transdermal"),
-    (r"\binjection\b|\bshot\b|\binject\b", "injection"), (r"\bsuppository\b|\brectal(?:ly)?\b", "rectal"),
+    (r"\beye drops?\b|\bin (?:each|the) eye\b", "ophthalmic"),
+    (r"\bpatch\b|\btransdermal\b", "transdermal"),
+    (r"\binjection\b|\bshot\b|\binject\b", "injection"),
+    (r"\bsuppository\b|\brectal(?:ly)?\b", "rectal"),
 ]
 _FREQUENCIES = [
     (r"\bfour times (?:a|per|each) day\b|\bfour times daily\b|\bqid\b", "four times daily"),
-    (r"\bthree times (?:a|per|each) day\b|\bthree times daily\b|\b3 times (?:a|per) day\b|\b3 times daily\b|\btid\b",
-     "three times daily"),
-    (r"\btwice (?:a|per|each) day\b|\btwice daily\b|\b(?:two|2) times (?:a|per|each) day\b|\b(?:two|2) times daily\b|"
-     r"\bbid\b|\bin the morning and (?:at night|in the evening)\b", "twice daily"),
+    (
+        r"\bthree times (?:a|per|each) day\b|\bthree times daily\b|\b3 times (?:a|per) day\b|\b3 times daily\b|\btid\b",
+        "three times daily",
+    ),
+    (
+        r"\btwice (?:a|per|each) day\b|\btwice daily\b|"
+        r"\b(?:two|2) times (?:a|per|each) day\b|\b(?:two|2) times daily\b|"
+        r"\bbid\b|\bin the morning and (?:at night|in the evening)\b",
+        "twice daily",
+    ),
     (r"\bevery (\d+) (?:to \d+ )?hours\b|\bq(\d+)h?\b", "every {0} hours"),
     (r"\bevery (?:other|second) day\b", "every other day"),
     (r"\bonce (?:a|per) week\b|\bweekly\b|\bevery week\b|\bonce weekly\b", "weekly"),
     (r"\bonce (?:a|per) month\b|\bmonthly\b|\bevery month\b", "monthly"),
     (r"\bevery morning\b|\beach morning\b|\bin the morning\b|\bqam\b", "every morning"),
-    (r"\bat night\b|\bat bedtime\b|\bnightly\b|\bbefore bed\b|\bqhs\b|\bin the evening\b|\bevery night\b",
-     "at bedtime"),
-    (r"\bonce (?:a|per) day\b|\bonce daily\b|\bdaily\b|\ba day\b|\bper day\b|\bevery day\b|\beach day\b|\bqd\b",
-     "daily"),
+    (
+        r"\bat night\b|\bat bedtime\b|\bnightly\b|\bbefore bed\b|\bqhs\b|\bin the evening\b|\bevery night\b",
+        "at bedtime",
+    ),
+    (
+        r"\bonce (?:a|per) day\b|\bonce daily\b|\bdaily\b|\ba day\b|\bper day\b|\bevery day\b|\beach day\b|\bqd\b",
+        "daily",
+    ),
 ]
 _AS_NEEDED = re.compile(r"\bas needed\b|\bprn\b|\bwhen needed\b|\bif needed\b|\bas necessary\b", re.I)
 _ACTIONS = [
-    ("stop", re.compile(r"\b(?:stop|stopped|stopping|discontinue|discontinued|discontinuing|hold|holding|come off|"
-                        r"came off|get off|got off|quit|taper off|no longer (?:take|taking|on))\b", re.I)),
-    ("increase", re.compile(r"\b(?:increase|increased|increasing|raise|bump (?:it |that |you )?up|go up|double|"
-                            r"up the dose|higher dose|titrate up|titrating up|uptitrate)\b", re.I)),
-    ("decrease", re.compile(r"\b(?:decrease|decreased|decreasing|reduce|reduced|lower|cut back|cut down|wean|"
-                            r"taper|half the dose|lower dose|titrate down|titrating down|downtitrate)\b", re.I)),
+    (
+        "stop",
+        re.compile(
+            r"\b(?:stop|stopped|stopping|discontinue|discontinued|discontinuing|hold|holding|come off|"
+            r"came off|get off|got off|quit|taper off|no longer (?:take|taking|on))\b",
+            re.I,
+        ),
+    ),
+    (
+        "increase",
+        re.compile(
+            r"\b(?:increase|increased|increasing|raise|bump (?:it |that |you )?up|go up|double|"
+            r"up the dose|higher dose|titrate up|titrating up|uptitrate)\b",
+            re.I,
+        ),
+    ),
+    (
+        "decrease",
+        re.compile(
+            r"\b(?:decrease|decreased|decreasing|reduce|reduced|lower|cut back|cut down|wean|"
+            r"taper|half the dose|lower dose|titrate down|titrating down|downtitrate)\b",
+            re.I,
+        ),
+    ),
     ("adjust", re.compile(r"\b(?:titrate|titrating|titration of|adjust|adjusting|readjust)\b", re.I)),
-    ("start", re.compile(r"\b(?:start|started|starting|prescribe|prescribed|prescribing|put you on|putting you on|"
-                         r"put her on|"
-                         r"put him on|begin|initiate|try you on|trial of|give you|giving you|send in|"
-                         r"sent in|new prescription|switch (?:you )?to|add)\b", re.I)),
+    (
+        "start",
+        re.compile(
+            r"\b(?:start|started|starting|prescribe|prescribed|prescribing|put you on|putting you on|"
+            r"put her on|"
+            r"put him on|begin|initiate|try you on|trial of|give you|giving you|send in|"
+            r"sent in|new prescription|switch (?:you )?to|add)\b",
+            re.I,
+        ),
+    ),
     ("continue", re.compile(r"\b(?:continue|continuing|keep (?:you )?on|stay on|remain on|refill|refilled)\b", re.I)),
     ("taking", re.compile(r"\b(?:take|takes|taking|took|on|using|use|uses|been on|i'm on)\b", re.I)),
 ]
@@ -71,8 +135,11 @@ ORDERS = (*CHANGE_ACTIONS, "continue")  # actions that are an order, not a menti
 
 
 _ALLERGEN_BEFORE = re.compile(r"\ballerg(?:ic|y|ies) (?:reaction )?to (?:the |a |an |any )?$")
-_FAR_DOSE = re.compile(r"^[^.;?!]{0,120}?\b(?:give you|take|of|at|dose)\s+(?:about\s+)?"
-                       r"(\d+(?:\.\d+)?\s*(?:mg|mcg|units?|iu))\b", re.I)
+_FAR_DOSE = re.compile(
+    r"^[^.;?!]{0,120}?\b(?:give you|take|of|at|dose)\s+(?:about\s+)?"
+    r"(\d+(?:\.\d+)?\s*(?:mg|mcg|units?|iu))\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -126,24 +193,25 @@ def find_medications(text: str) -> list[MedMention]:
     hits = list(pattern.finditer(text))
     mentions: list[MedMention] = []
     for i, hit in enumerate(hits):
-        before_hit = text[max(0, hit.start() - 30):hit.start()]
-        if _ALLERGEN_BEFORE.search(before_hit) or re.match(r"\s+allerg", text[hit.end():]):
+        before_hit = text[max(0, hit.start() - 30) : hit.start()]
+        if _ALLERGEN_BEFORE.search(before_hit) or re.match(r"\s+allerg", text[hit.end() :]):
             continue  # an allergen, not a medication
         name = re.sub(r"[\s-]+", " ", hit.group(0).lower())
         canonical = lexicon.get(name) or lexicon.get(name.replace(" ", "-")) or name
         limit = hits[i + 1].start() if i + 1 < len(hits) else len(text)
-        window = text[hit.end():min(limit, hit.end() + 70)]
+        window = text[hit.end() : min(limit, hit.end() + 70)]
         cut = re.search(r"[.;?!](?=\s|$)|\b(?:but|because|since|for (?:your|her|his|the)|and i|and we|which)\b", window)
         if cut:
-            window = window[:cut.start()]
+            window = window[: cut.start()]
         dose_match = _DOSE.search(window)
         if dose_match is None:  # "a low dose of prednisone ... i am going to give you 40 mg" (no other drug between)
-            far = _FAR_DOSE.search(text[hit.end():limit])
+            far = _FAR_DOSE.search(text[hit.end() : limit])
             dose_match = _DOSE.search(far.group(1)) if far else None
-        before = text[max(0, (hits[i - 1].end() if i else 0)):hit.start()]
+        before = text[max(0, (hits[i - 1].end() if i else 0)) : hit.start()]
         if dose_match is None:  # "20 milligrams of lasix"
-            lead = re.search(r"(\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?|iu|ml))\s+(?:of\s+)?(?:the\s+|your\s+)?$", before,
-                             re.I) or re.search(r"(?<![\d/])(\d+(?:\.\d+)?)\s+(?:of\s+)?(?:the\s+|your\s+)?$", before)
+            lead = re.search(
+                r"(\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?|iu|ml))\s+(?:of\s+)?(?:the\s+|your\s+)?$", before, re.I
+            ) or re.search(r"(?<![\d/])(\d+(?:\.\d+)?)\s+(?:of\s+)?(?:the\s+|your\s+)?$", before)
             dose = lead.group(1) if lead else None
         else:
             # "increase lisinopril from 20 to 40 mg" / "lisinopril to 40 mg": the dose after "to" is the new one
@@ -173,9 +241,18 @@ def _normalise_dose(dose: str) -> str:
 
 
 _DOSE_VALUE = re.compile(r"(\d+(?:\.\d+)?)\s*(mcg|mg|g|grams?|units?|iu|ml|%)(?![a-z])", re.I)
-_SCALE = {"mcg": (0.001, "mg"), "mg": (1.0, "mg"), "g": (1000.0, "mg"), "gram": (1000.0, "mg"),
-          "grams": (1000.0, "mg"), "unit": (1.0, "unit"), "units": (1.0, "unit"), "iu": (1.0, "unit"),
-          "ml": (1.0, "mL"), "%": (1.0, "%")}
+_SCALE = {
+    "mcg": (0.001, "mg"),
+    "mg": (1.0, "mg"),
+    "g": (1000.0, "mg"),
+    "gram": (1000.0, "mg"),
+    "grams": (1000.0, "mg"),
+    "unit": (1.0, "unit"),
+    "units": (1.0, "unit"),
+    "iu": (1.0, "unit"),
+    "ml": (1.0, "mL"),
+    "%": (1.0, "%"),
+}
 
 
 def strengths(text: str | None) -> list[tuple[str, tuple[float, str]]]:
@@ -196,8 +273,17 @@ def dose_quantity(text: str | None) -> tuple[float, str] | None:
 
 # Doses a day of each frequency label: "every 12 hours" and "twice daily" are the same schedule, and so are
 # "daily", "every morning" and "at bedtime" (once a day, a time-of-day preference).
-_PER_DAY = {"four times daily": 4, "three times daily": 3, "twice daily": 2, "every other day": 0.5, "weekly": 1 / 7,
-            "monthly": 1 / 30, "every morning": 1, "at bedtime": 1, "daily": 1}
+_PER_DAY = {
+    "four times daily": 4,
+    "three times daily": 3,
+    "twice daily": 2,
+    "every other day": 0.5,
+    "weekly": 1 / 7,
+    "monthly": 1 / 30,
+    "every morning": 1,
+    "at bedtime": 1,
+    "daily": 1,
+}
 
 
 def doses_per_day(label: str | None) -> float | None:

@@ -14,17 +14,29 @@ import re
 _PRE_TRIGGERS = re.compile(
     r"\b(?:no|nope|nah|not|denies|denied|deny|denying|without|never|none|nor|negative for|free of|absence of|"
     r"no longer|neither|nothing|nobody|n't|cannot|haven't|hasn't|hadn't|don't|doesn't|didn't|isn't|wasn't|"
-    r"aren't|weren't|rule out|ruled out)\b", re.I)
-_TERMINATORS = re.compile(r"\b(?:but|however|although|though|except|aside from|apart from|which|who|yet|"
-                          r"still|now|because|since|although|whereas|other than|besides)\b|[.;?!]", re.I)
-_POST_NEGATIONS = re.compile(r"\b(?:is|was|were|are|came back|has been|have been) (?:negative|normal|unremarkable|"
-                             r"ruled out|absent|resolved|gone)\b", re.I)
+    r"aren't|weren't|rule out|ruled out)\b",
+    re.I,
+)
+_TERMINATORS = re.compile(
+    r"\b(?:but|however|although|though|except|aside from|apart from|which|who|yet|"
+    r"still|now|because|since|although|whereas|other than|besides)\b|[.;?!]",
+    re.I,
+)
+_POST_NEGATIONS = re.compile(
+    r"\b(?:is|was|were|are|came back|has been|have been) (?:negative|normal|unremarkable|"
+    r"ruled out|absent|resolved|gone)\b",
+    re.I,
+)
 MAX_SCOPE_WORDS = 12
 # How a reply to a yes/no question opens.
-_YES = re.compile(r"^(?:yes|yeah|yep|yup|uh-huh|mm-hmm|correct|right|i do|i have|i am|i did|sometimes|a little|"
-                  r"definitely|absolutely|sure|i think so|probably|occasionally|a bit|once in a while|every now)\b")
-_NO = re.compile(r"^(?:no|nope|nah|not really|never|none|nothing|i do not|i have not|not that i|negative|"
-                 r"i did not|i am not|not at all|not since)\b")
+_YES = re.compile(
+    r"^(?:yes|yeah|yep|yup|uh-huh|mm-hmm|correct|right|i do|i have|i am|i did|sometimes|a little|"
+    r"definitely|absolutely|sure|i think so|probably|occasionally|a bit|once in a while|every now)\b"
+)
+_NO = re.compile(
+    r"^(?:no|nope|nah|not really|never|none|nothing|i do not|i have not|not that i|negative|"
+    r"i did not|i am not|not at all|not since)\b"
+)
 
 
 def negated_scopes(text: str) -> list[tuple[int, int]]:
@@ -35,7 +47,7 @@ def negated_scopes(text: str) -> list[tuple[int, int]]:
         stop = _TERMINATORS.search(text, trigger.end())
         if stop:
             end = stop.start()
-        words = list(re.finditer(r"\S+", text[trigger.end():end]))
+        words = list(re.finditer(r"\S+", text[trigger.end() : end]))
         if len(words) > MAX_SCOPE_WORDS:
             end = trigger.end() + words[MAX_SCOPE_WORDS - 1].end()
         scopes.append((trigger.start(), end))
@@ -47,7 +59,7 @@ def is_negated(text: str, start: int, end: int) -> bool:
     for a, b in negated_scopes(text):
         if a <= start and end <= b:
             return True
-    after = text[end:end + 40]
+    after = text[end : end + 40]
     return bool(_POST_NEGATIONS.match(after.lstrip(" ,")))
 
 

@@ -8,18 +8,38 @@ from __future__ import annotations
 
 import re
 
-_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-          "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-         "ninety": 90}
+_UNITS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 _SCALES = {"hundred": 100, "thousand": 1000}
 NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES)  # every word a spoken number is made of
 # Words after which a lone "one" is a quantity, not a pronoun.
-_COUNTED = re.compile(r"(?:mg|milligrams?|micrograms?|mcg|grams?|units?|tablets?|pills?|capsules?|puffs?|drops?|"
-                      r"times?|days?|weeks?|months?|years?|hours?|minutes?|seconds?|episodes?|percent|plus|out|"
-                      r"inch(?:es)?|centimeters?|cm|pounds?|lbs?|kilograms?|kg|liters?|cups?|drinks?|beers?|"
-                      r"glass(?:es)?|packs?|cigarettes?|more|dose|shot|injection|over|to|or|and|point|-)$")
+_COUNTED = re.compile(
+    r"(?:mg|milligrams?|micrograms?|mcg|grams?|units?|tablets?|pills?|capsules?|puffs?|drops?|"
+    r"times?|days?|weeks?|months?|years?|hours?|minutes?|seconds?|episodes?|percent|plus|out|"
+    r"inch(?:es)?|centimeters?|cm|pounds?|lbs?|kilograms?|kg|liters?|cups?|drinks?|beers?|"
+    r"glass(?:es)?|packs?|cigarettes?|more|dose|shot|injection|over|to|or|and|point|-)$"
+)
 _TOKEN = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*|\S")
 
 
@@ -64,9 +84,14 @@ def spoken_numbers_to_digits(text: str) -> str:
     i = 0
     while i < len(tokens):
         word = tokens[i][0].lower()
-        if word == "point" and i + 1 < len(tokens) and tokens[i + 1][0].lower() in _UNITS \
-                and _UNITS[tokens[i + 1][0].lower()] < 10 and (i == 0 or tokens[i - 1][0].lower() not in NUMBER_WORDS):
-            out.append(text[pos:tokens[i][1]])  # "point five centimeters" -> "0.5 centimeters"
+        if (
+            word == "point"
+            and i + 1 < len(tokens)
+            and tokens[i + 1][0].lower() in _UNITS
+            and _UNITS[tokens[i + 1][0].lower()] < 10
+            and (i == 0 or tokens[i - 1][0].lower() not in NUMBER_WORDS)
+        ):
+            out.append(text[pos : tokens[i][1]])  # "point five centimeters" -> "0.5 centimeters"
             out.append(f"0.{_UNITS[tokens[i + 1][0].lower()]}")
             pos = tokens[i + 1][2]
             i += 2
@@ -83,8 +108,13 @@ def spoken_numbers_to_digits(text: str) -> str:
             if all(p in NUMBER_WORDS for p in parts):
                 run += parts
                 j += 1
-            elif tokens[j][0].lower() == "and" and run and run[-1] in _SCALES and j + 1 < len(tokens) \
-                    and _split_hyphen(tokens[j + 1][0])[0] in NUMBER_WORDS:
+            elif (
+                tokens[j][0].lower() == "and"
+                and run
+                and run[-1] in _SCALES
+                and j + 1 < len(tokens)
+                and _split_hyphen(tokens[j + 1][0])[0] in NUMBER_WORDS
+            ):
                 j += 1
             else:
                 break
@@ -109,7 +139,7 @@ def spoken_numbers_to_digits(text: str) -> str:
             if not _COUNTED.match(following):
                 i = j
                 continue
-        out.append(text[pos:tokens[i][1]])
+        out.append(text[pos : tokens[i][1]])
         out.append(rendered)
         pos = end
         i = j

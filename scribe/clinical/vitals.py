@@ -13,20 +13,39 @@ _NUM = r"(\d{1,3}(?:\.\d)?)"
 # Up to eight words between the name and the value: "blood pressure looks pretty good today at 128/72".
 _GAP = r"(?:'s)?(?:\s+[a-z'%-]+){0,8}?\s*:?\s*"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("Blood pressure", re.compile(r"\b(?:blood pressure|bp|b\.p\.)" + _GAP + r"(\d{2,3})\s*(?:over|/)\s*(\d{2,3})\b",
-                                  re.I)),
-    ("Heart rate", re.compile(r"\b(?:heart rate|pulse(?: rate)?|hr)" + _GAP + _NUM +
-                              r"(?:\s*(?:beats per minute|bpm))?",
-                              re.I)),
+    (
+        "Blood pressure",
+        re.compile(r"\b(?:blood pressure|bp|b\.p\.)" + _GAP + r"(\d{2,3})\s*(?:over|/)\s*(\d{2,3})\b", re.I),
+    ),
+    (
+        "Heart rate",
+        re.compile(r"\b(?:heart rate|pulse(?: rate)?|hr)" + _GAP + _NUM + r"(?:\s*(?:beats per minute|bpm))?", re.I),
+    ),
     ("Respiratory rate", re.compile(r"\b(?:respiratory rate|respirations|resp rate|rr)" + _GAP + _NUM, re.I)),
-    ("Temperature", re.compile(r"\b(?:temperature|temp|fever of|febrile to)" + _GAP +
-                               r"(\d{2,3}(?:\.\d)?)\s*(?:degrees)?\s*"
-                               r"(fahrenheit|celsius|f|c)?\b", re.I)),
-    ("Oxygen saturation", re.compile(r"\b(?:oxygen saturation|o2 sat(?:uration)?|oxygen sat|sats?|spo2|pulse ox|"
-                                     r"oxygen level|oxygenation|pulse oximetry|saturating|satting)" + _GAP + _NUM +
-                                     r"\s*(?:%|percent)?", re.I)),
-    ("Weight", re.compile(r"\b(?:weight|weighs|weighing|weighed)" + _GAP + r"(\d{2,3}(?:\.\d)?)\s*"
-                          r"(pounds|lbs|lb|kilograms|kg|kilos)\b", re.I)),
+    (
+        "Temperature",
+        re.compile(
+            r"\b(?:temperature|temp|fever of|febrile to)" + _GAP + r"(\d{2,3}(?:\.\d)?)\s*(?:degrees)?\s*"
+            r"(fahrenheit|celsius|f|c)?\b",
+            re.I,
+        ),
+    ),
+    (
+        "Oxygen saturation",
+        re.compile(
+            r"\b(?:oxygen saturation|o2 sat(?:uration)?|oxygen sat|sats?|spo2|pulse ox|"
+            r"oxygen level|oxygenation|pulse oximetry|saturating|satting)" + _GAP + _NUM + r"\s*(?:%|percent)?",
+            re.I,
+        ),
+    ),
+    (
+        "Weight",
+        re.compile(
+            r"\b(?:weight|weighs|weighing|weighed)" + _GAP + r"(\d{2,3}(?:\.\d)?)\s*"
+            r"(pounds|lbs|lb|kilograms|kg|kilos)\b",
+            re.I,
+        ),
+    ),
 ]
 
 
@@ -76,8 +95,10 @@ def find_vitals(text: str) -> list[Vital]:
             numbers = [float(g) for g in m.groups() if g and re.fullmatch(r"\d+(?:\.\d)?", g)]
             if not numbers or not _plausible(name, numbers):
                 continue
-            if name == "Blood pressure" and any(v.name == name and v.start <= m.end() - 1 < v.end + 40 and
-                                                v.value == f"{m.group(1)}/{m.group(2)}" for v in found):
+            if name == "Blood pressure" and any(
+                v.name == name and v.start <= m.end() - 1 < v.end + 40 and v.value == f"{m.group(1)}/{m.group(2)}"
+                for v in found
+            ):
                 continue
             if name == "Blood pressure":
                 value, unit = f"{m.group(1)}/{m.group(2)}", "mmHg"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -30,9 +29,10 @@ def users_add(
     name: str = typer.Argument(..., help="Username (what the clinician types to sign in).", show_default=False),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
     no_password: bool = typer.Option(False, "--no-password", help="No local password: signs in through OIDC only."),
-    display_name: Optional[str] = typer.Option(None, "--display-name", help="Name shown in the app."),
-    admin: Optional[bool] = typer.Option(None, "--admin/--clinician",
-                                         help="Role [default: clinician for a new user, unchanged with --update]"),
+    display_name: str | None = typer.Option(None, "--display-name", help="Name shown in the app."),
+    admin: bool | None = typer.Option(
+        None, "--admin/--clinician", help="Role [default: clinician for a new user, unchanged with --update]"
+    ),
     update: bool = typer.Option(False, "--update", help="Change an existing user instead of refusing."),
 ) -> None:
     """Add a user (or change one with --update); the password never appears on the command line."""
@@ -81,11 +81,12 @@ def _set_active(kind: str, identifier: str, active: bool) -> None:
 @clients_app.command("add")
 def clients_add(
     name: str = typer.Argument(..., help="What the client is (e.g. the EHR's name).", show_default=False),
-    jwks: Path = typer.Option(..., "--jwks", help="JSON Web Key Set file with the client's public keys.",
-                              show_default=False),
-    scope: Optional[list[str]] = typer.Option(None, "--scope",
-                                              help="Scope it may be granted (repeatable) [default: "
-                                                   "system/DocumentReference.rs]"),
+    jwks: Path = typer.Option(
+        ..., "--jwks", help="JSON Web Key Set file with the client's public keys.", show_default=False
+    ),
+    scope: list[str] | None = typer.Option(
+        None, "--scope", help="Scope it may be granted (repeatable) [default: system/DocumentReference.rs]"
+    ),
 ) -> None:
     """Register a SMART Backend Services client; prints only its client_id."""
     from scribe.auth.smart import register_client

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -22,9 +22,16 @@ from scribe.config import load_settings
 from scribe.errors import ScribeError
 
 DATA_DIR_OPTION = inspect.Parameter(
-    "data_dir", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-    default=typer.Option(None, "--data-dir", show_default=False,
-                         help="Overrides SCRIBE_DATA_DIR: the database, signing key, models and audio."))
+    "data_dir",
+    inspect.Parameter.KEYWORD_ONLY,
+    annotation=Path | None,
+    default=typer.Option(
+        None,
+        "--data-dir",
+        show_default=False,
+        help="Overrides SCRIBE_DATA_DIR: the database, signing key, models and audio.",
+    ),
+)
 
 
 @contextmanager
@@ -45,7 +52,7 @@ def data_dir_override(data_dir: Path | None) -> Iterator[None]:
 
 
 def with_data_dir(command: Callable[..., Any]) -> Callable[..., Any]:
-    """`command` with the --data-dir option, so a server, the tokens and the accounts made for it share one directory."""
+    """`command` with the --data-dir option: a server, its tokens and its accounts share one directory."""
     signature = inspect.signature(command, eval_str=True)
 
     @functools.wraps(command)
@@ -54,8 +61,9 @@ def with_data_dir(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
 
     in_data_dir.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), DATA_DIR_OPTION])
-    in_data_dir.__annotations__ = {**command.__annotations__, "data_dir": Optional[Path]}
+        parameters=[*signature.parameters.values(), DATA_DIR_OPTION]
+    )
+    in_data_dir.__annotations__ = {**command.__annotations__, "data_dir": Path | None}
     return in_data_dir
 
 
@@ -79,7 +87,9 @@ app = CommandGroup(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_app = CommandGroup(help="Model weights: list what is here, pull on purpose, verify checksums.", no_args_is_help=True)
+models_app = CommandGroup(
+    help="Model weights: list what is here, pull on purpose, verify checksums.", no_args_is_help=True
+)
 bench_app = CommandGroup(help="Benchmarks that print measured figures.", no_args_is_help=True)
 db_app = CommandGroup(help="Database schema, backup and restore.", no_args_is_help=True)
 token_app = CommandGroup(help="Access tokens for clinicians and integrations.", no_args_is_help=True)

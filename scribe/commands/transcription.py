@@ -5,17 +5,24 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from scribe.commands.base import (PROGRESS_MIN_SECONDS, AsrChoice, FormatChoice, ModeChoice, NoteEngineChoice,
-                                  UsageError, app, err)
+from scribe.commands.base import (
+    PROGRESS_MIN_SECONDS,
+    AsrChoice,
+    FormatChoice,
+    ModeChoice,
+    NoteEngineChoice,
+    UsageError,
+    app,
+    err,
+)
 from scribe.config import load_settings
 from scribe.errors import BadInputError
 
 
-def _output_paths(files: list[Path], output: Optional[Path], fmt: str) -> list[Optional[Path]]:
+def _output_paths(files: list[Path], output: Path | None, fmt: str) -> list[Path | None]:
     """Where each input's result goes: stdout (None), the named file, or DIR/<stem>.<fmt>."""
     if output is None:
         return [None] * len(files)
@@ -29,14 +36,19 @@ def _output_paths(files: list[Path], output: Optional[Path], fmt: str) -> list[O
 
 @app.command()
 def transcribe(
-    files: list[Path] = typer.Argument(..., help="Audio files (WAV, FLAC, OGG/Opus, MP3, WebM, M4A).", show_default=False),
-    mode: ModeChoice = typer.Option("encounter", "--mode",
-                                    help="dictation: one clinician dictating; encounter: a conversation."),
-    engine: Optional[AsrChoice] = typer.Option(None, "--engine", help="ASR engine [default: SCRIBE_ASR_ENGINE or auto]"),
-    model: Optional[str] = typer.Option(None, "--model", help="Model directory or name for the engine."),
-    records: Optional[Path] = typer.Option(None, "--records", help="FHIR R4 Bundle of prior records (biases recognition)."),
+    files: list[Path] = typer.Argument(
+        ..., help="Audio files (WAV, FLAC, OGG/Opus, MP3, WebM, M4A).", show_default=False
+    ),
+    mode: ModeChoice = typer.Option(
+        "encounter", "--mode", help="dictation: one clinician dictating; encounter: a conversation."
+    ),
+    engine: AsrChoice | None = typer.Option(None, "--engine", help="ASR engine [default: SCRIBE_ASR_ENGINE or auto]"),
+    model: str | None = typer.Option(None, "--model", help="Model directory or name for the engine."),
+    records: Path | None = typer.Option(
+        None, "--records", help="FHIR R4 Bundle of prior records (biases recognition)."
+    ),
     fmt: FormatChoice = typer.Option("txt", "--format", "-f"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file, or directory for several inputs."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output file, or directory for several inputs."),
 ) -> None:
     """Transcribe recorded audio offline."""
     from scribe.asr import choose_engine, load_engine
@@ -61,7 +73,7 @@ def transcribe(
     asr = load_engine(choice, settings)
     err(f"ASR engine: {asr.name} ({choice.reason}); model: {asr.model}")
     failures = 0
-    for path, destination in zip(files, destinations):
+    for path, destination in zip(files, destinations, strict=True):
         try:
             audio = decode_audio(path, limits)
             transcript = _transcribe_with_progress(asr, audio, context, label=path.name)
@@ -89,8 +101,12 @@ def _transcribe_with_progress(asr, audio, context, label: str):
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=duration)
         transcript = asr.transcribe(audio, context=context, progress=lambda done: bar.update(task, completed=done))
@@ -109,17 +125,22 @@ TRANSCRIPT_SUFFIXES = {".json", ".txt", ".text"}
 
 @app.command()
 def note(
-    source: Path = typer.Argument(..., help="Audio (transcribed first), a Transcript JSON, or a text transcript "
-                                            "(one turn a line, optional [doctor]/[patient] labels).", show_default=False),
-    records: Optional[Path] = typer.Option(None, "--records", help="FHIR R4 Bundle of prior records."),
+    source: Path = typer.Argument(
+        ...,
+        help="Audio (transcribed first), a Transcript JSON, or a text transcript "
+        "(one turn a line, optional [doctor]/[patient] labels).",
+        show_default=False,
+    ),
+    records: Path | None = typer.Option(None, "--records", help="FHIR R4 Bundle of prior records."),
     images: list[Path] = typer.Option([], "--image", help="PNG, JPEG or DICOM image to attach (repeatable)."),
-    engine: Optional[NoteEngineChoice] = typer.Option(None, "--engine",
-                                                      help="Note engine [default: SCRIBE_NOTE_ENGINE or auto]"),
-    asr_engine: Optional[AsrChoice] = typer.Option(None, "--asr-engine", help="ASR engine when SOURCE is audio."),
+    engine: NoteEngineChoice | None = typer.Option(
+        None, "--engine", help="Note engine [default: SCRIBE_NOTE_ENGINE or auto]"
+    ),
+    asr_engine: AsrChoice | None = typer.Option(None, "--asr-engine", help="ASR engine when SOURCE is audio."),
     mode: ModeChoice = typer.Option("encounter", "--mode", help="For audio: dictation or encounter (conversation)."),
     template: str = typer.Option("progress_note", "--template", help="Note type / template."),
     fmt: NoteFormatChoice = typer.Option("json", "--format", "-f"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file [default: stdout]."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output file [default: stdout]."),
 ) -> None:
     """Draft a SOAP note in which every statement links to its evidence."""
     from scribe.notes.attachments import load_attachment
@@ -147,8 +168,9 @@ def note(
         transcript = _transcribe_with_progress(asr, audio, context, label=source.name)
     note_choice = choose_note_engine(engine.value if engine else None, settings)
     err(f"note engine: {note_choice.name} ({note_choice.reason})")
-    drafted = draft_note(NoteInput(transcript, context, attachments), settings, engine=note_choice.name,
-                         template=template)
+    drafted = draft_note(
+        NoteInput(transcript, context, attachments), settings, engine=note_choice.name, template=template
+    )
     unsupported = sum(s.support == "unsupported" for s in drafted.statements())
     conflicting = sum(s.support == "conflict" for s in drafted.statements())
     if unsupported:

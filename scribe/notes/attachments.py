@@ -45,7 +45,7 @@ _DICOM_MAGIC_OFFSET = 128
 
 
 def _is_dicom(raw: bytes) -> bool:
-    return raw[_DICOM_MAGIC_OFFSET:_DICOM_MAGIC_OFFSET + 4] == b"DICM"
+    return raw[_DICOM_MAGIC_OFFSET : _DICOM_MAGIC_OFFSET + 4] == b"DICM"
 
 
 def load_attachment(source: Path | bytes, attachment_id: str, filename: str | None = None) -> Attachment:
@@ -90,8 +90,15 @@ def _from_picture(raw: bytes, attachment_id: str, filename: str) -> Attachment:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise BadInputError(f"{filename}: not a readable PNG, JPEG or DICOM image") from None
     media = "image/png" if kind == "PNG" else "image/jpeg"
-    return Attachment(id=attachment_id, filename=filename, media_type=media, data=raw, width=width, height=height,
-                      source_format=kind.lower())
+    return Attachment(
+        id=attachment_id,
+        filename=filename,
+        media_type=media,
+        data=raw,
+        width=width,
+        height=height,
+        source_format=kind.lower(),
+    )
 
 
 def _window(pixels: np.ndarray, dataset: object) -> np.ndarray:
@@ -138,8 +145,16 @@ def _from_dicom(raw: bytes, attachment_id: str, filename: str) -> Attachment:
     study_date = str(getattr(dataset, "StudyDate", "") or "")
     iso_date = f"{study_date[:4]}-{study_date[4:6]}-{study_date[6:8]}" if len(study_date) == 8 else None
     description = str(getattr(dataset, "StudyDescription", "") or getattr(dataset, "SeriesDescription", "") or "")
-    return Attachment(id=attachment_id, filename=filename, media_type="image/png", data=buffer.getvalue(),
-                      width=picture.width, height=picture.height, source_format="dicom",
-                      modality=str(getattr(dataset, "Modality", "") or "") or None,
-                      body_part=str(getattr(dataset, "BodyPartExamined", "") or "") or None,
-                      study_date=iso_date, description=description or None)
+    return Attachment(
+        id=attachment_id,
+        filename=filename,
+        media_type="image/png",
+        data=buffer.getvalue(),
+        width=picture.width,
+        height=picture.height,
+        source_format="dicom",
+        modality=str(getattr(dataset, "Modality", "") or "") or None,
+        body_part=str(getattr(dataset, "BodyPartExamined", "") or "") or None,
+        study_date=iso_date,
+        description=description or None,
+    )

@@ -40,11 +40,15 @@ def _quantity_word(token: str) -> bool:
     return bool(word) and bool(_UNIT.fullmatch(normalise(word).strip(".")))
 
 
-def low_confidence_words(segment: Segment, start_char: int, end_char: int,
-                         threshold: float = LOW_CONFIDENCE) -> list[LowConfidenceWord]:
+def low_confidence_words(
+    segment: Segment, start_char: int, end_char: int, threshold: float = LOW_CONFIDENCE
+) -> list[LowConfidenceWord]:
     """Critical words within characters start_char:end_char of a segment recognised below `threshold`."""
-    unsure = [(w, a, b) for w, a, b in word_spans(segment)
-              if w.probability is not None and w.probability < threshold and a < end_char and b > start_char]
+    unsure = [
+        (w, a, b)
+        for w, a, b in word_spans(segment)
+        if w.probability is not None and w.probability < threshold and a < end_char and b > start_char
+    ]
     if not unsure:
         return []
     ranges = _critical_ranges(segment.text)
@@ -52,6 +56,9 @@ def low_confidence_words(segment: Segment, start_char: int, end_char: int,
     for word, a, b in unsure:
         if _quantity_word(segment.text[a:b]) or any(x < b and a < y for x, y in ranges):
             probability = round(max(0.0, float(word.probability)), 3)
-            out.append(LowConfidenceWord(text=segment.text[a:b], probability=probability, segment_id=segment.id,
-                                         start_char=a, end_char=b))
+            out.append(
+                LowConfidenceWord(
+                    text=segment.text[a:b], probability=probability, segment_id=segment.id, start_char=a, end_char=b
+                )
+            )
     return out

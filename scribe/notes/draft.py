@@ -12,8 +12,9 @@ from scribe.notes.schema import SOAPNote
 from scribe.telemetry import telemetry
 
 
-def draft_note(note_input: NoteInput, settings: Settings, *, engine: str | None = None,
-               template: str = "progress_note") -> SOAPNote:
+def draft_note(
+    note_input: NoteInput, settings: Settings, *, engine: str | None = None, template: str = "progress_note"
+) -> SOAPNote:
     """Draft with the chosen engine, then let the grounding check set every statement's `support`.
 
     Whatever the engine claims, a statement whose evidence does not back it (numbers, drug

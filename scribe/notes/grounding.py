@@ -24,15 +24,58 @@ from scribe.notes.confidence import low_confidence_words
 from scribe.notes.inputs import NoteInput
 from scribe.notes.prompt import record_facts
 from scribe.notes.reconcile import record_conflicts
-from scribe.notes.schema import AttachmentEvidence, Evidence, LowConfidenceWord, RecordEvidence, SegmentEvidence, \
-    SOAPNote, Statement
+from scribe.notes.schema import (
+    AttachmentEvidence,
+    Evidence,
+    LowConfidenceWord,
+    RecordEvidence,
+    SegmentEvidence,
+    SOAPNote,
+    Statement,
+)
 from scribe.transcript import Segment
 
 _NUMBER = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?(?![\d])")
 _CONTENT_WORD = re.compile(r"[a-z][a-z'-]{3,}")
-_STOP = {"that", "this", "with", "from", "have", "has", "been", "were", "they", "their", "them", "there", "then",
-         "than", "what", "when", "will", "would", "about", "also", "some", "your", "yours", "patient", "reports",
-         "denies", "states", "notes", "does", "into", "very", "just", "like", "know", "okay", "over", "after"}
+_STOP = {
+    "that",
+    "this",
+    "with",
+    "from",
+    "have",
+    "has",
+    "been",
+    "were",
+    "they",
+    "their",
+    "them",
+    "there",
+    "then",
+    "than",
+    "what",
+    "when",
+    "will",
+    "would",
+    "about",
+    "also",
+    "some",
+    "your",
+    "yours",
+    "patient",
+    "reports",
+    "denies",
+    "states",
+    "notes",
+    "does",
+    "into",
+    "very",
+    "just",
+    "like",
+    "know",
+    "okay",
+    "over",
+    "after",
+}
 
 
 @dataclass(frozen=True)
@@ -137,7 +180,7 @@ class Grounder:
         parts = []
         for e in evidence:
             if isinstance(e, SegmentEvidence):
-                parts.append(self.segments[e.segment_id].text[e.start_char:e.end_char])
+                parts.append(self.segments[e.segment_id].text[e.start_char : e.end_char])
             elif isinstance(e, RecordEvidence):
                 parts.append(self.records[e.record])
             else:
@@ -199,8 +242,11 @@ class Grounder:
         found: list[LowConfidenceWord] = []
         for e in evidence:
             if isinstance(e, SegmentEvidence):
-                found += [w for w in low_confidence_words(self.segments[e.segment_id], e.start_char, e.end_char)
-                          if w not in found]
+                found += [
+                    w
+                    for w in low_confidence_words(self.segments[e.segment_id], e.start_char, e.end_char)
+                    if w not in found
+                ]
         return found
 
     def ground(self, statement: Statement, section: str | None = None) -> None:
@@ -208,22 +254,27 @@ class Grounder:
         engine_said = statement.support
         statement.evidence = self._valid(statement)
         verdict = self.judge(statement)
-        if verdict.support == "supported" and engine_said == "review" and \
-                any(isinstance(e, AttachmentEvidence) for e in statement.evidence):
+        if (
+            verdict.support == "supported"
+            and engine_said == "review"
+            and any(isinstance(e, AttachmentEvidence) for e in statement.evidence)
+        ):
             verdict = Verdict("review", "describes an image: confirm against the image")
         spoken = [e for e in statement.evidence if isinstance(e, SegmentEvidence)]
-        conflicts = record_conflicts(statement, self._pieces(spoken), self.context,
-                                     orders=section in ("plan", "medications"))
+        conflicts = record_conflicts(
+            statement, self._pieces(spoken), self.context, orders=section in ("plan", "medications")
+        )
         if conflicts and verdict.support != "unsupported":
-            verdict = Verdict("conflict", "; ".join(f"{c.field}: said {c.said}, records {c.records}"
-                                                    for c in conflicts))
+            verdict = Verdict(
+                "conflict", "; ".join(f"{c.field}: said {c.said}, records {c.records}" for c in conflicts)
+            )
         statement.support = verdict.support  # type: ignore[assignment]
         statement.conflicts = conflicts or None
         statement.low_confidence = self.low_confidence(statement.evidence) or None
         if verdict.reason and verdict.support != "supported":
-            setattr(statement, "reason", verdict.reason)
+            statement.reason = verdict.reason
         elif getattr(statement, "reason", None) is not None:
-            setattr(statement, "reason", None)
+            statement.reason = None
 
 
 def ground_note(note: SOAPNote, note_input: NoteInput) -> SOAPNote:

@@ -17,8 +17,21 @@ from scribe.records import PatientContext
 from scribe.transcript import Segment, Transcript
 
 _SPEAKER = re.compile(r"^\s*\[([A-Za-z_ -]{1,32})\]\s*:?\s*|^\s*([A-Za-z]{2,20})\s*:\s+")
-_SPEAKER_NAMES = {"doctor", "patient", "clinician", "nurse", "provider", "physician", "guest",
-                  "doctor_guest", "patient_guest", "family", "caregiver", "interpreter", "speaker"}
+_SPEAKER_NAMES = {
+    "doctor",
+    "patient",
+    "clinician",
+    "nurse",
+    "provider",
+    "physician",
+    "guest",
+    "doctor_guest",
+    "patient_guest",
+    "family",
+    "caregiver",
+    "interpreter",
+    "speaker",
+}
 
 
 @dataclass
@@ -43,13 +56,20 @@ def transcript_from_text(text: str) -> Transcript:
         if match:
             label = (match.group(1) or match.group(2)).strip().lower().replace(" ", "_")
             if match.group(1) or label in _SPEAKER_NAMES:
-                speaker, line = label, line[match.end():].strip()
+                speaker, line = label, line[match.end() :].strip()
         if line:
             segments.append(Segment(id=len(segments), start=0.0, end=0.0, text=line, speaker=speaker))
     if not segments:
         raise BadInputError("the transcript is empty")
-    return Transcript(text="\n".join(s.text for s in segments), language="en", engine="text", model="",
-                      duration_s=0.0, processing_s=0.0, segments=segments)
+    return Transcript(
+        text="\n".join(s.text for s in segments),
+        language="en",
+        engine="text",
+        model="",
+        duration_s=0.0,
+        processing_s=0.0,
+        segments=segments,
+    )
 
 
 def load_transcript_file(path: Path) -> Transcript:

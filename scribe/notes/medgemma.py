@@ -85,8 +85,17 @@ def _hf_messages(messages: list[dict[str, Any]], attachments: dict[str, Any]) ->
 class MedGemmaEngine:
     name = "medgemma"
 
-    def __init__(self, model: Any, processor: Any, tokenizer: Any, model_name: str, *, multimodal: bool,
-                 max_new_tokens: int = MAX_NEW_TOKENS, schema: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        tokenizer: Any,
+        model_name: str,
+        *,
+        multimodal: bool,
+        max_new_tokens: int = MAX_NEW_TOKENS,
+        schema: dict[str, Any] | None = None,
+    ) -> None:
         """`schema` narrows `llm_note_schema()`'s bounds (fewer, shorter statements) for small budgets."""
         import xgrammar as xgr
 
@@ -99,12 +108,19 @@ class MedGemmaEngine:
         config = model.config
         vocab_size = getattr(getattr(config, "text_config", None), "vocab_size", None) or config.vocab_size
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
-        self._grammar = xgr.GrammarCompiler(info).compile_json_schema(json.dumps(schema or llm_note_schema()),
-                                                                       any_whitespace=False)
+        self._grammar = xgr.GrammarCompiler(info).compile_json_schema(
+            json.dumps(schema or llm_note_schema()), any_whitespace=False
+        )
 
     @classmethod
-    def load(cls, source: str | None, settings: Settings, *, max_new_tokens: int = MAX_NEW_TOKENS,
-             schema: dict[str, Any] | None = None) -> MedGemmaEngine:
+    def load(
+        cls,
+        source: str | None,
+        settings: Settings,
+        *,
+        max_new_tokens: int = MAX_NEW_TOKENS,
+        schema: dict[str, Any] | None = None,
+    ) -> MedGemmaEngine:
         path, why = locate_medgemma(source, settings)
         if path is None:
             raise EngineUnavailableError(f"MedGemma weights not found: {why}")
@@ -129,19 +145,32 @@ class MedGemmaEngine:
         except (OSError, ValueError) as exc:
             raise EngineUnavailableError(f"cannot load MedGemma from {path}: {str(exc).splitlines()[0]}") from None
         model.to("cuda" if cuda else "cpu").eval()
-        return cls(model, processor, tokenizer, str(source or settings.medgemma_model or DEFAULT_MODEL),
-                   multimodal=multimodal, max_new_tokens=max_new_tokens, schema=schema)
+        return cls(
+            model,
+            processor,
+            tokenizer,
+            str(source or settings.medgemma_model or DEFAULT_MODEL),
+            multimodal=multimodal,
+            max_new_tokens=max_new_tokens,
+            schema=schema,
+        )
 
     def _inputs(self, note_input: NoteInput, template: str) -> Any:
         images = self.multimodal and bool(note_input.attachments)
         messages = build_messages(note_input, template=template, image_parts=images)
         attachments = {a.id: a for a in note_input.attachments}
         if self.multimodal:
-            return self._processor.apply_chat_template(_hf_messages(messages, attachments), add_generation_prompt=True,
-                                                       tokenize=True, return_dict=True, return_tensors="pt")
+            return self._processor.apply_chat_template(
+                _hf_messages(messages, attachments),
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
+                return_tensors="pt",
+            )
         flat = [{"role": m["role"], "content": m["content"]} for m in messages]
-        return self._tokenizer.apply_chat_template(flat, add_generation_prompt=True, tokenize=True,
-                                                   return_dict=True, return_tensors="pt")
+        return self._tokenizer.apply_chat_template(
+            flat, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+        )
 
     def draft(self, note_input: NoteInput, *, template: str = "progress_note") -> SOAPNote:
         import torch
@@ -150,14 +179,16 @@ class MedGemmaEngine:
         inputs = self._inputs(note_input, template).to(self._model.device)
         processor = xgr.contrib.hf.LogitsProcessor(self._grammar)
         with torch.inference_mode():
-            output = self._model.generate(**inputs, logits_processor=[processor], max_new_tokens=self.max_new_tokens,
-                                          do_sample=False)
-        generated = output[0][inputs["input_ids"].shape[-1]:]
+            output = self._model.generate(
+                **inputs, logits_processor=[processor], max_new_tokens=self.max_new_tokens, do_sample=False
+            )
+        generated = output[0][inputs["input_ids"].shape[-1] :]
         text = self._tokenizer.decode(generated, skip_special_tokens=True)
         try:
             data = json.loads(text)
         except ValueError:
             raise EngineUnavailableError(
                 f"MedGemma stopped before the note was complete ({len(generated)} tokens; "
-                f"max_new_tokens={self.max_new_tokens})") from None
+                f"max_new_tokens={self.max_new_tokens})"
+            ) from None
         return note_from_llm(data, NoteMetadata(engine=self.name, model=self.model))

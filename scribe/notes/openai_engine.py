@@ -31,8 +31,18 @@ class InvalidNoteError(ScribeError):
 class OpenAIEngine:
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, *, timeout_s: float = 300.0,
-                 attempts: int = 3, backoff_s: float = 1.0, max_tokens: int = 4096, images: bool = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 300.0,
+        attempts: int = 3,
+        backoff_s: float = 1.0,
+        max_tokens: int = 4096,
+        images: bool = True,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
@@ -55,8 +65,10 @@ class OpenAIEngine:
             "messages": build_messages(note_input, template=template, image_parts=self.images),
             "temperature": 0,
             "max_tokens": self.max_tokens,
-            "response_format": {"type": "json_schema",
-                                "json_schema": {"name": "soap_note", "schema": llm_note_schema(), "strict": True}},
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "soap_note", "schema": llm_note_schema(), "strict": True},
+            },
         }
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +81,9 @@ class OpenAIEngine:
             try:
                 response = httpx.post(url, json=body, headers=headers, timeout=self.timeout_s)
             except httpx.TimeoutException:
-                raise EngineUnavailableError(f"LLM server {self.base_url} did not answer within "
-                                             f"{self.timeout_s:g} s") from None
+                raise EngineUnavailableError(
+                    f"LLM server {self.base_url} did not answer within {self.timeout_s:g} s"
+                ) from None
             except httpx.HTTPError as exc:
                 problem = f"cannot reach LLM server {self.base_url}: {type(exc).__name__}"
                 continue
@@ -78,8 +91,9 @@ class OpenAIEngine:
                 problem = f"LLM server {self.base_url} answered HTTP {response.status_code}"
                 continue
             if response.status_code != 200:
-                raise EngineUnavailableError(f"LLM server {self.base_url} refused the request: "
-                                             f"HTTP {response.status_code} {response.text[:200]}")
+                raise EngineUnavailableError(
+                    f"LLM server {self.base_url} refused the request: HTTP {response.status_code} {response.text[:200]}"
+                )
             try:
                 return response.json()
             except ValueError:

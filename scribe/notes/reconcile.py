@@ -13,8 +13,17 @@ from __future__ import annotations
 import re
 
 from scribe.clinical.drugs import canonical_drug, class_members
-from scribe.clinical.medications import CHANGE_ACTIONS, DOSE_CHANGES, MedMention, dose_quantity, doses_per_day, \
-    drug_display, find_medications, frequency_of, strengths
+from scribe.clinical.medications import (
+    CHANGE_ACTIONS,
+    DOSE_CHANGES,
+    MedMention,
+    dose_quantity,
+    doses_per_day,
+    drug_display,
+    find_medications,
+    frequency_of,
+    strengths,
+)
 from scribe.clinical.normalise import normalise
 from scribe.notes.schema import RecordConflict, RecordEvidence, Statement
 from scribe.records import Allergy, Medication, PatientContext, Problem
@@ -56,15 +65,20 @@ def change_for(action: str | None, dose: str | None, record: Medication | None, 
 
 def unmentioned_medications(context: PatientContext | None, mentioned: set[str]) -> list[Statement]:
     out = []
-    for med in (context.medications if context else []):
+    for med in context.medications if context else []:
         names = {canonical_drug(part) for part in med.name.split(" / ")}
         if names & mentioned or med.status in INACTIVE_MEDICATION:
             continue
         text = med.display or med.name
         if med.dosage:
             text = f"{text}, {med.dosage}"
-        out.append(Statement(text=f"{text[0].upper()}{text[1:]} (on record, not discussed).", support="from_records",
-                             evidence=[RecordEvidence(record=med.resource_id)]))
+        out.append(
+            Statement(
+                text=f"{text[0].upper()}{text[1:]} (on record, not discussed).",
+                support="from_records",
+                evidence=[RecordEvidence(record=med.resource_id)],
+            )
+        )
     return out
 
 
@@ -79,14 +93,19 @@ def allergy_discussed(allergy: Allergy, substances: list[str]) -> bool:
 
 def unmentioned_allergies(context: PatientContext | None, substances: list[str]) -> list[Statement]:
     out = []
-    for allergy in (context.allergies if context else []):
+    for allergy in context.allergies if context else []:
         if allergy.status in INACTIVE_ALLERGY or allergy_discussed(allergy, substances):
             continue
         text = f"Allergy to {allergy.substance}"
         if allergy.reaction:
             text += f" ({allergy.reaction})"
-        out.append(Statement(text=text + " (on record).", support="from_records",
-                             evidence=[RecordEvidence(record=allergy.resource_id)]))
+        out.append(
+            Statement(
+                text=text + " (on record).",
+                support="from_records",
+                evidence=[RecordEvidence(record=allergy.resource_id)],
+            )
+        )
     return out
 
 
@@ -94,7 +113,7 @@ def problem_record(code: str, display: str, context: PatientContext | None) -> P
     """The recorded problem a spoken one matches: the same or a more specific code, the same ICD-10 category
     with a word in common ("Type 2 diabetes mellitus" E11.9 ~ "... with hyperglycemia" E11.65), or the same words."""
     said = _words(display) - {"disorder", "disease", "syndrome", "unspecified"}
-    for problem in (context.problems if context else []):
+    for problem in context.problems if context else []:
         recorded = problem.code.replace(".", "") if problem.code else ""
         spoken = code.replace(".", "")
         if spoken and recorded and (recorded.startswith(spoken) or spoken.startswith(recorded)):
@@ -108,12 +127,18 @@ def problem_record(code: str, display: str, context: PatientContext | None) -> P
 
 def unmentioned_problems(context: PatientContext | None, discussed: set[str]) -> list[Statement]:
     out = []
-    for problem in (context.problems if context else []):
+    for problem in context.problems if context else []:
         if problem.resource_id in discussed or problem.status in ("resolved", "inactive", "remission"):
             continue
         icd = problem.code if problem.system and "icd" in problem.system.lower() else None
-        out.append(Statement(text=f"{problem.name} (on record, not discussed).", support="from_records",
-                             evidence=[RecordEvidence(record=problem.resource_id)], icd10=icd))
+        out.append(
+            Statement(
+                text=f"{problem.name} (on record, not discussed).",
+                support="from_records",
+                evidence=[RecordEvidence(record=problem.resource_id)],
+                icd10=icd,
+            )
+        )
     return out
 
 
@@ -139,7 +164,7 @@ def _recorded_frequency(med: Medication) -> str | None:
 def allergy_to(canonical: str, context: PatientContext | None) -> Allergy | None:
     """The active recorded allergy a drug falls under: the same drug, an ingredient of it, or its class."""
     parts = {canonical, *canonical.split("-")}
-    for allergy in (context.allergies if context else []):
+    for allergy in context.allergies if context else []:
         if allergy.status in INACTIVE_ALLERGY:
             continue
         allergen = canonical_drug(allergy.substance)
@@ -153,12 +178,16 @@ def _declares_change(mention: MedMention, statement: Statement, evidence: list[s
     """Said as a change (start, increase, decrease, stop; or reconciled as one): a new value, not a mishearing."""
     if statement.change in ("new", "stopped", "changed") or mention.action in CHANGE_ACTIONS:
         return True
-    return any(m.action in CHANGE_ACTIONS and canonical_drug(m.canonical) == canonical_drug(mention.canonical)
-               for piece in evidence for m in find_medications(piece))
+    return any(
+        m.action in CHANGE_ACTIONS and canonical_drug(m.canonical) == canonical_drug(mention.canonical)
+        for piece in evidence
+        for m in find_medications(piece)
+    )
 
 
-def record_conflicts(statement: Statement, evidence: list[str], context: PatientContext | None, *,
-                     orders: bool) -> list[RecordConflict]:
+def record_conflicts(
+    statement: Statement, evidence: list[str], context: PatientContext | None, *, orders: bool
+) -> list[RecordConflict]:
     """Where a statement's drugs disagree with the patient's records: dose or frequency other than the active
     record's (unless a change is declared), a cited medication record of another drug, and, when the statement
     is an order or medication list entry (`orders`), a drug the patient is recorded as allergic to.
@@ -190,8 +219,14 @@ def _allergy_conflict(mention: MedMention, key: str, context: PatientContext) ->
     if allergy is None:
         return []
     recorded = f"allergy to {allergy.substance}" + (f" ({allergy.reaction})" if allergy.reaction else "")
-    return [RecordConflict(field="allergy", said=drug_display(mention.name, mention.canonical, capitalise=False),
-                           records=recorded, record=allergy.resource_id)]
+    return [
+        RecordConflict(
+            field="allergy",
+            said=drug_display(mention.name, mention.canonical, capitalise=False),
+            records=recorded,
+            record=allergy.resource_id,
+        )
+    ]
 
 
 def _dose_conflict(said: str | None, records: list[Medication]) -> list[RecordConflict]:
@@ -218,8 +253,9 @@ def _frequency_conflict(said: str | None, records: list[Medication]) -> list[Rec
     return [RecordConflict(field="frequency", said=said, records=recorded or "", record=med.resource_id)]
 
 
-def _cited_other_drug(statement: Statement, mentions: list[MedMention],
-                      context: PatientContext) -> list[RecordConflict]:
+def _cited_other_drug(
+    statement: Statement, mentions: list[MedMention], context: PatientContext
+) -> list[RecordConflict]:
     """A cited medication record that names none of the statement's drugs: the statement and the chart disagree
     on which drug it is."""
     if not mentions:
@@ -230,6 +266,5 @@ def _cited_other_drug(statement: Statement, mentions: list[MedMention],
     for med in context.medications:
         if med.resource_id in cited and not any(names_drug(med, key) for key in keys):
             said = ", ".join(drug_display(m.name, m.canonical, capitalise=False) for m in mentions)
-            out.append(RecordConflict(field="drug", said=said, records=med.display or med.name,
-                                      record=med.resource_id))
+            out.append(RecordConflict(field="drug", said=said, records=med.display or med.name, record=med.resource_id))
     return out

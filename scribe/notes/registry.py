@@ -31,8 +31,7 @@ def choose_note_engine(requested: str | None, settings: Settings) -> NoteEngineC
     if requested in ENGINE_NAMES:
         return NoteEngineChoice(requested, f"--engine {requested}")
     if requested != "auto":
-        raise EngineUnavailableError(
-            f"unknown note engine {requested!r}; choose auto, extractive, medgemma or openai")
+        raise EngineUnavailableError(f"unknown note engine {requested!r}; choose auto, extractive, medgemma or openai")
     if settings.llm_base_url:
         return NoteEngineChoice("openai", f"auto: SCRIBE_LLM_BASE_URL is set -> openai ({settings.llm_base_url})")
     if settings.medgemma_model:
@@ -59,8 +58,10 @@ _lock = Lock()
 
 def load_note_engine(choice: NoteEngineChoice, settings: Settings) -> NoteEngine:
     """Load (once per process) the chosen engine; heavy libraries are imported only here."""
-    key = (choice.name, settings.model_dump_json(include={"medgemma_model", "llm_base_url", "llm_model",
-                                                          "llm_api_key", "data_dir"}))
+    key = (
+        choice.name,
+        settings.model_dump_json(include={"medgemma_model", "llm_base_url", "llm_model", "llm_api_key", "data_dir"}),
+    )
     with _lock:
         engine = _loaded.get(key)
         if engine is None:

@@ -7,8 +7,8 @@ or an attachment — and a `support` verdict, so a reviewer can check any senten
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
-from typing import Any, Literal, Union
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,7 +40,7 @@ class AttachmentEvidence(BaseModel):
     attachment: str
 
 
-Evidence = Union[SegmentEvidence, RecordEvidence, AttachmentEvidence]
+Evidence = SegmentEvidence | RecordEvidence | AttachmentEvidence
 
 
 class RecordConflict(BaseModel):
@@ -98,7 +98,7 @@ class NoteMetadata(BaseModel):
     model_config = ConfigDict(extra="allow")
     engine: str
     model: str | None = None
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     transcript_id: str | int | None = None
     processing_s: float | None = None
 
@@ -160,8 +160,11 @@ def _llm_statement_schema(max_chars: int, max_evidence: int) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "text": {**text, "minLength": 1},
-            "segment_ids": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 99999},
-                            "maxItems": max_evidence},
+            "segment_ids": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0, "maximum": 99999},
+                "maxItems": max_evidence,
+            },
             "records": {"type": "array", "items": short, "maxItems": max_evidence},
             "attachments": {"type": "array", "items": short, "maxItems": max_evidence},
         },
@@ -170,8 +173,11 @@ def _llm_statement_schema(max_chars: int, max_evidence: int) -> dict[str, Any]:
     }
 
 
-def llm_note_schema(max_items: int = MAX_ITEMS_PER_SECTION, max_chars: int = MAX_STATEMENT_CHARS,
-                    max_evidence: int = MAX_EVIDENCE_PER_STATEMENT) -> dict[str, Any]:
+def llm_note_schema(
+    max_items: int = MAX_ITEMS_PER_SECTION,
+    max_chars: int = MAX_STATEMENT_CHARS,
+    max_evidence: int = MAX_EVIDENCE_PER_STATEMENT,
+) -> dict[str, Any]:
     """JSON schema for LLM output: statements `{text, segment_ids, records?, attachments?}` per section.
 
     The engine turns it into a SOAPNote with `statements_from_llm`; character spans and the
@@ -181,8 +187,12 @@ def llm_note_schema(max_items: int = MAX_ITEMS_PER_SECTION, max_chars: int = MAX
     items = {"type": "array", "items": statement, "maxItems": max_items}
 
     def group(*names: str) -> dict[str, Any]:
-        return {"type": "object", "properties": {n: copy.deepcopy(items) for n in names},
-                "required": list(names), "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {n: copy.deepcopy(items) for n in names},
+            "required": list(names),
+            "additionalProperties": False,
+        }
 
     return {
         "type": "object",
@@ -209,8 +219,9 @@ def note_from_llm(data: dict[str, Any], metadata: NoteMetadata) -> SOAPNote:
     def statements(raw: list[dict[str, Any]]) -> list[Statement]:
         out = []
         for item in raw:
-            evidence: list[Evidence] = [SegmentEvidence(segment_id=i, start_char=0, end_char=0)
-                                        for i in item.get("segment_ids", [])]
+            evidence: list[Evidence] = [
+                SegmentEvidence(segment_id=i, start_char=0, end_char=0) for i in item.get("segment_ids", [])
+            ]
             evidence += [RecordEvidence(record=r) for r in item.get("records", [])]
             evidence += [AttachmentEvidence(attachment=a) for a in item.get("attachments", [])]
             out.append(Statement(text=item["text"].strip(), support="review", evidence=evidence))

@@ -22,7 +22,7 @@ import logging
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -32,9 +32,11 @@ from scribe.store.db import MIGRATIONS, database_url, open_database, sqlite_file
 
 log = logging.getLogger("scribe.store")
 SQLITE_HEADER = b"SQLite format 3\x00"
-POSTGRES_BACKUP = ("the database is PostgreSQL (SCRIBE_DATABASE_URL): back it up with `pg_dump --format=custom` "
-                   "and restore it with `pg_restore --clean --if-exists`, with scribe stopped for a restore; "
-                   "deploy/README.md, section Backup and restore, has the commands")
+POSTGRES_BACKUP = (
+    "the database is PostgreSQL (SCRIBE_DATABASE_URL): back it up with `pg_dump --format=custom` "
+    "and restore it with `pg_restore --clean --if-exists`, with scribe stopped for a restore; "
+    "deploy/README.md, section Backup and restore, has the commands"
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def backup_database(settings: Settings, target: Path, *, overwrite: bool = False
         raise BadInputError(f"there is no database at {source} to back up")
     target = target.expanduser()
     if target.is_dir():
-        target = target / f"scribe-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.db"
+        target = target / f"scribe-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.db"
     if not target.parent.is_dir():
         raise BadInputError(f"cannot write the backup: directory {target.parent} does not exist")
     if not os.access(target.parent, os.W_OK):
@@ -110,8 +112,10 @@ def restore_database(settings: Settings, source: Path, *, force: bool = False) -
     revision = database_revision(source)
     known = known_revisions()
     if revision not in known:
-        raise BadInputError(f"{source} is at migration {revision}, which this scribe does not know (it knows "
-                            f"{', '.join(known)}); restore it with the scribe release that made it")
+        raise BadInputError(
+            f"{source} is at migration {revision}, which this scribe does not know (it knows "
+            f"{', '.join(known)}); restore it with the scribe release that made it"
+        )
     if target.exists() and target.resolve() == source.resolve():
         raise BadInputError("the backup is the configured database itself")
     try:
@@ -125,8 +129,10 @@ def restore_database(settings: Settings, source: Path, *, force: bool = False) -
         except BlockingIOError:
             raise ConflictError(f"a running scribe server is using {target}; stop it before restoring") from None
         if target.exists() and not force:
-            raise ConflictError(f"{target} already exists; pass --force to replace it with the backup "
-                                "(back it up first if it may still be needed)")
+            raise ConflictError(
+                f"{target} already exists; pass --force to replace it with the backup "
+                "(back it up first if it may still be needed)"
+            )
         try:
             with _connect(source, read_only=True) as backup, _connect(target) as database:
                 backup.backup(database)

@@ -44,7 +44,7 @@ def _with_driver(url: str) -> str:
     """Plain `postgresql://` URLs use psycopg 3, the driver scribe installs."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -64,6 +63,7 @@ class StreamTicket(Base):
 
 # ------------------------------------------------------------------------------------------ people and systems
 
+
 class User(Base):
     """A local clinician or administrator account (`scribe users add`)."""
 
@@ -113,6 +113,7 @@ class WebSession(Base):
 
 
 # ------------------------------------------------------------------------------------------ clinical content
+
 
 class Encounter(Base):
     """One visit or dictation: status recording -> transcribed -> drafted -> signed -> amended."""

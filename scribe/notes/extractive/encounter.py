@@ -34,8 +34,11 @@ class Encounter:
     def read(cls, transcript: Transcript, context: PatientContext | None) -> Encounter:
         sentences = split_sentences(transcript)
         norms = [normalise(s.text) for s in sentences]
-        keep = [i for i, s in enumerate(sentences)
-                if not ASSISTANT_COMMAND.search(norms[i]) or ASSISTANT_ORDER.search(norms[i])]
+        keep = [
+            i
+            for i, s in enumerate(sentences)
+            if not ASSISTANT_COMMAND.search(norms[i]) or ASSISTANT_ORDER.search(norms[i])
+        ]
         sentences = [sentences[i] for i in keep]
         norms = [norms[i] for i in keep]
         if sentences and all(s.role == "unknown" for s in sentences) and _sounds_like_conversation(sentences, norms):
@@ -72,13 +75,15 @@ class Encounter:
 
 
 _FIRST_PERSON = re.compile(r"\b(?:i|my|me|myself)\b")
-_CLINICIAN_VOICE = re.compile(r"\b(?:prescribe|order|examine|exam|we will|let me|let us|i want you|i would like you|"
-                              r"i recommend|your|you|you are|diagnosis|follow up)\b")
+_CLINICIAN_VOICE = re.compile(
+    r"\b(?:prescribe|order|examine|exam|we will|let me|let us|i want you|i would like you|"
+    r"i recommend|your|you|you are|diagnosis|follow up)\b"
+)
 
 
 def _sounds_like_conversation(sentences: list[Sentence], norms: list[str]) -> bool:
     """An unlabelled transcript with questions and first-person answers: a visit, not a dictation."""
-    questions = sum(1 for s, n in zip(sentences, norms) if is_question(n, s.text))
+    questions = sum(1 for s, n in zip(sentences, norms, strict=True) if is_question(n, s.text))
     first_person = sum(1 for n in norms if _FIRST_PERSON.search(n) and not _CLINICIAN_VOICE.search(n))
     return questions >= 3 and first_person >= 3 and questions + first_person >= len(sentences) // 5
 
@@ -87,7 +92,7 @@ def _guess_roles(sentences: list[Sentence], norms: list[str]) -> list[Sentence]:
     """Without speaker labels: first-person talk without a clinician's words, or the reply to a question in the
     segment before, is the patient's; everything else the clinician's."""
     out: list[Sentence] = []
-    for i, (sentence, norm) in enumerate(zip(sentences, norms)):
+    for i, (sentence, norm) in enumerate(zip(sentences, norms, strict=True)):
         asked = i > 0 and sentences[i - 1].turn != sentence.turn and is_question(norms[i - 1], sentences[i - 1].text)
         own = bool(_FIRST_PERSON.search(norm)) or asked and not is_question(norm, sentence.text)
         patient = own and not _CLINICIAN_VOICE.search(norm)
@@ -102,7 +107,7 @@ def _gender(sentences: list[Sentence], norms: list[str], context: PatientContext
     if context is not None and context.gender in ("female", "male"):
         return context.gender
     female = male = 0
-    for sentence, norm in zip(sentences, norms):
+    for sentence, norm in zip(sentences, norms, strict=True):
         if sentence.role == "patient":
             continue
         female += 5 * len(_FEMALE_STRONG.findall(norm)) + len(_FEMALE.findall(norm))

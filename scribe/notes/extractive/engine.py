@@ -33,8 +33,11 @@ def _dedupe(statements: list[Statement], seen: set[str]) -> list[Statement]:
 
 
 def _attachment_statement(attachment: Attachment) -> Statement:
-    return Statement(text=f"{attachment.label()}: not interpreted — review.", support="review",
-                     evidence=[AttachmentEvidence(attachment=attachment.id)])
+    return Statement(
+        text=f"{attachment.label()}: not interpreted — review.",
+        support="review",
+        evidence=[AttachmentEvidence(attachment=attachment.id)],
+    )
 
 
 class ExtractiveEngine:
@@ -65,10 +68,15 @@ class ExtractiveEngine:
         imaging += [_attachment_statement(a) for a in note_input.attachments]
 
         seen: set[str] = set()
-        subjective = Subjective(chief_complaint=_dedupe(complaint, seen), hpi=_dedupe(hpi, seen),
-                                ros=_dedupe(ros, seen))
-        objective = Objective(vitals=_dedupe(vital_signs, seen), exam=_dedupe(findings, seen),
-                              results=_dedupe(lab, seen), imaging=_dedupe(imaging, seen))
+        subjective = Subjective(
+            chief_complaint=_dedupe(complaint, seen), hpi=_dedupe(hpi, seen), ros=_dedupe(ros, seen)
+        )
+        objective = Objective(
+            vitals=_dedupe(vital_signs, seen),
+            exam=_dedupe(findings, seen),
+            results=_dedupe(lab, seen),
+            imaging=_dedupe(imaging, seen),
+        )
         return SOAPNote(
             note_type=template,
             subjective=subjective,

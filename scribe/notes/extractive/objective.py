@@ -7,29 +7,49 @@ import re
 from scribe.clinical.vitals import find_vitals
 from scribe.notes.extractive.encounter import Encounter, statement
 from scribe.notes.extractive.rewrite import note_style
-from scribe.notes.extractive.sections import (EXAM, EXAM_FINDING, EXAM_INSTRUCTION, IMAGING_CUE, PLAN, RESULT_CUE,
-                                              RESULTS, is_question)
+from scribe.notes.extractive.sections import (
+    EXAM,
+    EXAM_FINDING,
+    EXAM_INSTRUCTION,
+    IMAGING_CUE,
+    PLAN,
+    RESULT_CUE,
+    RESULTS,
+    is_question,
+)
 from scribe.notes.extractive.subjective import content_score
 from scribe.notes.schema import Statement
 
 _FINDING_VERBS = [
-    (re.compile(r"\b(?:i|we) (?:do not|did not|cannot) (?:really )?(?:appreciate|hear|see|feel|notice|note|find)"
-                r"(?: any)?\b", re.I), "no"),
+    (
+        re.compile(
+            r"\b(?:i|we) (?:do not|did not|cannot) (?:really )?(?:appreciate|hear|see|feel|notice|note|find)"
+            r"(?: any)?\b",
+            re.I,
+        ),
+        "no",
+    ),
     (re.compile(r"\b(?:i|we) (?:do |did )?(?:also )?(?:appreciate|hear|see|feel|notice|note|find)\b", re.I), ""),
     (re.compile(r"\bthere (?:is|are|was|were) no\b", re.I), "no"),
     (re.compile(r"\bon (?:your|her|his|the) (?:physical )?exam(?:ination)?,?\b", re.I), ""),
 ]
-_PAST_RESULT = re.compile(r"\b(?:showed|shows|revealed|reveals|demonstrat\w+|came back|was|were|is|are|looked|looks|"
-                          r"consistent with|no evidence|normal|abnormal|elevated|high|low)\b")
-_STRONG_RESULT = re.compile(r"\b(?:reviewed|review|looked at|look at|looking at) (?:the|your|her|his) "
-                            r"(?:x-?rays?|mri|ct|scan|ultrasound|labs?|lab work|blood work|results?|echo\w*|ekg|"
-                            r"imaging)\b|"
-                            r"\b(?:x-?ray|mri|ct|scan|ultrasound|echo\w*|ekg|labs?|lab work|blood work|a1c|"
-                            r"urinalysis|biopsy|results?|levels?|test)\b.{0,40}\b(?:showed|shows|revealed|reveals|"
-                            r"demonstrat\w+|came back|was (?:normal|abnormal|elevated|negative|positive|high|low))\b")
-_LAB_VALUE = re.compile(r"\b(?:a1c|hemoglobin|tsh|psa|ldl|hdl|cholesterol|triglycerides|creatinine|gfr|egfr|potassium|"
-                        r"sodium|glucose|alt|ast|inr|bnp|troponin|vitamin d|b12|ferritin|platelets|white count|wbc|"
-                        r"ejection fraction)\b[^.]{0,30}?\d")
+_PAST_RESULT = re.compile(
+    r"\b(?:showed|shows|revealed|reveals|demonstrat\w+|came back|was|were|is|are|looked|looks|"
+    r"consistent with|no evidence|normal|abnormal|elevated|high|low)\b"
+)
+_STRONG_RESULT = re.compile(
+    r"\b(?:reviewed|review|looked at|look at|looking at) (?:the|your|her|his) "
+    r"(?:x-?rays?|mri|ct|scan|ultrasound|labs?|lab work|blood work|results?|echo\w*|ekg|"
+    r"imaging)\b|"
+    r"\b(?:x-?ray|mri|ct|scan|ultrasound|echo\w*|ekg|labs?|lab work|blood work|a1c|"
+    r"urinalysis|biopsy|results?|levels?|test)\b.{0,40}\b(?:showed|shows|revealed|reveals|"
+    r"demonstrat\w+|came back|was (?:normal|abnormal|elevated|negative|positive|high|low))\b"
+)
+_LAB_VALUE = re.compile(
+    r"\b(?:a1c|hemoglobin|tsh|psa|ldl|hdl|cholesterol|triglycerides|creatinine|gfr|egfr|potassium|"
+    r"sodium|glucose|alt|ast|inr|bnp|troponin|vitamin d|b12|ferritin|platelets|white count|wbc|"
+    r"ejection fraction)\b[^.]{0,30}?\d"
+)
 
 
 def vitals(enc: Encounter) -> list[Statement]:
@@ -58,8 +78,14 @@ def exam(enc: Encounter, used: set[int]) -> list[Statement]:
         if i in used or enc.phases[i] != EXAM or sentence.role == "patient":
             continue
         norm = enc.norms[i]
-        if is_question(norm, sentence.text) or EXAM_INSTRUCTION.match(re.sub(r"^(?:okay|so|and|now|alright|um|"
-                                                                              r"all right)[ ,]+", "", norm)):
+        if is_question(norm, sentence.text) or EXAM_INSTRUCTION.match(
+            re.sub(
+                r"^(?:okay|so|and|now|alright|um|"
+                r"all right)[ ,]+",
+                "",
+                norm,
+            )
+        ):
             continue
         if not EXAM_FINDING.search(norm) or find_vitals(norm) and len(norm.split()) < 14:
             continue

@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 
 from scribe.clinical.drugs import canonical_drug
 from scribe.clinical.findings import find_allergies, find_problems
-from scribe.clinical.medications import CHANGE_ACTIONS, DOSE_CHANGES, ORDERS, MedMention, drug_details, \
-    drug_display, find_medications
+from scribe.clinical.medications import (
+    CHANGE_ACTIONS,
+    DOSE_CHANGES,
+    ORDERS,
+    MedMention,
+    drug_details,
+    drug_display,
+    find_medications,
+)
 from scribe.clinical.negation import answer_polarity
 from scribe.notes.extractive.encounter import Encounter, statement
 from scribe.notes.extractive.qa import YesNo
@@ -27,13 +34,18 @@ from scribe.records import PatientContext
 MIN_PLAN_SCORE = 1  # clinical content a plan-phase sentence needs (see `content_score`)
 _ACTION_RANK = {"stop": 5, "increase": 4, "decrease": 4, "adjust": 4, "start": 3, "continue": 2, "taking": 1, None: 0}
 _DICTATED_ASSESSMENT = re.compile(r"^\W*(?:assessment|impression|diagnosis|diagnoses)\b\W*", re.I)
-_DICTATED_PLAN = re.compile(r"^\W*(?:plan\b\W*|(?:increase|decrease|start|stop|discontinue|continue|refer|order|"
-                            r"check|schedule|follow up|follow-up|return|repeat|obtain|recheck|begin|add|switch|"
-                            r"reduce|hold|taper|counsel\w*|advise\w*|recommend\w*)\b)", re.I)
+_DICTATED_PLAN = re.compile(
+    r"^\W*(?:plan\b\W*|(?:increase|decrease|start|stop|discontinue|continue|refer|order|"
+    r"check|schedule|follow up|follow-up|return|repeat|obtain|recheck|begin|add|switch|"
+    r"reduce|hold|taper|counsel\w*|advise\w*|recommend\w*)\b)",
+    re.I,
+)
 
 
-_FAREWELL = re.compile(r"\b(?:take care|nice (?:to see|seeing|meeting)|good to see|have a (?:good|great|nice)|"
-                       r"any (?:other )?questions|bye)\b")
+_FAREWELL = re.compile(
+    r"\b(?:take care|nice (?:to see|seeing|meeting)|good to see|have a (?:good|great|nice)|"
+    r"any (?:other )?questions|bye)\b"
+)
 
 
 @dataclass
@@ -61,8 +73,14 @@ class DrugFacts:
 
     def describe(self) -> str:
         """ "Lisinopril 40 mg daily", with the earlier dose when it was changed ("(was 20 mg)")."""
-        text = " ".join(p for p in (drug_display(self.name, self.canonical),
-                                    drug_details(self.name, self.dose, self.route, self.frequency)) if p)
+        text = " ".join(
+            p
+            for p in (
+                drug_display(self.name, self.canonical),
+                drug_details(self.name, self.dose, self.route, self.frequency),
+            )
+            if p
+        )
         earlier = [d for d in self.doses if d != self.dose]
         if earlier and self.action in DOSE_CHANGES:
             text += f" (was {earlier[-1]})"
@@ -76,8 +94,7 @@ def medication_mentions(enc: Encounter) -> list[tuple[int, MedMention]]:
         if is_question(norm, enc.sentences[i].text) and enc.sentences[i].role != "patient":
             reply = enc.next_turn(i) if enc.is_last_of_turn(i) else []
             denied = bool(reply) and answer_polarity(enc.norms[reply[0]]) == "no"
-            mentions = [m for m in find_medications(norm)
-                        if m.action in CHANGE_ACTIONS or not denied]
+            mentions = [m for m in find_medications(norm) if m.action in CHANGE_ACTIONS or not denied]
         else:
             mentions = find_medications(norm)
         for mention in mentions:
@@ -104,15 +121,23 @@ def medications(enc: Encounter, context: PatientContext | None) -> tuple[list[St
         text = facts.describe() + "."
         if change == "stopped":
             text = f"{drug_display(facts.name, facts.canonical)}: stopped."
-        out.append(Statement(text=text, support="supported", evidence=evidence, dose=facts.dose, route=facts.route,
-                             frequency=facts.frequency, change=change))
+        out.append(
+            Statement(
+                text=text,
+                support="supported",
+                evidence=evidence,
+                dose=facts.dose,
+                route=facts.route,
+                frequency=facts.frequency,
+                change=change,
+            )
+        )
     return out, set(drugs)
 
 
 def _orders(norm: str) -> list[MedMention]:
     """Medication orders in a sentence: start, change, stop or continue, not negated."""
-    return [m for m in find_medications(norm)
-            if m.action in ORDERS and not m.negated]
+    return [m for m in find_medications(norm) if m.action in ORDERS and not m.negated]
 
 
 def _plan_item(mention: MedMention) -> str:
@@ -127,8 +152,9 @@ def _plan_item(mention: MedMention) -> str:
     return f"{mention.display} {tail}.".replace(" .", ".")
 
 
-def _problem_statements(enc: Encounter, i: int, seen: set[str], context: PatientContext | None,
-                        discussed: set[str], *, file: bool) -> list[Statement]:
+def _problem_statements(
+    enc: Encounter, i: int, seen: set[str], context: PatientContext | None, discussed: set[str], *, file: bool
+) -> list[Statement]:
     """Problems named in sentence i, coded and matched to the record; only marked discussed unless `file`."""
     out = []
     for term in find_problems(enc.norms[i]):
@@ -150,8 +176,9 @@ def _problem_statements(enc: Encounter, i: int, seen: set[str], context: Patient
     return out
 
 
-def assessment_and_plan(enc: Encounter, used: set[int], context: PatientContext | None
-                        ) -> tuple[list[Statement], list[Statement], set[str]]:
+def assessment_and_plan(
+    enc: Encounter, used: set[int], context: PatientContext | None
+) -> tuple[list[Statement], list[Statement], set[str]]:
     """(assessment, plan, ids of recorded problems that were discussed).
 
     Problems are filed from the plan part of a visit (anywhere in a dictation); the clinician's plan-part
@@ -170,8 +197,7 @@ def assessment_and_plan(enc: Encounter, used: set[int], context: PatientContext 
         if i in used or sentence.role == "patient" or (is_question(norm, sentence.text) and not dictated_plan):
             continue
         orders = _orders(norm)
-        plan += [statement(enc, _plan_item(m), [i], dose=m.dose, route=m.route, frequency=m.frequency)
-                 for m in orders]
+        plan += [statement(enc, _plan_item(m), [i], dose=m.dose, route=m.route, frequency=m.frequency) for m in orders]
         if orders or (enc.dictation and _DICTATED_ASSESSMENT.match(norm)):
             used.add(i)  # said as a plan item or a coded problem already
             continue

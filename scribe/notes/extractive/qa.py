@@ -21,7 +21,8 @@ _PREFIX = re.compile(
     r"have you (?:ever )?(?:had|noticed|been having|experienced|felt|been|tried|taken|seen|gotten)|"
     r"did you (?:have|notice|get|feel|experience|take|try|hit|injure|hurt)|"
     r"is there (?:any )?|are there (?:any )?|any history of|how about|what about|anything like|"
-    r"any (?:other )?)\s*")
+    r"any (?:other )?)\s*"
+)
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,12 @@ def yes_no_pairs(enc: Encounter) -> list[YesNo]:
         m = _PREFIX.match(stripped)
         if not m or m.end() == 0:
             continue
-        content = stripped[m.end():].strip(" ,")
-        verb_match = re.search(r"\b(have|get|feel|notice|experience|take|drink|smoke|use|had|noticed|tried|taken|"
-                               r"been having|experienced|felt)\s*$", stripped[:m.end()])
+        content = stripped[m.end() :].strip(" ,")
+        verb_match = re.search(
+            r"\b(have|get|feel|notice|experience|take|drink|smoke|use|had|noticed|tried|taken|"
+            r"been having|experienced|felt)\s*$",
+            stripped[: m.end()],
+        )
         verb = verb_match.group(1) if verb_match else ""
         if not content or len(content.split()) > 16:
             continue

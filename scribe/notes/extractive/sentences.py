@@ -14,20 +14,66 @@ from dataclasses import dataclass
 from scribe.transcript import Transcript
 
 _CLINICIAN = {"doctor", "doctor_guest", "clinician", "provider", "physician", "nurse", "dr"}
-_PATIENT = {"patient", "patient_guest", "guest", "family", "caregiver", "parent", "mother", "father", "spouse",
-            "interpreter"}
+_PATIENT = {
+    "patient",
+    "patient_guest",
+    "guest",
+    "family",
+    "caregiver",
+    "parent",
+    "mother",
+    "father",
+    "spouse",
+    "interpreter",
+}
 
 # A sentence ends at . ? ! ; followed by space, except after an ellipsis, a title or an initial.
-_BOUNDARY = re.compile(r"(?<![.\s][.])(?<!\b(?:dr|mr|ms|vs|st))(?<!\bmrs)(?<!\b[a-z])[.?!;]+(?=\s|$)"
-                       r"(?!\s+(?:zero|one|two|three|four|five|six|seven|eight|nine|\d)\b)", re.I)
+_BOUNDARY = re.compile(
+    r"(?<![.\s][.])(?<!\b(?:dr|mr|ms|vs|st))(?<!\bmrs)(?<!\b[a-z])[.?!;]+(?=\s|$)"
+    r"(?!\s+(?:zero|one|two|three|four|five|six|seven|eight|nine|\d)\b)",
+    re.I,
+)
 _WORD = re.compile(r"\S+")
-_MARKERS = re.compile(r"(?:okay|ok|alright|all right|so|now|and then|but|also|and i'm|"
-                      r"i'm gon na|i'm gonna|i'm going to|i want|i'd like|i would like|i think|let's|let me|"
-                      r"we'll|we will|we're gon na|we're gonna|do you|did you|have you|are you|is there|"
-                      r"what about|how about)\b", re.I)
+_MARKERS = re.compile(
+    r"(?:okay|ok|alright|all right|so|now|and then|but|also|and i'm|"
+    r"i'm gon na|i'm gonna|i'm going to|i want|i'd like|i would like|i think|let's|let me|"
+    r"we'll|we will|we're gon na|we're gonna|do you|did you|have you|are you|is there|"
+    r"what about|how about)\b",
+    re.I,
+)
 # Words a sentence cannot end with: no cut right after them ("your heart rate is | also ...").
-_NO_END = {"is", "are", "was", "were", "be", "been", "the", "a", "an", "to", "of", "at", "in", "on", "for", "with",
-           "i", "i'm", "we", "you", "my", "your", "and", "or", "that", "it's", "is,", "very", "so", "really"}
+_NO_END = {
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "the",
+    "a",
+    "an",
+    "to",
+    "of",
+    "at",
+    "in",
+    "on",
+    "for",
+    "with",
+    "i",
+    "i'm",
+    "we",
+    "you",
+    "my",
+    "your",
+    "and",
+    "or",
+    "that",
+    "it's",
+    "is,",
+    "very",
+    "so",
+    "really",
+}
 LONG_RUN_WORDS = 28
 MIN_PIECE_WORDS = 6
 
@@ -75,8 +121,12 @@ def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
             continue
         piece_start, count = a, 0
         for k, word in enumerate(words):
-            if count >= MIN_PIECE_WORDS and _MARKERS.match(text, word.start()) and \
-                    words[k - 1].group(0).lower() not in _NO_END and len(words) - k >= MIN_PIECE_WORDS // 2:
+            if (
+                count >= MIN_PIECE_WORDS
+                and _MARKERS.match(text, word.start())
+                and words[k - 1].group(0).lower() not in _NO_END
+                and len(words) - k >= MIN_PIECE_WORDS // 2
+            ):
                 out.append((piece_start, word.start()))
                 piece_start, count = word.start(), 0
             count += 1

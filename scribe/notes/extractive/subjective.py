@@ -24,16 +24,22 @@ _CC = re.compile(
     r"came in (?:today )?(?:for|with)|referred (?:to me )?(?:for|with)|seeing you (?:today )?(?:for|because of)|"
     r"here to see me (?:for|because of)|chief complaint (?:is|of)|here (?:today )?(?:for|because of))\s+"
     r"(?:an? |the |some |your |his |her |a follow-up (?:for|of|on) |follow-up (?:for|of|on) |evaluation of |"
-    r"management of )?(.+)", re.I)
-_CC_STOP = re.compile(r"\b(?:and i|so i|i understand|today|how are|how is|is that right|right|okay|which|that we|"
-                      r"but|and how|tell me|can you)\b|[.?,;]")
+    r"management of )?(.+)",
+    re.I,
+)
+_CC_STOP = re.compile(
+    r"\b(?:and i|so i|i understand|today|how are|how is|is that right|right|okay|which|that we|"
+    r"but|and how|tell me|can you)\b|[.?,;]"
+)
 _INTRO = re.compile(r"\b(?:year[- ]old|past medical history|history of|presents|is here|who is here|referred)\b")
 # Minimum clinical content (see `content_score`) for a history sentence to be kept, by speaker.
 MIN_CLINICIAN_SCORE = 2
 MIN_PATIENT_SCORE = 1
-_SOCIAL = re.compile(r"\b(?:how are you|nice to (?:meet|see)|good to see|how have you been|how's it going|"
-                     r"how is it going|weather|weekend|vacation|thank you|thanks|bye|take care|you're welcome|"
-                     r"have a (?:good|great|nice)|sounds good|no problem|my name is|i'm doctor|i am doctor)\b")
+_SOCIAL = re.compile(
+    r"\b(?:how are you|nice to (?:meet|see)|good to see|how have you been|how's it going|"
+    r"how is it going|weather|weekend|vacation|thank you|thanks|bye|take care|you're welcome|"
+    r"have a (?:good|great|nice)|sounds good|no problem|my name is|i'm doctor|i am doctor)\b"
+)
 
 
 def content_score(norm: str) -> int:
@@ -57,7 +63,7 @@ def chief_complaint(enc: Encounter) -> list[Statement]:
         reason = m.group(1)
         stop = _CC_STOP.search(reason)
         if stop:
-            reason = reason[:stop.start()]
+            reason = reason[: stop.start()]
         words = reason.split()
         if not words or len(words) > 14:
             continue
@@ -142,8 +148,11 @@ def review_of_systems(enc: Encounter, pairs: list[YesNo]) -> list[Statement]:
     out = []
     for (group, polarity), (phrases, cited) in sorted(found.items(), key=lambda kv: min(kv[1][1])):
         verb = "Denies" if polarity == "denies" else "Reports"
-        listed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " or " * (verb == "Denies") + \
-            " and " * (verb == "Reports") + phrases[-1]
+        listed = (
+            phrases[0]
+            if len(phrases) == 1
+            else ", ".join(phrases[:-1]) + " or " * (verb == "Denies") + " and " * (verb == "Reports") + phrases[-1]
+        )
         listed = re.sub(r"\s+", " ", listed)
         out.append(statement(enc, f"{group}: {verb} {listed}.", sorted(set(cited))))
     return out

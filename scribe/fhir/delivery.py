@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +31,7 @@ BATCH = 20
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _identifier(resource: dict[str, Any]) -> str:
@@ -39,17 +39,31 @@ def _identifier(resource: dict[str, Any]) -> str:
     return f"{ident['system']}|{ident['value']}"
 
 
-def enqueue(session: Session, resource: dict[str, Any], *, note_id: str, version: int,
-            replace_existing: bool = False, now: datetime | None = None) -> OutboxMessage:
+def enqueue(
+    session: Session,
+    resource: dict[str, Any],
+    *,
+    note_id: str,
+    version: int,
+    replace_existing: bool = False,
+    now: datetime | None = None,
+) -> OutboxMessage:
     """Queue `resource` for the EHR inside the caller's transaction (commit it with the sign-off).
 
     `replace_existing` sends a conditional update instead of a create: used to mark the note an
     amendment replaces as superseded at the EHR.
     """
     now = now or _now()
-    message = OutboxMessage(note_id=note_id, version=version, method="PUT" if replace_existing else "POST",
-                            identifier=_identifier(resource), payload=json.dumps(resource), created_at=now,
-                            attempts=0, next_attempt_at=now)
+    message = OutboxMessage(
+        note_id=note_id,
+        version=version,
+        method="PUT" if replace_existing else "POST",
+        identifier=_identifier(resource),
+        payload=json.dumps(resource),
+        created_at=now,
+        attempts=0,
+        next_attempt_at=now,
+    )
     session.add(message)
     return message
 
@@ -74,7 +88,9 @@ def _send(client: httpx.Client, base_url: str, message: OutboxMessage) -> httpx.
     return client.post(f"{base_url}/DocumentReference", content=message.payload, headers=headers)
 
 
-def deliver_due(database: Database, base_url: str, client: httpx.Client, *, now: datetime | None = None) -> DeliveryReport:
+def deliver_due(
+    database: Database, base_url: str, client: httpx.Client, *, now: datetime | None = None
+) -> DeliveryReport:
     """Send every message that is due, oldest first; each outcome is committed before the next send.
 
     Messages are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so nodes never send the
@@ -88,7 +104,9 @@ def deliver_due(database: Database, base_url: str, client: httpx.Client, *, now:
             message = session.scalars(
                 select(OutboxMessage)
                 .where(OutboxMessage.delivered_at.is_(None), OutboxMessage.next_attempt_at <= moment)
-                .order_by(OutboxMessage.id).limit(1).with_for_update(skip_locked=True)
+                .order_by(OutboxMessage.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
             ).first()
             if message is None:
                 return report
@@ -107,8 +125,9 @@ def deliver_due(database: Database, base_url: str, client: httpx.Client, *, now:
                 message.last_error = error
                 message.next_attempt_at = moment + timedelta(seconds=retry_delay(message.attempts))
                 report.failed += 1
-                log.warning("EHR delivery of outbox message %s failed (%s); attempt %s", message.id, error,
-                            message.attempts)
+                log.warning(
+                    "EHR delivery of outbox message %s failed (%s); attempt %s", message.id, error, message.attempts
+                )
         if report.delivered + report.failed >= BATCH:
             return report
 

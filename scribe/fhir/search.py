@@ -19,14 +19,16 @@ from sqlalchemy.orm import Session
 from scribe.access import readable_notes
 from scribe.auth.tokens import Principal
 from scribe.errors import InvalidRequestError
-from scribe.fhir import LOINC, NOTE_TYPES, US_CORE_CATEGORY
+from scribe.fhir.resources import LOINC, NOTE_TYPES, US_CORE_CATEGORY
 from scribe.store.models import AuditRecord, Note
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 200
 MAX_OFFSET = 10**9
-_DATE = re.compile(r"^(eq|ne|ge|gt|le|lt|sa|eb)?(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
-                   r"(Z|[+-]\d{2}:\d{2})?)?)?)?$")
+_DATE = re.compile(
+    r"^(eq|ne|ge|gt|le|lt|sa|eb)?(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+    r"(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
 _STATUS = {"current": ("draft", "signed"), "superseded": ("amended",), "entered-in-error": ("entered-in-error",)}
 _LOINC_TO_TYPE = {code: name for name, (code, _display) in NOTE_TYPES.items()}
 COMMON = {"_count", "_offset", "_sort", "_summary", "_format"}
@@ -69,19 +71,27 @@ def date_range(value: str) -> tuple[str, datetime, datetime]:
         if zone and zone != "Z":
             sign = 1 if zone[0] == "+" else -1
             tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-        start = datetime(int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
-                         int(second or 0), tzinfo=tz)
+        start = datetime(
+            int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0), tzinfo=tz
+        )
     except ValueError:
         raise SearchError(f"date {value!r} is not a valid calendar date") from None
-    precision = ("second" if second else "minute" if minute else "day" if day else "month" if month else "year")
+    precision = "second" if second else "minute" if minute else "day" if day else "month" if month else "year"
     return prefix or "eq", start.astimezone(UTC), _first_of_next_period(start, precision).astimezone(UTC)
 
 
 def date_condition(column: Any, value: str) -> Any:
     prefix, start, end = date_range(value)
-    return {"eq": and_(column >= start, column < end), "ne": or_(column < start, column >= end),
-            "ge": column >= start, "gt": column >= end, "sa": column >= end,
-            "le": column < end, "lt": column < start, "eb": column < start}[prefix]
+    return {
+        "eq": and_(column >= start, column < end),
+        "ne": or_(column < start, column >= end),
+        "ge": column >= start,
+        "gt": column >= end,
+        "sa": column >= end,
+        "le": column < end,
+        "lt": column < start,
+        "eb": column < start,
+    }[prefix]
 
 
 def _token(value: str) -> tuple[str | None, str]:
@@ -173,9 +183,14 @@ def document_search(params: list[tuple[str, str]], principal: Principal) -> Sear
             raise SearchError(f"unknown search parameter {name!r} for DocumentReference")
     count, offset = _paging(params)
     order = (Note.created_at.desc(), Note.id.desc()) if sort_desc else (Note.created_at, Note.id)
-    return Search(query.order_by(*order), count, offset, summary_count=dict(params).get("_summary") == "count",
-                  revinclude_provenance=revinclude,
-                  echo=[(n, v) for n, v in params if n not in ("_offset", "_format")])
+    return Search(
+        query.order_by(*order),
+        count,
+        offset,
+        summary_count=dict(params).get("_summary") == "count",
+        revinclude_provenance=revinclude,
+        echo=[(n, v) for n, v in params if n not in ("_offset", "_format")],
+    )
 
 
 def provenance_search(params: list[tuple[str, str]], principal: Principal) -> Search:
@@ -197,8 +212,12 @@ def provenance_search(params: list[tuple[str, str]], principal: Principal) -> Se
     if not targeted:
         raise SearchError("Provenance search needs target= or patient=")
     count, offset = _paging(params)
-    return Search(query.order_by(Note.created_at.desc(), Note.id.desc()), count, offset,
-                  echo=[(n, v) for n, v in params if n not in ("_offset", "_format")])
+    return Search(
+        query.order_by(Note.created_at.desc(), Note.id.desc()),
+        count,
+        offset,
+        echo=[(n, v) for n, v in params if n not in ("_offset", "_format")],
+    )
 
 
 def audit_search(params: list[tuple[str, str]]) -> Search:
@@ -220,9 +239,13 @@ def audit_search(params: list[tuple[str, str]]) -> Search:
         elif name not in COMMON:
             raise SearchError(f"unknown search parameter {name!r} for AuditEvent")
     count, offset = _paging(params)
-    return Search(query.order_by(AuditRecord.recorded_at.desc(), AuditRecord.id.desc()), count, offset,
-                  summary_count=dict(params).get("_summary") == "count",
-                  echo=[(n, v) for n, v in params if n not in ("_offset", "_format")])
+    return Search(
+        query.order_by(AuditRecord.recorded_at.desc(), AuditRecord.id.desc()),
+        count,
+        offset,
+        summary_count=dict(params).get("_summary") == "count",
+        echo=[(n, v) for n, v in params if n not in ("_offset", "_format")],
+    )
 
 
 def run(session: Session, search: Search) -> tuple[int, list[Any]]:
@@ -231,4 +254,3 @@ def run(session: Session, search: Search) -> tuple[int, list[Any]]:
     if search.summary_count or search.count == 0:
         return total, []
     return total, list(session.scalars(search.query.limit(search.count).offset(search.offset)))
-

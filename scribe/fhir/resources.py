@@ -22,8 +22,11 @@ from scribe.errors import BadInputError
 US_CORE_DOCREF = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference"
 US_CORE_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
 LOINC = "http://loinc.org"
-AIAST = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "AIAST",
-         "display": "Artificial Intelligence asserted"}
+AIAST = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "AIAST",
+    "display": "Artificial Intelligence asserted",
+}
 IDENTIFIER_SYSTEM = "urn:scribe:note"
 FORMAT_SYSTEM = "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode"
 
@@ -105,38 +108,59 @@ def document_reference(doc: NoteDocument, base_url: str = "", *, embed: bool = F
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "id": fhir_id(doc.note_id),
-        "meta": {"versionId": str(doc.version), "lastUpdated": _iso(doc.updated_at), "profile": [US_CORE_DOCREF],
-                 "security": [AIAST]},
+        "meta": {
+            "versionId": str(doc.version),
+            "lastUpdated": _iso(doc.updated_at),
+            "profile": [US_CORE_DOCREF],
+            "security": [AIAST],
+        },
         "identifier": [{"system": IDENTIFIER_SYSTEM, "value": doc.note_id}],
         "status": status,
         "docStatus": _DOC_STATUS[doc.status],
         "type": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
-        "category": [{"coding": [{"system": US_CORE_CATEGORY, "code": "clinical-note",
-                                  "display": "Clinical Note"}]}],
-        "subject": {"reference": f"Patient/{fhir_id(doc.patient_id)}", **({"display": doc.patient_name}
-                                                                          if doc.patient_name else {})},
+        "category": [{"coding": [{"system": US_CORE_CATEGORY, "code": "clinical-note", "display": "Clinical Note"}]}],
+        "subject": {
+            "reference": f"Patient/{fhir_id(doc.patient_id)}",
+            **({"display": doc.patient_name} if doc.patient_name else {}),
+        },
         "date": _iso(doc.created_at),
         "author": [_practitioner(doc.author, doc.author_name)],
         "content": [
-            {"attachment": {"contentType": media, "title": display, "creation": _iso(doc.updated_at),
-                            **({"data": _base64(doc.text if media == "text/plain" else doc.html)} if embed
-                               else {"url": f"{base}/Binary/{binary_id}"})},
-             "format": {"system": FORMAT_SYSTEM, "code": "urn:ihe:iti:xds:2017:mimeTypeSufficient",
-                        "display": "mimeType Sufficient"}}
+            {
+                "attachment": {
+                    "contentType": media,
+                    "title": display,
+                    "creation": _iso(doc.updated_at),
+                    **(
+                        {"data": _base64(doc.text if media == "text/plain" else doc.html)}
+                        if embed
+                        else {"url": f"{base}/Binary/{binary_id}"}
+                    ),
+                },
+                "format": {
+                    "system": FORMAT_SYSTEM,
+                    "code": "urn:ihe:iti:xds:2017:mimeTypeSufficient",
+                    "display": "mimeType Sufficient",
+                },
+            }
             for media, binary_id in binary_ids(doc).items()
         ],
     }
     if doc.signed_by and doc.status != "draft":
         resource["authenticator"] = _practitioner(doc.signed_by, None)
     if doc.relates_to:
-        resource["relatesTo"] = [{"code": code, "target": {"reference": f"DocumentReference/{fhir_id(other)}"}}
-                                 for code, other in doc.relates_to]
+        resource["relatesTo"] = [
+            {"code": code, "target": {"reference": f"DocumentReference/{fhir_id(other)}"}}
+            for code, other in doc.relates_to
+        ]
     context: dict[str, Any] = {}
     if doc.encounter_id:
         context["encounter"] = [{"identifier": {"system": "urn:scribe:encounter", "value": doc.encounter_id}}]
     if doc.period_start:
-        context["period"] = {"start": _iso(doc.period_start),
-                             **({"end": _iso(doc.period_end)} if doc.period_end else {})}
+        context["period"] = {
+            "start": _iso(doc.period_start),
+            **({"end": _iso(doc.period_end)} if doc.period_end else {}),
+        }
     if context:
         resource["context"] = context
     return DocumentReference.model_validate(resource).model_dump(mode="json", exclude_none=True)
@@ -153,32 +177,67 @@ def binary(binary_id: str, content_type: str, content: str) -> dict[str, Any]:
 
 def provenance(doc: NoteDocument) -> dict[str, Any]:
     """Who made this version: the AI device that drafted it and, once signed, the clinician who attested it."""
-    device = {"resourceType": "Device", "id": "drafting-model",
-              "deviceName": [{"name": f"scribe {doc.engine} note engine", "type": "user-friendly-name"}],
-              "version": [{"value": doc.model or doc.engine}],
-              "type": {"text": "AI clinical documentation assistant"}}
-    agents: list[dict[str, Any]] = [{
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                             "code": "author", "display": "Author"}]},
-        "who": {"reference": "#drafting-model", "display": device["deviceName"][0]["name"]},
-    }]
+    device = {
+        "resourceType": "Device",
+        "id": "drafting-model",
+        "deviceName": [{"name": f"scribe {doc.engine} note engine", "type": "user-friendly-name"}],
+        "version": [{"value": doc.model or doc.engine}],
+        "type": {"text": "AI clinical documentation assistant"},
+    }
+    agents: list[dict[str, Any]] = [
+        {
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                        "code": "author",
+                        "display": "Author",
+                    }
+                ]
+            },
+            "who": {"reference": "#drafting-model", "display": device["deviceName"][0]["name"]},
+        }
+    ]
     signed = doc.status != "draft" and doc.signed_by is not None
     if signed:
-        agents.append({
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                 "code": "LA", "display": "legal authenticator"}]},
-            "who": _practitioner(doc.signed_by or "", None),
-        })
+        agents.append(
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "LA",
+                            "display": "legal authenticator",
+                        }
+                    ]
+                },
+                "who": _practitioner(doc.signed_by or "", None),
+            }
+        )
     else:
-        agents.append({
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                 "code": "verifier", "display": "Verifier"}]},
-            "who": _practitioner(doc.author, doc.author_name),
-        })
-    activity = ({"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "LA",
-                 "display": "legal authenticator"} if signed else
-                {"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE",
-                 "display": "create"})
+        agents.append(
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "verifier",
+                            "display": "Verifier",
+                        }
+                    ]
+                },
+                "who": _practitioner(doc.author, doc.author_name),
+            }
+        )
+    activity = (
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+            "code": "LA",
+            "display": "legal authenticator",
+        }
+        if signed
+        else {"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE", "display": "create"}
+    )
     recorded = doc.signed_at if signed and doc.signed_at else doc.updated_at
     resource = {
         "resourceType": "Provenance",
