@@ -8,6 +8,8 @@ only with DRAFTS_SCOPE, because a draft is not yet part of the legal record.
 
 from __future__ import annotations
 
+from typing import TypeVarTuple
+
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -17,6 +19,8 @@ from scribe.errors import ForbiddenError
 from scribe.store.models import Note
 
 ANOTHER_CLINICIANS = "this encounter belongs to another clinician"
+
+Columns = TypeVarTuple("Columns")  # what a query selects, kept through the narrowing
 
 
 def is_owner(principal: Principal, owner: str) -> bool:
@@ -48,12 +52,12 @@ def check_stream(subject: str, owner: str) -> None:
         raise ForbiddenError(ANOTHER_CLINICIANS)
 
 
-def readable(query: Select, owner: InstrumentedAttribute[str], principal: Principal) -> Select:
+def readable(query: Select[*Columns], owner: InstrumentedAttribute[str], principal: Principal) -> Select[*Columns]:
     """`query` narrowed to the rows `principal` may read, `owner` being the column naming their clinician."""
     return query.where(owner == principal.subject) if principal.kind == "user" else query
 
 
-def readable_notes(query: Select, principal: Principal) -> Select:
+def readable_notes(query: Select[*Columns], principal: Principal) -> Select[*Columns]:
     """A note query narrowed to the notes `principal` may read: drafts hidden from a system client without
     DRAFTS_SCOPE."""
     query = readable(query, Note.clinician, principal)

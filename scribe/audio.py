@@ -315,7 +315,8 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
         samples = (samples.astype(np.float32) - 128.0) / 128.0
     elif samples.dtype.kind == "i":  # s24 arrives left-aligned in s32, so the container width is the scale
         samples = samples.astype(np.float32) / float(2 ** (8 * samples.dtype.itemsize - 1))
-    return samples.mean(axis=0, dtype=np.float32)
+    mono: np.ndarray = samples.mean(axis=0, dtype=np.float32)  # numpy types a mean as Any: here one per sample
+    return mono
 
 
 def _resampled(blocks: Blocks, label: str, limits: AudioLimits) -> Iterator[np.ndarray]:
@@ -336,6 +337,7 @@ def _resampled(blocks: Blocks, label: str, limits: AudioLimits) -> Iterator[np.n
                 f"{label}: longer than the limit of {_hms(limits.max_seconds)} (max_audio_seconds); stopped decoding"
             )
         block = np.nan_to_num(np.asarray(block, dtype=np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+        assert push is not None  # made at the first block, whose rate (> 0) differs from the initial 0
         yield _clipped(push(np.clip(block, -1.0, 1.0), False))
     if push is not None:
         yield _clipped(push(np.zeros(0, np.float32), True))

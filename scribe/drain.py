@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class Drainable(Protocol):
-    """A live stream as the drain sees it (streaming.session.StreamingSession)."""
+    """A live stream as the drain sees it (scribe.streaming.session.StreamingSession)."""
 
     def drain(self) -> None: ...  # read no more audio, send the finals owed, then `reconnect` + 1012
     def abandon(self) -> None: ...  # the grace is over: `reconnect` + 1012 now, the rest is recognised on resume

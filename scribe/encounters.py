@@ -16,6 +16,7 @@ import wave
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, or_, select, update
@@ -30,6 +31,7 @@ from scribe.errors import BadInputError, ConflictError, NotFoundError
 from scribe.notes.attachments import Attachment, load_attachment
 from scribe.notes.inputs import NoteInput
 from scribe.records import PatientContext, parse_bundle, read_records
+from scribe.store.db import rows_matched
 from scribe.store.models import AttachmentRow, AudioUpload, Encounter, SegmentRow, TranscriptRow
 from scribe.text import clean_text
 from scribe.transcript import Segment, Transcript, Word, join_segment_texts
@@ -160,7 +162,7 @@ def list_encounters(
     return list(rows), total
 
 
-def encounter_json(encounter: Encounter) -> dict:
+def encounter_json(encounter: Encounter) -> dict[str, Any]:
     return {
         "id": encounter.id,
         "patient": {"id": encounter.patient_id, "name": encounter.patient_name},
@@ -383,7 +385,7 @@ def records_context(session: Session, encounter_id: str) -> PatientContext | Non
     return _merge([parse_bundle(json.loads(row.data.decode("utf-8"))) for row in rows])
 
 
-def encounter_context(session: Session, encounter_id: str) -> dict:
+def encounter_context(session: Session, encounter_id: str) -> dict[str, Any]:
     """What scribe understood of the attached records and images, as the reviewer sees it."""
     context = records_context(session, encounter_id) or PatientContext()
     rows = list(
@@ -471,7 +473,7 @@ def acquire_stream(session: Session, encounter_id: str, holder: str, *, ttl_s: f
         )
         .values(stream_holder=holder, stream_lease_until=moment + timedelta(seconds=ttl_s))
     )
-    return claimed.rowcount == 1
+    return rows_matched(claimed) == 1
 
 
 def release_node_streams(session: Session, node_id: str) -> int:
@@ -481,7 +483,7 @@ def release_node_streams(session: Session, node_id: str) -> int:
         .where(Encounter.stream_holder.like(f"{node_id}/%"))
         .values(stream_holder=None, stream_lease_until=None)
     )
-    return result.rowcount
+    return rows_matched(result)
 
 
 def release_stream(session: Session, encounter_id: str, holder: str) -> None:

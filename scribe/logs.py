@@ -56,14 +56,14 @@ encounter_id: ContextVar[str | None] = ContextVar("scribe_encounter_id", default
 """The encounter a stream is about (set by the stream route once the id is valid)."""
 
 
-class CurrentStderrHandler(logging.StreamHandler):
+class CurrentStderrHandler(logging.StreamHandler[TextIO]):
     """Writes to `sys.stderr` as it is when a record is emitted, not when logging was set up: a command run
     in-process (tests, embedding) may have been given a stderr that is closed by the time a later record comes."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 

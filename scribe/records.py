@@ -453,10 +453,7 @@ class _Resource:
         for i, coding in enumerate(self.items(f"{path}.coding", concept.get("coding"))):
             coding = self.get(f"{path}.coding[{i}]", dict, coding)
             codings.append(
-                tuple(
-                    self.get(f"{path}.coding[{i}].{k}", str, coding.get(k))  # type: ignore[misc]
-                    for k in ("system", "code", "display")
-                )
+                tuple(self.get(f"{path}.coding[{i}].{k}", str, coding.get(k)) for k in ("system", "code", "display"))
             )
         return _Concept(text.strip() if text and text.strip() else None, codings)
 
@@ -612,8 +609,8 @@ def _read_condition(context: PatientContext, res: _Resource, index: dict[str, _R
     concept = res.concept("code")
     prefer = ("icd-10", "icd10", "snomed")
     name = concept.name(prefer) if concept else None
-    if name:
-        code, system = concept.code(prefer)  # type: ignore[union-attr]
+    if concept is not None and name:
+        code, system = concept.code(prefer)
         context.problems.append(Problem(name, res.reference, code, system, res.status("clinicalStatus")))
 
 
@@ -628,7 +625,7 @@ def _read_allergy(context: PatientContext, res: _Resource, index: dict[str, _Res
             res.concept(f"reaction[0].manifestation[{i}]", m)
             for i, m in enumerate(res.items("reaction[0].manifestation", first.get("manifestation")))
         ]
-        names = [m.name() for m in manifestations if m and m.name()]
+        names = [name for name in (m.name() for m in manifestations if m) if name]
         reaction_text = ", ".join(names) if names else res.get("reaction[0].description", str, first.get("description"))
         if not substance:
             reaction_substance = res.concept("reaction[0].substance", first.get("substance"))
@@ -642,7 +639,7 @@ def _read_allergy(context: PatientContext, res: _Resource, index: dict[str, _Res
 def _read_observation(context: PatientContext, res: _Resource, index: dict[str, _Resource]) -> None:
     concept = res.concept("code")
     name = concept.name(prefer=("loinc",)) if concept else None
-    if not name:
+    if concept is None or not name:
         return
     value, unit = _observation_value(res, res.data, "")
     if value is None:
@@ -658,7 +655,7 @@ def _read_observation(context: PatientContext, res: _Resource, index: dict[str, 
     if effective is None and res.data.get("effectivePeriod") is not None:
         period = res.get("effectivePeriod", dict)
         effective = res.get("effectivePeriod.start", str, period.get("start"))
-    code, _ = concept.code(prefer=("loinc",))  # type: ignore[union-attr]
+    code, _ = concept.code(prefer=("loinc",))
     context.observations.append(Observation(name, res.reference, value, unit, effective, code))
 
 

@@ -121,7 +121,9 @@ def _extras(statement: Statement) -> list[str]:
     return out
 
 
-def _sections(note: SOAPNote, transcript: Transcript | None) -> list[tuple[str, list[tuple[str, list]]]]:
+def _sections(
+    note: SOAPNote, transcript: Transcript | None
+) -> list[tuple[str, list[tuple[str, list[RenderedStatement]]]]]:
     lists = dict(note.sections())
     groups = []
     for title, paths in GROUPS:

@@ -31,9 +31,10 @@ class Telemetry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._asr_passes: Counter[tuple[str, str]] = Counter()
-        self._asr_pass_seconds: Counter[tuple[str, str]] = Counter()
+        # second sums are floats, which a Counter (int counts, to its types) does not hold
+        self._asr_pass_seconds: dict[tuple[str, str], float] = {}
         self._notes_drafted: Counter[str] = Counter()
-        self._note_draft_seconds: Counter[str] = Counter()
+        self._note_draft_seconds: dict[str, float] = {}
         self._stream_errors: Counter[str] = Counter()
 
     def asr_pass(self, engine: str, kind: str, seconds: float) -> None:
@@ -42,14 +43,15 @@ class Telemetry:
         if kind not in PASS_KINDS:
             raise ValueError(f"pass kind must be one of {', '.join(PASS_KINDS)}")
         with self._lock:
-            self._asr_passes[(engine, kind)] += 1
-            self._asr_pass_seconds[(engine, kind)] += seconds
+            key = (engine, kind)
+            self._asr_passes[key] += 1
+            self._asr_pass_seconds[key] = self._asr_pass_seconds.get(key, 0) + seconds
 
     def note_drafted(self, engine: str, seconds: float) -> None:
         """One note drafted (and grounded) by `engine` in `seconds`."""
         with self._lock:
             self._notes_drafted[engine] += 1
-            self._note_draft_seconds[engine] += seconds
+            self._note_draft_seconds[engine] = self._note_draft_seconds.get(engine, 0) + seconds
 
     def stream_error(self, code: str) -> None:
         """One protocol `error` message sent to a streaming client (streaming/PROTOCOL.md codes)."""
@@ -59,16 +61,11 @@ class Telemetry:
     def snapshot(self) -> TelemetrySnapshot:
         with self._lock:
             return TelemetrySnapshot(
-                *(
-                    dict(sorted(counts.items()))
-                    for counts in (
-                        self._asr_passes,
-                        self._asr_pass_seconds,
-                        self._notes_drafted,
-                        self._note_draft_seconds,
-                        self._stream_errors,
-                    )
-                )
+                asr_passes=dict(sorted(self._asr_passes.items())),
+                asr_pass_seconds=dict(sorted(self._asr_pass_seconds.items())),
+                notes_drafted=dict(sorted(self._notes_drafted.items())),
+                note_draft_seconds=dict(sorted(self._note_draft_seconds.items())),
+                stream_errors=dict(sorted(self._stream_errors.items())),
             )
 
 

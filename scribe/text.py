@@ -53,7 +53,7 @@ def check_strings(value: Any, field: str, *, multiline: bool = True) -> None:
             check_strings(item, f"{field}[{index}]", multiline=multiline)
 
 
-def _validator(multiline: bool):
+def _validator(multiline: bool) -> AfterValidator:
     def check(value: str) -> str:
         if problem := unsafe_character(value, multiline=multiline):
             raise ValueError(f"contains {problem}")

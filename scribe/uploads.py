@@ -19,17 +19,19 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from scribe.asr import AsrEngine
 from scribe.audio import SAMPLE_RATE, AudioLimits, decode_windows
-from scribe.config import Settings
+from scribe.config import Mode, Settings
 from scribe.encounters import now
 from scribe.errors import AudioError, EngineUnavailableError
 from scribe.records import PatientContext
 from scribe.store import Database
+from scribe.store.db import rows_matched
 from scribe.store.models import AudioUpload, Encounter, UploadJob
 from scribe.transcript import Transcript, concatenated
 
@@ -124,7 +126,7 @@ def claim_job(
                 updated_at=moment,
             )
         )
-        if claimed.rowcount == 1:
+        if rows_matched(claimed) == 1:
             return candidate
     return None
 
@@ -136,13 +138,13 @@ def renew_job(session: Session, job_id: int, holder: str, *, ttl_s: float = JOB_
         .where(UploadJob.id == job_id, UploadJob.holder == holder, UploadJob.state == "transcribing")
         .values(lease_until=now() + timedelta(seconds=ttl_s))
     )
-    return renewed.rowcount == 1
+    return rows_matched(renewed) == 1
 
 
 def release_node_jobs(session: Session, node_id: str, *, refund_attempt: bool = False) -> int:
     """At start-up: jobs this node held when it stopped (or was killed) are free again at once. A draining node
     hands its jobs back with `refund_attempt`: a planned stop is no failure of the job's."""
-    values: dict = {"holder": None, "lease_until": None}
+    values: dict[str, Any] = {"holder": None, "lease_until": None}
     if refund_attempt:
         values["attempts"] = UploadJob.attempts - 1
     result = session.execute(
@@ -150,10 +152,10 @@ def release_node_jobs(session: Session, node_id: str, *, refund_attempt: bool = 
         .where(UploadJob.holder.like(f"{node_id}/%"), UploadJob.state == "transcribing")
         .values(**values)
     )
-    return result.rowcount
+    return rows_matched(result)
 
 
-def upload_state(session: Session, encounter_id: str) -> dict | None:
+def upload_state(session: Session, encounter_id: str) -> dict[str, Any] | None:
     """The newest upload's transcription as a client sees it: state, reason, attempts; None without uploads."""
     job = session.scalars(
         select(UploadJob).where(UploadJob.encounter_id == encounter_id).order_by(UploadJob.id.desc()).limit(1)
@@ -237,12 +239,13 @@ def run_job(
         encounter = session.get(Encounter, job.encounter_id) if job else None
         if job is None or upload is None or encounter is None:
             return None
-        context, mode, path = records_context(session, encounter.id), encounter.mode, settings.audio_dir / upload.path
+        mode = cast(Mode, encounter.mode)  # create_encounter stores only a Mode
+        context, path = records_context(session, encounter.id), settings.audio_dir / upload.path
     try:
         with _renewing(database, job_id, holder, ttl_s):
             if not path.is_file():
                 raise FileNotFoundError(path)
-            engine = load_engine(choose_engine(settings.asr_engine, mode, settings), settings, serving=True)  # type: ignore[arg-type]
+            engine = load_engine(choose_engine(settings.asr_engine, mode, settings), settings, serving=True)
             transcript = transcribe_file(engine, path, AudioLimits.from_settings(settings), context)
     except Exception as exc:
         _record_failure(database, job_id, holder, exc)
@@ -252,9 +255,9 @@ def run_job(
         if job is None or job.holder != holder or job.state != "transcribing":
             log.warning("upload job %s: lease lost before the transcript was stored", job_id)
             return None
-        row = save_transcript(
-            session, session.get(Encounter, job.encounter_id), transcript, source="upload", upload_id=job.upload_id
-        )
+        encounter = session.get(Encounter, job.encounter_id)
+        assert encounter is not None  # the job row, locked and present, references it (a foreign key)
+        row = save_transcript(session, encounter, transcript, source="upload", upload_id=job.upload_id)
         session.flush()
         job.state, job.holder, job.lease_until, job.reason = "done", None, None, None
         job.transcript_id, job.updated_at = row.id, now()

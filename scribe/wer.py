@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -10,10 +11,11 @@ import jiwer
 
 
 @cache
-def _normalizer():
+def _normalizer() -> Callable[[str], str]:
     from whisper_normalizer.english import EnglishTextNormalizer
 
-    return EnglishTextNormalizer()
+    normalizer: Callable[[str], str] = EnglishTextNormalizer()  # an untyped library's str -> str callable
+    return normalizer
 
 
 # Dose units written out or abbreviated are one word, as Whisper's normaliser already makes "percent" and "%" one:

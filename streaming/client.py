@@ -26,7 +26,7 @@ from scribe.audio import SAMPLE_RATE
 from scribe.encounter_audio import ENCOUNTER_ID
 from scribe.errors import ScribeError
 from scribe.records import load_records
-from streaming.agreement import normalize_word
+from scribe.streaming.agreement import normalize_word
 
 FRAME_MS = 100
 RETIMED_S = 0.5  # a partial ending on the word the last one ended on, this little later, shows no new word
@@ -37,7 +37,7 @@ STREAM_PATH = re.compile(rf"(?P<prefix>.*)/v1/encounters/(?P<id>{ENCOUNTER_ID.pa
 
 def _backoff_s(tries: int) -> float:
     """The wait before try number `tries` + 1 of a run of failed connects or refused resumes."""
-    return min(0.2 * 2 ** min(tries, 5), 5.0)
+    return min(0.2 * 2.0 ** min(tries, 5), 5.0)
 
 
 class _Refused(Exception):
@@ -136,7 +136,8 @@ def percentile(values: list[float], q: int) -> float | None:
 
 
 def pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    scaled: np.ndarray = np.clip(audio, -1.0, 1.0) * 32767
+    return scaled.astype("<i2").tobytes()
 
 
 class LiveAudio:
@@ -220,7 +221,7 @@ async def stream_pcm(
 
                 async def send_audio(position: int) -> None:
                     source = pcm if isinstance(pcm, LiveAudio) else None
-                    data = source.data if source is not None else pcm
+                    data = pcm.data if isinstance(pcm, LiveAudio) else pcm
                     while True:
                         ended = source is None or source.closed
                         # live audio goes out in whole frames; only the very last one may be short
@@ -233,6 +234,7 @@ async def stream_pcm(
                             position += len(chunk)
                         if ended:
                             break
+                        assert source is not None  # not ended: live audio
                         await source.wait()
                     await ws.send(json.dumps({"type": "stop"}))
 

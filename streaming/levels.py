@@ -27,7 +27,7 @@ class InputLevels:
         due: list[str] = []
         magnitude = np.abs(np.nan_to_num(samples.astype(np.float32, copy=False)))
         self._second = np.concatenate([self._second, magnitude])[-self.sample_rate :]
-        clipping = np.count_nonzero(self._second >= CLIP_LEVEL) >= CLIPPED_SHARE * self.sample_rate
+        clipping = bool(np.count_nonzero(self._second >= CLIP_LEVEL) >= CLIPPED_SHARE * self.sample_rate)
         if clipping and not self._clipping:
             due.append("clipping")
         self._clipping = clipping

@@ -26,9 +26,9 @@ from scribe.asr.dictation_format import format_dictation
 from scribe.asr.medasr import MedAsrEngine
 from scribe.audio import SAMPLE_RATE
 from scribe.records import PatientContext
+from scribe.streaming.recogniser import StreamingRecogniser, StreamUpdate
+from scribe.streaming.vad import Endpointer, VadEvent
 from scribe.transcript import Segment, Word
-from streaming.recogniser import StreamingRecogniser, StreamUpdate
-from streaming.vad import Endpointer, VadEvent
 
 
 class ChunkedFrames:

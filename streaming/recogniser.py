@@ -13,6 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -20,13 +21,13 @@ from scribe.asr.base import AsrEngine
 from scribe.audio import SAMPLE_RATE
 from scribe.errors import EngineUnavailableError
 from scribe.records import PatientContext
+from scribe.streaming.vad import Endpointer, VadEvent
 from scribe.transcript import Segment
-from streaming.vad import Endpointer, VadEvent
 
 # engine name -> (module, class): imported on first use, so a Whisper-only server never imports MedASR's code
 _RECOGNISERS = {
-    "whisper": ("streaming.whisper_stream", "WhisperStream"),
-    "medasr": ("streaming.medasr_stream", "MedAsrStream"),
+    "whisper": ("scribe.streaming.whisper_stream", "WhisperStream"),
+    "medasr": ("scribe.streaming.medasr_stream", "MedAsrStream"),
 }
 
 
@@ -71,7 +72,7 @@ class StreamingRecogniser(ABC):
         engine: AsrEngine, *, context: PatientContext | None = None, congested: Callable[[], bool] | None = None
     ) -> StreamingRecogniser:
         """A new recogniser for `engine` (the records' terms bias it); refused for an engine that cannot stream."""
-        recogniser = recogniser_class(engine.name)(engine, context=context)  # type: ignore[call-arg]
+        recogniser = recogniser_class(engine.name)(engine, context=context)
         if congested is not None:
             recogniser.congested = congested
         return recogniser
@@ -155,7 +156,16 @@ class StreamingRecogniser(ABC):
         """Drop the audio no pass will need again (under `_lock`), so `_buf` stays short."""
 
 
-def recogniser_class(engine_name: str) -> type[StreamingRecogniser]:
+class RecogniserClass(Protocol):
+    """A StreamingRecogniser subclass as `for_engine` calls it: with its engine and the records' context.
+
+    Each subclass's constructor takes its own engine's type; `recogniser_class` pairs them by the engine's name.
+    """
+
+    def __call__(self, engine: AsrEngine, *, context: PatientContext | None = None) -> StreamingRecogniser: ...
+
+
+def recogniser_class(engine_name: str) -> RecogniserClass:
     """The recogniser that streams `engine_name`; EngineUnavailableError when that engine cannot stream."""
     try:
         module, name = _RECOGNISERS[engine_name]
@@ -163,7 +173,8 @@ def recogniser_class(engine_name: str) -> type[StreamingRecogniser]:
         raise EngineUnavailableError(
             f"the {engine_name} engine cannot stream (streaming serves {', '.join(sorted(_RECOGNISERS))})"
         ) from None
-    return getattr(importlib.import_module(module), name)
+    recogniser: RecogniserClass = getattr(importlib.import_module(module), name)  # the class _RECOGNISERS names
+    return recogniser
 
 
 def _never() -> bool:

@@ -29,7 +29,7 @@ T = TypeVar("T")
 class _Request(Generic[T]):
     job: Callable[[], T]
     urgent: Callable[[], bool]
-    future: asyncio.Future
+    future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
     since: float = field(default_factory=time.monotonic)
 
@@ -122,7 +122,7 @@ def _safely(check: Callable[[], bool]) -> bool:
         return False
 
 
-def _deliver(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():
         return
     if error is not None:

@@ -14,21 +14,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from scribe.asr.base import AsrEngine
 from scribe.encounter_audio import AudioStoreError, EncounterAudio, StoredFormat
 from scribe.errors import ForbiddenError
 from scribe.records import PatientContext
+from scribe.streaming import protocol
+from scribe.streaming.admission import StreamAdmission
+from scribe.streaming.levels import InputLevels
+from scribe.streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, StreamConverter
+from scribe.streaming.recogniser import StreamingRecogniser, StreamUpdate
+from scribe.streaming.scheduler import PassScheduler
 from scribe.telemetry import telemetry
 from scribe.transcript import Segment, Transcript, Word, join_segment_texts
 from scribe.transcript import shifted as shift_segment
-from streaming import protocol
-from streaming.admission import StreamAdmission
-from streaming.levels import InputLevels
-from streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, StreamConverter
-from streaming.recogniser import StreamingRecogniser, StreamUpdate
-from streaming.scheduler import PassScheduler
 
 log = logging.getLogger("scribe.streaming")
 
@@ -45,7 +45,7 @@ class Drained(Exception):
 
 class Transport(Protocol):
     async def receive(self) -> str | bytes | None: ...  # None: the client went away
-    async def send(self, message: dict) -> None: ...
+    async def send(self, message: protocol.Message) -> None: ...
     async def close(self, code: int) -> None: ...
 
 
@@ -56,7 +56,7 @@ class SessionConfig:
     idle_timeout_s: float = protocol.DEFAULT_IDLE_TIMEOUT_S
 
 
-def _segment_from_dict(data: dict) -> Segment:
+def _segment_from_dict(data: dict[str, Any]) -> Segment:
     words = [Word(w["word"], w["start"], w["end"], w.get("probability")) for w in data.get("words") or []]
     return Segment(data["id"], data["start"], data["end"], data["text"], data.get("speaker"), words)
 
@@ -96,7 +96,7 @@ class StreamingSession:
         self._asr_error: BaseException | None = None
         self._processing_s = 0.0
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: protocol.Message) -> None:
         async with self._send_lock:
             await self.transport.send(message)
 
@@ -214,7 +214,7 @@ class StreamingSession:
         await self.send(protocol.done(transcript))
         await self.transport.close(protocol.CLOSE_NORMAL)
 
-    async def _finish(self, asr: asyncio.Task) -> None:
+    async def _finish(self, asr: asyncio.Task[None]) -> None:
         """Wait for the last pass (or, draining, the finals owed); when the drain abandons the session first, stop it
         (its finals so far are stored) and move on: the acked audio after the last stored final is recognised again
         on resume."""
@@ -301,8 +301,8 @@ class StreamingSession:
         every utterance that ended has its final: the one still being spoken is recognised whole on
         the resume (cut mid-word here, its two halves would come out garbled on either side).
         """
-        partial: asyncio.Task | None = None
-        finishing: asyncio.Task | None = None
+        partial: asyncio.Task[StreamUpdate] | None = None
+        finishing: asyncio.Task[StreamUpdate] | None = None
         try:
             while not stream.finished:
                 if finishing is None and stream.finalising():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class VadEvent:
     detected_at: float
 
 
-def _silero_session():
+def _silero_session() -> Any:  # an onnxruntime InferenceSession: neither library ships types
     from faster_whisper.vad import get_vad_model
 
     return get_vad_model().session  # one cached onnxruntime session; its run() is thread-safe

@@ -39,11 +39,11 @@ from scribe.asr.segmenting import segments_from_words
 from scribe.asr.whisper import WhisperEngine, hotword_prompt, respell
 from scribe.audio import SAMPLE_RATE
 from scribe.records import PatientContext
+from scribe.streaming.agreement import Agreement, LocalAgreement, words_after
+from scribe.streaming.recogniser import StreamingRecogniser, StreamUpdate
+from scribe.streaming.vad import Endpointer, VadEvent
+from scribe.streaming.window_decoder import WindowDecoder
 from scribe.transcript import Segment, Word
-from streaming.agreement import Agreement, LocalAgreement, words_after
-from streaming.recogniser import StreamingRecogniser, StreamUpdate
-from streaming.vad import Endpointer, VadEvent
-from streaming.window_decoder import WindowDecoder
 
 _SENTENCE_END = (".", "?", "!")
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from scribe.asr.whisper import WhisperEngine
 from scribe.audio import SAMPLE_RATE
+from scribe.streaming.repetition import without_loops
 from scribe.transcript import Word
-from streaming.repetition import without_loops
 
 log = logging.getLogger("scribe.streaming")
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from scribe.streaming import recogniser
+from scribe.streaming.recogniser import StreamingRecogniser, StreamUpdate
+from scribe.streaming.vad import SAMPLE_RATE
 from scribe.transcript import Segment
-from streaming import recogniser
-from streaming.recogniser import StreamingRecogniser, StreamUpdate
-from streaming.vad import SAMPLE_RATE
 
 TEXT = "Patient reports chest pain since Monday. Takes aspirin 81 mg daily."
 PARTIAL_EVERY = SAMPLE_RATE // 2

@@ -2,8 +2,8 @@
 
 import pytest
 
+from scribe.streaming.agreement import LocalAgreement, normalize_word
 from scribe.transcript import Word
-from streaming.agreement import LocalAgreement, normalize_word
 
 
 def hyp(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:

@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
 from scribe.api.app import create_app
 from scribe.auth.tokens import Principal, create_token
 from scribe.config import Settings
-from scribe.documents import generate_note
 from scribe.encounters import create_encounter, save_transcript
+from scribe.notes.lifecycle import generate_note
 from scribe.transcript import Segment, Transcript, Word
 from tests.accounts import SUITE_TTL_S, enrol
 

@@ -12,8 +12,8 @@ import scribe.bench.stream as bench_stream
 from scribe.bench.asr import discover
 from scribe.commands.base import UsageError
 from scribe.commands.bench import _round_sizes
+from scribe.streaming.client import StreamFailed, StreamResult
 from scribe.wer import word_errors
-from streaming.client import StreamFailed, StreamResult
 from tests.conftest import SAMPLES
 
 

@@ -327,7 +327,7 @@ def test_recording_more_into_an_encounter_streamed_at_another_rate(served: Servi
     import asyncio
 
     from scribe.audio import decode_audio
-    from streaming.client import pcm16, stream_pcm
+    from scribe.streaming.client import pcm16, stream_pcm
 
     token = create_token(KEY.encode(), USERNAME, ("user/*.*",), 600)
     url = served.base.replace("http", "ws") + "/v1/encounters/enc-two-parts/stream"

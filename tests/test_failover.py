@@ -20,7 +20,7 @@ import soundfile
 
 from scribe.config import Settings
 from scribe.store import open_database
-from streaming.client import LiveAudio, pcm16, percentile, stream_pcm
+from scribe.streaming.client import LiveAudio, pcm16, percentile, stream_pcm
 from tests.accounts import enrol
 from tests.conftest import ARTIFACTS, SAMPLES
 from tests.test_multinode import DR_A, PUBLIC_URL, new_database

@@ -63,7 +63,7 @@ def signed_note(api: TestClient, patient: str, headers=DR_A) -> str:
 
 def backdate(api: TestClient, note_id: str, when: datetime) -> None:
     """Move a note's date (the search's `date`) and rebuild its FHIR view, as if written then."""
-    from scribe.documents import refresh_fhir
+    from scribe.notes.stored import refresh_fhir
 
     with api.app.state.database.session() as session, session.begin():
         note = session.get(Note, note_id)

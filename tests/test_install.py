@@ -36,6 +36,21 @@ def test_wheel_install_transcribes_a_sample(tmp_path: Path):
         check=True,
     )
     module_file, templates, static = where.stdout.split()
+    # the real-time layer is installed inside the package: no top-level `streaming` to clash with another distribution
+    layer = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import importlib.util, scribe.streaming.client as c; "
+            "print(importlib.util.find_spec('streaming')); print(c.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    spec, client_file = layer.stdout.split()
+    assert spec == "None" and client_file.startswith(str(env_dir)) and "/scribe/streaming/" in client_file
     assert str(env_dir) in module_file and str(env_dir) in templates
     assert (Path(templates) / "web" / "docs.html.j2").is_file() and (Path(static) / "docs" / "init.js").is_file()
     no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, cwd=tmp_path)

@@ -15,11 +15,11 @@ from scribe.asr.medasr import MedAsrEngine  # noqa: E402
 from scribe.audio import decode_audio  # noqa: E402
 from scribe.config import Settings  # noqa: E402
 from scribe.records import load_records  # noqa: E402
+from scribe.streaming.medasr_stream import ChunkedFrames, MedAsrStream  # noqa: E402
+from scribe.streaming.recogniser import StreamingRecogniser, StreamUpdate  # noqa: E402
+from scribe.streaming.whisper_stream import WhisperStream  # noqa: E402
 from scribe.transcript import Segment  # noqa: E402
 from scribe.wer import word_errors  # noqa: E402
-from streaming.medasr_stream import ChunkedFrames, MedAsrStream  # noqa: E402
-from streaming.recogniser import StreamingRecogniser, StreamUpdate  # noqa: E402
-from streaming.whisper_stream import WhisperStream  # noqa: E402
 from tests.conftest import SAMPLES  # noqa: E402
 from tests.test_medasr import GEOM, FakeModel  # noqa: E402
 

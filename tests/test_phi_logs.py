@@ -15,7 +15,7 @@ import pytest
 
 from scribe.audio import decode_audio
 from scribe.auth.tokens import create_token
-from streaming.client import pcm16, stream_pcm
+from scribe.streaming.client import pcm16, stream_pcm
 from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_serve_process import free_port

@@ -62,3 +62,17 @@ def test_every_document_the_code_and_docs_cite_is_in_the_repository():
         }
     )
     assert missing == []
+
+
+def test_the_real_time_layer_is_imported_only_as_scribe_streaming():
+    """`streaming/` installs as `scribe.streaming` (`scribe/streaming` links to it); a bare `streaming` import would
+    work only in a checkout, and load the same files a second time as other modules."""
+    link = REPO / "scribe" / "streaming"
+    assert link.is_symlink() and link.resolve() == (REPO / "streaming").resolve()
+    bare = re.compile(r"^\s*(from streaming[ .]|import streaming\b)", re.M)
+    files = [
+        p
+        for folder in ("scribe", "streaming", "tests", "audio_samples", "deploy")
+        for p in (REPO / folder).rglob("*.py")
+    ]
+    assert [str(p.relative_to(REPO)) for p in files if bare.search(p.read_text(encoding="utf-8"))] == []

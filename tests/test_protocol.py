@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from scribe.audio import SAMPLE_RATE
+from scribe.streaming import protocol as p
+from scribe.streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, parse_client_text
 from scribe.transcript import Segment, Transcript, Word
-from streaming import protocol as p
-from streaming.protocol import AudioFormat, ProtocolError, StartMessage, StopMessage, parse_client_text
 
 DOC = (Path(__file__).resolve().parent.parent / "streaming" / "PROTOCOL.md").read_text(encoding="utf-8")
 MONO16K = AudioFormat(16000)

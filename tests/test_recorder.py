@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import streaming
+import scribe.streaming as streaming
 from tests.browser import chromium
 from tests.conftest import SAMPLES
 

@@ -18,8 +18,8 @@ import pytest
 
 from scribe.audio import decode_audio
 from scribe.auth.tokens import create_token
+from scribe.streaming.client import pcm16
 from scribe.wer import word_errors
-from streaming.client import pcm16
 from tests.accounts import enrol
 from tests.conftest import SAMPLES
 
@@ -177,7 +177,7 @@ def test_sigterm_moves_a_live_stream_to_another_node_losing_and_repeating_nothin
 
     import websockets
 
-    from streaming.client import stream_pcm
+    from scribe.streaming.client import stream_pcm
 
     grace_s = 10
     data_dir = tmp_path / "data"

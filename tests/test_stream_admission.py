@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.admission import UNMEASURED_PER_WORKER, StreamAdmission
+from scribe.streaming.admission import UNMEASURED_PER_WORKER, StreamAdmission
 
 
 def test_before_any_measurement_a_few_streams_per_worker():

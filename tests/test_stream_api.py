@@ -15,8 +15,8 @@ from scribe.asr import EngineChoice, load_engine
 from scribe.audio import decode_audio
 from scribe.auth.tokens import create_token
 from scribe.config import Settings
+from scribe.streaming.client import pcm16
 from scribe.wer import word_errors
-from streaming.client import pcm16
 from tests.accounts import enrol
 from tests.conftest import SAMPLES
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from streaming.client import stream_pcm
+from scribe.streaming.client import stream_pcm
 
 
 class ScriptedServer:
@@ -195,7 +195,7 @@ def test_reconnect_from_a_draining_node_resumes_at_once_and_is_no_failure():
 def test_a_resume_refused_as_busy_is_retried_but_a_new_stream_is_not():
     """A node that drains (or still loads) refuses with server_busy: a resume retries with backoff; a new stream's
     refusal is the caller's to count (`scribe bench stream` counts it as refused)."""
-    from streaming.client import StreamFailed
+    from scribe.streaming.client import StreamFailed
 
     pcm = b"\0\0" * 6400
     busy = {"type": "error", "code": "server_busy", "message": "this node is shutting down"}
@@ -216,7 +216,7 @@ def test_a_resume_after_a_crash_waits_out_the_dead_nodes_lease(monkeypatch):
     """A node killed with its lease held: the next node answers `already_streaming` until the lease runs out. A
     resume retries that (however many times, within RESUME_PATIENCE_S) and each connection that reaches `ready`
     clears the count of failures in a row, so a long stream survives many drops."""
-    from streaming.client import StreamFailed
+    from scribe.streaming.client import StreamFailed
 
     pcm = b"\0\0" * 6400
     held = {"type": "error", "code": "already_streaming", "message": "another connection is streaming"}
@@ -228,7 +228,7 @@ def test_a_resume_after_a_crash_waits_out_the_dead_nodes_lease(monkeypatch):
     assert result.transcript == {"text": "Hello."} and result.reconnects == 4
     assert bytes(resumed.audio) == pcm[3200:]
 
-    monkeypatch.setattr("streaming.client.RESUME_PATIENCE_S", 0.5)  # a lease that never runs out: give up
+    monkeypatch.setattr("scribe.streaming.client.RESUME_PATIENCE_S", 0.5)  # a lease that never runs out: give up
     never = _connections(ScriptedConnection(_ready(0), ack), *(ScriptedConnection(held, []) for _ in range(10)))
     with pytest.raises(StreamFailed) as failed:
         asyncio.run(stream_pcm("ws://scripted", pcm, connect=never, max_reconnects=1))

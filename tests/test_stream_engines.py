@@ -20,8 +20,8 @@ from scribe.api.asr_state import AsrState
 from scribe.audio import decode_audio
 from scribe.config import Settings
 from scribe.errors import EngineUnavailableError
+from scribe.streaming.client import pcm16
 from scribe.wer import word_errors
-from streaming.client import pcm16
 from tests.accounts import enrol
 from tests.conftest import SAMPLES
 from tests.test_serve_process import free_port

@@ -3,8 +3,8 @@
 import pytest
 
 from scribe.asr.hallucinations import loop_start
+from scribe.streaming.repetition import without_loops
 from scribe.transcript import Word
-from streaming.repetition import without_loops
 
 
 def timed(text: str, start: float = 0.0, step: float = 0.4) -> list[Word]:

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from streaming.scheduler import PassScheduler
+from scribe.streaming.scheduler import PassScheduler
 
 
 def test_finalising_first_then_longest_waiting():
@@ -97,7 +97,7 @@ def test_two_workers_run_two_jobs_at_once():
 
 
 def test_congested_while_passes_queue_and_for_a_while_after(monkeypatch):
-    import streaming.scheduler as scheduler_module
+    import scribe.streaming.scheduler as scheduler_module
 
     monkeypatch.setattr(scheduler_module, "CONGESTED_HOLD_S", 0.5)
     scheduler = PassScheduler("test", workers=1)

@@ -7,9 +7,9 @@ from scribe.asr import EngineChoice, load_engine
 from scribe.asr.whisper import WhisperEngine
 from scribe.audio import decode_audio
 from scribe.config import Settings
+from scribe.streaming.window_decoder import WindowDecoder
 from scribe.transcript import Word
 from scribe.wer import word_errors
-from streaming.window_decoder import WindowDecoder
 from tests.conftest import SAMPLES
 
 RATE = 16_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streaming.levels import SILENCE_S, InputLevels
+from scribe.streaming.levels import SILENCE_S, InputLevels
 
 RATE = 16000
 
@@ -67,7 +67,7 @@ def test_nan_is_read_as_zero():
 def test_protocol_md_states_the_thresholds_the_code_uses():
     from pathlib import Path
 
-    from streaming import levels
+    from scribe.streaming import levels
 
     doc = (Path(levels.__file__).parent / "PROTOCOL.md").read_text()
     assert f"{levels.CLIPPED_SHARE * 100:g} % of one second's samples" in doc

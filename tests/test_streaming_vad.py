@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scribe.audio import decode_audio
-from streaming.vad import WINDOW, Endpointer, VadEvent
+from scribe.streaming.vad import WINDOW, Endpointer, VadEvent
 from tests.conftest import SAMPLES
 
 RATE = 16_000

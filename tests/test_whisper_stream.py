@@ -12,10 +12,10 @@ from scribe.asr.whisper import WhisperEngine
 from scribe.audio import decode_audio
 from scribe.config import Settings
 from scribe.records import load_records
+from scribe.streaming.whisper_stream import StreamUpdate, WhisperStream
+from scribe.streaming.window_decoder import WindowDecoder
 from scribe.transcript import Segment, Word
 from scribe.wer import word_errors
-from streaming.whisper_stream import StreamUpdate, WhisperStream
-from streaming.window_decoder import WindowDecoder
 from tests.conftest import SAMPLES
 
 RATE = 16_000

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from scribe.asr import AsrEngine, choose_engine, load_engine
 from scribe.config import Mode, Settings
 from scribe.errors import ScribeError
-from streaming.admission import StreamAdmission
-from streaming.recogniser import recogniser_class
-from streaming.scheduler import PassScheduler
+from scribe.streaming.admission import StreamAdmission
+from scribe.streaming.recogniser import recogniser_class
+from scribe.streaming.scheduler import PassScheduler
 
 log = logging.getLogger("scribe.api")
 

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -37,7 +37,7 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"the body is larger than this route's limit of {limit} bytes")
 
 
-async def body_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def body_chunks(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     """The body as it arrives; 413 at once for a declared length over `limit`, else as soon as it passes it."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:

@@ -16,7 +16,6 @@ from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.api.bodies import BoundedRoute, Spooled, media_type, read_body, read_multipart_file, spool_body
 from scribe.auth.tokens import Principal
-from scribe.documents import generate_note, set_patient
 from scribe.drain import NodeDrain
 from scribe.encounter_audio import ENCOUNTER_ID, EncounterAudio, upload_spool_dir
 from scribe.encounters import (
@@ -32,6 +31,7 @@ from scribe.encounters import (
     store_upload,
 )
 from scribe.errors import BadInputError, NotFoundError, UnsupportedMediaTypeError
+from scribe.notes.lifecycle import generate_note, set_patient
 from scribe.notes.registry import configured_note_engines
 from scribe.text import OneLineText
 from scribe.uploads import upload_state
@@ -142,7 +142,7 @@ def read(
     principal: Principal = Depends(require_scope(READ)),
     audit: AuditScope = Depends(audited("read", "Encounter")),
 ) -> dict[str, Any]:
-    from scribe.documents import notes_of_encounter
+    from scribe.notes.stored import notes_of_encounter
 
     with _database(request).session() as session:
         encounter = get_encounter(session, principal, id)

@@ -1,6 +1,6 @@
 """`/fhir`: the FHIR R4 REST face an EHR pulls notes from (docs/fhir.md "REST for EHR pull").
 
-Resources come from JSON stored at each change of a note (see scribe.documents), so a read or a
+Resources come from JSON stored at each change of a note (see scribe.notes.stored), so a read or a
 search is an indexed query plus string work: the server's base URL replaces a placeholder, and
 bundles are assembled without re-validating every resource. Every response is FHIR JSON; every
 error an OperationOutcome.
@@ -25,10 +25,10 @@ from scribe.api.errors import operation_outcome
 from scribe.api.etags import etag_matches
 from scribe.audit import audit_event
 from scribe.auth.tokens import Principal
-from scribe.documents import BASE_PLACEHOLDER
 from scribe.errors import ForbiddenError, NotFoundError
 from scribe.fhir.resources import fhir_id
 from scribe.fhir.search import Search, audit_search, document_search, provenance_search, run, visible_notes
+from scribe.notes.stored import BASE_PLACEHOLDER
 from scribe.store.models import AuditRecord, Note, NoteVersion
 
 router = APIRouter(
@@ -37,7 +37,7 @@ router = APIRouter(
     default_response_class=Response,
     responses={**schemas.COMMON_ERRORS, **schemas.errors(404)},
 )
-NOT_MODIFIED = {304: {"description": "not modified since the ETag sent"}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "not modified since the ETag sent"}}
 PAGING = ("_count", "_offset", "_summary", "_format")
 FHIR_JSON = "application/fhir+json"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from fastapi import APIRouter, Request
@@ -19,8 +19,8 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import scribe
+from scribe.streaming.protocol import ERROR_CODES
 from scribe.telemetry import telemetry
-from streaming.protocol import ERROR_CODES
 
 router = APIRouter(tags=["health"])
 access_log = logging.getLogger("scribe.access")
@@ -31,7 +31,7 @@ class RequestCounter:
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str, int]] = Counter()
-        self.seconds: Counter[tuple[str, str, int]] = Counter()
+        self.seconds: defaultdict[tuple[str, str, int], float] = defaultdict(float)
         self._lock = threading.Lock()
 
     def add(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
@@ -16,7 +16,8 @@ from scribe.api.auth import require_scope
 from scribe.api.bodies import NoteBodyRoute, read_json
 from scribe.api.etags import etag_matches
 from scribe.auth.tokens import Principal
-from scribe.documents import NoteView, add_addendum, amend_note, edit_note, get_note, sign_note, versions
+from scribe.notes.lifecycle import add_addendum, amend_note, edit_note, sign_note
+from scribe.notes.stored import NoteView, get_note, versions
 from scribe.text import MultiLineText
 
 router = APIRouter(
@@ -25,7 +26,16 @@ router = APIRouter(
     route_class=NoteBodyRoute,
     responses={**schemas.COMMON_ERRORS, **schemas.errors(404)},
 )
-NOTE = {"response_model": schemas.Note, "response_model_exclude_none": True}
+
+
+class _NoteAnswer(TypedDict):
+    """The route options of every route answering a note, typed so that `**NOTE` is checked against the router's."""
+
+    response_model: type[schemas.Note]
+    response_model_exclude_none: bool
+
+
+NOTE: _NoteAnswer = {"response_model": schemas.Note, "response_model_exclude_none": True}
 # An edit is the SOAPNote itself, or the note as read (`{"note": SOAPNote, ...}`, an `addendum` kept or changed).
 EDIT_BODY = schemas.body(
     {

@@ -20,11 +20,11 @@ from scribe.errors import ForbiddenError
 from scribe.records import PatientContext
 from scribe.store import Database
 from scribe.store.models import Encounter
+from scribe.streaming import protocol
+from scribe.streaming.protocol import ProtocolError
+from scribe.streaming.session import SessionConfig, StreamingSession
 from scribe.telemetry import telemetry
 from scribe.transcript import Transcript
-from streaming import protocol
-from streaming.protocol import ProtocolError
-from streaming.session import SessionConfig, StreamingSession
 
 log = logging.getLogger("scribe.streaming")
 CLAIM_WAIT_S = 3.0
@@ -67,7 +67,7 @@ def _authenticate(websocket: WebSocket, encounter_id: str) -> Principal:
         principal = Principal(subject, CLINICIAN_SCOPES, 0)
         refuse_inactive(websocket, principal, unknown_ok=True)  # issued to a signed-in user, maybe one of the IdP's
         return principal
-    principal = principal_from_header(websocket, websocket.headers.get("authorization"))  # type: ignore[arg-type]
+    principal = principal_from_header(websocket, websocket.headers.get("authorization"))
     if not principal.has_scope("user/Encounter.cu"):
         raise AuthError("token lacks the scope to record encounters")
     return principal

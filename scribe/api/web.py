@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import scribe
-import streaming
+import scribe.streaming as streaming
 from scribe.auth.tokens import AuthError
 from scribe.auth.web_sessions import SESSION_COOKIE, SignedIn, resolve_session
 from scribe.resources import render_template

@@ -18,9 +18,9 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 def _quota_cores(cgroup_root: Path) -> int | None:
     """The CFS quota in whole cores (rounded up), from cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us`; None: no limit."""
     try:
-        quota, period = (cgroup_root / "cpu.max").read_text().split()[:2]
-        if quota != "max":
-            return max(1, math.ceil(int(quota) / int(period)))
+        max_quota, max_period = (cgroup_root / "cpu.max").read_text().split()[:2]
+        if max_quota != "max":
+            return max(1, math.ceil(int(max_quota) / int(max_period)))
         return None
     except (OSError, ValueError):
         pass

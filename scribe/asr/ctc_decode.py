@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from scribe.transcript import Word
 WORD_START = "\u2581"  # sentencepiece's "▁"
 _NEG_INF = float("-inf")
 _END = ""  # trie key marking a complete hotword
+
+_Trie: TypeAlias = dict[str, "_Trie"]
+"""A hotword character trie: each character maps to the subtrie after it; the `_END` key marks a whole hotword."""
 
 
 class DecodedToken(NamedTuple):
@@ -51,8 +54,8 @@ def hotword_terms(names: Iterable[str], min_chars: int = 4) -> list[str]:
     return list(seen)
 
 
-def _build_trie(words: Iterable[str]) -> dict:
-    root: dict = {}
+def _build_trie(words: Iterable[str]) -> _Trie:
+    root: _Trie = {}
     for word in words:
         node = root
         for ch in word:
@@ -66,7 +69,9 @@ class _Prefix:
 
     __slots__ = ("parent", "token", "frame", "trie", "partial", "bonus")
 
-    def __init__(self, parent: _Prefix | None, token: int, frame: int, trie: dict | None, partial: float, bonus: float):
+    def __init__(
+        self, parent: _Prefix | None, token: int, frame: int, trie: _Trie | None, partial: float, bonus: float
+    ):
         self.parent = parent
         self.token = token
         self.frame = frame

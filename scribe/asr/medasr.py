@@ -70,7 +70,8 @@ class FrameGeometry:
 
     @property
     def samples_per_frame(self) -> int:
-        return self.hop_length * self.conv_stride**self.conv_layers
+        subsampling: int = self.conv_stride**self.conv_layers  # an int: conv_layers is never negative
+        return self.hop_length * subsampling
 
     @property
     def frame_s(self) -> float:
@@ -79,7 +80,8 @@ class FrameGeometry:
     @property
     def first_frame_centre_s(self) -> float:
         """Centre of frame 0's receptive field (72.5 ms for MedASR)."""
-        feature_centre = (self.conv_kernel - 1) / 2 * sum(self.conv_stride**i for i in range(self.conv_layers))
+        strides: int = sum(self.conv_stride**i for i in range(self.conv_layers))  # ints: i is never negative
+        feature_centre = (self.conv_kernel - 1) / 2 * strides
         return (feature_centre * self.hop_length + self.win_length / 2) / self.sample_rate
 
     def frames_for_samples(self, n_samples: int) -> int:
@@ -317,11 +319,14 @@ class MedAsrEngine:
         from transformers import AutoModelForCTC, AutoProcessor
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()  # stderr is for scribe's own progress and engine choice
-        hf_logging.disable_progress_bar()
+        # stderr is for scribe's own progress and engine choice
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
         device = _select_device(settings)
         try:
-            processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+            processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]  # transformers: unannotated
+                path, local_files_only=True
+            )
             model = AutoModelForCTC.from_pretrained(
                 path, local_files_only=True, dtype=torch.float16 if device == "cuda" else torch.float32
             )
@@ -440,7 +445,8 @@ def _code_built_tokenizer(size: int) -> Any:
     pieces += list(chars) + ["\u2581" + c for c in chars]
     pieces += ["\u2581" + a + b for a, b in itertools.product(string.ascii_lowercase, repeat=2)]
     pieces = pieces[:size]
-    return LasrTokenizer(vocab=[(p, 0.0 if i < 3 else -1.0 - i / size) for i, p in enumerate(pieces)], extra_ids=0)
+    vocab = [(p, 0.0 if i < 3 else -1.0 - i / size) for i, p in enumerate(pieces)]
+    return LasrTokenizer(vocab=vocab, extra_ids=0)  # type: ignore[no-untyped-call]  # transformers: unannotated
 
 
 def build_random_full_size_engine(settings: Settings | None = None, seed: int = 0) -> MedAsrEngine:
@@ -457,7 +463,10 @@ def build_random_full_size_engine(settings: Settings | None = None, seed: int = 
     torch.manual_seed(seed)
     config = LasrCTCConfig()
     tokenizer = _code_built_tokenizer(config.vocab_size)
-    processor = LasrProcessor(feature_extractor=LasrFeatureExtractor(), tokenizer=tokenizer)
+    feature_extractor = LasrFeatureExtractor()  # type: ignore[no-untyped-call]  # transformers: unannotated
+    processor = LasrProcessor(  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
+        feature_extractor=feature_extractor, tokenizer=tokenizer
+    )
     model = LasrForCTC(config)
     return MedAsrEngine(model, processor, model_version="lasr_ctc-full-size-random", device=device)
 

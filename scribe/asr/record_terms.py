@@ -88,8 +88,9 @@ def _best_run(
     best: tuple[int, str, float] | None = None
     for run in range(1, MAX_RUN + 1):
         chunk = words[i : i + run]
-        if len(chunk) < run or any(w.probability is None for w in chunk):
-            break
+        probabilities = [w.probability for w in chunk if w.probability is not None]
+        if len(chunk) < run or len(probabilities) < len(chunk):
+            break  # past the end, or a word without a probability
         if any(re.search(r"\d", w.word) or not _letters(w.word) for w in chunk):
             break  # a dose or a bare number is never part of a name
         if any(_letters(w.word) in known for w in chunk):
@@ -97,7 +98,7 @@ def _best_run(
         if any(re.search(r"\w\W+$", w.word.strip()) for w in chunk[:-1]):
             break  # punctuation inside the run: separate words, not one broken-up name
         spelled = "".join(_letters(w.word) for w in chunk)
-        if len(spelled) < MIN_TERM_LENGTH or min(w.probability for w in chunk) >= MAX_PROBABILITY:  # type: ignore[type-var]
+        if len(spelled) < MIN_TERM_LENGTH or min(probabilities) >= MAX_PROBABILITY:
             continue
         match = _best_term(spelled, candidates, one_word=run == 1)
         if match is not None and (best is None or match[1] > best[2]):
@@ -132,8 +133,9 @@ def correct_to_record_terms(words: list[Word], terms: list[str]) -> list[Word]:
                 chunk[0],
                 word=f"{prefix}{term}{suffix}",
                 end=chunk[-1].end,
-                probability=min(w.probability for w in chunk),
+                # _best_run only matches runs whose words all have a probability: the filter drops nothing
+                probability=min(w.probability for w in chunk if w.probability is not None),
             )
-        )  # type: ignore[type-var]
+        )
         i += run
     return out

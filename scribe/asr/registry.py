@@ -24,7 +24,8 @@ class EngineChoice:
 def _is_medasr_dir(model: str) -> bool:
     config = Path(model).expanduser() / "config.json"
     try:
-        return json.loads(config.read_text()).get("model_type") == "lasr_ctc"
+        model_type: object = json.loads(config.read_text()).get("model_type")  # any JSON value
+        return model_type == "lasr_ctc"
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -52,7 +53,7 @@ def choose_engine(requested: str, mode: Mode, settings: Settings, model: str | N
     return EngineChoice("whisper", None, "auto: dictation mode but no local MedASR weights -> bundled whisper")
 
 
-_loaded: dict[tuple[str, str | None, str], AsrEngine] = {}
+_loaded: dict[tuple[str, str | None, bool, str], AsrEngine] = {}  # name, model, serving, settings
 _lock = Lock()
 
 

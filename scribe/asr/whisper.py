@@ -7,8 +7,8 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from scribe.asr import bundled_whisper
 from scribe.asr.base import ProgressCallback
 from scribe.asr.cores import usable_cores
 from scribe.asr.dose_terms import correct_doses
-from scribe.asr.hallucinations import failure, loop_start
+from scribe.asr.hallucinations import loop_start
 from scribe.asr.record_terms import correct_to_record_terms
 from scribe.asr.segmenting import segments_from_words
 from scribe.audio import SAMPLE_RATE
@@ -25,6 +25,11 @@ from scribe.errors import EngineUnavailableError
 from scribe.records import PatientContext
 from scribe.resources import render_template
 from scribe.transcript import Transcript, Word, join_segment_texts
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+    from scribe.asr.whisper_pipeline import WhisperPipeline
 
 log = logging.getLogger("scribe.asr")
 
@@ -49,7 +54,8 @@ def _cuda_available() -> bool:
     import ctranslate2
 
     try:
-        return ctranslate2.get_cuda_device_count() > 0
+        devices: int = ctranslate2.get_cuda_device_count()
+        return devices > 0
     except RuntimeError:
         return False
 
@@ -98,159 +104,9 @@ class DecodingOptions:
         return max(1, min(MAX_LENGTH - prompt_tokens, wanted))
 
 
-def _text_tokens(chunk: list[dict], eot: int) -> list[int]:
-    return [t for segment in chunk for t in segment["tokens"] if t < eot]
-
-
-@cache
-def _pipeline_class():
-    from faster_whisper import BatchedInferencePipeline
-    from faster_whisper.transcribe import Segment as FwSegment
-    from faster_whisper.transcribe import Word as FwWord
-
-    class WhisperPipeline(BatchedInferencePipeline):
-        """faster-whisper's batched pipeline as scribe decodes: trimmed encoder, bounded, prompted, guarded.
-
-        Offline, chunks are decoded in lanes: lane i holds consecutive chunks, and each step
-        decodes the next chunk of every lane in one batch, prompted with the text its lane
-        decoded just before — context across chunks at the cost of batching. A chunk that loops,
-        runs out of tokens or echoes the hotword prompt (`hallucinations`) is decoded again the
-        way Whisper was trained (whole 30 s input, no prompt); the records' spellings then come
-        back through `correct_to_record_terms`. Built per call: it holds that call's terms.
-        """
-
-        def __init__(
-            self, model, decoding: DecodingOptions, terms: list[str], *, frames: int | None = None, guard: bool = True
-        ) -> None:
-            super().__init__(model)
-            self.decoding = decoding
-            self.terms = terms
-            self.frames = frames  # encoder input for every batch; None: from the batch's longest chunk
-            self.guard = guard
-            self.previous: list[list[int]] | None = None  # per chunk of the next batch: the text tokens before it
-            self.redecoded = 0
-
-        def forward(self, features, tokenizer, chunks_metadata, options):
-            longest = max(c["duration"] for c in chunks_metadata)
-            frames = self.frames or self.decoding.encoder_frames(longest)
-            options = replace(options, max_new_tokens=self.decoding.token_budget(longest))
-            last_speech = self.last_speech_timestamp
-            outputs = super().forward(np.ascontiguousarray(features[..., :frames]), tokenizer, chunks_metadata, options)
-            if not self.guard:
-                return outputs
-            failures = [self._failure(chunk, options.max_new_tokens) for chunk in outputs]
-            redo = [i for i, why in enumerate(failures) if why]
-            if redo and (options.hotwords or self.previous or frames < ENCODER_MAX_FRAMES):
-                log.warning(
-                    "Whisper %s; %d of %d chunks decoded again without a prompt",
-                    failures[redo[0]],
-                    len(redo),
-                    len(outputs),
-                )
-                self.redecoded += len(redo)
-                self.last_speech_timestamp = last_speech
-                previous, self.previous = self.previous, None
-                again = super().forward(
-                    np.ascontiguousarray(features[redo]),
-                    tokenizer,
-                    [chunks_metadata[i] for i in redo],
-                    replace(options, hotwords=None),
-                )
-                self.previous = previous
-                for i, chunk in zip(redo, again, strict=True):
-                    outputs[i] = chunk
-            return outputs
-
-        def generate_segment_batched(self, features, tokenizer, options):
-            """One batch with a prompt per chunk (faster-whisper gives the whole batch one).
-
-            CTranslate2 needs the prompts of a batch equally long, so each keeps as much of its
-            text before as the shortest has.
-            """
-            previous = self.previous or [[] for _ in range(features.shape[0])]
-            shortest = min(len(tokens) for tokens in previous)
-            prompts = [self._prompt(tokenizer, options, tokens[len(tokens) - shortest :]) for tokens in previous]
-            encoder_output = self.model.encode(features)
-            results = self.model.model.generate(
-                encoder_output,
-                prompts,
-                beam_size=options.beam_size,
-                patience=options.patience,
-                length_penalty=options.length_penalty,
-                max_length=max(map(len, prompts)) + options.max_new_tokens,
-                suppress_blank=options.suppress_blank,
-                suppress_tokens=options.suppress_tokens,
-                return_scores=True,
-                return_no_speech_prob=True,
-                sampling_temperature=options.temperatures[0],
-                repetition_penalty=options.repetition_penalty,
-                no_repeat_ngram_size=options.no_repeat_ngram_size,
-            )
-            output = []
-            for result in results:
-                tokens = result.sequences_ids[0]
-                total_logprob = result.scores[0] * len(tokens) ** options.length_penalty
-                output.append(
-                    {
-                        "avg_logprob": total_logprob / (len(tokens) + 1),
-                        "no_speech_prob": result.no_speech_prob,
-                        "tokens": tokens,
-                    }
-                )
-            return encoder_output, output
-
-        def _prompt(self, tokenizer, options, previous: list[int]) -> list[int]:
-            """Hotwords, then the text before, cut to leave the decode its budget in Whisper's 448 tokens.
-
-            The hotwords (the records' vocabulary) keep precedence, each half of the context at
-            most; the text before keeps its end, the words nearest the audio.
-            """
-            tail = [*tokenizer.sot_sequence, *([tokenizer.no_timestamps] if options.without_timestamps else [])]
-            room = MAX_LENGTH - options.max_new_tokens - len(tail) - 1
-            hot = tokenizer.encode(" " + options.hotwords.strip()) if options.hotwords else []
-            hot = hot[: max(0, min(room, MAX_LENGTH // 2 - 1))]
-            keep = max(0, min(room - len(hot), MAX_LENGTH // 2 - 1))
-            before = previous[-keep:] if keep else []
-            return ([tokenizer.sot_prev, *hot, *before] if hot or before else []) + tail
-
-        def _batched_segments_generator(self, features, tokenizer, chunks_metadata, batch_size, options, log_progress):
-            if not self.decoding.previous_text or len(features) < 2:
-                yield from super()._batched_segments_generator(
-                    features, tokenizer, chunks_metadata, batch_size, options, log_progress
-                )
-                return
-            length = -(-len(features) // batch_size)  # chunks per lane
-            results: list[list[dict]] = [[] for _ in features]
-            for step in range(length):
-                batch = [i for i in range(step, len(features), length)]
-                self.previous = [_text_tokens(results[i - 1], tokenizer.eot) if step else [] for i in batch]
-                self.last_speech_timestamp = 0.0
-                for i, chunk in zip(
-                    batch,
-                    self.forward(features[batch], tokenizer, [chunks_metadata[i] for i in batch], options),
-                    strict=True,
-                ):
-                    results[i] = chunk
-            self.previous = None
-            for number, segment in enumerate((s for chunk in results for s in chunk), 1):
-                yield FwSegment(
-                    seek=segment["seek"],
-                    id=number,
-                    text=segment["text"],
-                    start=round(segment["start"], 3),
-                    end=round(segment["end"], 3),
-                    words=[FwWord(**word) for word in segment["words"]] if options.word_timestamps else None,
-                    tokens=segment["tokens"],
-                    avg_logprob=segment["avg_logprob"],
-                    no_speech_prob=segment["no_speech_prob"],
-                    compression_ratio=segment["compression_ratio"],
-                    temperature=options.temperatures[0],
-                )
-
-        def _failure(self, chunk: list[dict], budget: int) -> str | None:
-            words = [w["word"] for segment in chunk for w in segment.get("words") or []]
-            tokens = sum(len(segment["tokens"]) for segment in chunk)
-            return failure(words, self.terms, out_of_tokens=tokens >= budget)
+def _pipeline_class() -> type[WhisperPipeline]:
+    """The pipeline class, imported on first use: it brings faster-whisper with it (see `whisper_pipeline`)."""
+    from scribe.asr.whisper_pipeline import WhisperPipeline
 
     return WhisperPipeline
 
@@ -276,7 +132,12 @@ class WhisperEngine:
     name = "whisper"
 
     def __init__(
-        self, model, model_version: str, options: DecodingOptions | None = None, workers: int = 1, threads: int = 1
+        self,
+        model: WhisperModel,
+        model_version: str,
+        options: DecodingOptions | None = None,
+        workers: int = 1,
+        threads: int = 1,
     ) -> None:
         self._model = model
         self.model = model_version
@@ -329,7 +190,7 @@ class WhisperEngine:
             model, version, DecodingOptions(beam_size=settings.whisper_beam_size), workers=workers, threads=threads
         )
 
-    def with_options(self, **changes) -> WhisperEngine:
+    def with_options(self, **changes: Any) -> WhisperEngine:
         """The same loaded model decoding with other options (for ablations and tests)."""
         return WhisperEngine(self._model, self.model, replace(self.options, **changes), self.workers, self.threads)
 

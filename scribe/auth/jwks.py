@@ -102,7 +102,7 @@ def jwks_json(keys: dict[str, PublicKey]) -> str:
     for key in keys.values():
         as_jwk = json.loads(
             jwt.algorithms.RSAAlgorithm.to_jwk(key.key)
-            if key.kty == "RSA"
+            if isinstance(key.key, rsa.RSAPublicKey)  # kty RSA: public_key() holds an RSA key exactly then
             else jwt.algorithms.ECAlgorithm.to_jwk(key.key)
         )
         as_jwk["kid"] = key.kid

@@ -53,6 +53,7 @@ def redeem_ticket(database: Database, ticket: str, encounter_id: str) -> str:
         session.commit()
     if spent is None:
         raise AuthError("stream ticket is unknown, expired or already used")
-    if spent.encounter_id != encounter_id:
+    subject, issued_for = spent  # unpacked, the row keeps its columns' types (attribute access is untyped)
+    if issued_for != encounter_id:
         raise AuthError("stream ticket was issued for another encounter")
-    return spent.subject
+    return subject

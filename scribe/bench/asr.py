@@ -146,12 +146,16 @@ def _aggregates(result: dict[str, Any]) -> dict[str, Any]:
 def _bench_engine(
     engine_name: str, model: str | None, settings: Settings, items: list[BenchItem], ablations: bool = False
 ) -> dict[str, Any]:
+    from scribe.asr.medasr import MedAsrEngine
     from scribe.asr.registry import EngineChoice, load_engine
+    from scribe.asr.whisper import WhisperEngine
 
     choice = EngineChoice(engine_name, model, "benchmark")
     started = time.perf_counter()
     engine = load_engine(choice, settings)
     first_load = time.perf_counter() - started
+    # load_engine builds one of these two (by the choice's name): the warm load below and the ablations need the class
+    assert isinstance(engine, (WhisperEngine, MedAsrEngine))
     started = time.perf_counter()
     type(engine).load(model, settings)  # a second, warm load: weights assembled and in the page cache
     warm_load = time.perf_counter() - started
@@ -161,7 +165,7 @@ def _bench_engine(
     )  # first call initialises lazy parts (VAD, kernels)
     warmup = time.perf_counter() - started
     result = _measure(_engine_transcribe(engine), items)
-    if ablations and engine_name == "whisper":
+    if ablations and isinstance(engine, WhisperEngine):  # i.e. engine_name == "whisper"
         result["ablations"] = {
             label: _aggregates(_measure(_engine_transcribe(engine.with_options(**changes)), items))
             for label, changes in SCRIBE_ABLATIONS.items()
@@ -282,7 +286,7 @@ def run_asr_bench(
     items = discover(directory)
     spawn = multiprocessing.get_context("spawn")
     with spawn.Pool(1, maxtasksperchild=1) as pool:
-        summary = {
+        summary: dict[str, Any] = {
             "directory": str(directory),
             engine: pool.apply(_bench_engine, (engine, model, settings, items, ablations)),
         }

@@ -60,10 +60,10 @@ def _percentile(values: list[float], q: int) -> float:
 
 def seed(settings: Settings, notes: int, patients: int, *, rng: random.Random) -> list[tuple[str, str]]:
     """Store `notes` notes over `patients` patients; returns (note id, patient id) of each one an EHR can read."""
-    from scribe.documents import refresh_fhir
     from scribe.notes.extractive import ExtractiveEngine
     from scribe.notes.grounding import ground_note
     from scribe.notes.inputs import NoteInput, transcript_from_text
+    from scribe.notes.stored import refresh_fhir
     from scribe.render import render_note
     from scribe.store import open_database
     from scribe.store.models import Encounter, Note, NoteVersion

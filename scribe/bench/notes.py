@@ -40,6 +40,7 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -421,7 +422,7 @@ def note_text(note: SOAPNote, paths: tuple[str, ...] | None = None) -> str:
 def bench_notes(source: Path, engine: NoteEngine, *, ground: bool = True, limit: int | None = None) -> dict[str, Any]:
     """Draft every item with `engine` (then the grounding check, if available and `ground`) and score it."""
     items = load_items(source)[:limit] if limit else load_items(source)
-    grounder = None
+    grounder: Callable[[SOAPNote, NoteInput], SOAPNote] | None = None
     if ground:
         try:
             from scribe.notes.grounding import ground_note as grounder

@@ -36,7 +36,7 @@ from scribe.bench.fhir import own_schema
 from scribe.config import Settings
 from scribe.store import Database, open_database
 from scribe.store.models import Base
-from streaming.client import StreamFailed, pcm16, prepare_encounter, stream_pcm
+from scribe.streaming.client import StreamFailed, pcm16, prepare_encounter, stream_pcm
 
 PHASES = ("encounter", "stream", "note")
 BENCH_CLINICIAN = "bench-clinician"
@@ -153,7 +153,9 @@ def footprint(database: Database, audio_dir: Path) -> Footprint:
         }
         if connection.dialect.name == "sqlite":
             connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-            size = Path(connection.execute(text("PRAGMA database_list")).first()[2]).stat().st_size
+            main = connection.execute(text("PRAGMA database_list")).first()
+            assert main is not None  # SQLite always lists its main database, first
+            size = Path(main[2]).stat().st_size
         else:
             size = connection.execute(
                 text(

@@ -1,6 +1,6 @@
 """`scribe bench stream`: N simultaneous real-time clients against a running server.
 
-Latency is read on the audio clock (see streaming.client.stream_pcm): partial latency is how
+Latency is read on the audio clock (see scribe.streaming.client.stream_pcm): partial latency is how
 long after a word was spoken the first partial showing it arrives (a partial that only repeats,
 respells or re-times words already shown is not counted again); final latency is how long after
 a segment's last word its final arrives (every final, also those closed mid-utterance); end-of-speech
@@ -28,8 +28,16 @@ from typing import IO, Any
 from scribe.audio import decode_audio
 from scribe.bench.asr import BenchItem, discover
 from scribe.config import Settings
+from scribe.streaming.client import (
+    StreamFailed,
+    StreamResult,
+    http_base,
+    pcm16,
+    percentile,
+    prepare_encounter,
+    stream_pcm,
+)
 from scribe.wer import WerCounts, word_errors
-from streaming.client import StreamFailed, StreamResult, http_base, pcm16, percentile, prepare_encounter, stream_pcm
 
 
 async def _round(

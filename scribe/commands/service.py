@@ -112,7 +112,8 @@ def _draining_server(config: uvicorn.Config, drain: NodeDrain) -> uvicorn.Server
             await super().main_loop()
             if not self.force_exit:
                 await drain.run(forced=lambda: self.force_exit)
-            self.config.timeout_graceful_shutdown = max(0.1, drain.remaining_s())
+            # uvicorn types it `int | None` but hands it to asyncio.timeout(), which takes any float
+            self.config.timeout_graceful_shutdown = max(0.1, drain.remaining_s())  # type: ignore[assignment]
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -186,8 +187,8 @@ def stream(
 
     from scribe.audio import decode_audio
     from scribe.formats import render
+    from scribe.streaming.client import StreamResult, pcm16, percentile, stream_pcm
     from scribe.transcript import Transcript
-    from streaming.client import StreamResult, pcm16, percentile, stream_pcm
 
     prepare = _encounter_preparation(url, token, records, mode)
     pcm = pcm16(decode_audio(file))
@@ -228,7 +229,7 @@ def dictate(
 
     from scribe.audio import SAMPLE_RATE
     from scribe.errors import EngineUnavailableError
-    from streaming.client import LiveAudio, stream_pcm
+    from scribe.streaming.client import LiveAudio, stream_pcm
 
     prepare = _encounter_preparation(url, token, None, mode)
     try:
@@ -283,7 +284,7 @@ def _encounter_preparation(
 ) -> Callable[[], Awaitable[None]]:
     """What to do over REST before streaming to `url`: create the encounter in `mode`, attach `records`; checked
     now, so a URL that names no encounter is refused before any audio is read."""
-    from streaming.client import prepare_encounter, stream_encounter
+    from scribe.streaming.client import prepare_encounter, stream_encounter
 
     target = stream_encounter(url)
     for option, value in (("--records", records), ("--mode", mode)):

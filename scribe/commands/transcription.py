@@ -69,7 +69,7 @@ def transcribe(
         raise typer.Exit(BadInputError.exit_code)
     destinations = _output_paths(files, output, fmt.value)
     context = load_records(records) if records else None
-    choice = choose_engine(engine.value if engine else settings.asr_engine, mode.value, settings, model)  # type: ignore[arg-type]
+    choice = choose_engine(engine.value if engine else settings.asr_engine, mode.value, settings, model)
     asr = load_engine(choice, settings)
     err(f"ASR engine: {asr.name} ({choice.reason}); model: {asr.model}")
     failures = 0
@@ -81,7 +81,7 @@ def transcribe(
             err(f"error: {exc}")
             failures += 1
             continue
-        rendered = render(transcript, fmt.value)  # type: ignore[arg-type]
+        rendered = render(transcript, fmt.value)
         if destination is None:
             sys.stdout.write(rendered)
             sys.stdout.flush()
@@ -162,7 +162,7 @@ def note(
         from scribe.audio import AudioLimits, decode_audio
 
         audio = decode_audio(source, AudioLimits.from_settings(settings))
-        choice = choose_engine(asr_engine.value if asr_engine else settings.asr_engine, mode.value, settings)  # type: ignore[arg-type]
+        choice = choose_engine(asr_engine.value if asr_engine else settings.asr_engine, mode.value, settings)
         asr = load_engine(choice, settings)
         err(f"ASR engine: {asr.name} ({choice.reason}); model: {asr.model}")
         transcript = _transcribe_with_progress(asr, audio, context, label=source.name)

@@ -70,7 +70,7 @@ def enqueue(
 
 def retry_delay(attempts: int) -> float:
     """Exponential back-off: 5 s, 10 s, 20 s, ... capped at an hour."""
-    return min(FIRST_RETRY_S * 2 ** max(attempts - 1, 0), MAX_RETRY_S)
+    return min(FIRST_RETRY_S * 2.0 ** max(attempts - 1, 0), MAX_RETRY_S)
 
 
 @dataclass

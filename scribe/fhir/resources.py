@@ -177,7 +177,7 @@ def binary(binary_id: str, content_type: str, content: str) -> dict[str, Any]:
 
 def provenance(doc: NoteDocument) -> dict[str, Any]:
     """Who made this version: the AI device that drafted it and, once signed, the clinician who attested it."""
-    device = {
+    device: dict[str, Any] = {
         "resourceType": "Device",
         "id": "drafting-model",
         "deviceName": [{"name": f"scribe {doc.engine} note engine", "type": "user-friendly-name"}],

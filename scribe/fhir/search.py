@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from scribe.access import readable_notes
@@ -40,7 +40,7 @@ class SearchError(InvalidRequestError):
 
 @dataclass
 class Search:
-    query: Select
+    query: Select[Note] | Select[AuditRecord]  # notes for DocumentReference and Provenance, audit for AuditEvent
     count: int
     offset: int
     summary_count: bool = False
@@ -124,7 +124,7 @@ def _paging(params: list[tuple[str, str]]) -> tuple[int, int]:
     return min(count, MAX_COUNT), offset
 
 
-def visible_notes(query: Select, principal: Principal) -> Select:
+def visible_notes(query: Select[Note], principal: Principal) -> Select[Note]:
     """The notes `principal` may read over FHIR, for searches and reads alike: a clinician only those of their own
     encounters, drafts included; a system client (the EHR) everyone's, but only once signed (a draft is not part of
     the legal record) unless it holds DRAFTS_SCOPE. A note without a patient (no FHIR view yet) is nobody's."""
@@ -150,7 +150,7 @@ def document_search(params: list[tuple[str, str]], principal: Principal) -> Sear
         elif base == "category":
             wanted = [_token(v) for v in values]
             if not any(code == "clinical-note" and system in (None, "", US_CORE_CATEGORY) for system, code in wanted):
-                query = query.where(False)  # every stored note is a clinical note
+                query = query.where(false())  # every stored note is a clinical note
         elif base == "type":
             types = []
             for system, code in (_token(v) for v in values):

@@ -16,6 +16,10 @@ class NoteEngine(Protocol):
     """
 
     name: str
-    model: str | None
+
+    @property
+    def model(self) -> str | None:
+        """The model or rules version that drafts; read-only here, so an engine may hold a plain `str`."""
+        ...
 
     def draft(self, note_input: NoteInput, *, template: str = "progress_note") -> SOAPNote: ...

@@ -45,7 +45,7 @@ def low_confidence_words(
 ) -> list[LowConfidenceWord]:
     """Critical words within characters start_char:end_char of a segment recognised below `threshold`."""
     unsure = [
-        (w, a, b)
+        (w.probability, a, b)
         for w, a, b in word_spans(segment)
         if w.probability is not None and w.probability < threshold and a < end_char and b > start_char
     ]
@@ -53,9 +53,9 @@ def low_confidence_words(
         return []
     ranges = _critical_ranges(segment.text)
     out = []
-    for word, a, b in unsure:
+    for word_probability, a, b in unsure:
         if _quantity_word(segment.text[a:b]) or any(x < b and a < y for x, y in ranges):
-            probability = round(max(0.0, float(word.probability)), 3)
+            probability = round(max(0.0, float(word_probability)), 3)
             out.append(
                 LowConfidenceWord(
                     text=segment.text[a:b], probability=probability, segment_id=segment.id, start_char=a, end_char=b

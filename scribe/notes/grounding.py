@@ -32,6 +32,7 @@ from scribe.notes.schema import (
     SegmentEvidence,
     SOAPNote,
     Statement,
+    Support,
 )
 from scribe.transcript import Segment
 
@@ -80,7 +81,7 @@ _STOP = {
 
 @dataclass(frozen=True)
 class Verdict:
-    support: str
+    support: Support
     reason: str | None = None
 
 
@@ -195,8 +196,8 @@ class Grounder:
         evidence = statement.evidence
         if not evidence:
             return Verdict("unsupported", "no evidence")
-        spoken = [e for e in evidence if isinstance(e, SegmentEvidence)]
-        recorded = [e for e in evidence if isinstance(e, RecordEvidence)]
+        spoken: list[Evidence] = [e for e in evidence if isinstance(e, SegmentEvidence)]
+        recorded: list[Evidence] = [e for e in evidence if isinstance(e, RecordEvidence)]
         if not spoken and not recorded:
             return Verdict("review", "cites an image only: confirm against the image")
         claim = normalise(statement.text)
@@ -260,7 +261,7 @@ class Grounder:
             and any(isinstance(e, AttachmentEvidence) for e in statement.evidence)
         ):
             verdict = Verdict("review", "describes an image: confirm against the image")
-        spoken = [e for e in statement.evidence if isinstance(e, SegmentEvidence)]
+        spoken: list[Evidence] = [e for e in statement.evidence if isinstance(e, SegmentEvidence)]
         conflicts = record_conflicts(
             statement, self._pieces(spoken), self.context, orders=section in ("plan", "medications")
         )
@@ -268,13 +269,16 @@ class Grounder:
             verdict = Verdict(
                 "conflict", "; ".join(f"{c.field}: said {c.said}, records {c.records}" for c in conflicts)
             )
-        statement.support = verdict.support  # type: ignore[assignment]
+        statement.support = verdict.support
         statement.conflicts = conflicts or None
         statement.low_confidence = self.low_confidence(statement.evidence) or None
+        # `reason` is no declared field but an extra one (Statement allows extras), kept in `model_extra`
+        extra = statement.model_extra
+        assert extra is not None  # not None: Statement's config has extra="allow"
         if verdict.reason and verdict.support != "supported":
-            statement.reason = verdict.reason
-        elif getattr(statement, "reason", None) is not None:
-            statement.reason = None
+            extra["reason"] = verdict.reason
+        elif extra.get("reason") is not None:
+            extra["reason"] = None
 
 
 def ground_note(note: SOAPNote, note_input: NoteInput) -> SOAPNote:

@@ -69,6 +69,7 @@ def _hf_messages(messages: list[dict[str, Any]], attachments: dict[str, Any]) ->
     images = iter(attachments.values())
     for message in messages:
         content = message["content"]
+        parts: list[dict[str, str | Image.Image]]
         if isinstance(content, str):
             parts = [{"type": "text", "text": content}]
         else:
@@ -135,7 +136,9 @@ class MedGemmaEngine:
         multimodal = json.loads((path / "config.json").read_text()).get("model_type") == "gemma3"
         try:
             if multimodal:
-                processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+                processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]  # transformers: unannotated
+                    path, local_files_only=True
+                )
                 tokenizer = processor.tokenizer
                 model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True, dtype=dtype)
             else:
@@ -144,7 +147,8 @@ class MedGemmaEngine:
                 model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise EngineUnavailableError(f"cannot load MedGemma from {path}: {str(exc).splitlines()[0]}") from None
-        model.to("cuda" if cuda else "cpu").eval()
+        # transformers decorates `to` with functools.wraps, whose type mypy does not bind as a method (no self)
+        model.to("cuda" if cuda else "cpu").eval()  # type: ignore[arg-type]
         return cls(
             model,
             processor,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import jsonschema
@@ -71,7 +71,8 @@ class OpenAIEngine:
             },
         }
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, body: dict[str, Any]) -> Any:
+        """The server's decoded JSON answer: any JSON value, `parse` checks its shape."""
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         url = f"{self.base_url}/chat/completions"
         problem = ""
@@ -100,8 +101,8 @@ class OpenAIEngine:
                 raise InvalidNoteError(f"LLM server {self.base_url} answered with something that is not JSON") from None
         raise EngineUnavailableError(f"{problem} (after {self.attempts} attempts)")
 
-    def parse(self, answer: dict[str, Any]) -> dict[str, Any]:
-        """The note object inside a chat-completion answer, checked against the schema."""
+    def parse(self, answer: Any) -> dict[str, Any]:
+        """The note object inside a chat-completion answer (any decoded JSON), checked against the schema."""
         try:
             content = answer["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
@@ -114,7 +115,7 @@ class OpenAIEngine:
         if error is not None:
             where = "/".join(map(str, error.absolute_path)) or "top level"
             raise InvalidNoteError(f"the LLM server returned an invalid note: {where}: {error.message[:200]}")
-        return data
+        return cast(dict[str, Any], data)  # valid against llm_note_schema, whose top level is an object
 
     def draft(self, note_input: NoteInput, *, template: str = "progress_note") -> SOAPNote:
         data = self.parse(self._post(self.request_body(note_input, template)))

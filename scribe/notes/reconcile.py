@@ -25,7 +25,7 @@ from scribe.clinical.medications import (
     strengths,
 )
 from scribe.clinical.normalise import normalise
-from scribe.notes.schema import RecordConflict, RecordEvidence, Statement
+from scribe.notes.schema import Change, RecordConflict, RecordEvidence, Statement
 from scribe.records import Allergy, Medication, PatientContext, Problem
 
 INACTIVE_MEDICATION = ("stopped", "completed", "entered-in-error", "cancelled")
@@ -47,7 +47,7 @@ def record_for(canonical: str, context: PatientContext | None) -> Medication | N
     return next((med for med in (context.medications if context else []) if names_drug(med, canonical)), None)
 
 
-def change_for(action: str | None, dose: str | None, record: Medication | None, has_context: bool) -> str:
+def change_for(action: str | None, dose: str | None, record: Medication | None, has_context: bool) -> Change:
     """The reconciliation verdict for one drug from what was said about it and what the record holds."""
     if action == "stop":
         return "stopped"

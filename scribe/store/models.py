@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
-class DateTime(TypeDecorator):
+class DateTime(TypeDecorator[datetime]):
     """Timestamps always come back timezone-aware in UTC (SQLite otherwise returns naive datetimes)."""
 
     impl = _DateTime(timezone=True)
@@ -176,7 +176,7 @@ class SegmentRow(Base):
     end: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
     speaker: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    words: Mapped[list] = mapped_column(JSON, default=list)
+    words: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # {word, start, end, probability}
 
 
 class AttachmentRow(Base):

@@ -8,10 +8,10 @@ patterns; the patient's first person becomes the note's third person.
 from __future__ import annotations
 
 from scribe.notes.attachments import Attachment
-from scribe.notes.extractive.encounter import Encounter
 from scribe.notes.extractive.objective import exam, results, vitals
 from scribe.notes.extractive.plan import allergies, assessment_and_plan, medications
 from scribe.notes.extractive.qa import yes_no_pairs
+from scribe.notes.extractive.reading import TranscriptReading
 from scribe.notes.extractive.subjective import chief_complaint, history, review_of_systems
 from scribe.notes.inputs import NoteInput
 from scribe.notes.reconcile import unmentioned_allergies, unmentioned_medications, unmentioned_problems
@@ -48,7 +48,7 @@ class ExtractiveEngine:
 
     def draft(self, note_input: NoteInput, *, template: str = "progress_note") -> SOAPNote:
         context = note_input.context
-        enc = Encounter.read(note_input.transcript, context)
+        enc = TranscriptReading.read(note_input.transcript, context)
         pairs = yes_no_pairs(enc)
         used: set[int] = set()
 

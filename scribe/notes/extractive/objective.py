@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from scribe.clinical.vitals import find_vitals
-from scribe.notes.extractive.encounter import Encounter, statement
+from scribe.notes.extractive.reading import TranscriptReading, statement
 from scribe.notes.extractive.rewrite import note_style
 from scribe.notes.extractive.sections import (
     EXAM,
@@ -52,7 +52,7 @@ _LAB_VALUE = re.compile(
 )
 
 
-def vitals(enc: Encounter) -> list[Statement]:
+def vitals(enc: TranscriptReading) -> list[Statement]:
     out: list[Statement] = []
     seen: set[tuple[str, str]] = set()
     for i, norm in enumerate(enc.norms):
@@ -64,14 +64,14 @@ def vitals(enc: Encounter) -> list[Statement]:
     return out
 
 
-def _finding_text(enc: Encounter, i: int) -> str:
+def _finding_text(enc: TranscriptReading, i: int) -> str:
     text = enc.sentences[i].text
     for pattern, repl in _FINDING_VERBS:
         text = pattern.sub(repl, text)
     return note_style(text, enc.sentences[i].role, enc.pronouns)
 
 
-def exam(enc: Encounter, used: set[int]) -> list[Statement]:
+def exam(enc: TranscriptReading, used: set[int]) -> list[Statement]:
     """The clinician's findings during the examination; instructions to the patient are left out."""
     out: list[Statement] = []
     for i, sentence in enumerate(enc.sentences):
@@ -96,7 +96,7 @@ def exam(enc: Encounter, used: set[int]) -> list[Statement]:
     return out
 
 
-def results(enc: Encounter, used: set[int]) -> tuple[list[Statement], list[Statement]]:
+def results(enc: TranscriptReading, used: set[int]) -> tuple[list[Statement], list[Statement]]:
     """(results, imaging): what tests showed, from the results review or any clear "X showed Y" statement."""
     lab: list[Statement] = []
     imaging: list[Statement] = []

@@ -22,13 +22,13 @@ from scribe.clinical.medications import (
     find_medications,
 )
 from scribe.clinical.negation import answer_polarity
-from scribe.notes.extractive.encounter import Encounter, statement
 from scribe.notes.extractive.qa import YesNo
+from scribe.notes.extractive.reading import TranscriptReading, statement
 from scribe.notes.extractive.rewrite import note_style
 from scribe.notes.extractive.sections import DIAGNOSIS_CUE, PLAN, PLAN_ACTION, is_question
 from scribe.notes.extractive.subjective import content_score
 from scribe.notes.reconcile import change_for, problem_record, record_for
-from scribe.notes.schema import RecordEvidence, Statement
+from scribe.notes.schema import Evidence, RecordEvidence, Statement
 from scribe.records import PatientContext
 
 MIN_PLAN_SCORE = 1  # clinical content a plan-phase sentence needs (see `content_score`)
@@ -87,7 +87,7 @@ class DrugFacts:
         return text
 
 
-def medication_mentions(enc: Encounter) -> list[tuple[int, MedMention]]:
+def medication_mentions(enc: TranscriptReading) -> list[tuple[int, MedMention]]:
     """Every drug said, except ones said not to be taken without a stop ("never tried X")."""
     out = []
     for i, norm in enumerate(enc.norms):
@@ -104,7 +104,7 @@ def medication_mentions(enc: Encounter) -> list[tuple[int, MedMention]]:
     return out
 
 
-def medications(enc: Encounter, context: PatientContext | None) -> tuple[list[Statement], set[str]]:
+def medications(enc: TranscriptReading, context: PatientContext | None) -> tuple[list[Statement], set[str]]:
     """One reconciled entry per drug mentioned, and the set of canonical names mentioned."""
     drugs: dict[str, DrugFacts] = {}
     for i, mention in medication_mentions(enc):
@@ -115,7 +115,7 @@ def medications(enc: Encounter, context: PatientContext | None) -> tuple[list[St
     for key, facts in drugs.items():
         record = record_for(key, context)
         change = change_for(facts.action, facts.dose, record, context is not None and bool(context.medications))
-        evidence = list(enc.evidence(*facts.cited))
+        evidence: list[Evidence] = list(enc.evidence(*facts.cited))
         if record is not None:
             evidence.append(RecordEvidence(record=record.resource_id))
         text = facts.describe() + "."
@@ -153,7 +153,7 @@ def _plan_item(mention: MedMention) -> str:
 
 
 def _problem_statements(
-    enc: Encounter, i: int, seen: set[str], context: PatientContext | None, discussed: set[str], *, file: bool
+    enc: TranscriptReading, i: int, seen: set[str], context: PatientContext | None, discussed: set[str], *, file: bool
 ) -> list[Statement]:
     """Problems named in sentence i, coded and matched to the record; only marked discussed unless `file`."""
     out = []
@@ -166,7 +166,7 @@ def _problem_statements(
         if not file or term.label in seen or (term.code and term.code in seen):
             continue
         seen.update((term.label, term.code))
-        evidence = list(enc.evidence(i))
+        evidence: list[Evidence] = list(enc.evidence(i))
         code = term.code or None
         if record is not None:
             evidence.append(RecordEvidence(record=record.resource_id))
@@ -177,7 +177,7 @@ def _problem_statements(
 
 
 def assessment_and_plan(
-    enc: Encounter, used: set[int], context: PatientContext | None
+    enc: TranscriptReading, used: set[int], context: PatientContext | None
 ) -> tuple[list[Statement], list[Statement], set[str]]:
     """(assessment, plan, ids of recorded problems that were discussed).
 
@@ -214,7 +214,7 @@ def assessment_and_plan(
     return assessment, plan, discussed
 
 
-def allergies(enc: Encounter, pairs: list[YesNo]) -> tuple[list[Statement], list[str]]:
+def allergies(enc: TranscriptReading, pairs: list[YesNo]) -> tuple[list[Statement], list[str]]:
     """Allergies said in the visit (and "no known allergies"), with the substances named."""
     out: list[Statement] = []
     substances: list[str] = []

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from scribe.clinical.negation import answer_polarity
-from scribe.notes.extractive.encounter import Encounter
+from scribe.notes.extractive.reading import TranscriptReading
 from scribe.notes.extractive.sections import is_question
 
 _PREFIX = re.compile(
@@ -51,7 +51,7 @@ def _answered_part(content: str, answer: str) -> str:
     return " or ".join(named) if named else content
 
 
-def yes_no_pairs(enc: Encounter) -> list[YesNo]:
+def yes_no_pairs(enc: TranscriptReading) -> list[YesNo]:
     """Every clinician yes/no question that is the last sentence of its turn and gets a yes or a no."""
     pairs: list[YesNo] = []
     for i, sentence in enumerate(enc.sentences):

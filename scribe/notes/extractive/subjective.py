@@ -12,8 +12,8 @@ import re
 from scribe.clinical.findings import find_medications_any, find_problems, find_symptoms
 from scribe.clinical.negation import answer_polarity
 from scribe.clinical.terms import CLINICAL_WORDS
-from scribe.notes.extractive.encounter import Encounter, statement
 from scribe.notes.extractive.qa import YesNo
+from scribe.notes.extractive.reading import TranscriptReading, statement
 from scribe.notes.extractive.rewrite import addressee_to_third_person, finish, note_style, strip_fillers
 from scribe.notes.extractive.sections import HISTORY, asks_something, is_question
 from scribe.notes.schema import Statement
@@ -51,7 +51,7 @@ def content_score(norm: str) -> int:
     return score
 
 
-def chief_complaint(enc: Encounter) -> list[Statement]:
+def chief_complaint(enc: TranscriptReading) -> list[Statement]:
     """The reason for the visit, from "here for ..." / "presents with ..." early on, or a dictation's opening line."""
     limit = max(12, len(enc.sentences) // 4)
     for i, sentence in enumerate(enc.sentences[:limit]):
@@ -79,7 +79,7 @@ def chief_complaint(enc: Encounter) -> list[Statement]:
     return []
 
 
-def history(enc: Encounter, pairs: list[YesNo], used: set[int]) -> list[Statement]:
+def history(enc: TranscriptReading, pairs: list[YesNo], used: set[int]) -> list[Statement]:
     """History sentences in note style: the patient's own account, the clinician's summaries, yes-answers."""
     out: list[Statement] = []
     yes_by_question = {p.question: p for p in pairs if p.polarity == "yes"}
@@ -121,7 +121,7 @@ def history(enc: Encounter, pairs: list[YesNo], used: set[int]) -> list[Statemen
     return out
 
 
-def review_of_systems(enc: Encounter, pairs: list[YesNo]) -> list[Statement]:
+def review_of_systems(enc: TranscriptReading, pairs: list[YesNo]) -> list[Statement]:
     """Pertinent positives and negatives by organ system, each citing where it was said (or asked and answered)."""
     found: dict[tuple[str, str], tuple[list[str], list[int]]] = {}
 

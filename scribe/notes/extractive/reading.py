@@ -23,7 +23,9 @@ _MALE = re.compile(r"\b(?:he is|he has|he was|his (?:pain|symptoms|history|wife)
 
 
 @dataclass
-class Encounter:
+class TranscriptReading:
+    """One draft's reading of the transcript, shared by every section builder."""
+
     sentences: list[Sentence]
     norms: list[str]  # detokenised, contractions expanded, numbers as digits, lower case: for matching
     phases: list[str]
@@ -31,7 +33,7 @@ class Encounter:
     dictation: bool  # one clinician speaking (no patient turns)
 
     @classmethod
-    def read(cls, transcript: Transcript, context: PatientContext | None) -> Encounter:
+    def read(cls, transcript: Transcript, context: PatientContext | None) -> TranscriptReading:
         sentences = split_sentences(transcript)
         norms = [normalise(s.text) for s in sentences]
         keep = [
@@ -119,6 +121,22 @@ def _gender(sentences: list[Sentence], norms: list[str], context: PatientContext
     return None
 
 
-def statement(enc: Encounter, text: str, indices: list[int] | tuple[int, ...], **extra: object) -> Statement:
-    """A supported statement citing the given sentences."""
-    return Statement(text=text, support="supported", evidence=list(enc.evidence(*indices)), **extra)
+def statement(
+    enc: TranscriptReading,
+    text: str,
+    indices: list[int] | tuple[int, ...],
+    *,
+    dose: str | None = None,
+    route: str | None = None,
+    frequency: str | None = None,
+) -> Statement:
+    """A supported statement citing the given sentences; a medication order also carries its dose, route and
+    frequency."""
+    return Statement(
+        text=text,
+        support="supported",
+        evidence=list(enc.evidence(*indices)),
+        dose=dose,
+        route=route,
+        frequency=frequency,
+    )

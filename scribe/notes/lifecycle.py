@@ -1,187 +1,43 @@
-"""Stored notes and their lifecycle: draft -> edit -> sign -> amend or addendum, every version kept.
+"""The note lifecycle: draft -> edit -> sign -> amend or addendum, every version kept (scribe/notes/stored.py).
 
 Rules enforced here, whoever calls: only the encounter's clinician edits and signs; a signed
 version is immutable (edits are a conflict); an edit names the version it changes (If-Match);
 an amendment is a new note that `replaces` the signed one, which becomes `amended` (FHIR
 `superseded`) once the amendment is signed; an addendum is a new note that `appends`. The FHIR
-DocumentReference and Provenance are rebuilt and stored on every change, so the EHR side reads
-them without recomputing, and on sign-off the push to the EHR is queued in the same transaction.
+DocumentReference and Provenance are rebuilt on every change, and on sign-off the push to the EHR is
+queued in the same transaction.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scribe.access import check_change, check_read
+from scribe.access import check_change
 from scribe.auth.tokens import Principal
 from scribe.config import Settings
 from scribe.encounters import advance, encounter_input, note_material, now
 from scribe.errors import (
     BadInputError,
     ConflictError,
-    NotFoundError,
     PreconditionFailedError,
     PreconditionRequiredError,
 )
-from scribe.fhir.resources import NOTE_TYPES, NoteDocument, document_reference, provenance
+from scribe.fhir.resources import (
+    NOTE_TYPES,
+    RelationCode,
+)
 from scribe.notes.draft import draft_note
 from scribe.notes.grounding import ground_note
 from scribe.notes.inputs import NoteInput
 from scribe.notes.schema import SOAPNote
-from scribe.render import render_note
-from scribe.store.models import Encounter, Note, NoteVersion, SignOff
+from scribe.notes.stored import NoteView, add_version, ehr_document, get_note, notes_of_encounter, refresh_fhir
+from scribe.store.models import Encounter, Note, SignOff
 from scribe.text import check_strings, clean_text
-
-# Stored FHIR JSON carries this in place of the server's base URL; responses substitute the real one.
-BASE_PLACEHOLDER = "urn:scribe:base"
-
-
-@dataclass
-class NoteView:
-    note: Note
-    current: NoteVersion
-    encounter: Encounter
-
-    @property
-    def etag(self) -> str:
-        return f'W/"{self.note.version}"'
-
-    def soap(self) -> SOAPNote:
-        return SOAPNote.model_validate_json(self.current.body)
-
-    def to_json(self) -> dict[str, Any]:
-        """The REST shape of docs/interfaces.md: `{"id", "version", "status", "encounter_id", "note"}` and
-        lifecycle facts."""
-        out: dict[str, Any] = {
-            "id": self.note.id,
-            "version": self.note.version,
-            "status": self.note.status,
-            "encounter_id": self.note.encounter_id,
-            "note_type": self.note.note_type,
-            "note": self.soap().to_dict(),
-            "created_at": self.note.created_at.isoformat(timespec="seconds"),
-            "updated_at": self.note.updated_at.isoformat(timespec="seconds"),
-        }
-        if self.note.signed_at:
-            out["signed_at"] = self.note.signed_at.isoformat(timespec="seconds")
-            out["signed_by"] = self.note.signed_by
-        if self.note.relation:
-            out["relates_to"] = {"code": self.note.relation, "note_id": self.note.related_note_id}
-            out["reason"] = self.note.reason
-        if self.current.addendum:
-            out["addendum"] = self.current.addendum
-        return out
-
-
-def _version(session: Session, note: Note) -> NoteVersion:
-    current = session.get(NoteVersion, (note.id, note.version))
-    assert current is not None, "a note always has its current version"
-    return current
-
-
-def get_note(session: Session, principal: Principal, note_id: str, *, lock: bool = False) -> NoteView:
-    query = select(Note).where(Note.id == note_id)
-    note = session.scalars(query.with_for_update() if lock else query).first()
-    if note is None:
-        raise NotFoundError(f"no note {note_id}")
-    encounter = session.get(Encounter, note.encounter_id)
-    assert encounter is not None
-    check_read(principal, encounter.clinician)
-    return NoteView(note, _version(session, note), encounter)
-
-
-def notes_of_encounter(session: Session, encounter_id: str) -> list[Note]:
-    return list(session.scalars(select(Note).where(Note.encounter_id == encounter_id).order_by(Note.created_at)))
-
-
-def _rendered(
-    soap: SOAPNote, note_input: NoteInput | None, status: str, patient: str | None, addendum: str | None
-) -> tuple[str, str]:
-    transcript = note_input.transcript if note_input else None
-    text = render_note(soap, transcript, template=soap.note_type, fmt="txt", status=status, patient=patient)
-    html = render_note(soap, transcript, template=soap.note_type, fmt="html", status=status, patient=patient)
-    if addendum:
-        text = f"ADDENDUM\n{addendum}\n\n{text}"
-        html = html.replace(
-            "<main", f'<section class="addendum"><h2>Addendum</h2><p>{_escape(addendum)}</p></section>\n<main', 1
-        )
-    return text, html
-
-
-def _escape(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))
-
-
-def _add_version(
-    session: Session,
-    note: Note,
-    soap: SOAPNote,
-    note_input: NoteInput | None,
-    *,
-    created_by: str,
-    transcript_id: int | None,
-    addendum: str | None,
-    encounter: Encounter,
-) -> NoteVersion:
-    text, html = _rendered(soap, note_input, note.status, encounter.patient_name, addendum)
-    version = NoteVersion(
-        note_id=note.id,
-        version=note.version,
-        body=soap.to_json(),
-        addendum=addendum,
-        text_rendering=text,
-        html_rendering=html,
-        transcript_id=transcript_id,
-        created_by=created_by,
-        created_at=now(),
-    )
-    session.add(version)
-    return version
-
-
-def refresh_fhir(session: Session, note: Note, encounter: Encounter) -> None:
-    """Rebuild the stored DocumentReference and Provenance after any change the EHR side can see.
-
-    A note whose encounter names no patient yet has no FHIR view (US Core needs a subject).
-    """
-    current = _version(session, note)
-    soap = SOAPNote.model_validate_json(current.body)
-    note.fhir_version += 1
-    if not note.patient_id:
-        note.document_json = note.provenance_json = None
-        return
-    doc = NoteDocument(
-        note_id=note.id,
-        version=note.fhir_version,
-        status=note.status,  # type: ignore[arg-type]
-        note_type=note.note_type,
-        patient_id=note.patient_id,
-        author=note.clinician,
-        created_at=note.created_at,
-        updated_at=note.updated_at,
-        text=current.text_rendering,
-        html=current.html_rendering,
-        engine=soap.metadata.engine,
-        model=soap.metadata.model,
-        encounter_id=note.encounter_id,
-        patient_name=encounter.patient_name,
-        signed_by=note.signed_by,
-        signed_at=note.signed_at,
-        period_start=encounter.created_at,
-        relates_to=[(note.relation, note.related_note_id)] if note.relation and note.related_note_id else [],
-    )  # type: ignore[list-item]
-    note.document_json = json.dumps(document_reference(doc, BASE_PLACEHOLDER))
-    note.provenance_json = json.dumps(provenance(doc))
 
 
 def _new_note(
@@ -192,7 +48,7 @@ def _new_note(
     *,
     created_by: str,
     transcript_id: int | None,
-    relation: str | None = None,
+    relation: RelationCode | None = None,
     related: Note | None = None,
     reason: str | None = None,
     addendum: str | None = None,
@@ -215,7 +71,7 @@ def _new_note(
     )
     session.add(note)
     session.flush()
-    current = _add_version(
+    current = add_version(
         session,
         note,
         soap,
@@ -255,7 +111,7 @@ def generate_note(
         note.version += 1
         note.note_type = template
         note.updated_at = now()
-        current = _add_version(
+        current = add_version(
             session,
             note,
             soap,
@@ -308,7 +164,7 @@ def edit_note(session: Session, principal: Principal, note_id: str, body: Any, i
     if addendum is not None and not isinstance(addendum, str):
         raise BadInputError("addendum must be text")
     clean_text(addendum, "addendum", multiline=True)
-    current = _add_version(
+    current = add_version(
         session,
         note,
         soap,
@@ -363,7 +219,7 @@ def sign_note(
     note.status, note.signed_at, note.signed_by, note.updated_at = "signed", moment, principal.subject, moment
     # The signed text is a version of its own (same content, renderings that say "signed"): rows never change.
     note.version += 1
-    current = _add_version(
+    current = add_version(
         session,
         note,
         view.soap(),
@@ -402,18 +258,6 @@ def sign_note(
                 replace_existing=replace,
             )
     return NoteView(note, current, view.encounter)
-
-
-def ehr_document(session: Session, note: Note) -> dict[str, Any]:
-    """The DocumentReference as pushed to an EHR: renderings inline as base64 (the EHR need not call back)."""
-    resource = json.loads(note.document_json or "{}")
-    current = _version(session, note)
-    for content in resource.get("content", []):
-        attachment = content["attachment"]
-        body = current.text_rendering if attachment["contentType"] == "text/plain" else current.html_rendering
-        attachment.pop("url", None)
-        attachment["data"] = base64.b64encode(body.encode("utf-8")).decode("ascii")
-    return resource
 
 
 def _parse_soap(payload: Any, view: NoteView) -> SOAPNote:
@@ -513,10 +357,3 @@ def set_patient(session: Session, encounter: Encounter, patient_id: str, patient
     for note in notes:
         note.patient_id = patient_id
         refresh_fhir(session, note, encounter)
-
-
-def versions(session: Session, principal: Principal, note_id: str) -> list[NoteVersion]:
-    view = get_note(session, principal, note_id)
-    return list(
-        session.scalars(select(NoteVersion).where(NoteVersion.note_id == view.note.id).order_by(NoteVersion.version))
-    )
