@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scribe.clinical.spoken_names import spoken_drug_name, spoken_problem
 from scribe.errors import RecordsError
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "load_records",
     "parse_bundle",
     "read_records",
-    "spoken_drug_name",
     "validate_records",
 ]
 
@@ -96,7 +96,7 @@ class PatientContext:
         "Essential hypertension"), then allergy substances.
         """
         terms = [part for m in self.medications for part in m.name.split(" / ")]
-        terms += [_spoken_problem(p.name) for p in self.problems]
+        terms += [spoken_problem(p.name) for p in self.problems]
         terms += [a.substance for a in self.allergies]
         seen: dict[str, str] = {}
         for term in terms:
@@ -104,188 +104,6 @@ class PatientContext:
             if term and term.lower() not in seen:
                 seen[term.lower()] = term
         return list(seen.values())
-
-
-_UNIT = re.compile(r"(mg|mcg|µg|ug|g|ml|l|unt|units?|iu|meq|mmol|actuat|hr|day|%)(/[a-z]+)*", re.I)
-_NUMBER = re.compile(r"[\d][\d.,/]*([a-zµ%]+(/[a-z]+)*)?", re.I)
-_LEADING = re.compile(r"(nda|bla|anda)\d+|abuse-deterrent", re.I)  # RxNorm prefixes before the ingredient
-_FORMS = {
-    "oral",
-    "tablet",
-    "tablets",
-    "tab",
-    "tabs",
-    "capsule",
-    "capsules",
-    "cap",
-    "caps",
-    "solution",
-    "suspension",
-    "injection",
-    "injectable",
-    "extended",
-    "delayed",
-    "release",
-    "film",
-    "coated",
-    "chewable",
-    "topical",
-    "cream",
-    "ointment",
-    "gel",
-    "lotion",
-    "inhaler",
-    "inhalation",
-    "inhalant",
-    "powder",
-    "granules",
-    "patch",
-    "transdermal",
-    "system",
-    "nasal",
-    "spray",
-    "ophthalmic",
-    "otic",
-    "drops",
-    "prefilled",
-    "syringe",
-    "pen",
-    "injector",
-    "auto-injector",
-    "metered",
-    "dose",
-    "vial",
-    "sublingual",
-    "buccal",
-    "disintegrating",
-    "dry",
-    "mucosal",
-    "vaginal",
-    "rectal",
-    "suppository",
-    "elixir",
-    "syrup",
-    "lozenge",
-    "kit",
-    "pack",
-    "product",
-    "er",
-    "xr",
-    "xl",
-    "sr",
-    "dr",
-    "ec",
-    "hfa",
-    "odt",
-    # free-text sigs ("Metformin 1000mg twice daily")
-    "daily",
-    "once",
-    "twice",
-    "bid",
-    "tid",
-    "qid",
-    "qd",
-    "qhs",
-    "prn",
-    "every",
-    "each",
-    "take",
-    "by",
-    "mouth",
-    "po",
-    "at",
-    "as",
-    "needed",
-    "nightly",
-    "morning",
-    "evening",
-    "bedtime",
-    "with",
-    "for",
-}
-# Salts, esters and qualifiers dropped after the ingredient ("metformin hydrochloride" -> "metformin")
-_SALTS = {
-    "hydrochloride",
-    "hcl",
-    "sodium",
-    "potassium",
-    "calcium",
-    "magnesium",
-    "sulfate",
-    "succinate",
-    "tartrate",
-    "besylate",
-    "besilate",
-    "maleate",
-    "mesylate",
-    "mesilate",
-    "citrate",
-    "acetate",
-    "phosphate",
-    "fumarate",
-    "bromide",
-    "hydrobromide",
-    "dihydrate",
-    "monohydrate",
-    "hyclate",
-    "propionate",
-    "furoate",
-    "bitartrate",
-    "mononitrate",
-    "dipropionate",
-    "xinafoate",
-    "disodium",
-    "trihydrate",
-    "modified",
-    "human",
-    "macrocrystals",
-}
-# ...unless the ingredient is only a cation that needs its salt ("ferrous sulfate", "magnesium sulfate")
-_CATIONS = {"ferrous", "ferric", "zinc", "sodium", "potassium", "calcium", "magnesium", "lithium", "aluminum"}
-
-
-def spoken_drug_name(display: str) -> str:
-    """The name a clinician says for a recorded drug: no strength, dose form, salt or brand suffix.
-
-    "metformin hydrochloride 500 MG Oral Tablet" -> "metformin";
-    "24 HR tamsulosin hydrochloride 0.4 MG Extended Release Oral Capsule" -> "tamsulosin";
-    "lisinopril 10 MG / hydrochlorothiazide 12.5 MG Oral Tablet" -> "lisinopril / hydrochlorothiazide".
-    Lower case, except words with digits ("vitamin D3"). Falls back to the display, trimmed.
-    """
-    text = re.sub(r"\[.*?\]", " ", display)
-    text = re.sub(r"[{}()]", " ", text)
-    names: list[str] = []
-    for component in re.split(r"\s+/\s+", text):
-        words: list[str] = []
-        for raw in component.split():
-            word = raw.strip(",;:")
-            lower = word.lower()
-            if not words and (
-                not word
-                or _LEADING.fullmatch(word)
-                or _NUMBER.fullmatch(word)
-                or _UNIT.fullmatch(word)
-                or lower in _FORMS
-            ):
-                continue  # quantities and prefixes before the ingredient ("24 HR", "200 ACTUAT")
-            if _NUMBER.fullmatch(word) or lower in _FORMS:
-                break
-            if words and lower in _SALTS and not set(words) <= _CATIONS:
-                continue
-            if _UNIT.fullmatch(word):
-                continue
-            words.append(word if any(c.isdigit() for c in word) else lower)
-        name = " ".join(words)
-        if name and name not in names:
-            names.append(name)
-    return " / ".join(names) or " ".join(display.split())
-
-
-def _spoken_problem(name: str) -> str:
-    """A problem as said aloud: without "(primary)", "(disorder)", "[...]" or "unspecified"."""
-    text = re.sub(r"\(.*?\)|\[.*?\]", " ", name)
-    text = re.sub(r",?\s*\bunspecified\b\s*", " ", text, flags=re.I)
-    return " ".join(text.split()).strip(" ,;") or name
 
 
 def load_records(path: str | os.PathLike[str]) -> PatientContext:
@@ -436,7 +254,7 @@ class _Resource:
             return None
         kinds = expected if isinstance(expected, tuple) else (expected,)
         if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
-            names = " or ".join(dict.fromkeys(_TYPE_NAMES[t] for t in kinds))
+            names = " or ".join(dict.fromkeys(_with_article(_JSON_TYPES[t]) for t in kinds))
             raise self.fail(path, f"must be {names}, got {_json_type(value)}")
         return value
 
@@ -501,26 +319,15 @@ class _Concept:
         return sorted(self.codings, key=rank)
 
 
-_TYPE_NAMES = {
-    dict: "an object",
-    list: "a list",
-    str: "a string",
-    int: "a number",
-    float: "a number",
-    bool: "a boolean",
-}
+_JSON_TYPES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
 
 
 def _json_type(value: object) -> str:
-    return {
-        dict: "object",
-        list: "list",
-        str: "string",
-        bool: "boolean",
-        int: "number",
-        float: "number",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _with_article(name: str) -> str:
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _local_reference(reference: str) -> str:

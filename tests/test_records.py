@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from scribe.clinical.spoken_names import spoken_drug_name
 from scribe.errors import RecordsError
 from scribe.records import (
     Allergy,
@@ -15,7 +16,6 @@ from scribe.records import (
     Problem,
     load_records,
     parse_bundle,
-    spoken_drug_name,
 )
 from tests.conftest import SAMPLES
 

@@ -57,50 +57,20 @@ from scribe.notes.schema import SegmentEvidence, SOAPNote, Statement
 from scribe.records import PatientContext, load_records
 from scribe.transcript import Transcript
 
-# Our sections -> reference headings (upper case, as ACI-BENCH writes them).
+# Our sections -> reference headings (upper case, as ACI-BENCH writes them); a table, packed by hand.
+# fmt: off
 SECTION_HEADINGS: dict[str, tuple[str, ...]] = {
-    "subjective": (
-        "CHIEF COMPLAINT",
-        "HISTORY OF PRESENT ILLNESS",
-        "HPI",
-        "REVIEW OF SYSTEMS",
-        "ROS",
-        "PAST HISTORY",
-        "MEDICAL HISTORY",
-        "PAST MEDICAL HISTORY",
-        "SURGICAL HISTORY",
-        "PAST SURGICAL HISTORY",
-        "SOCIAL HISTORY",
-        "FAMILY HISTORY",
-        "CURRENT MEDICATIONS",
-        "MEDICATIONS",
-        "ALLERGIES",
-        "HISTORY",
-        "SUBJECTIVE",
-    ),
-    "objective_exam": (
-        "PHYSICAL EXAMINATION",
-        "PHYSICAL EXAM",
-        "EXAM",
-        "EXAMINATION",
-        "VITALS",
-        "VITALS REVIEWED",
-        "VITAL SIGNS",
-        "OBJECTIVE",
-    ),
+    "subjective": ("CHIEF COMPLAINT", "HISTORY OF PRESENT ILLNESS", "HPI", "REVIEW OF SYSTEMS", "ROS",
+        "PAST HISTORY", "MEDICAL HISTORY", "PAST MEDICAL HISTORY", "SURGICAL HISTORY", "PAST SURGICAL HISTORY",
+        "SOCIAL HISTORY", "FAMILY HISTORY", "CURRENT MEDICATIONS", "MEDICATIONS", "ALLERGIES", "HISTORY",
+        "SUBJECTIVE"),
+    "objective_exam": ("PHYSICAL EXAMINATION", "PHYSICAL EXAM", "EXAM", "EXAMINATION", "VITALS", "VITALS REVIEWED",
+        "VITAL SIGNS", "OBJECTIVE"),
     "objective_results": ("RESULTS", "IMAGING", "LABS", "LABORATORY", "DIAGNOSTICS", "STUDIES", "FINDINGS"),
-    "assessment_and_plan": (
-        "ASSESSMENT AND PLAN",
-        "ASSESSMENT",
-        "PLAN",
-        "IMPRESSION",
-        "IMPRESSION AND PLAN",
-        "INSTRUCTIONS",
-        "PATIENT INSTRUCTIONS",
-        "PROCEDURE",
-        "SUMMARY PLAN",
-    ),
+    "assessment_and_plan": ("ASSESSMENT AND PLAN", "ASSESSMENT", "PLAN", "IMPRESSION", "IMPRESSION AND PLAN",
+        "INSTRUCTIONS", "PATIENT INSTRUCTIONS", "PROCEDURE", "SUMMARY PLAN"),
 }
+# fmt: on
 NOTE_SECTIONS: dict[str, tuple[str, ...]] = {
     "subjective": ("subjective.chief_complaint", "subjective.hpi", "subjective.ros", "medications", "allergies"),
     "objective_exam": ("objective.vitals", "objective.exam"),
@@ -109,70 +79,12 @@ NOTE_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 _HEADING = re.compile(r"^[A-Z][A-Z &/,()-]{1,48}$")
 _DOSED = re.compile(r"\b([A-Za-z][A-Za-z-]{2,})\s+(\d+(?:\.\d+)?)\s*(mg|mcg|units?|IU|mL|g)\b", re.I)
-_NOT_DRUGS = {
-    "hdl",
-    "ldl",
-    "cholesterol",
-    "triglycerides",
-    "glucose",
-    "sugar",
-    "sugars",
-    "level",
-    "levels",
-    "a1c",
-    "potassium",
-    "sodium",
-    "creatinine",
-    "calcium",
-    "protein",
-    "iron",
-    "ferritin",
-    "vitamin",
-    "b12",
-    "weight",
-    "fat",
-    "fiber",
-    "carbs",
-    "caffeine",
-    "salt",
-    "water",
-    "fluids",
-    "units",
-    "cypionate",
-    "of",
-    "to",
-    "and",
-    "the",
-    "with",
-    "from",
-    "at",
-    "by",
-    "for",
-    "is",
-    "was",
-    "dose",
-    "take",
-    "taking",
-    "about",
-    "approximately",
-    "increase",
-    "decrease",
-    "total",
-    "daily",
-    "were",
-    "additional",
-    "than",
-    "over",
-    "under",
-    "around",
-    "only",
-    "each",
-    "another",
-    "extra",
-    "up",
-    "down",
-    "or",
-}
+_NOT_DRUGS = set(
+    "hdl ldl cholesterol triglycerides glucose sugar sugars level levels a1c potassium sodium creatinine calcium "
+    "protein iron ferritin vitamin b12 weight fat fiber carbs caffeine salt water fluids units cypionate of to "
+    "and the with from at by for is was dose take taking about approximately increase decrease total daily were "
+    "additional than over under around only each another extra up down or".split()
+)
 
 
 @dataclass(frozen=True)
