@@ -69,9 +69,8 @@ def create_app(
         with database.session() as session, session.begin():
             release_node_streams(session, settings.node_id)  # leases this node held before a crash or restart
             release_node_jobs(session, settings.node_id)  # uploads it was transcribing: taken up again below
-        sweep_spool(
-            upload_spool_dir(settings.audio_dir), settings.node_id
-        )  # uploads this node was receiving when it stopped
+        # uploads this node was receiving when it stopped
+        sweep_spool(upload_spool_dir(settings.audio_dir), settings.node_id)
         app.state.oidc_verifier = OidcVerifier.from_settings(settings)  # a half configuration fails here, at start
         app.state.asr = AsrState(disabled=not load_asr, stream_capacity=settings.stream_capacity)
         app.state.audio_root = settings.audio_dir

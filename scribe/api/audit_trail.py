@@ -13,6 +13,7 @@ from fastapi import Request
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
+from scribe.api.state import service
 from scribe.audit import ANONYMOUS, Actor, record
 
 log = logging.getLogger("scribe.audit")
@@ -70,7 +71,7 @@ class AuditMiddleware(BaseHTTPMiddleware):
         try:
             await asyncio.to_thread(
                 record,
-                request.app.state.database,
+                service(request).database,
                 actor_of(request),
                 scope.action,
                 resource_type=scope.resource_type,

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from scribe import audit
+from scribe.api.state import service
 from scribe.auth.oidc import OidcVerifier
 from scribe.auth.subjects import subject_refusal
 from scribe.auth.throttle import attempt_refusal
@@ -46,7 +47,7 @@ def browser_origin_allowed(connection: HTTPConnection) -> bool:
     origin = connection.headers.get("origin")
     if origin is None:
         return True
-    settings = connection.app.state.settings
+    settings = service(connection).settings
     own = connection.url.replace(
         scheme={"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
     )
@@ -67,7 +68,7 @@ def bearer_token(authorization: str | None) -> str:
 
 def oidc_verifier(connection: HTTPConnection) -> OidcVerifier | None:
     """The app's OIDC verifier (built at start-up; its key cache lives as long as the app), if the site has one."""
-    return getattr(connection.app.state, "oidc_verifier", None)
+    return getattr(service(connection), "oidc_verifier", None)
 
 
 def _signed_by_scribe(token: str) -> bool:
@@ -84,7 +85,7 @@ def refuse_inactive(connection: HTTPConnection, principal: Principal, *, unknown
     `unknown_ok` for identities vouched for elsewhere (the OIDC provider's users): only a disabled local
     account of the same name is refused.
     """
-    reason = subject_refusal(connection.app.state.database, principal.subject, principal.kind, unknown_ok=unknown_ok)
+    reason = subject_refusal(service(connection).database, principal.subject, principal.kind, unknown_ok=unknown_ok)
     if reason is not None:
         raise AuthError(reason, subject=principal.subject, subject_kind=principal.kind)
 
@@ -92,7 +93,7 @@ def refuse_inactive(connection: HTTPConnection, principal: Principal, *, unknown
 def principal_from_header(request: HTTPConnection, authorization: str | None) -> Principal:
     """The caller behind `Authorization: Bearer`: a scribe token of an existing user or client, or the OIDC
     provider's (clinician scopes)."""
-    state = request.app.state
+    state = service(request)
     token = bearer_token(authorization)
     verifier = oidc_verifier(request)
     if verifier is not None and not _signed_by_scribe(token):
@@ -107,7 +108,7 @@ def principal_from_header(request: HTTPConnection, authorization: str | None) ->
 
 def principal_from_session(request: Request, session_id: str) -> Principal:
     """The signed-in clinician behind a session cookie; an unsafe method without the CSRF token is 403."""
-    signed_in = resolve_session(request.app.state.database, session_id)
+    signed_in = resolve_session(service(request).database, session_id)
     if request.method in UNSAFE_METHODS and not csrf_matches(signed_in, request.headers.get(CSRF_HEADER)):
         raise ForbiddenError(f"{CSRF_HEADER} header missing or wrong for this session")
     return Principal(signed_in.username, CLINICIAN_SCOPES, int(signed_in.expires_at.timestamp()))
@@ -144,7 +145,7 @@ def require_admin(request: Request, principal: Principal = Depends(current_princ
     if principal.has_scope(AUDIT_SCOPE):
         return principal
     if principal.kind == "user":
-        account = find_user(request.app.state.database, principal.subject)
+        account = find_user(service(request).database, principal.subject)
         if account is not None and account.role == "admin":
             return principal
     raise ForbiddenError(f"an administrator or the scope {AUDIT_SCOPE} is required")
@@ -158,7 +159,7 @@ def record_auth_event(
     actor = audit.Actor(subject, kind if subject else "anonymous", request.client.host if request.client else None)
     try:
         audit.record(
-            request.app.state.database,
+            service(request).database,
             actor,
             action,
             status=status,
@@ -174,7 +175,7 @@ def refuse_throttled(request: Request, account: str | None = None) -> None:
     """429 before a password or an assertion is checked, when this address, or `account` from here or from
     everywhere, failed too often lately (scribe.auth.throttle); the refusal is audited but not counted."""
     address = request.client.host if request.client else None
-    throttled = attempt_refusal(request.app.state.database, CREDENTIAL_ROUTES, address, account)
+    throttled = attempt_refusal(service(request).database, CREDENTIAL_ROUTES, address, account)
     if throttled is not None:
         record_auth_event(request, "auth-failure", throttled.account, "user", status=429, detail=throttled.reason)
         raise RateLimitedError(throttled.reason)
@@ -187,7 +188,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
     if media_type(request) != "application/x-www-form-urlencoded":
         raise UnsupportedMediaTypeError("send the fields as application/x-www-form-urlencoded")
-    body = await read_body(request, request.app.state.settings.max_form_bytes)
+    body = await read_body(request, service(request).settings.max_form_bytes)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=32)
     except (UnicodeDecodeError, ValueError):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from scribe.api.state import service
 from scribe.errors import BadInputError, PayloadTooLargeError
 from scribe.json_input import parse_json
 
@@ -190,7 +191,7 @@ class BoundedRoute(APIRoute):
             return handler
 
         async def bounded(request: Request) -> Any:
-            raw = await read_body(request, getattr(request.app.state.settings, self.limit_setting))
+            raw = await read_body(request, getattr(service(request).settings, self.limit_setting))
             parsed = parse_json(raw) if raw.strip() and _json_media(request) else None
             return await handler(_ReadRequest(request, raw, parsed))
 

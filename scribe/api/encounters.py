@@ -15,6 +15,7 @@ from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.api.bodies import BoundedRoute, Spooled, media_type, read_body, read_multipart_file, spool_body
+from scribe.api.state import service
 from scribe.auth.tokens import Principal
 from scribe.drain import NodeDrain
 from scribe.encounter_audio import ENCOUNTER_ID, EncounterAudio, upload_spool_dir
@@ -68,10 +69,6 @@ class NoteOptions(BaseModel):
     template: str = "progress_note"
 
 
-def _database(request: Request):
-    return request.app.state.database
-
-
 @router.post("", status_code=201, response_model=schemas.Encounter, responses=schemas.errors(409))
 def create(
     body: EncounterIn,
@@ -80,7 +77,7 @@ def create(
     audit: AuditScope = Depends(audited("create", "Encounter")),
 ) -> dict[str, Any]:
     audit.patient_id = body.patient.id
-    with _database(request).session() as session, session.begin():
+    with service(request).database.session() as session, session.begin():
         encounter = create_encounter(
             session,
             principal,
@@ -108,7 +105,7 @@ def update(
     """Name or correct the patient (a streamed encounter starts without one); refused once a note is signed."""
     if not body.patient.id:
         raise BadInputError("patient.id is required")
-    with _database(request).session() as session, session.begin():
+    with service(request).database.session() as session, session.begin():
         encounter = get_encounter(session, principal, id)
         check_change(principal, encounter.clinician, "change it")
         set_patient(session, encounter, body.patient.id, body.patient.name)
@@ -128,7 +125,7 @@ def list_(
     audit: AuditScope = Depends(audited("search", "Encounter")),
 ) -> dict[str, Any]:
     audit.patient_id = patient
-    with _database(request).session() as session:
+    with service(request).database.session() as session:
         rows, total = list_encounters(
             session, principal, status=status, patient_id=patient, text=q, limit=count, offset=offset
         )
@@ -144,7 +141,7 @@ def read(
 ) -> dict[str, Any]:
     from scribe.notes.stored import notes_of_encounter
 
-    with _database(request).session() as session:
+    with service(request).database.session() as session:
         encounter = get_encounter(session, principal, id)
         audit.patient_id = encounter.patient_id
         out = encounter_json(encounter)
@@ -171,7 +168,7 @@ def read(
         )
         out["upload"] = upload_state(session, id)
     # a stream that resumes this encounter must use the same format (a browser records at that rate)
-    streamed = EncounterAudio.stored_format(request.app.state.settings.audio_dir, id)
+    streamed = EncounterAudio.stored_format(service(request).settings.audio_dir, id)
     out["stream_format"] = (
         None
         if streamed is None
@@ -188,7 +185,7 @@ def context(
     audit: AuditScope = Depends(audited("read", "Encounter")),
 ) -> dict[str, Any]:
     """What the attached records and images say: medications, problems, allergies, observations, image labels."""
-    with _database(request).session() as session:
+    with service(request).database.session() as session:
         encounter = get_encounter(session, principal, id)
         audit.patient_id = encounter.patient_id
         audit.detail = "context"
@@ -228,8 +225,8 @@ async def upload_audio(
     transcription job, transcribed; answers the Transcript. When that takes longer than
     `SCRIBE_UPLOAD_WAIT_S`, answers 202 with the upload's state instead: the job goes on (on any node,
     even after a restart) and `GET /v1/encounters/{id}` shows how it ends."""
-    settings = request.app.state.settings
-    database = _database(request)
+    settings = service(request).settings
+    database = service(request).database
 
     def check() -> None:
         with database.session() as session:
@@ -247,7 +244,7 @@ async def upload_audio(
         spooled.discard()  # nothing to do once it was moved into place
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.upload_wait_s
-    drain = request.app.state.drain
+    drain = service(request).drain
     transcript = None
     if not drain.draining:  # a draining node leaves the job to the queue: another node transcribes it
         work = loop.run_in_executor(upload_executor, _transcribe_now, database, settings, job_id)
@@ -275,9 +272,9 @@ def _store_upload(request: Request, principal: Principal, encounter_id: str, spo
     from scribe.audio import AudioLimits, decoded_seconds
     from scribe.uploads import LABEL, create_job
 
-    settings = request.app.state.settings
+    settings = service(request).settings
     duration = decoded_seconds(spooled.path, AudioLimits.from_settings(settings), label=LABEL)
-    with _database(request).session() as session, session.begin():
+    with service(request).database.session() as session, session.begin():
         encounter = get_encounter(session, principal, encounter_id)
         upload = store_upload(
             session,
@@ -336,7 +333,7 @@ def transcript(
     principal: Principal = Depends(require_scope(READ)),
     audit: AuditScope = Depends(audited("read", "Encounter")),
 ) -> dict[str, Any]:
-    with _database(request).session() as session:
+    with service(request).database.session() as session:
         encounter = get_encounter(session, principal, id)
         audit.patient_id = encounter.patient_id
         current = current_transcript(session, id)
@@ -359,11 +356,11 @@ def audio(
     audit: AuditScope = Depends(audited("read", "Encounter")),
 ) -> Response:
     """WAV of `start`..`end` seconds: what a reviewer plays to check a statement's evidence."""
-    with _database(request).session() as session:
+    with service(request).database.session() as session:
         encounter = get_encounter(session, principal, id)
         audit.patient_id = encounter.patient_id
         audit.detail = "audio"
-        wav = audio_span(session, request.app.state.settings, encounter, start, end)
+        wav = audio_span(session, service(request).settings, encounter, start, end)
     return Response(wav, media_type="audio/wav")
 
 
@@ -383,10 +380,10 @@ async def records(
 ) -> dict[str, Any]:
     if media_type(request) not in RECORDS_MEDIA:
         raise UnsupportedMediaTypeError("records are a FHIR Bundle: application/fhir+json or application/json")
-    raw = await read_body(request, request.app.state.settings.max_records_bytes)
+    raw = await read_body(request, service(request).settings.max_records_bytes)
 
     def attach() -> dict[str, Any]:
-        with _database(request).session() as session, session.begin():
+        with service(request).database.session() as session, session.begin():
             encounter = get_encounter(session, principal, id)
             audit.patient_id = encounter.patient_id
             row, context = add_records(session, encounter, raw)
@@ -431,10 +428,10 @@ async def images(
     principal: Principal = Depends(require_scope(WRITE)),
     audit: AuditScope = Depends(audited("upload", "Media")),
 ) -> dict[str, Any]:
-    data, media, filename = await _image_body(request, request.app.state.settings.max_image_bytes)
+    data, media, filename = await _image_body(request, service(request).settings.max_image_bytes)
 
     def attach() -> dict[str, Any]:
-        with _database(request).session() as session, session.begin():
+        with service(request).database.session() as session, session.begin():
             encounter = get_encounter(session, principal, id)
             audit.patient_id = encounter.patient_id
             row, attachment = add_image(session, encounter, data, filename=filename, media_type=media)
@@ -469,18 +466,18 @@ async def draft(
 ) -> dict[str, Any]:
     """Draft the note (no body needed; optional `{"engine", "template"}`) -> the draft with `id` and `version`."""
     chosen = options or NoteOptions()
-    configured = configured_note_engines(request.app.state.settings)
+    configured = configured_note_engines(service(request).settings)
     if chosen.engine not in (None, "auto", *configured):
         raise BadInputError(
             f"the {chosen.engine} note engine is not configured on this server; choose one of {', '.join(configured)}"
         )
 
     def run() -> tuple[dict[str, Any], str]:
-        with _database(request).session() as session, session.begin():
+        with service(request).database.session() as session, session.begin():
             encounter = get_encounter(session, principal, id)
             audit.patient_id = encounter.patient_id
             view = generate_note(
-                session, request.app.state.settings, encounter, engine=chosen.engine, template=chosen.template
+                session, service(request).settings, encounter, engine=chosen.engine, template=chosen.template
             )
             audit.resource_id = view.note.id
             return view.to_json(), view.etag

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from scribe.api import schemas
 from scribe.api.auth import require_scope
+from scribe.api.state import service
 from scribe.auth.tokens import Principal
 from scribe.notes.registry import choose_note_engine, configured_note_engines
 
@@ -20,5 +21,5 @@ class NoteEngines(BaseModel):
 
 @router.get("/note-engines", response_model=NoteEngines)
 def note_engines(request: Request, _: Principal = Depends(require_scope("user/DocumentReference.cu"))) -> NoteEngines:
-    settings = request.app.state.settings
+    settings = service(request).settings
     return NoteEngines(default=choose_note_engine(None, settings).name, engines=configured_note_engines(settings))

@@ -23,6 +23,7 @@ from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import current_principal, require_admin
 from scribe.api.errors import operation_outcome
 from scribe.api.etags import etag_matches
+from scribe.api.state import service
 from scribe.audit import audit_event
 from scribe.auth.tokens import Principal
 from scribe.errors import ForbiddenError, NotFoundError
@@ -49,7 +50,7 @@ def fhir_response(body: dict[str, Any] | str, status: int = 200, etag: str | Non
 
 
 def fhir_base(request: Request) -> str:
-    public = request.app.state.settings.public_url
+    public = service(request).settings.public_url
     return (public.rstrip("/") if public else str(request.base_url).rstrip("/")) + "/fhir"
 
 
@@ -71,7 +72,7 @@ def _stored(text: str | None, base: str) -> str:
 
 def _visible_note(request: Request, principal: Principal, note_id: str) -> Note:
     """The note behind a read of its DocumentReference, Binary or Provenance, by the rule searches follow."""
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         note = session.scalars(visible_notes(select(Note).where(Note.id == note_id), principal)).first()
         if note is None:
             raise NotFoundError(f"DocumentReference/{note_id} is not known")  # what you may not see does not exist
@@ -208,7 +209,7 @@ def read_binary(
         raise NotFoundError(f"Binary/{id} is not known")
     note = _visible_note(request, principal, note_id)
     audit.patient_id = note.patient_id
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         current = session.get(NoteVersion, (note.id, note.version))
         assert current is not None
         content = current.text_rendering if kind == "text" else current.html_rendering
@@ -250,7 +251,7 @@ def read_audit_event(
     principal: Principal = Depends(require_admin),
     audit: AuditScope = Depends(audited("read", "AuditEvent")),
 ) -> Response:
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         row = session.get(AuditRecord, int(id)) if id.isdigit() else None
         if row is None:
             raise NotFoundError(f"AuditEvent/{id} is not known")
@@ -309,7 +310,7 @@ def search_documents(
     audit.patient_id = _single_patient(params)
     search = document_search(params, principal)
     base = fhir_base(request)
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         total, notes = run(session, search)
     entries = [_entry(f"{base}/DocumentReference/{n.id}", _stored(n.document_json, base), "match") for n in notes]
     if search.revinclude_provenance:
@@ -338,7 +339,7 @@ def search_provenance(
     audit.patient_id = _single_patient(params)
     search = provenance_search(params, principal)
     base = fhir_base(request)
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         total, notes = run(session, search)
     entries = [
         _entry(
@@ -364,7 +365,7 @@ def search_audit(
     params = list(request.query_params.multi_items())
     search = audit_search(params)
     base = fhir_base(request)
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         total, rows = run(session, search)
         entries = [
             _entry(f"{base}/AuditEvent/{r.id}", json.dumps(audit_event(r), separators=(",", ":")), "match")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 
 import scribe
 from scribe.api.schemas import Health
+from scribe.api.state import service
 from scribe.drain import DRAINING_REASON
 
 router = APIRouter()
@@ -17,8 +18,8 @@ router = APIRouter()
 
 @router.get("/healthz", tags=["health"], response_model=Health)
 def healthz(request: Request) -> dict:
-    asr = request.app.state.asr
-    draining = request.app.state.drain.draining  # a load balancer then sends new clients to another node
+    asr = service(request).asr
+    draining = service(request).drain.draining  # a load balancer then sends new clients to another node
     modes = asr.describe()
     return {
         "status": "ok",

@@ -19,6 +19,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import scribe
+from scribe.api.state import service
 from scribe.streaming.protocol import ERROR_CODES
 from scribe.telemetry import telemetry
 
@@ -109,7 +110,7 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> 
 def metrics(request: Request) -> PlainTextResponse:
     from scribe.fhir.delivery import pending_count
 
-    state = request.app.state
+    state = service(request)
     counted = telemetry.snapshot()
     lines = [
         *_family("scribe_info", "gauge", "Build of this node.", [({"version": scribe.__version__}, 1)]),

@@ -15,6 +15,7 @@ from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.api.bodies import NoteBodyRoute, read_json
 from scribe.api.etags import etag_matches
+from scribe.api.state import service
 from scribe.auth.tokens import Principal
 from scribe.notes.lifecycle import add_addendum, amend_note, edit_note, sign_note
 from scribe.notes.stored import NoteView, get_note, versions
@@ -91,7 +92,7 @@ def _respond(view: NoteView, response: Response, *, created: bool = False) -> di
 
 
 def _in_session(request: Request, audit: AuditScope, work) -> NoteView:
-    with request.app.state.database.session() as session, session.begin():
+    with service(request).database.session() as session, session.begin():
         view = work(session)
         audit.patient_id = view.encounter.patient_id
         audit.resource_id = view.note.id
@@ -107,7 +108,7 @@ def read(
     principal: Principal = Depends(require_scope(READ)),
     audit: AuditScope = Depends(audited("read", "DocumentReference")),
 ) -> Any:
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         view = get_note(session, principal, id)
         audit.patient_id = view.encounter.patient_id
         if etag_matches(if_none_match, view.etag):
@@ -125,7 +126,7 @@ async def update(
     audit: AuditScope = Depends(audited("update", "DocumentReference")),
 ) -> dict[str, Any]:
     """Save an edit: the body is the SOAPNote (or the draft wrapper holding it); needs `If-Match`."""
-    body = await read_json(request, request.app.state.settings.max_note_bytes, required=True)
+    body = await read_json(request, service(request).settings.max_note_bytes, required=True)
     view = await asyncio.to_thread(_in_session, request, audit, lambda s: edit_note(s, principal, id, body, if_match))
     return _respond(view, response)
 
@@ -143,7 +144,7 @@ async def sign(
     """Sign the current version (no body needed). Only the encounter's clinician may; unsupported or conflicting
     statements need `confirm_unsupported`."""
     options = options or SignOptions()
-    settings = request.app.state.settings
+    settings = service(request).settings
     view = await asyncio.to_thread(
         _in_session,
         request,
@@ -199,7 +200,7 @@ def list_versions(
     principal: Principal = Depends(require_scope(READ)),
     audit: AuditScope = Depends(audited("read", "DocumentReference")),
 ) -> dict[str, Any]:
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         rows = versions(session, principal, id)
         audit.detail = "versions"
         return {
@@ -235,7 +236,7 @@ def rendering(
     audit: AuditScope = Depends(audited("read", "DocumentReference")),
 ) -> Response:
     """The review page (HTML: evidence links, unsupported statements marked) or the plain text."""
-    with request.app.state.database.session() as session:
+    with service(request).database.session() as session:
         view = get_note(session, principal, id)
         audit.patient_id = view.encounter.patient_id
         if format == "html":

@@ -14,6 +14,7 @@ from scribe.api.auth import (
     record_auth_event,
     refuse_throttled,
 )
+from scribe.api.state import service
 from scribe.auth.tokens import AuthError
 from scribe.auth.users import authenticate
 from scribe.auth.web_sessions import SESSION_COOKIE, SignedIn, end_session, resolve_session, start_session
@@ -63,7 +64,7 @@ def sign_in(request: Request, response: Response, form: dict[str, str] = Depends
     username, password = form.get("username", "").strip(), form.get("password", "")
     if not username or not password:
         raise BadInputError("username and password are required")
-    state = request.app.state
+    state = service(request)
     refuse_throttled(request, username)  # per address, per account from this address, per account overall
     account = authenticate(state.database, username, password)  # refusals are audited by the AuthError handler
     session_id, signed_in = start_session(
@@ -81,7 +82,7 @@ def sign_in(request: Request, response: Response, form: dict[str, str] = Depends
 def current_session(request: Request, response: Response) -> SessionInfo:
     """Who this browser is signed in as, and its CSRF token again (the page may have been reloaded)."""
     response.headers["Cache-Control"] = "no-store"
-    return SessionInfo.of(resolve_session(request.app.state.database, _session_cookie(request)))
+    return SessionInfo.of(resolve_session(service(request).database, _session_cookie(request)))
 
 
 @router.delete("/session", status_code=204, response_class=Response, responses=schemas.errors(403))
@@ -89,8 +90,8 @@ def sign_out(request: Request) -> Response:
     """End this browser's session (needs the X-CSRF-Token header, like every unsafe cookie request)."""
     session_id = _session_cookie(request)
     principal = principal_from_session(request, session_id)
-    end_session(request.app.state.database, session_id)
+    end_session(service(request).database, session_id)
     record_auth_event(request, "logout", principal.subject, "user", status=204)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, **_cookie_flags(request.app.state.settings))
+    response.delete_cookie(SESSION_COOKIE, **_cookie_flags(service(request).settings))
     return response

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from scribe.api import schemas
 from scribe.api.auth import FORM_BODY_DOC, read_form, record_auth_event, refuse_throttled
+from scribe.api.state import service
 from scribe.auth.smart import (
     ASSERTION_ALGORITHMS,
     CAPABILITIES,
@@ -25,7 +26,7 @@ TOKEN_PATH = "/auth/token"
 
 def token_endpoint(request: Request) -> str:
     """The URL assertions must name as `aud`: under SCRIBE_PUBLIC_URL when set (behind a proxy), else as reached."""
-    base = request.app.state.settings.public_url or str(request.base_url)
+    base = service(request).settings.public_url or str(request.base_url)
     return base.rstrip("/") + TOKEN_PATH
 
 
@@ -61,7 +62,7 @@ def smart_configuration(request: Request) -> dict[str, Any]:
 )
 def issue_token(request: Request, form: dict[str, str] = Depends(token_form)) -> JSONResponse:
     """client_credentials with a private_key_jwt assertion → a bearer token of the granted system/ scopes."""
-    state = request.app.state
+    state = service(request)
     refuse_throttled(request)  # failed token requests count with failed sign-ins, per address
     grant = client_credentials_grant(
         state.database, state.signing_key, form, token_endpoint(request), audience=state.settings.public_url

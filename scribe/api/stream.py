@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from scribe import logs
 from scribe.api.auth import browser_origin_allowed, principal_from_header, refuse_inactive
+from scribe.api.state import ServiceState, service
 from scribe.audit import Actor, record
 from scribe.auth.tickets import redeem_ticket
 from scribe.auth.tokens import CLINICIAN_SCOPES, AuthError, Principal
@@ -63,7 +63,7 @@ def _authenticate(websocket: WebSocket, encounter_id: str) -> Principal:
         raise AuthError("origin not allowed")
     ticket = websocket.query_params.get("ticket")
     if ticket:
-        subject = redeem_ticket(websocket.app.state.database, ticket, encounter_id)
+        subject = redeem_ticket(service(websocket).database, ticket, encounter_id)
         principal = Principal(subject, CLINICIAN_SCOPES, 0)
         refuse_inactive(websocket, principal, unknown_ok=True)  # issued to a signed-in user, maybe one of the IdP's
         return principal
@@ -77,7 +77,7 @@ def _authenticate(websocket: WebSocket, encounter_id: str) -> Principal:
 async def stream(websocket: WebSocket, encounter_id: str) -> None:
     await websocket.accept()
     transport = WebSocketTransport(websocket)
-    state = websocket.app.state
+    state = service(websocket)
     try:
         principal = await asyncio.to_thread(_authenticate, websocket, encounter_id)
     except AuthError as exc:
@@ -112,6 +112,7 @@ async def stream(websocket: WebSocket, encounter_id: str) -> None:
         await transport.close(exc.close_code)
         return
     admission = state.asr.admission
+    assert admission is not None  # _admit let the stream in through it
     try:
         await asyncio.to_thread(_audit, websocket, principal.subject, principal.kind, "stream", 200, patient_id)
         await _serve(websocket, transport, principal, encounter_id, holder, context, mode)
@@ -119,10 +120,12 @@ async def stream(websocket: WebSocket, encounter_id: str) -> None:
         admission.release()
 
 
-async def _admit(state: Any, encounter_id: str) -> bool:
+async def _admit(state: ServiceState, encounter_id: str) -> bool:
     """Whether the node can take this stream now; one resuming audio already stored always gets in."""
     resuming = await asyncio.to_thread(EncounterAudio.stored_format, state.audio_root, encounter_id) is not None
-    return state.asr.admission.admit(resuming=resuming)
+    admission = state.asr.admission
+    assert admission is not None  # made once the engines loaded: the caller refused the stream before that
+    return admission.admit(resuming=resuming)
 
 
 async def _serve(
@@ -135,7 +138,7 @@ async def _serve(
     mode: str,
 ) -> None:
     """Run the admitted session, holding the encounter's lease until it ends."""
-    state = websocket.app.state
+    state = service(websocket)
     state.active_streams.add(encounter_id)
     renewing = asyncio.create_task(_keep_lease(state.database, encounter_id, holder, state.settings.stream_lease_s))
     try:
@@ -232,7 +235,7 @@ def _audit(
     actor = Actor(subject, kind if subject else "anonymous", websocket.client.host if websocket.client else None)
     try:
         record(
-            websocket.app.state.database,
+            service(websocket).database,
             actor,
             action,
             resource_type="Encounter",

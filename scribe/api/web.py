@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 import scribe
 import scribe.streaming as streaming
+from scribe.api.state import service
 from scribe.auth.tokens import AuthError
 from scribe.auth.web_sessions import SESSION_COOKIE, SignedIn, resolve_session
 from scribe.resources import render_template
@@ -36,7 +37,7 @@ def _signed_in(request: Request) -> SignedIn | None:
     if not session_id:
         return None
     try:
-        return resolve_session(request.app.state.database, session_id)
+        return resolve_session(service(request).database, session_id)
     except AuthError:
         return None
 
