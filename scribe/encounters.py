@@ -83,10 +83,17 @@ def create_encounter(
         raise BadInputError("encounter id must be 1-64 of A-Z a-z 0-9 . _ -")
     if session.get(Encounter, encounter_id) is not None:
         raise ConflictError(f"encounter {encounter_id} already exists")
+    return _add_encounter(session, encounter_id, principal.subject, patient_id, patient_name, mode)
+
+
+def _add_encounter(
+    session: Session, encounter_id: str, clinician: str, patient_id: str | None, patient_name: str | None, mode: str
+) -> Encounter:
+    """The new row, recording from now (both ways an encounter begins: created over REST, or by a first stream)."""
     moment = now()
     encounter = Encounter(
         id=encounter_id,
-        clinician=principal.subject,
+        clinician=clinician,
         patient_id=patient_id,
         patient_name=(patient_name or "").strip() or None,
         mode=mode,
@@ -112,19 +119,7 @@ def encounter_for_stream(session: Session, subject: str, encounter_id: str) -> E
     """The websocket's encounter: created for `subject` when new (clients may pick ids), else theirs only."""
     encounter = stream_target(session, subject, encounter_id)
     if encounter is None:
-        moment = now()
-        encounter = Encounter(
-            id=encounter_id,
-            clinician=subject,
-            patient_id=None,
-            patient_name=None,
-            mode="encounter",
-            status="recording",
-            created_at=moment,
-            updated_at=moment,
-        )
-        session.add(encounter)
-        session.flush()
+        encounter = _add_encounter(session, encounter_id, subject, None, None, "encounter")
     return encounter
 
 

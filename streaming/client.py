@@ -64,6 +64,7 @@ class StreamResult:
     finals: list[dict[str, Any]] = field(default_factory=list)
     partial_latencies: list[float] = field(default_factory=list)
     final_latencies: list[float] = field(default_factory=list)
+    word_final_latencies: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reconnects: int = 0
     acked_bytes: int = 0
@@ -135,6 +136,15 @@ def percentile(values: list[float], q: int) -> float | None:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)
 
 
+def word_ends(segment: dict[str, Any]) -> list[float]:
+    """When each word of a final segment was spoken (its end, seconds of audio); a segment without word times
+    counts each word of its text at the segment's end (a lower bound on how long it waited)."""
+    words = segment.get("words") or []
+    if words:
+        return [float(w["end"]) for w in words]
+    return [float(segment["end"])] * len(str(segment.get("text", "")).split())
+
+
 def pcm16(audio: np.ndarray) -> bytes:
     scaled: np.ndarray = np.clip(audio, -1.0, 1.0) * 32767
     return scaled.astype("<i2").tobytes()
@@ -182,7 +192,9 @@ async def stream_pcm(
 
     Latency is measured against the audio clock: a message about audio time t that arrives
     at wall time w, for a stream started at wall time t0 and paced in real time, is w - t0 - t.
-    Only `realtime` streams record it: unpaced audio runs ahead of the wall clock, and w - t0 - t
+    A final gives one `final_latencies` sample (t: its segment's end) and one `word_final_latencies`
+    sample per word (t: that word's end): how long each word spoken stayed provisional. Only
+    `realtime` streams record it: unpaced audio runs ahead of the wall clock, and w - t0 - t
     would measure nothing (it goes negative). `on_message` sees every server message, each `ready` too.
     """
     import websockets
@@ -257,6 +269,7 @@ async def stream_pcm(
                                 result.finals.append(segment)
                                 if realtime:
                                     result.final_latencies.append(now - t0 - float(segment["end"]))
+                                    result.word_final_latencies.extend(now - t0 - end for end in word_ends(segment))
                         elif kind == "ack":
                             result.acked_bytes = int(message["received_bytes"])
                         elif kind == "warning":

@@ -1,5 +1,6 @@
-"""Who the tests' tokens name must exist: scribe honours a token it signed only for an active user account or, for
-a system token, an active registered client of that id (scribe/auth/subjects.py). Every test that mints a token
+"""The suite's tokens and the accounts they name: one signing secret (`KEY`), `token`/`bearer` to mint with it, and
+`enrol`. Who a token names must exist: scribe honours a token it signed only for an active user account or, for a
+system token, an active registered client of that id (scribe/auth/subjects.py). Every test that mints a token
 makes its subject here, the way an operator would have."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import jwt
 
 from scribe.auth.jwks import jwks_json, parse_jwks
-from scribe.auth.tokens import Principal
+from scribe.auth.tokens import Principal, create_token
 from scribe.auth.users import find_user, save_user
 from scribe.config import Settings
 from scribe.store import Database, open_database
@@ -20,6 +21,23 @@ from scribe.store.models import Client
 
 # A token minted when its test module is imported must outlive the whole run (the suite takes over ten minutes).
 SUITE_TTL_S = 24 * 3600
+# The secret every app and `scribe serve` the tests start signs with (Settings.secret_key / SCRIBE_SECRET_KEY).
+KEY = "s" * 40
+CLINICIAN = ("user/*.*",)
+
+
+def token(
+    subject: str = "dr-a", scopes: tuple[str, ...] = CLINICIAN, ttl_s: int = SUITE_TTL_S, audience: str | None = None
+) -> str:
+    """A token signed with `KEY` (a clinician's unless `scopes` say otherwise)."""
+    return create_token(KEY.encode(), subject, scopes, ttl_s, audience=audience)
+
+
+def bearer(
+    subject: str = "dr-a", scopes: tuple[str, ...] = CLINICIAN, ttl_s: int = SUITE_TTL_S, audience: str | None = None
+) -> dict[str, str]:
+    """The `Authorization` header carrying `token(...)`."""
+    return {"Authorization": f"Bearer {token(subject, scopes, ttl_s, audience)}"}
 
 
 @lru_cache(maxsize=1)

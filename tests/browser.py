@@ -28,9 +28,10 @@ from scribe.auth.smart import register_client
 from scribe.auth.users import save_user
 from scribe.config import Settings
 from scribe.store import open_database
+from tests.accounts import KEY
 from tests.conftest import ARTIFACTS as TEST_ARTIFACTS
+from tests.helpers.server import free_port, start_server
 from tests.test_auth_keys import SigningKey, ec_key, jwks
-from tests.test_serve_process import KEY, free_port, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 USERNAME, PASSWORD = "dr-web", "correct horse battery staple"

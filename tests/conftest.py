@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated data directory and settings for every test."""
+"""Shared fixtures, one owner each: an isolated environment, settings and data directories for every test, the
+databases and apps the API tests use, the bundled Whisper, and the `slow` mark of the tests that load it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,23 @@ from pathlib import Path
 import pytest
 
 from scribe.config import Settings
+from tests.accounts import KEY
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("SCRIBE_TEST_ARTIFACTS", REPO / "test-artifacts"))  # screenshots, figures
 SAMPLES = REPO / "audio_samples"
+
+
+# A test that asks for one of these fixtures (itself or through another) loads the bundled Whisper's real weights
+# or starts `scribe serve`: it is marked `slow` here, wherever the fixture is defined (a module may define its own).
+SLOW_FIXTURES = frozenset({"whisper", "models_dir"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that uses a SLOW_FIXTURES fixture, so `-m "not slow"` leaves out what loads weights."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def isolate_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +55,21 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     isolate_environment(tmp_path_factory, monkeypatch)
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Accounts hash their passwords at scrypt's cheapest cost that verify_password accepts (n=2**10), not the
+    production 2**15 (~0.2 s a hash, hundreds in the suite); tests/test_auth_passwords.py checks the real cost."""
+    from scribe.auth import passwords, users
+
+    if request.module.__name__.endswith("test_auth_passwords"):
+        yield
+        return
+    monkeypatch.setitem(passwords.hash_password.__kwdefaults__, "n", 2**10)
+    users._decoy_hash.cache_clear()  # the decoy an unknown user is checked against costs the same
+    yield
+    users._decoy_hash.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data directory for tests that load the bundled Whisper, so it is assembled once per run."""
@@ -63,7 +92,34 @@ def settings(shared_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settin
     return Settings()
 
 
-PG_URL = __import__("os").environ.get("SCRIBE_TEST_DATABASE_URL")
+@pytest.fixture(scope="module")
+def whisper(tmp_path_factory: pytest.TempPathFactory):
+    """The bundled Whisper loaded once per module that asks for it (real weights: such tests are `slow`)."""
+    from scribe.asr import EngineChoice, load_engine
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("models"))
+    return load_engine(EngineChoice("whisper", None, "test"), settings)
+
+
+@pytest.fixture
+def models_dir(settings: Settings) -> Path:
+    """The session's models folder with the bundled Whisper assembled, for a `scribe serve` to link to."""
+    from scribe.asr.bundled_whisper import ensure_bundled
+
+    ensure_bundled(settings.models_dir)
+    return settings.models_dir
+
+
+@pytest.fixture
+def client(app):
+    """The test module's `app`, started (its lifespan runs) under a TestClient; a module may define its own."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+PG_URL = os.environ.get("SCRIBE_TEST_DATABASE_URL")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,7 +132,7 @@ def database_target(request, tmp_path: Path, shared_models_dir: Path, monkeypatc
     from scribe.store.db import make_engine
 
     monkeypatch.setenv("SCRIBE_DATA_DIR", str(tmp_path))
-    base = dict(data_dir=tmp_path, secret_key="s" * 40, audio_root=tmp_path / "audio")
+    base = dict(data_dir=tmp_path, secret_key=KEY, audio_root=tmp_path / "audio")
     models = shared_models_dir / "models"
     if request.param == "sqlite":
         yield Settings(**base), None, models
@@ -89,3 +145,25 @@ def database_target(request, tmp_path: Path, shared_models_dir: Path, monkeypatc
     with engine.begin() as connection:
         connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture
+def api(database_target):
+    """The whole app on SQLite and on PostgreSQL, with tests/helpers/clinic.py's clinicians and EHR clients enrolled
+    and the session's bundled Whisper linked in (an upload is transcribed on first use); a module may define its own."""
+    from fastapi.testclient import TestClient
+
+    from scribe.api.app import create_app
+    from scribe.asr.bundled_whisper import ensure_bundled
+    from tests.accounts import enrol
+    from tests.helpers.clinic import DR_A, DR_B, EHR, EHR_DRAFTS
+
+    settings, schema, models = database_target
+    ensure_bundled(models)
+    (settings.data_dir / "models").mkdir(parents=True, exist_ok=True)
+    link = settings.data_dir / "models" / "whisper-base"
+    if not link.exists():
+        link.symlink_to(models / "whisper-base")
+    with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as client:
+        enrol(client.app.state.database, DR_A, DR_B, EHR, EHR_DRAFTS)
+        yield client

@@ -6,19 +6,15 @@ from fastapi.testclient import TestClient
 from scribe.api.app import create_app
 from scribe.auth.tokens import create_token
 from scribe.config import Settings
-from tests.accounts import enrol
+from tests.accounts import KEY, enrol, token
 
 
 @pytest.fixture
 def client(tmp_path):
-    settings = Settings(data_dir=tmp_path, secret_key="s" * 40)
+    settings = Settings(data_dir=tmp_path, secret_key=KEY)
     with TestClient(create_app(settings, load_asr=False)) as test_client:
-        enrol(test_client.app.state.database, token(), token(("system/DocumentReference.rs",)))
+        enrol(test_client.app.state.database, token(), token("dr-a", ("system/DocumentReference.rs",)))
         yield test_client
-
-
-def token(scopes=("user/*.*",), subject="dr-a") -> str:
-    return create_token(b"s" * 40, subject, scopes, 300)
 
 
 def test_healthz_is_public(client):
@@ -47,7 +43,7 @@ def test_ticket_route_needs_the_scope(client):
     response = client.post(
         "/v1/stream-tickets",
         json={"encounter_id": "enc-1"},
-        headers={"Authorization": f"Bearer {token(('system/DocumentReference.rs',))}"},
+        headers={"Authorization": f"Bearer {token('dr-a', ('system/DocumentReference.rs',))}"},
     )
     assert response.status_code == 403 and response.json()["issue"][0]["code"] == "forbidden"
 

@@ -27,15 +27,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from scribe.api.app import create_app
-from scribe.auth.tokens import Principal, create_token
+from scribe.auth.tokens import Principal
 from scribe.config import Settings
 from scribe.encounters import create_encounter, save_transcript
 from scribe.notes.lifecycle import generate_note
 from scribe.transcript import Segment, Transcript, Word
-from tests.accounts import SUITE_TTL_S, enrol
+from tests.accounts import KEY, enrol, token
 
-KEY = "z" * 40
-CLINICIAN = create_token(KEY.encode(), "dr-fuzz", ("user/*.*",), SUITE_TTL_S)
+CLINICIAN = token("dr-fuzz")
+pytestmark = pytest.mark.slow  # long fuzz: every operation, and an audio upload loads the bundled Whisper
 EXAMPLES = int(os.environ.get("SCRIBE_FUZZ_EXAMPLES", "12"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

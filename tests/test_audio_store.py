@@ -56,6 +56,7 @@ def test_segments_survive_and_torn_line_is_ignored(tmp_path: Path):
         assert [s["text"] for s in store.segments()] == ["Chest pain."]
 
 
+@pytest.mark.slow  # a Python subprocess, killed
 def test_acknowledged_bytes_survive_sigkill(tmp_path: Path):
     """A writer killed with SIGKILL right after append returned keeps every appended byte."""
     script = (

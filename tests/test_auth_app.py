@@ -12,7 +12,6 @@ import time
 import jwt
 import pytest
 from fastapi import Depends, FastAPI
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from scribe.api.app import create_app
@@ -22,10 +21,8 @@ from scribe.auth.tokens import Principal, create_token
 from scribe.auth.users import save_user, set_user_active
 from scribe.config import Settings
 from scribe.store.models import AuditRecord, Client, User
-from tests.accounts import enrol
+from tests.accounts import KEY, bearer, enrol
 from tests.test_auth_keys import jwks, rsa_key
-
-KEY = b"s" * 40
 
 
 def build_app(settings: Settings, schema: str | None = None) -> FastAPI:
@@ -56,19 +53,9 @@ def audit_rows(app: FastAPI, action: str | None = None) -> list[AuditRecord]:
         return list(session.scalars(query.where(AuditRecord.action == action) if action else query))
 
 
-def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",), ttl: int = 300) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(KEY, subject, scopes, ttl)}"}
-
-
 @pytest.fixture
 def app(tmp_path) -> FastAPI:
-    return build_app(Settings(data_dir=tmp_path, secret_key=KEY.decode()))
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as test_client:
-        yield test_client
+    return build_app(Settings(data_dir=tmp_path, secret_key=KEY))
 
 
 def test_scribe_token_is_accepted(app, client):
@@ -92,7 +79,7 @@ def test_no_credentials_is_401_and_audited_with_the_route_template_only(app, cli
 
 
 def test_a_refused_token_is_audited_under_the_subject_it_claims(app, client):
-    expired = create_token(KEY, "dr-a", ttl_s=1)
+    expired = create_token(KEY.encode(), "dr-a", ttl_s=1)
     forged = create_token(b"x" * 40, "ehr-client", ("system/DocumentReference.rs",), 300)
     time.sleep(1.1)
     assert client.post("/probe/x", headers={"Authorization": f"Bearer {expired}"}).status_code == 401

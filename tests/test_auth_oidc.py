@@ -19,8 +19,8 @@ from scribe.auth.tokens import AuthError
 from scribe.auth.users import save_user, set_user_active
 from scribe.config import Settings
 from scribe.errors import ConfigError
-from tests.accounts import enrol
-from tests.test_auth_app import KEY, audit_rows, bearer, build_app
+from tests.accounts import KEY, bearer, enrol
+from tests.test_auth_app import audit_rows, build_app
 from tests.test_auth_keys import SigningKey, ec_key, jwks, rsa_key, unsigned_token
 
 ISSUER = "https://idp.example.org/realms/hospital"
@@ -87,15 +87,9 @@ def auth(token: str) -> dict[str, str]:
 @pytest.fixture
 def app(tmp_path, idp):
     settings = Settings(
-        data_dir=tmp_path, secret_key=KEY.decode(), oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks_url=idp.url
+        data_dir=tmp_path, secret_key=KEY, oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks_url=idp.url
     )
     return build_app(settings)
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 @pytest.mark.parametrize("key", [RSA, EC, RSA_384, EC_384], ids=lambda k: k.alg)
@@ -188,7 +182,7 @@ def test_keys_from_a_file_and_another_username_claim(tmp_path):
     key_file.write_text(json.dumps(jwks(EC_384)))
     settings = Settings(
         data_dir=tmp_path,
-        secret_key=KEY.decode(),
+        secret_key=KEY,
         oidc_issuer=ISSUER,
         oidc_audience=AUDIENCE,
         oidc_jwks_file=key_file,
@@ -204,7 +198,7 @@ def test_keys_from_a_file_and_another_username_claim(tmp_path):
 def test_provider_unreachable_is_401_not_500(tmp_path, idp):
     idp.failing = True
     settings = Settings(
-        data_dir=tmp_path, secret_key=KEY.decode(), oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks_url=idp.url
+        data_dir=tmp_path, secret_key=KEY, oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks_url=idp.url
     )
     with TestClient(build_app(settings)) as client:
         response = client.get("/probe/x", headers=auth(idp_token(RSA)))

@@ -13,15 +13,15 @@ from scribe.auth import throttle
 from scribe.auth.users import save_user, set_user_active
 from scribe.config import Settings
 from scribe.store.models import WebSession
-from tests.accounts import enrol
-from tests.test_auth_app import KEY, audit_rows, bearer, build_app
+from tests.accounts import KEY, bearer, enrol
+from tests.test_auth_app import audit_rows, build_app
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 def app(tmp_path):
-    return build_app(Settings(data_dir=tmp_path, secret_key=KEY.decode(), session_lifetime_s=3600))
+    return build_app(Settings(data_dir=tmp_path, secret_key=KEY, session_lifetime_s=3600))
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_returns_the_csrf_token(app, 
 
 
 def test_cookie_is_secure_behind_an_https_public_url(tmp_path):
-    settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), public_url="https://scribe.example.org")
+    settings = Settings(data_dir=tmp_path, secret_key=KEY, public_url="https://scribe.example.org")
     app = build_app(settings)
     with TestClient(app) as client:
         save_user(app.state.database, "dr-a", PASSWORD)
@@ -169,7 +169,7 @@ def test_made_up_cookie_is_401(client):
     [("http://testserver", 200), ("https://app.example.org", 200), ("https://evil.example.com", 403), ("null", 403)],
 )
 def test_sign_in_from_another_site_is_refused(tmp_path, origin, status):
-    settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), allowed_origins=["https://app.example.org/"])
+    settings = Settings(data_dir=tmp_path, secret_key=KEY, allowed_origins=["https://app.example.org/"])
     app = build_app(settings)
     with TestClient(app) as client:
         save_user(app.state.database, "dr-a", PASSWORD)

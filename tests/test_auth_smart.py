@@ -24,7 +24,8 @@ from scribe.auth.smart import (
 from scribe.auth.tokens import verify_token
 from scribe.config import Settings
 from scribe.store.models import UsedAssertion
-from tests.test_auth_app import KEY, audit_rows, build_app
+from tests.accounts import KEY
+from tests.test_auth_app import audit_rows, build_app
 from tests.test_auth_keys import SigningKey, ec_key, jwks, rsa_key, unsigned_token
 
 RSA, EC = rsa_key("rsa-1", "RS384"), ec_key("ec-1", "ES384")
@@ -59,13 +60,7 @@ def token_request(signed: str, scope: str = "system/DocumentReference.rs", **ove
 
 @pytest.fixture
 def app(tmp_path):
-    return build_app(Settings(data_dir=tmp_path, secret_key=KEY.decode()))
-
-
-@pytest.fixture
-def client(app):
-    with TestClient(app) as test_client:
-        yield test_client
+    return build_app(Settings(data_dir=tmp_path, secret_key=KEY))
 
 
 @pytest.fixture
@@ -101,10 +96,10 @@ def test_a_good_assertion_buys_a_short_token_that_reads_a_protected_route(app, c
     body = response.json()
     assert body["token_type"] == "bearer" and body["scope"] == "system/DocumentReference.rs"
     assert 0 < body["expires_in"] <= 300
-    principal = verify_token(KEY, body["access_token"])
+    principal = verify_token(KEY.encode(), body["access_token"])
     assert principal.subject == client_id and principal.kind == "system"
     assert principal.expires_at <= before + 301
-    claims = jwt.decode(body["access_token"], KEY, algorithms=["HS256"], issuer="scribe")
+    claims = jwt.decode(body["access_token"], KEY.encode(), algorithms=["HS256"], issuer="scribe")
     assert claims["exp"] - claims["iat"] <= 300
     read = client.get("/probe-documents", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert read.status_code == 200 and read.json()["subject"] == client_id
@@ -254,7 +249,7 @@ def test_client_id_parameter_must_match(client, client_id):
 def test_granted_scopes_are_requested_intersected_with_allowed(client, client_id, requested, granted):
     response = client.post("/auth/token", data=token_request(assertion(RSA, client_id), requested))
     assert response.status_code == 200 and response.json()["scope"] == granted
-    assert verify_token(KEY, response.json()["access_token"]).scopes == tuple(granted.split())
+    assert verify_token(KEY.encode(), response.json()["access_token"]).scopes == tuple(granted.split())
 
 
 @pytest.mark.parametrize("requested", ["system/Patient.rs", "system/DocumentReference.cud", "user/*.*", "nonsense"])
@@ -287,7 +282,7 @@ def test_a_non_form_body_is_invalid_request(client, client_id):
 
 
 def test_behind_a_proxy_the_public_url_is_the_audience(tmp_path):
-    settings = Settings(data_dir=tmp_path, secret_key=KEY.decode(), public_url="https://scribe.example.org/")
+    settings = Settings(data_dir=tmp_path, secret_key=KEY, public_url="https://scribe.example.org/")
     app = build_app(settings)
     with TestClient(app) as client:
         cid = register_client(app.state.database, "EHR", json.dumps(jwks(RSA)), ALLOWED).client_id
@@ -302,7 +297,7 @@ def test_behind_a_proxy_the_public_url_is_the_audience(tmp_path):
         )
         assert good.status_code == 200
         token = good.json()["access_token"]
-        assert verify_token(KEY, token, audience="https://scribe.example.org/").subject == cid
+        assert verify_token(KEY.encode(), token, audience="https://scribe.example.org/").subject == cid
         assert client.get("/probe-documents", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 

@@ -17,6 +17,7 @@ def test_discover_needs_reference_transcripts(tmp_path: Path):
         discover(tmp_path / "nope")
 
 
+@pytest.mark.slow  # benchmarks the real Whisper and the full-size MedASR
 def test_bench_reports_wer_recall_rtf_and_memory(tmp_path: Path, settings: Settings):
     pytest.importorskip("transformers", reason="the full-size MedASR timing needs the gpu extra")
     for suffix in (".wav", ".txt", ".bundle.json"):

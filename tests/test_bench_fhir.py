@@ -12,6 +12,8 @@ from scribe.cli import run
 from scribe.store.db import make_engine
 from tests.conftest import PG_URL
 
+pytestmark = pytest.mark.slow  # every test seeds notes and serves them from a `scribe serve` subprocess
+
 
 def bench(capsys, *extra: str) -> dict:
     code = run(["bench", "fhir", "--notes", "40", "--patients", "4", "--rounds", "2", *extra])

@@ -13,6 +13,7 @@ from scribe.cli import run
 from scribe.store.db import make_engine
 from tests.conftest import PG_URL, SAMPLES
 
+pytestmark = pytest.mark.slow  # every test streams a sample through the bundled Whisper
 SAMPLE = "urology_asthma"  # the shortest committed sample (10.6 s), with records
 STORED_BYTES_PER_MINUTE = 16000 * 2 * 60  # the store keeps what was streamed: 16 kHz mono s16le
 

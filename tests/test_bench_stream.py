@@ -4,6 +4,7 @@ streams are counted apart from lost ones; each stream's WER stands beside the of
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,14 @@ def test_a_round_counts_refusals_apart_and_sets_each_wer_beside_offline(monkeypa
 
     async def fake_stream(url, pcm, **kwargs):
         if url.endswith("-0-0/stream"):  # the first client's first file is served, word for word
-            return StreamResult(transcript={"text": first.reference}, final_latencies=[0.5], partial_latencies=[0.2])
+            return StreamResult(
+                transcript={"text": first.reference},
+                final_latencies=[0.5],
+                word_final_latencies=[2.5, 1.5, 0.5],
+                partial_latencies=[0.2],
+            )
         if url.endswith("-0-1/stream"):  # its second: every word missing
-            return StreamResult(transcript={"text": ""}, final_latencies=[1.0])
+            return StreamResult(transcript={"text": ""}, final_latencies=[1.0], word_final_latencies=[1.0])
         raise next(answers)
 
     monkeypatch.setattr(bench_stream, "stream_pcm", fake_stream)
@@ -64,6 +70,17 @@ def test_a_round_counts_refusals_apart_and_sets_each_wer_beside_offline(monkeypa
     words = [word_errors(item.reference, "").reference_words for item, _ in items]
     assert result["wer"] == result["offline_wer"] == round(words[1] / sum(words), 4)
     assert result["wer_minus_offline"] == 0.0
+    # word-final latency pools every word of every served stream; each session has its own
+    assert (result["word_final_p50_s"], result["word_final_p95_s"]) == (1.25, 2.35)
+    assert [s["word_final_p95_s"] for s in result["sessions"]] == [2.4, 1.0]
+    assert (result["final_p50_s"], result["final_p95_s"]) == (0.75, 0.975)  # per final, from its last word, as before
+    out = io.StringIO()
+    bench_stream.print_stream_table(
+        {"keep_up_s": 3.0, "rounds": [result], "max_realtime_sessions": 0, "max_realtime_sessions_at_end_of_speech": 0},
+        out,
+    )
+    header, row = out.getvalue().splitlines()[:2]
+    assert "word final p50" in header and "1.25   2.35" in row
 
 
 @pytest.mark.parametrize("text, sizes", [("1,4,8,12", [1, 4, 8, 12]), ("8, 1", [1, 8]), ("3", [3])])

@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from scribe.api.app import create_app
 from scribe.config import Settings
-from tests.accounts import enrol
+from tests.accounts import KEY, enrol
 from tests.conftest import SAMPLES
-from tests.test_lifecycle_api import DR_A, new_encounter
+from tests.helpers.audio import write_wav
+from tests.helpers.clinic import DR_A, new_encounter, post_audio
 
 MB = 1024 * 1024
 
@@ -30,7 +31,7 @@ def api(tmp_path: Path, shared_models_dir: Path):
     ensure_bundled(shared_models_dir / "models")
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "whisper-base").symlink_to(shared_models_dir / "models" / "whisper-base")
-    with TestClient(create_app(Settings(data_dir=tmp_path, secret_key="s" * 40), load_asr=False)) as client:
+    with TestClient(create_app(Settings(data_dir=tmp_path, secret_key=KEY), load_asr=False)) as client:
         enrol(client.app.state.database, DR_A)
         yield client
 
@@ -127,26 +128,20 @@ def test_the_stored_upload_is_the_spooled_file_moved_into_place(api: TestClient)
 
     encounter = new_encounter(api)
     audio = (SAMPLES / "urology_asthma.wav").read_bytes()
-    response = api.post(
-        f"/v1/encounters/{encounter}/audio", content=audio, headers={**DR_A, "Content-Type": "audio/wav"}
-    )
+    response = post_audio(api, encounter, audio)
     assert response.status_code == 200, response.text
     with api.app.state.database.session() as session:
         [upload] = session.scalars(select(AudioUpload).where(AudioUpload.encounter_id == encounter)).all()
     settings = api.app.state.settings
     assert (settings.audio_dir / upload.path).read_bytes() == audio and upload.size_bytes == len(audio)
     assert list((settings.audio_dir / "~incoming").iterdir()) == []
-    bad = api.post(
-        f"/v1/encounters/{encounter}/audio",
-        content=b"RIFF\0\0\0\0WAVEjunk" * 100,
-        headers={**DR_A, "Content-Type": "audio/wav"},
-    )
+    bad = post_audio(api, encounter, b"RIFF\0\0\0\0WAVEjunk" * 100)
     assert bad.status_code == 422 and "the upload" in bad.text and "~incoming" not in bad.text
     assert list((settings.audio_dir / "~incoming").iterdir()) == []
 
 
 def test_a_node_sweeps_the_spool_files_it_left_when_it_starts(tmp_path: Path):
-    settings = Settings(data_dir=tmp_path, secret_key="s" * 40, node_id="node-a")
+    settings = Settings(data_dir=tmp_path, secret_key=KEY, node_id="node-a")
     spool = settings.audio_dir / "~incoming"
     spool.mkdir(parents=True)
     (spool / "node-a-1234.part").write_bytes(b"half an upload")
@@ -156,7 +151,7 @@ def test_a_node_sweeps_the_spool_files_it_left_when_it_starts(tmp_path: Path):
 
 
 def test_a_multipart_image_within_the_limit_still_works(api: TestClient):
-    from tests.test_lifecycle_api import png
+    from tests.helpers.clinic import png
 
     encounter = new_encounter(api)
     response = api.post(
@@ -180,11 +175,7 @@ def _long_wav(path: Path, minutes: float) -> np.ndarray:
     for start in range(0, count - 16000, 7 * 16000):
         samples[start : start + 16000] += 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
     pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(pcm.tobytes())
+    write_wav(path, pcm.tobytes())
     return pcm.astype(np.float32) / 32768
 
 
@@ -308,15 +299,16 @@ def _send_until_answered(port: int, head: bytes, chunks, *, chunked: bool) -> tu
 
 
 @pytest.mark.slow
-def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: Path, settings):
+def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: Path, models_dir: Path):
     """`scribe serve` with the default limits: a declared 120 MB body is answered 413 within a second having read
     under 1 MB; a chunked one is cut off at 100 MiB, spooled to disk, without the server's memory growing."""
     import httpx
 
     from scribe.auth.tokens import create_token
-    from tests.test_serve_process import KEY, free_port, start_server
+    from tests.accounts import KEY
+    from tests.helpers.server import free_port, start_server
 
-    models = _whisper_models(settings)
+    models = models_dir
     port = free_port()
     server = start_server(tmp_path / "data", port, models)
     try:
@@ -354,22 +346,15 @@ def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: 
         server.wait(timeout=30)
 
 
-def _whisper_models(settings: Settings) -> Path:
-    """The test session's assembled Whisper, for a server to link to."""
-    from scribe.asr.bundled_whisper import ensure_bundled
-
-    ensure_bundled(settings.models_dir)
-    return settings.models_dir
-
-
 @pytest.mark.slow
-def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path: Path, monkeypatch, settings):
+def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path: Path, monkeypatch, models_dir: Path):
     """With the limit raised to 130 MiB, a 120 MB WAV (63 minutes: a dictation, then quiet) is spooled, stored and
     transcribed a window at a time: the server's peak memory grows by at most 150 MB."""
     import httpx
 
     from scribe.auth.tokens import create_token
-    from tests.test_serve_process import KEY, free_port, start_server
+    from tests.accounts import KEY
+    from tests.helpers.server import free_port, start_server
 
     big = tmp_path / "long.wav"
     speech = (SAMPLES / "cardiology_followup.wav").read_bytes()
@@ -387,7 +372,7 @@ def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path:
     size = big.stat().st_size
     monkeypatch.setenv("SCRIBE_MAX_AUDIO_BYTES", str(130 * MB))
     port = free_port()
-    server = start_server(tmp_path / "data", port, _whisper_models(settings))
+    server = start_server(tmp_path / "data", port, models_dir)
     try:
         token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
         enrol(tmp_path / "data", token)

@@ -354,25 +354,15 @@ def test_a_newcomer_signs_a_note_with_only_what_the_first_start_prints(tmp_path:
     """`scribe serve` on an empty data directory, as the README's first command runs it: the address and the
     account it prints are all a newcomer needs to record, draft and sign."""
     import subprocess
-    import sys
     import threading
 
     from tests.browser import require_chromium
-    from tests.test_serve_process import free_port
+    from tests.helpers.server import SCRIBE, free_port
 
     require_chromium()
     port = free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from scribe.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "new-install"),
-        ],
+        [*SCRIBE, "serve", "--port", str(port), "--data-dir", str(tmp_path / "new-install")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,12 +19,11 @@ import soundfile
 
 from scribe.auth.tokens import create_token
 from scribe.wer import word_errors
-from tests.accounts import enrol
+from tests.accounts import KEY, enrol
 from tests.browser import GARBLED_WER, USERNAME, Service, Shots, chromium, offline_text, same_origin, service, sign_in
 from tests.conftest import SAMPLES
+from tests.helpers.clinic import png
 from tests.test_browser_app import PATIENT
-from tests.test_lifecycle_api import png
-from tests.test_serve_process import KEY
 
 pytestmark = pytest.mark.slow
 DICTATION = SAMPLES / "cardiology_followup.wav"

@@ -7,6 +7,8 @@ import pytest
 from scribe.asr import bundled_whisper
 from scribe.errors import ChecksumError
 
+pytestmark = pytest.mark.slow  # each test assembles and hashes the real Whisper weights: about 1 s
+
 
 def test_assembles_and_verifies(tmp_path: Path):
     target = bundled_whisper.ensure_bundled(tmp_path)

@@ -1,8 +1,6 @@
 """`scribe transcribe` and `scribe models` as a user meets them: results on stdout, messages on stderr, exit codes."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import soundfile
 from scribe.cli import run
 from scribe.config import Settings
 from tests.conftest import SAMPLES
+from tests.helpers.server import run_scribe
 
 SAMPLE = sorted(SAMPLES.glob("*.wav"))[0]
 BUNDLE = SAMPLE.with_name(SAMPLE.stem + ".bundle.json")
@@ -29,6 +28,7 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow  # transcribes with the bundled Whisper
 @pytest.mark.parametrize("fmt", ["txt", "json", "srt", "vtt"])
 def test_each_output_format(capsys, fmt):
     code, out, err = cli(capsys, "transcribe", SAMPLE, "--format", fmt, "--mode", "dictation")
@@ -47,6 +47,7 @@ def test_each_output_format(capsys, fmt):
         assert out.strip() and "\n" not in out.strip()
 
 
+@pytest.mark.slow  # transcribes with the bundled Whisper
 def test_records_and_output_file(capsys, tmp_path: Path):
     target = tmp_path / "out.json"
     code, out, err = cli(capsys, "transcribe", SAMPLE, "--records", BUNDLE, "-f", "json", "-o", target)
@@ -54,6 +55,7 @@ def test_records_and_output_file(capsys, tmp_path: Path):
     assert out == "" and json.loads(target.read_text())["segments"]
 
 
+@pytest.mark.slow  # transcribes with the bundled Whisper
 def test_several_files_to_a_directory_and_to_stdout(capsys, tmp_path: Path):
     second = tmp_path / "copy.flac"
     audio, rate = soundfile.read(SAMPLE)
@@ -102,6 +104,7 @@ def test_over_the_duration_limit(capsys, monkeypatch):
     assert code == 3 and "limit" in err and out == ""
 
 
+@pytest.mark.slow  # transcribes with the bundled Whisper
 def test_good_files_still_transcribed_when_one_is_bad(capsys, tmp_path: Path):
     bad = write_bad_inputs(tmp_path)["random"]
     code, out, err = cli(capsys, "transcribe", bad, SAMPLE)
@@ -140,6 +143,7 @@ def test_invalid_configuration_exits_2(capsys, monkeypatch):
     assert code == 2 and "SCRIBE_ASR_ENGINE" in err
 
 
+@pytest.mark.slow  # transcribes with the bundled Whisper
 def test_models_list_and_verify(capsys, settings: Settings):
     cli(capsys, "transcribe", SAMPLE)  # assembles the bundled model
     code, out, _ = cli(capsys, "models", "list")
@@ -161,30 +165,19 @@ def test_models_verify_fails_on_corruption(capsys, tmp_path: Path, monkeypatch):
     assert code == 4 and "FAILED" in out and "scribe models pull whisper" in out
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_console_script_entry_point(tmp_path: Path):
     """The real process: a usage error prints help text, not a traceback, and exits 2."""
-    proc = subprocess.run(
-        [sys.executable, "-c", "from scribe.cli import main; main()", "transcribe", "--nope"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_scribe("transcribe", "--nope", timeout=60)
     assert proc.returncode == 2 and "No such option" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # a CLI subprocess that transcribes
 def test_progress_bar_goes_to_stderr_only(settings: Settings):
     """Files longer than a few seconds show a progress bar on a terminal; stdout keeps only the result."""
-    import os
-
-    env = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "SCRIBE_DATA_DIR": str(settings.data_dir)}
+    env = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "SCRIBE_DATA_DIR": str(settings.data_dir)}
     sample = SAMPLES / "cardiology_followup.wav"
-    proc = subprocess.run(
-        [sys.executable, "-c", "from scribe.cli import main; main()", "transcribe", str(sample)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    proc = run_scribe("transcribe", sample, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "cardiology_followup.wav" in proc.stderr and "/14 s" in proc.stderr
     assert "\x1b" not in proc.stdout and proc.stdout.count("\n") == 1

@@ -16,16 +16,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from scribe.api.app import create_app
-from scribe.auth.tokens import Principal, create_token
+from scribe.auth.tokens import Principal
 from scribe.cli import run
 from scribe.config import Settings
 from scribe.encounters import create_encounter, save_transcript
 from scribe.store.backup import known_revisions
 from scribe.store.db import MIGRATIONS, make_engine, open_database
 from scribe.transcript import Segment, Transcript
-from tests.accounts import enrol
+from tests.accounts import KEY, bearer, enrol
 
-KEY = "b" * 40
 HEAD = known_revisions()[-1]
 SAID = "Patient reports chest pain since Monday. Takes aspirin 81 mg daily. Blood pressure 150 over 90."
 
@@ -39,10 +38,6 @@ def cli(capsys, *args: object) -> tuple[int, str, str]:
 
 def settings_for(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir, secret_key=KEY, note_engine="extractive")
-
-
-def bearer() -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(KEY.encode(), 'dr-b', ('user/*.*',), 600)}"}
 
 
 def test_a_backup_taken_while_a_connection_writes_is_consistent(tmp_path: Path, capsys):
@@ -88,7 +83,7 @@ def test_a_backup_taken_while_a_connection_writes_is_consistent(tmp_path: Path, 
 def test_a_restored_database_serves_the_same_encounters_and_notes(tmp_path: Path, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
     with TestClient(create_app(settings_for(first), load_asr=False)) as client:
-        enrol(client.app.state.database, bearer())
+        enrol(client.app.state.database, bearer("dr-b"))
         with client.app.state.database.session() as session, session.begin():
             encounter = create_encounter(
                 session, Principal("dr-b", ("user/*.*",), 0), patient_id="pt-77", encounter_id="enc-backup-1"
@@ -99,11 +94,11 @@ def test_a_restored_database_serves_the_same_encounters_and_notes(tmp_path: Path
                 Transcript(SAID, "en", "whisper", "base", 9.0, 1.0, [Segment(0, 0.0, 9.0, SAID, None, [])]),
                 source="upload",
             )
-        drafted = client.post("/v1/encounters/enc-backup-1/note", headers=bearer())
+        drafted = client.post("/v1/encounters/enc-backup-1/note", headers=bearer("dr-b"))
         assert drafted.status_code == 201, drafted.text
         note_id = drafted.json()["id"]
         originals = [
-            client.get(path, headers=bearer()).json()
+            client.get(path, headers=bearer("dr-b")).json()
             for path in ("/v1/encounters/enc-backup-1", f"/v1/notes/{note_id}", "/v1/encounters")
         ]
     code, out, err = cli(capsys, "db", "backup", tmp_path, "--data-dir", first)  # a directory: named by the time
@@ -116,7 +111,7 @@ def test_a_restored_database_serves_the_same_encounters_and_notes(tmp_path: Path
     assert out.strip() == str(second / "scribe.db") and f"migration {HEAD}" in err and "recordings" in err
     with TestClient(create_app(settings_for(second), load_asr=False)) as client:
         restored = [
-            client.get(path, headers=bearer()).json()
+            client.get(path, headers=bearer("dr-b")).json()
             for path in ("/v1/encounters/enc-backup-1", f"/v1/notes/{note_id}", "/v1/encounters")
         ]
     assert restored == originals and originals[1]["note"]

@@ -1,11 +1,7 @@
 """Signed notes reach the EHR through the outbox: retried with back-off, never duplicated, delivered after a crash."""
 
 import asyncio
-import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -13,62 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from scribe.fhir.delivery import deliver_due, delivery_loop, enqueue, pending_count, retry_delay
-from scribe.fhir.resources import NoteDocument, document_reference
+from scribe.fhir.resources import document_reference
 from scribe.store.db import Database, make_engine
 from scribe.store.outbox import OutboxMessage
+from tests.helpers.fhir import FhirServer, note_document
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-class FhirServer:
-    """A small FHIR endpoint that honours conditional create/update on identifier, like an EHR does."""
-
-    def __init__(self) -> None:
-        self.resources: dict[str, dict] = {}  # identifier -> resource
-        self.requests: list[tuple[str, str, dict]] = []
-        self.fail_next = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict | None = None) -> None:
-                data = json.dumps(body or {}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/fhir+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self, method: str) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append((method, self.path, dict(self.headers)))
-                if server.fail_next:
-                    server.fail_next -= 1
-                    return self._reply(500, {"resourceType": "OperationOutcome"})
-                if method == "POST":
-                    identifier = parse_qs(self.headers["If-None-Exist"])["identifier"][0]
-                    if identifier in server.resources:
-                        return self._reply(200, server.resources[identifier])
-                else:
-                    identifier = parse_qs(urlparse(self.path).query)["identifier"][0]
-                server.resources[identifier] = body
-                self._reply(201, body)
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_PUT(self) -> None:
-                self._handle("PUT")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/fhir"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -86,24 +32,9 @@ def database(tmp_path) -> Database:
 
 
 def signed(note_id: str, **changes) -> dict:
-    values = dict(
-        note_id=note_id,
-        version=2,
-        status="signed",
-        note_type="progress_note",
-        patient_id="pt-1",
-        author="dr.jones",
-        created_at=NOW,
-        updated_at=NOW,
-        text="t",
-        html="<p>t</p>",
-        engine="extractive",
-        model=None,
-        signed_by="dr.jones",
-        signed_at=NOW,
-    )
-    values.update(changes)
-    return document_reference(NoteDocument(**values), embed=True)
+    """A signed note's DocumentReference with its renderings embedded, as the outbox carries it."""
+    values = dict(note_id=note_id, version=2, status="signed", signed_by="dr.jones", signed_at=NOW)
+    return document_reference(note_document(**{**values, **changes}), embed=True)
 
 
 def queue(database: Database, resource: dict, **kwargs) -> None:

@@ -237,6 +237,7 @@ def test_compose_parses_and_every_name_it_uses_is_defined():
     interpolate(doc, env_example())  # every ${NAME:?} compose insists on is set in env.example
 
 
+@pytest.mark.slow  # a check-jsonschema subprocess
 def test_compose_validates_against_the_compose_specification(tmp_path: Path):
     """The compose file, as written and as interpolated with env.example, fits the Compose Specification's JSON
     schema (check-jsonschema's vendored copy: offline)."""
@@ -473,6 +474,7 @@ def run_healthcheck(url: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # the healthcheck script as subprocesses
 def test_healthcheck_passes_only_once_speech_recognition_is_loaded(live_app):
     app, url = live_app
     not_ready = run_healthcheck(url)
@@ -549,6 +551,7 @@ def test_every_proxied_location_forwards_host_scheme_client_and_request_id():
         assert forwarded <= set(block["proxy_set_header"]), name
 
 
+@pytest.mark.slow  # an nginx subprocess
 def test_nginx_accepts_the_configuration(tmp_path: Path):
     nginx, openssl = shutil.which("nginx") or "/usr/sbin/nginx", shutil.which("openssl")
     if not Path(nginx).exists() or openssl is None:

@@ -23,8 +23,8 @@ from scribe.store import open_database
 from scribe.streaming.client import LiveAudio, pcm16, percentile, stream_pcm
 from tests.accounts import enrol
 from tests.conftest import ARTIFACTS, SAMPLES
+from tests.helpers.server import free_port, launch_server, wait_until_serving
 from tests.test_multinode import DR_A, PUBLIC_URL, new_database
-from tests.test_serve_process import free_port, launch_server, models_dir, wait_until_serving  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def looped_speech() -> np.ndarray:
     return speech[: len(speech) - len(speech) % (FRAME_BYTES // 2)]  # whole frames, so the loop stays aligned
 
 
-def test_forty_failovers_lose_and_repeat_no_acknowledged_audio(tmp_path: Path, models_dir: Path):  # noqa: F811
+def test_forty_failovers_lose_and_repeat_no_acknowledged_audio(tmp_path: Path, models_dir: Path):
     with new_database() as url:
         tester = open_database(Settings(data_dir=tmp_path / "tester", database_url=url))
         enrol(tester, DR_A)

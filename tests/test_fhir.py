@@ -1,7 +1,7 @@
 """FHIR R4 resources for notes: valid for fhir.resources R4B and carrying every code docs/fhir.md asks for."""
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fhir.resources.R4B.binary import Binary
@@ -9,33 +9,9 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.provenance import Provenance
 
 from scribe.errors import BadInputError
-from scribe.fhir.resources import NoteDocument, binary, binary_ids, document_reference, fhir_id, provenance
-
-NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
-
-
-def make_doc(**changes) -> NoteDocument:
-    values = dict(
-        note_id="note-1",
-        version=1,
-        status="draft",
-        note_type="progress_note",
-        patient_id="pt-1001",
-        patient_name="Brian White",
-        author="dr.jones",
-        author_name="Dr Ana Jones",
-        created_at=NOW,
-        updated_at=NOW,
-        text="S: chest pain",
-        html="<p>S: chest pain</p>",
-        engine="extractive",
-        model=None,
-        encounter_id="enc-1",
-        period_start=NOW - timedelta(minutes=15),
-        period_end=NOW,
-    )
-    values.update(changes)
-    return NoteDocument(**values)
+from scribe.fhir.resources import binary, binary_ids, document_reference, fhir_id, provenance
+from tests.helpers.fhir import DRAFTED_AT as NOW
+from tests.helpers.fhir import note_document
 
 
 def codes(concept: dict) -> set[tuple[str, str]]:
@@ -43,7 +19,7 @@ def codes(concept: dict) -> set[tuple[str, str]]:
 
 
 def test_draft_document_reference_follows_us_core():
-    resource = document_reference(make_doc(), "https://scribe.example/fhir")
+    resource = document_reference(note_document(), "https://scribe.example/fhir")
     DocumentReference.model_validate(resource)  # R4B shape
     assert resource["meta"]["profile"] == ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference"]
     assert ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "AIAST") in {
@@ -68,22 +44,22 @@ def test_draft_document_reference_follows_us_core():
 
 
 def test_signed_amended_and_retracted_lifecycle():
-    signed = document_reference(make_doc(status="signed", version=3, signed_by="dr.jones", signed_at=NOW))
+    signed = document_reference(note_document(status="signed", version=3, signed_by="dr.jones", signed_at=NOW))
     assert signed["docStatus"] == "final" and signed["status"] == "current"
     assert signed["authenticator"]["reference"] == "Practitioner/dr.jones"
     assert signed["meta"]["versionId"] == "3"
-    old = document_reference(make_doc(status="amended", signed_by="dr.jones", signed_at=NOW))
+    old = document_reference(note_document(status="amended", signed_by="dr.jones", signed_at=NOW))
     assert old["status"] == "superseded" and old["docStatus"] == "final"
-    new = document_reference(make_doc(note_id="note-2", relates_to=[("replaces", "note-1")]))
+    new = document_reference(note_document(note_id="note-2", relates_to=[("replaces", "note-1")]))
     assert new["relatesTo"] == [{"code": "replaces", "target": {"reference": "DocumentReference/note-1"}}]
-    addendum = document_reference(make_doc(note_id="note-3", relates_to=[("appends", "note-1")]))
+    addendum = document_reference(note_document(note_id="note-3", relates_to=[("appends", "note-1")]))
     assert addendum["relatesTo"][0]["code"] == "appends"
-    retracted = document_reference(make_doc(status="entered-in-error"))
+    retracted = document_reference(note_document(status="entered-in-error"))
     assert retracted["status"] == "entered-in-error" and retracted["docStatus"] == "entered-in-error"
 
 
 def test_embedded_renderings_for_push():
-    resource = document_reference(make_doc(), embed=True)
+    resource = document_reference(note_document(), embed=True)
     DocumentReference.model_validate(resource)
     data = {
         c["attachment"]["contentType"]: base64.b64decode(c["attachment"]["data"]).decode() for c in resource["content"]
@@ -94,19 +70,19 @@ def test_embedded_renderings_for_push():
 
 def test_unknown_note_type_is_refused():
     with pytest.raises(BadInputError, match="LOINC"):
-        document_reference(make_doc(note_type="poem"))
+        document_reference(note_document(note_type="poem"))
 
 
 def test_binary_round_trips_unicode_html():
     html = "<p>Température 38.5 °C — “quoted”</p>"
-    resource = binary(binary_ids(make_doc())["text/html"], "text/html", html)
+    resource = binary(binary_ids(note_document())["text/html"], "text/html", html)
     Binary.model_validate(resource)
     assert resource["contentType"] == "text/html" and resource["id"] == "note-1-html"
     assert base64.b64decode(resource["data"]).decode("utf-8") == html
 
 
 def test_provenance_names_the_ai_device_and_the_signing_clinician():
-    draft = provenance(make_doc(engine="medgemma", model="google/medgemma-27b-text-it"))
+    draft = provenance(note_document(engine="medgemma", model="google/medgemma-27b-text-it"))
     Provenance.model_validate(draft)
     device = draft["contained"][0]
     assert device["resourceType"] == "Device" and device["version"][0]["value"] == "google/medgemma-27b-text-it"
@@ -118,7 +94,7 @@ def test_provenance_names_the_ai_device_and_the_signing_clinician():
     }
 
     signed_at = NOW + timedelta(hours=1)
-    signed = provenance(make_doc(status="signed", version=2, signed_by="dr.jones", signed_at=signed_at))
+    signed = provenance(note_document(status="signed", version=2, signed_by="dr.jones", signed_at=signed_at))
     Provenance.model_validate(signed)
     clinician = signed["agent"][1]
     assert clinician["who"]["reference"] == "Practitioner/dr.jones"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,14 +14,13 @@ from fhir.resources.R4B.provenance import Provenance
 
 from scribe.api.app import create_app
 from scribe.auth.smart import DRAFTS_SCOPE
-from scribe.auth.tokens import create_token
 from scribe.encounters import save_transcript
 from scribe.fhir.resources import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
 from scribe.notes.inputs import transcript_from_text
 from scribe.store.models import Encounter, Note
-from tests.accounts import SUITE_TTL_S, enrol
+from tests.accounts import bearer as suite_bearer
+from tests.accounts import enrol
 
-KEY = b"s" * 40
 PUBLIC_URL = "https://scribe.example.org"
 DIALOGUE = (
     "[doctor] your blood pressure is 148 over 92 today .\n"
@@ -29,10 +29,8 @@ DIALOGUE = (
 )
 
 
-def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",)) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(KEY, subject, scopes, SUITE_TTL_S, audience=PUBLIC_URL)}"}
-
-
+# This module's app has a public URL, so its tokens must name it as their audience.
+bearer = partial(suite_bearer, audience=PUBLIC_URL)
 DR_A, DR_B = bearer("dr-a"), bearer("dr-b")
 EHR = bearer("ehr-1", ("system/DocumentReference.rs", "system/Provenance.rs"))
 EHR_DRAFTS = bearer("ehr-drafts", ("system/DocumentReference.rs", "system/Provenance.rs", DRAFTS_SCOPE))

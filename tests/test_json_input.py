@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from scribe.errors import BadInputError, RecordsError
 from scribe.json_input import nesting_depth, parse_json
 from tests.conftest import SAMPLES
-from tests.test_lifecycle_api import DR_A, api, new_encounter  # noqa: F401 - the fixture
+from tests.helpers.clinic import DR_A, new_encounter, post_records, spoken_encounter
 
 BUNDLE = json.loads((SAMPLES / "cardiology_followup.bundle.json").read_text())
 OBSERVATION = next(
@@ -54,19 +54,8 @@ def test_depth_counts_structure_not_strings_and_duplicates_only_when_asked():
 DEEP = b"[" * 30_000 + b"]" * 30_000  # under every JSON route's size limit
 
 
-def test_deep_nesting_is_a_422_on_every_json_route_and_the_server_stays_up(api: TestClient):  # noqa: F811
-    from scribe.encounters import save_transcript
-    from scribe.notes.inputs import transcript_from_text
-    from scribe.store.models import Encounter
-
-    encounter = new_encounter(api)
-    with api.app.state.database.session() as session, session.begin():
-        save_transcript(
-            session,
-            session.get(Encounter, encounter),
-            transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"),
-            source="upload",
-        )
+def test_deep_nesting_is_a_422_on_every_json_route_and_the_server_stays_up(api: TestClient):
+    encounter = spoken_encounter(api)
     note = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
     json_type = {**DR_A, "Content-Type": "application/json"}
     for method, path in [
@@ -93,14 +82,10 @@ def test_deep_nesting_is_a_422_on_every_json_route_and_the_server_stays_up(api: 
 
 
 def _post_records(api: TestClient, encounter: str, content: bytes):
-    return api.post(
-        f"/v1/encounters/{encounter}/records",
-        content=content,
-        headers={**DR_A, "Content-Type": "application/fhir+json"},
-    )
+    return post_records(api, encounter, content)
 
 
-def test_records_are_refused_with_their_first_problem_named(api: TestClient):  # noqa: F811
+def test_records_are_refused_with_their_first_problem_named(api: TestClient):
     encounter = new_encounter(api, patient="pt-1001")
     nan = json.dumps(BUNDLE).replace('"value": 150', '"value": NaN', 1)
     assert nan != json.dumps(BUNDLE)

@@ -7,11 +7,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,13 +19,11 @@ from fastapi.testclient import TestClient
 
 from scribe import logs
 from scribe.api.app import create_app
-from scribe.auth.tokens import create_token
 from scribe.config import Settings
-from tests.accounts import enrol
+from tests.accounts import KEY, enrol
+from tests.accounts import token as mint
 from tests.fake_stream import serve_fake_engine
-from tests.test_serve_process import free_port
-
-KEY = "j" * 40
+from tests.helpers.server import free_port, launch_server, wait_until_serving
 
 
 @pytest.fixture
@@ -132,7 +127,7 @@ def test_each_request_has_an_id_in_its_response_and_its_access_line(app, read_lo
 def test_a_streams_log_lines_name_its_encounter(app, read_log):
     read = read_log
     client = app.state.client
-    token = create_token(KEY.encode(), "dr-j", ("user/*.*",), 600)
+    token = mint("dr-j")
     enrol(app.state.database, token)
     logs.configure_logging("info", "json", node_id="node-7")
     with client.websocket_connect(
@@ -151,35 +146,18 @@ def test_a_streams_log_lines_name_its_encounter(app, read_log):
     assert closed == {**closed, "logger": "scribe.streaming", "encounter_id": "enc-json-1", "request_id": "ws-1"}
 
 
+@pytest.mark.slow  # `scribe serve` subprocess
 def test_a_real_server_writes_every_log_line_as_json(tmp_path: Path):
     """`scribe serve` with SCRIBE_LOG_FORMAT=json: uvicorn's lines, scribe's and the access log are JSON objects
     (what the command itself tells the operator, `scribe: …`, stays text), and a websocket ticket is redacted."""
     from websockets.sync.client import connect
 
     port = free_port()
-    env = {
-        **os.environ,
-        "SCRIBE_DATA_DIR": str(tmp_path / "data"),
-        "SCRIBE_SECRET_KEY": KEY,
-        "SCRIBE_LOG_FORMAT": "json",
-        "SCRIBE_NODE_ID": "node-json-1",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "scribe.cli", "serve", "--no-asr", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = {"SCRIBE_LOG_FORMAT": "json", "SCRIBE_NODE_ID": "node-json-1"}
+    server = launch_server(tmp_path / "data", port, asr=False, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"X-Request-ID": "req-42"}, timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_until_serving(server, port, ready=False)
+        answer = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"X-Request-ID": "req-42"}, timeout=1)
         assert answer.headers["X-Request-ID"] == "req-42"
         with connect(f"ws://127.0.0.1:{port}/v1/encounters/enc-j/stream?ticket=SECRET-TICKET") as ws:
             assert '"unauthorized"' in ws.recv(timeout=10)

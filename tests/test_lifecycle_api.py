@@ -4,77 +4,28 @@ edit (If-Match) -> sign -> amend / addendum, with the FHIR view checked at every
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 from sqlalchemy import select
 
 from scribe.api.app import create_app
-from scribe.auth.smart import DRAFTS_SCOPE
-from scribe.auth.tokens import create_token
 from scribe.fhir.resources import AIAST, US_CORE_CATEGORY, US_CORE_DOCREF
-from tests.accounts import SUITE_TTL_S, enrol
+from tests.accounts import enrol
 from tests.conftest import SAMPLES
-
-KEY = b"s" * 40
-
-
-def bearer(subject: str = "dr-a", scopes: tuple[str, ...] = ("user/*.*",)) -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(KEY, subject, scopes, SUITE_TTL_S)}"}
-
-
-DR_A, DR_B = bearer("dr-a"), bearer("dr-b")
-EHR = bearer("ehr-1", ("system/DocumentReference.rs",))
-EHR_DRAFTS = bearer("ehr-drafts", ("system/DocumentReference.rs", DRAFTS_SCOPE))
-
-
-@pytest.fixture
-def api(database_target):
-    settings, schema, models = database_target
-    from scribe.asr.bundled_whisper import ensure_bundled
-
-    ensure_bundled(models)
-    (settings.data_dir / "models").mkdir(parents=True, exist_ok=True)
-    link = settings.data_dir / "models" / "whisper-base"
-    if not link.exists():
-        link.symlink_to(models / "whisper-base")
-    with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as client:
-        enrol(client.app.state.database, DR_A, DR_B, EHR, EHR_DRAFTS)
-        yield client
-
-
-def new_encounter(api: TestClient, patient: str = "pt-1001", headers=DR_A, mode: str = "dictation") -> str:
-    response = api.post(
-        "/v1/encounters", json={"patient": {"id": patient, "name": "Jane Roe"}, "mode": mode}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-def transcribed_encounter(api: TestClient) -> str:
-    bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
-    patient = json.loads(bundle)["entry"][0]["resource"]["id"]
-    encounter = new_encounter(api, patient=patient)
-    response = api.post(
-        f"/v1/encounters/{encounter}/records", content=bundle, headers={**DR_A, "Content-Type": "application/fhir+json"}
-    )
-    assert response.status_code == 201, response.text
-    audio = (SAMPLES / "cardiology_followup.wav").read_bytes()
-    response = api.post(
-        f"/v1/encounters/{encounter}/audio", content=audio, headers={**DR_A, "Content-Type": "audio/wav"}
-    )
-    assert response.status_code == 200, response.text
-    assert "amlodipine" in response.json()["text"].lower()
-    return encounter
-
-
-def png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.helpers.clinic import (
+    DR_A,
+    DR_B,
+    EHR,
+    EHR_DRAFTS,
+    new_encounter,
+    png,
+    post_audio,
+    post_records,
+    spoken_encounter,
+    transcribed_encounter,
+)
 
 
 def check_docref(resource: dict, *, doc_status: str, status: str = "current") -> None:
@@ -91,6 +42,7 @@ def check_docref(resource: dict, *, doc_status: str, status: str = "current") ->
     assert {c["attachment"]["contentType"] for c in resource["content"]} == {"text/plain", "text/html"}
 
 
+@pytest.mark.slow  # transcribes the sample with the bundled Whisper
 def test_full_lifecycle(api: TestClient):
     encounter = transcribed_encounter(api)
     image = api.post(f"/v1/encounters/{encounter}/images", content=png(), headers={**DR_A, "Content-Type": "image/png"})
@@ -208,21 +160,19 @@ def test_oversize_audio_is_413(database_target):
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as api:
         enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
-        response = api.post(
-            f"/v1/encounters/{encounter}/audio", content=b"x" * 5000, headers={**DR_A, "Content-Type": "audio/wav"}
-        )
+        response = post_audio(api, encounter, b"x" * 5000)
         assert response.status_code == 413 and response.json()["issue"][0]["code"] == "too-long"
 
 
+@pytest.mark.slow  # transcribes the sample with the bundled Whisper
 def test_records_of_another_patient_are_refused(api: TestClient):
     encounter = new_encounter(api, patient="someone-else")
     bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
-    response = api.post(
-        f"/v1/encounters/{encounter}/records", content=bundle, headers={**DR_A, "Content-Type": "application/fhir+json"}
-    )
+    response = post_records(api, encounter, bundle)
     assert response.status_code == 422 and "not this encounter's patient" in response.text
 
 
+@pytest.mark.slow  # transcribes the sample with the bundled Whisper
 def test_audio_span_and_audit_trail(api: TestClient):
     import wave
 
@@ -246,12 +196,15 @@ def test_audio_span_and_audit_trail(api: TestClient):
     assert upload.patient_id and upload.resource_id == encounter
 
 
-def test_sign_off_reaches_the_ehr_even_after_a_crash(database_target):
+def test_sign_off_reaches_the_ehr_even_after_a_crash(database_target, monkeypatch: pytest.MonkeyPatch):
     """The outbox row is committed with the signature: a node that dies before delivering still delivers, once."""
     import time
 
+    # a short back-off, not the 5 s of production: its length is tests/test_delivery.py's, here only that it ends
+    monkeypatch.setattr("scribe.fhir.delivery.FIRST_RETRY_S", 0.2)
+
     from scribe.fhir.delivery import pending_count
-    from tests.test_delivery import FhirServer
+    from tests.helpers.fhir import FhirServer
 
     settings, schema, _ = database_target
     ehr = FhirServer()
@@ -265,7 +218,7 @@ def test_sign_off_reaches_the_ehr_even_after_a_crash(database_target):
             assert pending_count(api.app.state.database) == 1 and not ehr.resources
         ehr.fail_next = 0  # the node is gone; the EHR is back; another node starts
         with TestClient(create_app(live, load_asr=False, database_schema=schema)) as api:
-            deadline = time.monotonic() + 30  # the failed message is retried after its back-off (5 s)
+            deadline = time.monotonic() + 30  # the failed message is retried after its back-off
             while pending_count(api.app.state.database) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert pending_count(api.app.state.database) == 0
@@ -284,23 +237,13 @@ def test_sign_off_reaches_the_ehr_even_after_a_crash(database_target):
 
 
 def _signed_text_note(api: TestClient) -> str:
-    from scribe.encounters import save_transcript
-    from scribe.notes.inputs import transcript_from_text
-    from scribe.store.models import Encounter
-
-    encounter = new_encounter(api)
-    with api.app.state.database.session() as session, session.begin():
-        save_transcript(
-            session,
-            session.get(Encounter, encounter),
-            transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"),
-            source="upload",
-        )
+    encounter = spoken_encounter(api)
     note_id = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
     assert api.post(f"/v1/notes/{note_id}/sign", headers=DR_A).status_code == 200
     return note_id
 
 
+@pytest.mark.slow  # transcribes the sample with the bundled Whisper
 def test_audio_is_deleted_after_the_retention_period(api: TestClient):
     from datetime import timedelta
 
@@ -353,18 +296,8 @@ def test_images_as_multipart_and_dicom(api: TestClient, tmp_path: Path):
 
 def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestClient):
     """A streamed encounter starts without a patient: it is named later (PATCH, or by its records)."""
-    from scribe.encounters import save_transcript
-    from scribe.notes.inputs import transcript_from_text
-    from scribe.store.models import Encounter
-
     encounter = api.post("/v1/encounters", json={"mode": "dictation"}, headers=DR_A).json()["id"]
-    with api.app.state.database.session() as session, session.begin():
-        save_transcript(
-            session,
-            session.get(Encounter, encounter),
-            transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"),
-            source="stream",
-        )
+    spoken_encounter(api, encounter, source="stream")
     note_id = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()["id"]
     ehr = EHR_DRAFTS  # a draft's FHIR view is for clients granted drafts
     assert api.get(f"/fhir/DocumentReference/{note_id}", headers=ehr).status_code == 404
@@ -385,14 +318,7 @@ def test_a_note_without_a_patient_is_not_signed_nor_shown_to_the_ehr(api: TestCl
 def test_records_name_the_patient_of_an_encounter_that_had_none(api: TestClient):
     encounter = api.post("/v1/encounters", json={}, headers=DR_A).json()["id"]
     bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
-    assert (
-        api.post(
-            f"/v1/encounters/{encounter}/records",
-            content=bundle,
-            headers={**DR_A, "Content-Type": "application/fhir+json"},
-        ).status_code
-        == 201
-    )
+    assert post_records(api, encounter, bundle).status_code == 201
     assert api.get(f"/v1/encounters/{encounter}", headers=DR_A).json()["patient"]["id"] == "pt-1001"
 
 
@@ -406,9 +332,7 @@ def test_an_upload_is_kept_even_when_recognition_fails(api: TestClient, monkeypa
     monkeypatch.setattr("scribe.asr.load_engine", broken)
     encounter = new_encounter(api)
     audio = (SAMPLES / "cardiology_followup.wav").read_bytes()
-    response = api.post(
-        f"/v1/encounters/{encounter}/audio", content=audio, headers={**DR_A, "Content-Type": "audio/wav"}
-    )
+    response = post_audio(api, encounter, audio)
     assert response.status_code == 503 and response.json()["resourceType"] == "OperationOutcome"
     with api.app.state.database.session() as session:
         [upload] = session.scalars(select(AudioUpload).where(AudioUpload.encounter_id == encounter)).all()

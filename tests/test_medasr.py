@@ -266,6 +266,7 @@ def test_missing_torch_asks_for_the_gpu_extra(
         MedAsrEngine.load(str(tiny_medasr_dir), engine_settings)
 
 
+@pytest.mark.slow  # a fresh Python subprocess
 def test_importing_the_module_and_checking_weights_stay_light(tiny_medasr_dir: Path) -> None:
     code = (
         "import sys\n"

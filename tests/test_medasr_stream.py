@@ -132,6 +132,7 @@ def test_an_overlong_utterance_is_cut_between_words(engine: MedAsrEngine, monkey
         assert word.start == pytest.approx(alone.start, abs=1.5e-3) and word.end == pytest.approx(alone.end, abs=1.5e-3)
 
 
+@pytest.mark.slow  # the tiny MedASR, but over a whole sample: about 5 s
 def test_streamed_speech_agrees_with_offline(engine: MedAsrEngine) -> None:
     """Real speech through the VAD: partials while speaking, finals per utterance, close to one offline pass."""
     audio = np.concatenate([decode_audio(SAMPLE), np.zeros(RATE, np.float32)])
@@ -155,6 +156,7 @@ def test_streamed_speech_agrees_with_offline(engine: MedAsrEngine) -> None:
     assert word_errors(offline.text, streamed).wer <= 0.3  # measured: 0.09 (the random model's words are gibberish)
 
 
+@pytest.mark.slow  # the tiny MedASR, but over a whole sample: about 6 s
 def test_a_backlog_keeps_its_utterances_apart(engine: MedAsrEngine) -> None:
     """Audio fed at once (a resumed stream) ends each of its utterances where the VAD heard it end, as live."""
     first = decode_audio(SAMPLE)

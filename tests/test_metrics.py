@@ -13,17 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from scribe.api.app import create_app
-from scribe.auth.tokens import create_token
 from scribe.config import Settings
-from tests.accounts import enrol
+from tests.accounts import KEY, bearer, enrol
 from tests.fake_stream import PASS_S, serve_fake_engine
 
-KEY = "m" * 40
 FRAME = 3200  # 100 ms of 16 kHz s16le
-
-
-def bearer() -> dict[str, str]:
-    return {"Authorization": f"Bearer {create_token(KEY.encode(), 'dr-m', ('user/*.*',), 600)}"}
 
 
 @pytest.fixture
@@ -39,7 +33,7 @@ def app(tmp_path, monkeypatch):
     app = create_app(settings, load_asr=False)
     with TestClient(app) as client:
         serve_fake_engine(app, monkeypatch)
-        enrol(app.state.database, bearer())
+        enrol(app.state.database, bearer("dr-m"))
         app.state.client = client
         yield app
 
@@ -78,7 +72,7 @@ def test_passes_by_kind_and_a_drafted_note_by_engine_move_the_counters(app):
     labels = {"engine": "fake"}
     before = {kind: metric(client, "scribe_asr_passes_total", **labels, kind=kind) for kind in ("partial", "final")}
     seconds_before = metric(client, "scribe_asr_pass_seconds_total", **labels, kind="final")
-    with client.websocket_connect("/v1/encounters/enc-metrics-1/stream", headers=bearer()) as ws:
+    with client.websocket_connect("/v1/encounters/enc-metrics-1/stream", headers=bearer("dr-m")) as ws:
         messages = stream_until_done(ws)
     assert [m["segment"]["text"] for m in messages if m["type"] == "final"]
     assert metric(client, "scribe_asr_passes_total", **labels, kind="partial") >= before["partial"] + 1
@@ -88,7 +82,7 @@ def test_passes_by_kind_and_a_drafted_note_by_engine_move_the_counters(app):
 
     drafted = metric(client, "scribe_notes_drafted_total", engine="extractive")
     drafting = metric(client, "scribe_note_draft_seconds_total", engine="extractive")
-    assert client.post("/v1/encounters/enc-metrics-1/note", headers=bearer()).status_code == 201
+    assert client.post("/v1/encounters/enc-metrics-1/note", headers=bearer("dr-m")).status_code == 201
     assert metric(client, "scribe_notes_drafted_total", engine="extractive") == drafted + 1
     assert metric(client, "scribe_note_draft_seconds_total", engine="extractive") > drafting
     assert metric(client, "scribe_outbox_pending") == 0  # exported while an EHR is configured
@@ -100,9 +94,9 @@ def test_a_refused_stream_counts_as_refused_and_as_a_stream_error(app):
     busy = metric(client, "scribe_stream_errors_total", code="server_busy")
     unauthorized = metric(client, "scribe_stream_errors_total", code="unauthorized")
     assert metric(client, "scribe_stream_capacity") == 1
-    with client.websocket_connect("/v1/encounters/enc-metrics-a/stream", headers=bearer()) as first:
+    with client.websocket_connect("/v1/encounters/enc-metrics-a/stream", headers=bearer("dr-m")) as first:
         assert start(first)["type"] == "ready"
-        with client.websocket_connect("/v1/encounters/enc-metrics-b/stream", headers=bearer()) as second:
+        with client.websocket_connect("/v1/encounters/enc-metrics-b/stream", headers=bearer("dr-m")) as second:
             assert second.receive_json()["code"] == "server_busy"
         assert metric(client, "scribe_active_streams") == 1
     with client.websocket_connect("/v1/encounters/enc-metrics-c/stream") as anonymous:

@@ -1,7 +1,5 @@
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +7,7 @@ import pytest
 from scribe import model_store
 from scribe.config import Settings
 from scribe.errors import BadInputError
+from tests.helpers.server import run_scribe
 
 
 def fake_hub_snapshot(cache: Path, repo_id: str, files: dict[str, bytes], lfs: set[str]) -> Path:
@@ -77,23 +76,17 @@ def test_unknown_model_name(settings: Settings):
         model_store.verify("gpt-7", settings)
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_pull_without_network_is_a_clear_error(tmp_path: Path):
     """The hub endpoint is a closed local port: pull must fail fast with exit 4 and a one-line reason."""
     env = {
-        **os.environ,
         "HF_ENDPOINT": "http://127.0.0.1:9",
         "HF_HUB_OFFLINE": "0",
         "SCRIBE_DATA_DIR": str(tmp_path),
         "HF_HUB_ETAG_TIMEOUT": "2",
         "HF_HUB_DOWNLOAD_TIMEOUT": "2",
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", "from scribe.cli import main; main()", "models", "pull", "medasr"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_scribe("models", "pull", "medasr", env=env)
     assert proc.returncode == 4, proc.stderr
     assert "could not download google/medasr" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""

@@ -23,7 +23,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from scribe.auth.tokens import create_token
 from scribe.config import Settings
 from scribe.encounters import save_transcript
 from scribe.fhir.delivery import pending_count
@@ -32,20 +31,16 @@ from scribe.notes.inputs import transcript_from_text
 from scribe.store import Database, open_database
 from scribe.store.db import MIGRATIONS, make_engine
 from scribe.store.models import Encounter, SignOff, User
-from tests.accounts import SUITE_TTL_S, enrol
+from tests.accounts import bearer, enrol
 from tests.conftest import PG_URL, isolate_environment
-from tests.test_delivery import FhirServer
+from tests.helpers.fhir import FhirServer
+from tests.helpers.server import free_port, launch_server, wait_until_serving
 from tests.test_fhir_api import DIALOGUE
-from tests.test_serve_process import KEY, free_port, launch_server, wait_until_serving
 
+pytestmark = pytest.mark.slow  # every test runs `scribe serve` nodes as subprocesses
 PUBLIC_URL = "http://scribe.test"  # what the load balancer's address would be: both nodes build the same links
-DR_A = {
-    "Authorization": "Bearer " + create_token(KEY.encode(), "dr-a", ("user/*.*",), SUITE_TTL_S, audience=PUBLIC_URL)
-}
-EHR = {
-    "Authorization": "Bearer "
-    + create_token(KEY.encode(), "ehr-1", ("system/DocumentReference.rs",), SUITE_TTL_S, audience=PUBLIC_URL)
-}
+DR_A = bearer("dr-a", audience=PUBLIC_URL)
+EHR = bearer("ehr-1", ("system/DocumentReference.rs",), audience=PUBLIC_URL)
 LOGGED_ERROR = re.compile(r" (ERROR|CRITICAL) |Traceback|scribe: error")
 
 

@@ -34,6 +34,7 @@ def vision_dir(tmp_path_factory) -> Path:
     return build_tiny_gemma_vision(tmp_path_factory.mktemp("tiny_gemma_vision"))
 
 
+@pytest.mark.slow  # the tiny MedGemma, but it generates up to 1200 tokens: about 7 s
 def test_text_model_drafts_a_schema_valid_note(text_dir: Path, settings: Settings):
     assert medgemma_weights_present(str(text_dir), settings)
     engine = MedGemmaEngine.load(str(text_dir), settings, max_new_tokens=1200, schema=SMALL)
@@ -45,6 +46,7 @@ def test_text_model_drafts_a_schema_valid_note(text_dir: Path, settings: Setting
     assert all(s.support == "review" for s in note.statements())  # grounding decides, not the model
 
 
+@pytest.mark.slow  # the tiny MedGemma, but it generates up to 1200 tokens: about 7 s
 def test_vision_model_takes_images_as_content_parts(vision_dir: Path, settings: Settings):
     from PIL import Image
 
@@ -78,6 +80,7 @@ def test_auto_uses_medgemma_only_with_a_gpu(text_dir: Path, monkeypatch: pytest.
     assert choice.name == "medgemma" and "GPU" in choice.reason
 
 
+@pytest.mark.slow  # the tiny MedGemma, but it generates up to 1200 tokens: about 7 s
 def test_draft_note_runs_the_full_path_with_grounding(
     text_dir: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ):

@@ -5,57 +5,30 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from scribe.audio import decode_audio
-from scribe.auth.tokens import create_token
 from scribe.streaming.client import pcm16, stream_pcm
 from tests.accounts import enrol
+from tests.accounts import token as mint
 from tests.conftest import SAMPLES
-from tests.test_serve_process import free_port
+from tests.helpers.server import free_port, launch_server, wait_until_serving
 
-KEY = "q" * 40
 SECRETS = ("Maria", "Alvarez", "amlodipine", "apixaban", "metoprolol", "fibrillation", "Penicillin", "Hives", "pt-1001")
 
 
-@pytest.fixture
-def models_dir(settings) -> Path:
-    from scribe.asr.bundled_whisper import ensure_bundled
-
-    ensure_bundled(settings.models_dir)
-    return settings.models_dir
-
-
+@pytest.mark.slow  # `scribe serve` subprocess that transcribes
 def test_a_full_run_logs_no_patient_data(tmp_path: Path, models_dir: Path):
     data = tmp_path / "data"
-    (data / "models").mkdir(parents=True)
-    (data / "models" / "whisper-base").symlink_to(models_dir / "whisper-base")
     port = free_port()
-    env = {**os.environ, "SCRIBE_DATA_DIR": str(data), "SCRIBE_SECRET_KEY": KEY, "SCRIBE_LOG_LEVEL": "debug"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "scribe.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = launch_server(data, port, models_dir, env={"SCRIBE_LOG_LEVEL": "debug"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).json()["ready"]:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        token = create_token(KEY.encode(), "dr-log", ("user/*.*",), 600)
-        ehr = create_token(KEY.encode(), "ehr-log", ("system/DocumentReference.rs",), 600)
+        wait_until_serving(server, port)
+        token, ehr = mint("dr-log"), mint("ehr-log", ("system/DocumentReference.rs",))
         enrol(data, token, ehr)
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, headers=auth, timeout=120) as client:
@@ -156,6 +129,7 @@ def test_the_first_start_message_is_not_buried_in_library_chatter():
     assert logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.INFO)
 
 
+@pytest.mark.slow  # `scribe serve` subprocess
 def test_no_credential_reaches_the_log_of_a_real_server(tmp_path: Path):
     """`scribe serve` at debug, fed credentials everywhere a request can carry one (a websocket `?ticket=`, bearer
     headers, `?access_token=`, `?code=`, a cookie, a password and a client assertion in forms): none appears in
@@ -167,29 +141,10 @@ def test_no_credential_reaches_the_log_of_a_real_server(tmp_path: Path):
         for name in ("ticket", "bearer", "access_token", "code", "cookie", "password", "assertion", "csrf")
     }
     port = free_port()
-    env = {
-        **os.environ,
-        "SCRIBE_DATA_DIR": str(tmp_path / "data"),
-        "SCRIBE_SECRET_KEY": KEY,
-        "SCRIBE_LOG_LEVEL": "debug",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "scribe.cli", "serve", "--no-asr", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = launch_server(tmp_path / "data", port, asr=False, env={"SCRIBE_LOG_LEVEL": "debug"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_until_serving(server, port, ready=False)
         with connect(f"ws://127.0.0.1:{port}/v1/encounters/enc-log-2/stream?ticket={secrets['ticket']}") as ws:
             assert '"unauthorized"' in ws.recv(timeout=10)
         with httpx.Client(base_url=base, timeout=30) as client:

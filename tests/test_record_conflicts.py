@@ -19,7 +19,7 @@ from scribe.notes.schema import NoteMetadata, SOAPNote, note_from_llm
 from scribe.records import PatientContext, parse_bundle
 from scribe.render import render_note
 from scribe.transcript import Segment, Transcript, Word
-from tests.test_lifecycle_api import DR_A, api, new_encounter  # noqa: F401 - the fixture
+from tests.helpers.clinic import DR_A, new_encounter
 from tests.test_records import RXNORM, bundle, coded, status
 
 PATIENT = {"resourceType": "Patient", "id": "pt-7", "name": [{"family": "Roe", "given": ["Jane"]}]}
@@ -346,7 +346,7 @@ def test_an_llm_note_gets_low_confidence_words_from_its_cited_segment():
 # ---------------------------------------------------------------------------------------------- signing and FHIR
 
 
-def test_sign_needs_confirmation_of_conflicts_and_the_fhir_renderings_show_them(api: TestClient):  # noqa: F811
+def test_sign_needs_confirmation_of_conflicts_and_the_fhir_renderings_show_them(api: TestClient):
     from scribe.encounters import save_transcript
     from scribe.store.models import Encounter
 

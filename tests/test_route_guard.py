@@ -15,9 +15,8 @@ from fastapi.testclient import TestClient
 from scribe.api.app import create_app
 from scribe.auth.tokens import create_token
 from scribe.config import Settings
-from tests.accounts import enrol
+from tests.accounts import KEY, enrol, token
 
-KEY = b"s" * 40
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -44,7 +43,7 @@ SESSION_ONLY = {("GET", "/v1/session")}  # answers about the browser's cookie se
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("guard"), secret_key="s" * 40)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("guard"), secret_key=KEY)
     with TestClient(create_app(settings, load_asr=False)) as test_client:
         yield test_client
 
@@ -87,7 +86,7 @@ def test_every_non_public_route_needs_a_token_and_the_scope(client):
         "Provenance",
         "AuditEvent",
     } <= families
-    unscoped = {"Authorization": f"Bearer {create_token(KEY, 'nobody', ('patient/Observation.r',), 300)}"}
+    unscoped = {"Authorization": f"Bearer {token('nobody', ('patient/Observation.r',))}"}
     enrol(client.app.state.database, unscoped)  # an account that exists, with a scope no route accepts
     for method, path in routes:
         anonymous = client.request(method, path)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from itertools import pairwise
@@ -20,93 +18,14 @@ from scribe.audio import decode_audio
 from scribe.auth.tokens import create_token
 from scribe.streaming.client import pcm16
 from scribe.wer import word_errors
-from tests.accounts import enrol
+from tests.accounts import KEY, enrol
 from tests.conftest import SAMPLES
+from tests.helpers.server import SCRIBE, free_port, run_scribe, start_server
 
-KEY = "p" * 40
 SAMPLE = SAMPLES / "cardiology_followup.wav"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch_server(
-    data_dir: Path,
-    port: int,
-    models_dir: Path | None = None,
-    *,
-    asr: bool = True,
-    env: dict[str, str] | None = None,
-    log: Path | None = None,
-) -> subprocess.Popen:
-    """`scribe serve` on `port` with its own data directory, returned at once; `env` adds to or overrides the
-    settings, `log` takes its output (else a pipe). The bundled Whisper of `models_dir` is linked in, not rebuilt."""
-    environment = {**os.environ, "SCRIBE_DATA_DIR": str(data_dir), "SCRIBE_SECRET_KEY": KEY, **(env or {})}
-    (data_dir / "models").mkdir(parents=True, exist_ok=True)
-    if (
-        models_dir is not None
-        and not (data_dir / "models" / "whisper-base").exists()
-        and (models_dir / "whisper-base").exists()
-    ):
-        (data_dir / "models" / "whisper-base").symlink_to(models_dir / "whisper-base")
-    output = log.open("w") if log is not None else subprocess.PIPE
-    try:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from scribe.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-                *([] if asr else ["--no-asr"]),
-            ],
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    finally:
-        if log is not None:
-            output.close()
-
-
-def wait_until_serving(proc: subprocess.Popen, port: int, *, ready: bool = True, log: Path | None = None) -> None:
-    """Wait until the server answers /healthz (and, with `ready`, can stream); its output if it exits first."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
-            if health["ready"] or not ready:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            output = log.read_text() if log is not None else proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(output or "server exited")
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not become ready")
-
-
-def start_server(data_dir: Path, port: int, models_dir: Path, **settings: str) -> subprocess.Popen:
-    """`launch_server`, returned once it can stream; `settings` are SCRIBE_* variables for it."""
-    proc = launch_server(data_dir, port, models_dir, env=settings)
-    wait_until_serving(proc, port)
-    return proc
-
-
-@pytest.fixture
-def models_dir(settings) -> Path:
-    from scribe.asr.bundled_whisper import ensure_bundled
-
-    ensure_bundled(settings.models_dir)
-    return settings.models_dir
-
-
+@pytest.mark.slow  # `scribe serve` subprocess
 def test_sigkill_mid_stream_loses_no_acked_audio(tmp_path: Path, models_dir: Path):
     from websockets.sync.client import connect
 
@@ -139,24 +58,7 @@ def test_sigkill_mid_stream_loses_no_acked_audio(tmp_path: Path, models_dir: Pat
             server.kill()
     server = start_server(data_dir, port, models_dir)
     try:
-        env = {**os.environ, "SCRIBE_TOKEN": token}
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from scribe.cli import main; main()",
-                "stream",
-                str(SAMPLE),
-                "--url",
-                url,
-                "--format",
-                "json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = run_scribe("stream", SAMPLE, "--url", url, "--format", "json", env={"SCRIBE_TOKEN": token}, timeout=300)
         assert proc.returncode == 0, proc.stderr
         transcript = json.loads(proc.stdout)
         assert "latency" in proc.stderr
@@ -250,26 +152,13 @@ def test_sigterm_moves_a_live_stream_to_another_node_losing_and_repeating_nothin
     assert word_errors(SAMPLE.with_suffix(".txt").read_text(), result.transcript["text"]).wer < 0.6
 
 
+@pytest.mark.slow  # `scribe serve` subprocess
 def test_stream_cli_reports_refusal(tmp_path: Path, models_dir: Path):
     port = free_port()
     server = start_server(tmp_path / "data", port, models_dir)
     try:
-        env = {**os.environ, "SCRIBE_TOKEN": "not-a-token"}
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from scribe.cli import main; main()",
-                "stream",
-                str(SAMPLE),
-                "--url",
-                f"ws://127.0.0.1:{port}/v1/encounters/enc-x/stream",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        url = f"ws://127.0.0.1:{port}/v1/encounters/enc-x/stream"
+        proc = run_scribe("stream", SAMPLE, "--url", url, env={"SCRIBE_TOKEN": "not-a-token"})
         assert proc.returncode == 5 and "unauthorized" in proc.stderr and "Traceback" not in proc.stderr
         assert proc.stdout == ""
     finally:
@@ -277,6 +166,7 @@ def test_stream_cli_reports_refusal(tmp_path: Path, models_dir: Path):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow  # `scribe serve` subprocess
 def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
     """Through the CLI, as an operator runs it: `scribe bench stream DIR --records` prints the JSON summary."""
     import shutil
@@ -290,26 +180,11 @@ def test_bench_stream_against_a_real_server(tmp_path: Path, models_dir: Path):
     try:
         token = create_token(KEY.encode(), "bench", ("user/*.*",), 600)
         enrol(tmp_path / "data", token)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from scribe.cli import main; main()",
-                "bench",
-                "stream",
-                str(samples),
-                "--url",
-                f"ws://127.0.0.1:{port}",
-                "--concurrency",
-                "1",
-                "--records",
-                "--token",
-                token,
-            ],
-            capture_output=True,
-            text=True,
+        url = f"ws://127.0.0.1:{port}"
+        proc = run_scribe(
+            *("bench", "stream", samples, "--url", url, "--concurrency", "1", "--records", "--token", token),
+            env={"SCRIBE_DATA_DIR": str(tmp_path / "data")},
             timeout=300,
-            env={**os.environ, "SCRIBE_DATA_DIR": str(tmp_path / "data")},
         )
         assert proc.returncode == 0, proc.stderr
         summary = json.loads(proc.stdout)
@@ -364,6 +239,7 @@ class FakeMicrophone:
         self.thread.join()
 
 
+@pytest.mark.slow  # `scribe serve` subprocess
 def test_dictate_streams_the_microphone(tmp_path: Path, models_dir: Path, monkeypatch, capsys):
     import sounddevice
 
@@ -448,17 +324,7 @@ def test_first_start_creates_an_account_and_shows_its_password_once(tmp_path: Pa
     def serve(port: int, then) -> str:
         """Run `scribe serve` until it answers, call `then(stderr so far)`, stop it; its whole stderr."""
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from scribe.cli import main; main()",
-                "serve",
-                "--no-asr",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-            ],
+            [*SCRIBE, "serve", "--no-asr", "--port", str(port), "--data-dir", str(data_dir)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -11,28 +11,14 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from scribe.api.app import create_app
-from scribe.asr import EngineChoice, load_engine
 from scribe.audio import decode_audio
 from scribe.auth.tokens import create_token
 from scribe.config import Settings
 from scribe.streaming.client import pcm16
 from scribe.wer import word_errors
-from tests.accounts import enrol
+from tests.accounts import KEY, enrol, token
 from tests.conftest import SAMPLES
-
-KEY = "k" * 40
-SAMPLE = SAMPLES / "cardiology_followup.wav"
-FRAME = 3200  # 100 ms at 16 kHz s16le
-
-
-def token(subject: str = "dr-a", scopes=("user/*.*",)) -> str:
-    return create_token(KEY.encode(), subject, scopes, 600)
-
-
-@pytest.fixture(scope="module")
-def whisper(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("models"))
-    return load_engine(EngineChoice("whisper", None, "test"), settings)
+from tests.helpers.stream import FRAME, SAMPLE, connect, expect_error, sample_pcm, start, stream_all
 
 
 @pytest.fixture
@@ -47,48 +33,6 @@ def client(app_settings, whisper):
         app.state.asr.serve({"encounter": whisper, "dictation": whisper})
         enrol(app.state.database, token("dr-a"), token("dr-b"))
         yield test_client
-
-
-def connect(client, encounter="enc-1", subject="dr-a", headers=None, query=""):
-    headers = {"Authorization": f"Bearer {token(subject)}"} if headers is None else headers
-    return client.websocket_connect(f"/v1/encounters/{encounter}/stream{query}", headers=headers)
-
-
-def start(ws, rate=16000, **extra):
-    ws.send_text(json.dumps({"type": "start", "sample_rate": rate, "encoding": "pcm_s16le", "channels": 1, **extra}))
-    return ws.receive_json()
-
-
-def expect_error(ws, code: str, close_code: int) -> None:
-    message = ws.receive_json()
-    assert message["type"] == "error" and message["code"] == code, message
-    with pytest.raises(WebSocketDisconnect) as info:
-        ws.receive_json()
-    assert info.value.code == close_code
-
-
-def sample_pcm() -> bytes:
-    return pcm16(decode_audio(SAMPLE))
-
-
-def stream_all(ws, pcm: bytes) -> list[dict]:
-    """Send `pcm` in 100 ms frames then stop; collect every message up to `done`."""
-
-    def sender():
-        for i in range(0, len(pcm), FRAME):
-            ws.send_bytes(pcm[i : i + FRAME])
-        ws.send_text(json.dumps({"type": "stop"}))
-
-    thread = threading.Thread(target=sender)
-    thread.start()
-    messages = []
-    while True:
-        message = ws.receive_json()
-        messages.append(message)
-        if message["type"] in ("done", "error"):
-            break
-    thread.join()
-    return messages
 
 
 def test_full_session(client, app_settings):

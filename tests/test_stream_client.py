@@ -71,6 +71,32 @@ def test_partial_latency_counts_each_newly_heard_word_once():
     assert result.transcript == {"text": "Atrial fibrillation. Follow"}
 
 
+def test_word_final_latency_counts_every_word_from_its_own_end():
+    """Each word of a final is one sample, from the end of that word (not the segment's last word); a final without
+    word times counts each word of its text at the segment end."""
+    words = [{"word": "Atrial", "start": 0.0, "end": 0.4}, {"word": "fibrillation.", "start": 0.5, "end": 1.0}]
+    server = ScriptedServer(
+        [
+            {
+                "type": "final",
+                "segment": {"id": 0, "start": 0.0, "end": 1.0, "text": "Atrial fibrillation.", "words": words},
+            },
+            {
+                "type": "final",
+                "segment": {"id": 0, "start": 0.0, "end": 1.0, "text": "Atrial fibrillation.", "words": words},
+            },
+            {"type": "final", "segment": {"id": 1, "start": 1.2, "end": 1.5, "text": "Follow up.", "words": []}},
+            {"type": "done", "transcript": {"text": "Atrial fibrillation. Follow up."}},
+        ]
+    )
+    result = asyncio.run(stream_pcm("ws://scripted", b"\0\0" * 32000, connect=server, realtime=True))
+    assert len(result.final_latencies) == 2 and len(result.word_final_latencies) == 4  # a repeated final counts once
+    atrial, fibrillation, follow, up = result.word_final_latencies
+    assert atrial - fibrillation == pytest.approx(0.6, abs=0.05)  # the first word waited 0.6 s longer
+    assert follow == up == pytest.approx(result.final_latencies[1], abs=1e-6)
+    assert fibrillation == pytest.approx(result.final_latencies[0], abs=0.05)
+
+
 SCRIPT = [
     _partial("atrial", 0.4),
     _partial("atrial fibrillation", 0.9),

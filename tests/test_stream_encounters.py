@@ -10,23 +10,18 @@ from sqlalchemy import select
 from scribe.api.app import create_app
 from scribe.encounters import acquire_stream, release_node_streams
 from scribe.store.models import AuditRecord, Encounter
-from tests.accounts import enrol
+from tests.accounts import bearer, enrol, token
 from tests.conftest import SAMPLES
-from tests.test_stream_api import KEY, connect, expect_error, sample_pcm, start, stream_all, token, whisper  # noqa: F401
+from tests.helpers.stream import connect, expect_error, sample_pcm, start, stream_all
 
 
 @pytest.fixture
-def api(database_target, whisper):  # noqa: F811 - the module fixture from test_stream_api
+def api(database_target, whisper):
     settings, schema, _ = database_target
-    settings = settings.model_copy(update={"secret_key": KEY})
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as client:
         client.app.state.asr.serve({"encounter": whisper, "dictation": whisper})
         enrol(client.app.state.database, token("dr-a"), token("dr-b"))
         yield client
-
-
-def bearer(subject: str = "dr-a") -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(subject)}"}
 
 
 def test_a_streamed_encounter_is_stored_like_any_other(api: TestClient):

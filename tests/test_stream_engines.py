@@ -3,10 +3,7 @@ Whisper) through the real websocket, and refuses to serve, or says it is not rea
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -22,16 +19,12 @@ from scribe.config import Settings
 from scribe.errors import EngineUnavailableError
 from scribe.streaming.client import pcm16
 from scribe.wer import word_errors
-from tests.accounts import enrol
+from tests.accounts import KEY, bearer, enrol, token
 from tests.conftest import SAMPLES
-from tests.test_serve_process import free_port
-from tests.test_stream_api import FRAME, KEY, connect, expect_error, sample_pcm, start, stream_all, token
+from tests.helpers.server import free_port, run_scribe
+from tests.helpers.stream import FRAME, connect, expect_error, sample_pcm, start, stream_all
 
 RATE = 16_000
-
-
-def bearer() -> dict[str, str]:
-    return {"Authorization": f"Bearer {token()}"}
 
 
 def service_settings(data_dir: Path, bundled_whisper: Path, **overrides) -> Settings:
@@ -76,6 +69,7 @@ def pcm_audio(pcm: bytes) -> np.ndarray:
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
+@pytest.mark.slow  # the app loads the bundled Whisper
 def test_health_lists_the_engine_of_each_mode(client: TestClient):
     body = client.get("/healthz").json()
     assert body["ready"] is True and body["reason"] is None
@@ -86,6 +80,7 @@ def test_health_lists_the_engine_of_each_mode(client: TestClient):
     assert "scribe_asr_ready 1" in client.get("/metrics").text
 
 
+@pytest.mark.slow  # the app loads the bundled Whisper
 def test_a_dictation_streams_with_medasr(client: TestClient):
     pcm = sample_pcm()
     encounter = dictation(client)
@@ -106,6 +101,7 @@ def test_a_dictation_streams_with_medasr(client: TestClient):
     assert word_errors(offline.text, transcript["text"]).wer <= 0.3
 
 
+@pytest.mark.slow  # the app loads the bundled Whisper
 def test_a_dictation_resumes_after_a_dropped_socket(client: TestClient, with_medasr: Settings):
     """Two utterances; the socket drops after the first one's final, during the second, and the stream resumes."""
     first = pcm_audio(sample_pcm())
@@ -149,6 +145,7 @@ def test_a_dictation_resumes_after_a_dropped_socket(client: TestClient, with_med
     assert word_errors(offline.text, resumed).wer <= 0.3
 
 
+@pytest.mark.slow  # the app loads the bundled Whisper
 def test_a_conversation_still_streams_with_whisper(client: TestClient):
     pcm = sample_pcm()[: 32000 * 4]
     with connect(client, "enc-conversation") as ws:  # a new id: an encounter (conversation) of this clinician
@@ -157,15 +154,10 @@ def test_a_conversation_still_streams_with_whisper(client: TestClient):
     assert messages[-1]["type"] == "done" and messages[-1]["transcript"]["engine"] == "whisper"
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_configured_medasr_without_weights_stops_serve(tmp_path: Path):
-    env = {**os.environ, "SCRIBE_DATA_DIR": str(tmp_path), "SCRIBE_SECRET_KEY": KEY, "SCRIBE_ASR_ENGINE": "medasr"}
-    proc = subprocess.run(
-        [sys.executable, "-c", "from scribe.cli import main; main()", "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {"SCRIBE_DATA_DIR": str(tmp_path), "SCRIBE_SECRET_KEY": KEY, "SCRIBE_ASR_ENGINE": "medasr"}
+    proc = run_scribe("serve", "--port", free_port(), env=env)
     assert proc.returncode == 4, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("scribe: error: SCRIBE_ASR_ENGINE=medasr cannot serve: MedASR weights not found")
@@ -202,6 +194,7 @@ def test_healthz_is_not_ready_while_loading_nor_after_the_engine_failed(
             expect_error(ws, "server_busy", 1013)
 
 
+@pytest.mark.slow  # the app loads the bundled Whisper
 def test_auto_sends_dictation_to_whisper_when_medasr_cannot_load(tmp_path: Path, bundled_whisper: Path):
     broken = tmp_path / "data" / "models" / "medasr"
     broken.mkdir(parents=True)

@@ -15,14 +15,13 @@ from scribe.auth.tokens import create_token
 from scribe.cli import run
 from scribe.config import Settings
 from scribe.store.models import AttachmentRow, Encounter
-from tests.accounts import SUITE_TTL_S, enrol
+from tests.accounts import KEY, enrol, token
 from tests.conftest import SAMPLES
 from tests.test_stream_client import ScriptedServer
 
-KEY = "r" * 40
 SAMPLE = SAMPLES / "urology_asthma.wav"
 BUNDLE = SAMPLES / "urology_asthma.bundle.json"
-TOKEN = create_token(KEY.encode(), "dr-a", ("user/*.*",), SUITE_TTL_S)
+TOKEN = token("dr-a")
 
 
 @pytest.fixture
@@ -71,6 +70,12 @@ def scripted_stream(monkeypatch, app, encounter_id: str) -> list[list[str]]:
     return seen
 
 
+def stream_with_records(address: str, token: str, bundle: str) -> int:
+    """`scribe stream` of the sample into encounter enc-r of the server at `address`, attaching `bundle` first."""
+    url = f"ws://{address}/v1/encounters/enc-r/stream"
+    return run(["stream", str(SAMPLE), "--url", url, "--token", token, "--records", bundle])
+
+
 @pytest.mark.parametrize("exists", [False, True])
 def test_records_are_attached_before_streaming(server, monkeypatch, capsys, exists):
     """A new encounter is created for the bundle's patient; an existing one (a 409 on create) gets the records too."""
@@ -81,18 +86,7 @@ def test_records_are_attached_before_streaming(server, monkeypatch, capsys, exis
     if exists:
         assert httpx.post(f"http://{address}/v1/encounters", json={"id": "enc-r"}, headers=headers).status_code == 201
     seen = scripted_stream(monkeypatch, app, "enc-r")
-    code = run(
-        [
-            "stream",
-            str(SAMPLE),
-            "--url",
-            f"ws://{address}/v1/encounters/enc-r/stream",
-            "--token",
-            TOKEN,
-            "--records",
-            str(BUNDLE),
-        ]
-    )
+    code = stream_with_records(address, TOKEN, str(BUNDLE))
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip() == "Dyspnoea." and seen == [["records-1"]]
@@ -103,18 +97,7 @@ def test_records_are_attached_before_streaming(server, monkeypatch, capsys, exis
 def test_a_refused_attachment_stops_before_streaming(server, monkeypatch, capsys):
     address, app = server
     seen = scripted_stream(monkeypatch, app, "enc-r")
-    code = run(
-        [
-            "stream",
-            str(SAMPLE),
-            "--url",
-            f"ws://{address}/v1/encounters/enc-r/stream",
-            "--token",
-            create_token(b"x" * 40, "dr-a"),
-            "--records",
-            str(BUNDLE),
-        ]
-    )
+    code = stream_with_records(address, create_token(b"x" * 40, "dr-a"), str(BUNDLE))
     _, err = capsys.readouterr()
     assert code == 5 and "POST /v1/encounters answered 401" in err and seen == []
 
@@ -131,18 +114,7 @@ def test_a_bad_bundle_is_refused_before_anything_is_sent(server, monkeypatch, ca
     seen = scripted_stream(monkeypatch, app, "enc-r")
     bundle = tmp_path / "bad.json"
     bundle.write_text("{")
-    code = run(
-        [
-            "stream",
-            str(SAMPLE),
-            "--url",
-            f"ws://{address}/v1/encounters/enc-r/stream",
-            "--token",
-            TOKEN,
-            "--records",
-            str(bundle),
-        ]
-    )
+    code = stream_with_records(address, TOKEN, str(bundle))
     _, err = capsys.readouterr()
     assert code == 3 and str(bundle) in err and seen == []
     assert records_of(app, "enc-r") == []

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from scribe.errors import BadInputError
 from scribe.text import clean_text
 from tests.conftest import SAMPLES
-from tests.test_lifecycle_api import DR_A, api, new_encounter, transcribed_encounter  # noqa: F401 - the fixture
+from tests.helpers.clinic import DR_A, spoken_encounter, transcribed_encounter
 
 HOSTILE = [
     "\x00",
@@ -50,18 +50,7 @@ def test_tab_and_newline_only_where_text_spans_lines():
 
 
 def _draft(api: TestClient) -> tuple[str, str, dict]:
-    from scribe.encounters import save_transcript
-    from scribe.notes.inputs import transcript_from_text
-    from scribe.store.models import Encounter
-
-    encounter = new_encounter(api)
-    with api.app.state.database.session() as session, session.begin():
-        save_transcript(
-            session,
-            session.get(Encounter, encounter),
-            transcript_from_text("[doctor] blood pressure is 130 over 80 .\n"),
-            source="upload",
-        )
+    encounter = spoken_encounter(api)
     draft = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()
     return encounter, draft["id"], draft["note"]
 
@@ -72,7 +61,7 @@ def _refused(response, field: str) -> None:
     assert field in message and "contains U+" in message, message
 
 
-def test_names_and_notes_with_hostile_text_are_refused_and_nothing_is_stored(api: TestClient):  # noqa: F811
+def test_names_and_notes_with_hostile_text_are_refused_and_nothing_is_stored(api: TestClient):
     _refused(
         api.post("/v1/encounters", json={"patient": {"id": "pt-1", "name": "Jane\u202eeoR"}}, headers=DR_A),
         "patient.name",
@@ -125,7 +114,8 @@ def test_names_and_notes_with_hostile_text_are_refused_and_nothing_is_stored(api
     assert extra.status_code == 201 and extra.json()["addendum"] == "BP at home:\n\t130/80"
 
 
-def test_audio_span_times_must_be_finite(api: TestClient):  # noqa: F811
+@pytest.mark.slow  # transcribes the sample with the bundled Whisper
+def test_audio_span_times_must_be_finite(api: TestClient):
     encounter = transcribed_encounter(api)
     for query in (
         "start=inf",

@@ -33,7 +33,8 @@ from scribe.uploads import (
 )
 from tests.accounts import enrol
 from tests.conftest import SAMPLES
-from tests.test_lifecycle_api import DR_A, new_encounter
+from tests.helpers.audio import write_wav
+from tests.helpers.clinic import DR_A, new_encounter, post_audio
 
 SAMPLE = SAMPLES / "cardiology_followup.wav"
 CLINICIAN = Principal("dr-a", ("user/*.*",), 0)
@@ -122,6 +123,7 @@ def models(database_target) -> Path:
     return models
 
 
+@pytest.mark.slow  # transcribes with the bundled Whisper
 def test_a_failing_engine_fails_the_job_after_three_attempts_and_never_loops(database_target, models, monkeypatch):
     from scribe.errors import EngineUnavailableError
 
@@ -136,11 +138,7 @@ def test_a_failing_engine_fails_the_job_after_three_attempts_and_never_loops(dat
     with TestClient(create_app(settings, load_asr=False, database_schema=schema)) as api:
         enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
-        response = api.post(
-            f"/v1/encounters/{encounter}/audio",
-            content=SAMPLE.read_bytes(),
-            headers={**DR_A, "Content-Type": "audio/wav"},
-        )
+        response = post_audio(api, encounter, SAMPLE.read_bytes())
         assert response.status_code == 503 and "not available" in response.text
         upload = api.get(f"/v1/encounters/{encounter}", headers=DR_A).json()["upload"]
         assert upload["state"] == "transcribing" and upload["attempts"] == 1  # a retry is due in 30 s
@@ -155,6 +153,7 @@ def test_a_failing_engine_fails_the_job_after_three_attempts_and_never_loops(dat
     assert "/" not in upload["reason"]  # no path, no patient data: what failed, in our words
 
 
+@pytest.mark.slow  # transcribes with the bundled Whisper
 def test_a_job_left_by_a_stopped_node_is_finished_when_a_node_starts(database_target, models):
     """A node died after storing the upload (the job is still held in its name): the same node restarted frees it
     at once, another node takes it when the lease has run out; either way the transcript appears."""
@@ -189,6 +188,7 @@ def test_a_job_left_by_a_stopped_node_is_finished_when_a_node_starts(database_ta
             time.sleep(0.2)
 
 
+@pytest.mark.slow  # transcribes with the bundled Whisper
 def test_a_long_transcription_answers_202_and_the_state_tells_how_it_ends(database_target, models):
     settings, schema, _ = database_target
     with TestClient(
@@ -196,11 +196,7 @@ def test_a_long_transcription_answers_202_and_the_state_tells_how_it_ends(databa
     ) as api:
         enrol(api.app.state.database, DR_A)
         encounter = new_encounter(api)
-        response = api.post(
-            f"/v1/encounters/{encounter}/audio",
-            content=SAMPLE.read_bytes(),
-            headers={**DR_A, "Content-Type": "audio/wav"},
-        )
+        response = post_audio(api, encounter, SAMPLE.read_bytes())
         assert response.status_code == 202, response.text
         assert response.headers["location"] == f"/v1/encounters/{encounter}"
         assert response.json()["upload"]["state"] == "transcribing"
@@ -265,23 +261,22 @@ def test_a_draining_node_leaves_uploads_to_the_job_queue(database_target, monkey
 
 
 @pytest.mark.slow
-def test_sigkill_while_an_upload_is_transcribed_then_the_restarted_server_finishes_it(tmp_path: Path, settings):
+def test_sigkill_while_an_upload_is_transcribed_then_the_restarted_server_finishes_it(tmp_path: Path, models_dir: Path):
     """`scribe serve` is killed while the upload request is in flight, after its audio is stored; restarted, it
     transcribes that upload on its own: the transcript is there within 60 s of the restart."""
     import wave
 
     from scribe.auth.tokens import create_token
-    from tests.test_bodies import _whisper_models
-    from tests.test_serve_process import KEY, free_port, start_server
+    from tests.accounts import KEY
+    from tests.helpers.server import free_port, start_server
 
     long = tmp_path / "eight-times.wav"  # 2 minutes: transcribing it takes long enough to be caught in the act
     with wave.open(str(SAMPLE)) as sample:
-        params, frames = sample.getparams(), sample.readframes(sample.getnframes())
-    with wave.open(str(long), "wb") as out:
-        out.setparams(params)
-        out.writeframes(frames * 8)
+        assert (sample.getframerate(), sample.getnchannels(), sample.getsampwidth()) == (16000, 1, 2)
+        frames = sample.readframes(sample.getnframes())
+    write_wav(long, frames * 8)
     data_dir = tmp_path / "data"
-    models = _whisper_models(settings)
+    models = models_dir
     port = free_port()
     token = create_token(KEY.encode(), "dr-a", ("user/*.*",), 600)
     headers = {"Authorization": f"Bearer {token}"}

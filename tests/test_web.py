@@ -14,9 +14,10 @@ from scribe.api.app import create_app
 from scribe.api.headers import PAGE_CSP
 from scribe.auth.users import save_user
 from scribe.config import Settings
+from tests.accounts import KEY
 from tests.conftest import SAMPLES
+from tests.helpers.clinic import post_records
 
-KEY = "s" * 40
 PASSWORD = "correct horse battery"
 PAGES = ("/", "/encounters/new", "/encounters/enc-1", "/notes/n-1")
 # The automation hooks sites' QA and our browser tests rely on, page by page (stable from now on).
@@ -162,15 +163,8 @@ def test_context_shows_what_the_records_and_images_say(client):
     bundle = (SAMPLES / "cardiology_followup.bundle.json").read_bytes()
     patient = json.loads(bundle)["entry"][0]["resource"]["id"]
     client.patch(f"/v1/encounters/{encounter}", json={"patient": {"id": patient}}, headers=headers)
-    assert (
-        client.post(
-            f"/v1/encounters/{encounter}/records",
-            content=bundle,
-            headers={**headers, "Content-Type": "application/fhir+json"},
-        ).status_code
-        == 201
-    )
-    from tests.test_lifecycle_api import png
+    assert post_records(client, encounter, bundle, headers).status_code == 201
+    from tests.helpers.clinic import png
 
     assert (
         client.post(

@@ -109,6 +109,7 @@ def test_cpu_load_keeps_numpy_blas_on_one_thread(whisper: WhisperEngine):
     assert openblas and all(lib["num_threads"] == 1 for lib in openblas)
 
 
+@pytest.mark.slow  # loads the bundled Whisper
 def test_service_streams_on_one_thread_per_pass_and_a_worker_per_core(settings: Settings):
     """A streaming pass decodes token by token, fastest on one thread; the other cores serve other passes."""
     from scribe.api.asr_state import AsrState
@@ -122,6 +123,7 @@ def test_service_streams_on_one_thread_per_pass_and_a_worker_per_core(settings: 
     assert state.scheduler_for(engine).workers == engine.workers
 
 
+@pytest.mark.slow  # loads the bundled Whisper twice
 def test_an_offline_command_uses_every_core_for_its_one_call(settings: Settings):
     """One `scribe transcribe` at a time: all cores on that call (the service runs a call per core instead)."""
     from scribe.asr.cores import usable_cores

@@ -54,13 +54,11 @@ def _tokenizer(extra_special_tokens: dict[str, str] | None = None):
     return tokenizer
 
 
-def build_tiny_gemma_text(directory: Path) -> Path:
-    import torch
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+def _text_config(tokenizer):
+    """The tiny language model's shape, the same in the text-only and the vision checkpoint."""
+    from transformers import Gemma3TextConfig
 
-    torch.manual_seed(0)
-    tokenizer = _tokenizer()
-    config = Gemma3TextConfig(
+    return Gemma3TextConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
@@ -74,6 +72,15 @@ def build_tiny_gemma_text(directory: Path) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
+
+
+def build_tiny_gemma_text(directory: Path) -> Path:
+    import torch
+    from transformers import Gemma3ForCausalLM
+
+    torch.manual_seed(0)
+    tokenizer = _tokenizer()
+    config = _text_config(tokenizer)
     Gemma3ForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
@@ -86,7 +93,6 @@ def build_tiny_gemma_vision(directory: Path) -> Path:
         Gemma3ForConditionalGeneration,
         Gemma3ImageProcessorPil,
         Gemma3Processor,
-        Gemma3TextConfig,
         SiglipVisionConfig,
     )
 
@@ -95,20 +101,7 @@ def build_tiny_gemma_vision(directory: Path) -> Path:
         {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<start_of_image>", "<end_of_image>", "<image_soft_token>")}
-    text = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=8192,
-        sliding_window=64,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    text = _text_config(tokenizer)
     vision = SiglipVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
     )

@@ -6,6 +6,7 @@ success or failure. 401s are audited where authentication fails (one `auth-failu
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -28,8 +29,10 @@ class AuditScope:
     detail: str | None = None
 
 
+@functools.cache
 def audited(action: str, resource_type: str | None = None):
-    """Dependency factory: this request is one audited `action` on `resource_type`."""
+    """Dependency factory: this request is one audited `action` on `resource_type` (one dependency per pair, so
+    a route and the dependency loading its resource share one record)."""
 
     def declare(request: Request) -> AuditScope:
         scope = AuditScope(action, resource_type, resource_id=request.path_params.get("id"))

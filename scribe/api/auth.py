@@ -7,6 +7,7 @@ session cookie, whose unsafe requests must also echo the session's CSRF token.
 
 from __future__ import annotations
 
+import functools
 import logging
 from urllib.parse import parse_qsl, urlsplit
 
@@ -129,8 +130,10 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
+@functools.cache
 def require_scope(scope: str):
-    """Dependency factory: the caller must hold `scope` (403 otherwise)."""
+    """Dependency factory: the caller must hold `scope` (403 otherwise). One dependency per scope, so that FastAPI
+    checks it once however many of a route's dependencies ask for it."""
 
     def check(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.has_scope(scope):

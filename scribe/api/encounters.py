@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from scribe.access import check_change
 from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.api.bodies import BoundedRoute, Spooled, media_type, read_body, read_multipart_file, spool_body
+from scribe.api.deps import AppSettings, DbSession, encounter_for, in_encounter
 from scribe.api.state import service
+from scribe.audio import AudioLimits, decoded_seconds
 from scribe.auth.tokens import Principal
 from scribe.drain import NodeDrain
 from scribe.encounter_audio import ENCOUNTER_ID, EncounterAudio, upload_spool_dir
@@ -27,15 +31,16 @@ from scribe.encounters import (
     current_transcript,
     encounter_context,
     encounter_json,
-    get_encounter,
     list_encounters,
     store_upload,
 )
 from scribe.errors import BadInputError, NotFoundError, UnsupportedMediaTypeError
 from scribe.notes.lifecycle import generate_note, set_patient
 from scribe.notes.registry import configured_note_engines
+from scribe.store.models import Encounter
 from scribe.text import OneLineText
-from scribe.uploads import upload_state
+from scribe.uploads import LABEL as UPLOAD_LABEL
+from scribe.uploads import create_job, upload_state
 
 router = APIRouter(
     prefix="/v1/encounters",
@@ -72,22 +77,21 @@ class NoteOptions(BaseModel):
 @router.post("", status_code=201, response_model=schemas.Encounter, responses=schemas.errors(409))
 def create(
     body: EncounterIn,
-    request: Request,
+    session: DbSession,
     principal: Principal = Depends(require_scope(WRITE)),
     audit: AuditScope = Depends(audited("create", "Encounter")),
 ) -> dict[str, Any]:
     audit.patient_id = body.patient.id
-    with service(request).database.session() as session, session.begin():
-        encounter = create_encounter(
-            session,
-            principal,
-            patient_id=body.patient.id,
-            patient_name=body.patient.name,
-            mode=body.mode,
-            encounter_id=body.id,
-        )
-        audit.resource_id = encounter.id
-        return encounter_json(encounter)
+    encounter = create_encounter(
+        session,
+        principal,
+        patient_id=body.patient.id,
+        patient_name=body.patient.name,
+        mode=body.mode,
+        encounter_id=body.id,
+    )
+    audit.resource_id = encounter.id
+    return encounter_json(encounter)
 
 
 class EncounterPatch(BaseModel):
@@ -96,26 +100,24 @@ class EncounterPatch(BaseModel):
 
 @router.patch("/{id}", response_model=schemas.Encounter, responses=schemas.errors(409))
 def update(
-    id: str,
     body: EncounterPatch,
-    request: Request,
+    session: DbSession,
+    encounter: Encounter = Depends(encounter_for(WRITE, "update")),
     principal: Principal = Depends(require_scope(WRITE)),
     audit: AuditScope = Depends(audited("update", "Encounter")),
 ) -> dict[str, Any]:
     """Name or correct the patient (a streamed encounter starts without one); refused once a note is signed."""
     if not body.patient.id:
         raise BadInputError("patient.id is required")
-    with service(request).database.session() as session, session.begin():
-        encounter = get_encounter(session, principal, id)
-        check_change(principal, encounter.clinician, "change it")
-        set_patient(session, encounter, body.patient.id, body.patient.name)
-        audit.patient_id = encounter.patient_id
-        return encounter_json(encounter)
+    check_change(principal, encounter.clinician, "change it")
+    set_patient(session, encounter, body.patient.id, body.patient.name)
+    audit.patient_id = encounter.patient_id
+    return encounter_json(encounter)
 
 
 @router.get("", response_model=schemas.EncounterPage)
 def list_(
-    request: Request,
+    session: DbSession,
     status: str | None = None,
     patient: str | None = None,
     q: str | None = Query(None, max_length=100, description="text in the patient's id or name"),
@@ -125,50 +127,45 @@ def list_(
     audit: AuditScope = Depends(audited("search", "Encounter")),
 ) -> dict[str, Any]:
     audit.patient_id = patient
-    with service(request).database.session() as session:
-        rows, total = list_encounters(
-            session, principal, status=status, patient_id=patient, text=q, limit=count, offset=offset
-        )
-        return {"total": total, "encounters": [encounter_json(e) for e in rows]}
+    rows, total = list_encounters(
+        session, principal, status=status, patient_id=patient, text=q, limit=count, offset=offset
+    )
+    return {"total": total, "encounters": [encounter_json(e) for e in rows]}
 
 
 @router.get("/{id}", response_model=schemas.EncounterDetail)
 def read(
-    id: str,
-    request: Request,
-    principal: Principal = Depends(require_scope(READ)),
-    audit: AuditScope = Depends(audited("read", "Encounter")),
+    session: DbSession,
+    settings: AppSettings,
+    encounter: Encounter = Depends(encounter_for(READ, "read")),
 ) -> dict[str, Any]:
     from scribe.notes.stored import notes_of_encounter
 
-    with service(request).database.session() as session:
-        encounter = get_encounter(session, principal, id)
-        audit.patient_id = encounter.patient_id
-        out = encounter_json(encounter)
-        out["notes"] = [
-            {
-                "id": n.id,
-                "status": n.status,
-                "version": n.version,
-                "relation": n.relation,
-                "related_note_id": n.related_note_id,
-            }
-            for n in notes_of_encounter(session, id)
-        ]
-        current = current_transcript(session, id)
-        out["transcript"] = (
-            None
-            if current is None
-            else {
-                "id": current[0],
-                "engine": current[1].engine,
-                "duration_s": current[1].duration_s,
-                "segments": len(current[1].segments),
-            }
-        )
-        out["upload"] = upload_state(session, id)
+    out = encounter_json(encounter)
+    out["notes"] = [
+        {
+            "id": n.id,
+            "status": n.status,
+            "version": n.version,
+            "relation": n.relation,
+            "related_note_id": n.related_note_id,
+        }
+        for n in notes_of_encounter(session, encounter.id)
+    ]
+    current = current_transcript(session, encounter.id)
+    out["transcript"] = (
+        None
+        if current is None
+        else {
+            "id": current[0],
+            "engine": current[1].engine,
+            "duration_s": current[1].duration_s,
+            "segments": len(current[1].segments),
+        }
+    )
+    out["upload"] = upload_state(session, encounter.id)
     # a stream that resumes this encounter must use the same format (a browser records at that rate)
-    streamed = EncounterAudio.stored_format(service(request).settings.audio_dir, id)
+    streamed = EncounterAudio.stored_format(settings.audio_dir, encounter.id)
     out["stream_format"] = (
         None
         if streamed is None
@@ -179,17 +176,13 @@ def read(
 
 @router.get("/{id}/context", response_model=schemas.EncounterContext)
 def context(
-    id: str,
-    request: Request,
-    principal: Principal = Depends(require_scope(READ)),
+    session: DbSession,
+    encounter: Encounter = Depends(encounter_for(READ, "read")),
     audit: AuditScope = Depends(audited("read", "Encounter")),
 ) -> dict[str, Any]:
     """What the attached records and images say: medications, problems, allergies, observations, image labels."""
-    with service(request).database.session() as session:
-        encounter = get_encounter(session, principal, id)
-        audit.patient_id = encounter.patient_id
-        audit.detail = "context"
-        return encounter_context(session, id)
+    audit.detail = "context"
+    return encounter_context(session, encounter.id)
 
 
 @router.post(
@@ -218,6 +211,7 @@ def context(
 async def upload_audio(
     id: str,
     request: Request,
+    settings: AppSettings,
     principal: Principal = Depends(require_scope(WRITE)),
     audit: AuditScope = Depends(audited("upload", "Encounter")),
 ) -> Response:
@@ -225,21 +219,21 @@ async def upload_audio(
     transcription job, transcribed; answers the Transcript. When that takes longer than
     `SCRIBE_UPLOAD_WAIT_S`, answers 202 with the upload's state instead: the job goes on (on any node,
     even after a restart) and `GET /v1/encounters/{id}` shows how it ends."""
-    settings = service(request).settings
     database = service(request).database
-
-    def check() -> None:
-        with database.session() as session:
-            audit.patient_id = get_encounter(session, principal, id).patient_id
-
-    await asyncio.to_thread(check)
+    await in_encounter(request, principal, id, audit, lambda session, encounter: None)  # refused before any byte
     spooled = await spool_body(
         request, settings.max_audio_bytes, upload_spool_dir(settings.audio_dir), settings.node_id
     )
     try:
         if not spooled.size:
             raise BadInputError("the audio body is empty")
-        job_id = await asyncio.to_thread(_store_upload, request, principal, id, spooled)
+        # decoded once, keeping nothing (bad audio is refused, nothing kept), before the transaction that stores it
+        duration = await asyncio.to_thread(
+            decoded_seconds, spooled.path, AudioLimits.from_settings(settings), label=UPLOAD_LABEL
+        )
+        job_id = await in_encounter(
+            request, principal, id, audit, functools.partial(_store_upload, request, spooled, duration)
+        )
     finally:
         spooled.discard()  # nothing to do once it was moved into place
     loop = asyncio.get_running_loop()
@@ -266,27 +260,20 @@ async def upload_audio(
     return JSONResponse(transcript)
 
 
-def _store_upload(request: Request, principal: Principal, encounter_id: str, spooled: Spooled) -> int:
-    """Decode the spooled file once, keeping nothing (bad audio is refused, nothing kept), then move it into
-    place and record it with its transcription job in one transaction; the job's id."""
-    from scribe.audio import AudioLimits, decoded_seconds
-    from scribe.uploads import LABEL, create_job
-
-    settings = service(request).settings
-    duration = decoded_seconds(spooled.path, AudioLimits.from_settings(settings), label=LABEL)
-    with service(request).database.session() as session, session.begin():
-        encounter = get_encounter(session, principal, encounter_id)
-        upload = store_upload(
-            session,
-            settings,
-            encounter,
-            spooled.path,
-            size=spooled.size,
-            sha256=spooled.sha256,
-            media_type=media_type(request) or None,
-            duration_s=duration,
-        )
-        return create_job(session, upload).id
+def _store_upload(request: Request, spooled: Spooled, duration: float, session: Session, encounter: Encounter) -> int:
+    """Move the checked upload into place and record it with its transcription job in the caller's transaction;
+    the job's id."""
+    upload = store_upload(
+        session,
+        service(request).settings,
+        encounter,
+        spooled.path,
+        size=spooled.size,
+        sha256=spooled.sha256,
+        media_type=media_type(request) or None,
+        duration_s=duration,
+    )
+    return create_job(session, upload).id
 
 
 def _transcribe_now(database, settings, job_id: int) -> dict[str, Any] | None:
@@ -327,19 +314,11 @@ async def _watch_job(database, job_id: int, deadline: float, drain: NodeDrain) -
 
 
 @router.get("/{id}/transcript", response_model=schemas.Transcript)
-def transcript(
-    id: str,
-    request: Request,
-    principal: Principal = Depends(require_scope(READ)),
-    audit: AuditScope = Depends(audited("read", "Encounter")),
-) -> dict[str, Any]:
-    with service(request).database.session() as session:
-        encounter = get_encounter(session, principal, id)
-        audit.patient_id = encounter.patient_id
-        current = current_transcript(session, id)
-        if current is None:
-            raise NotFoundError("this encounter has no transcript yet")
-        return current[1].to_dict()
+def transcript(session: DbSession, encounter: Encounter = Depends(encounter_for(READ, "read"))) -> dict[str, Any]:
+    current = current_transcript(session, encounter.id)
+    if current is None:
+        raise NotFoundError("this encounter has no transcript yet")
+    return current[1].to_dict()
 
 
 @router.get(
@@ -348,20 +327,16 @@ def transcript(
     responses={200: schemas.content("audio/wav", {"type": "string", "format": "binary"}, "the span as 16-bit WAV")},
 )
 def audio(
-    id: str,
-    request: Request,
+    session: DbSession,
+    settings: AppSettings,
     start: float = Query(0.0, ge=0, allow_inf_nan=False),
     end: float | None = Query(None, gt=0, allow_inf_nan=False),
-    principal: Principal = Depends(require_scope(READ)),
+    encounter: Encounter = Depends(encounter_for(READ, "read")),
     audit: AuditScope = Depends(audited("read", "Encounter")),
 ) -> Response:
     """WAV of `start`..`end` seconds: what a reviewer plays to check a statement's evidence."""
-    with service(request).database.session() as session:
-        encounter = get_encounter(session, principal, id)
-        audit.patient_id = encounter.patient_id
-        audit.detail = "audio"
-        wav = audio_span(session, service(request).settings, encounter, start, end)
-    return Response(wav, media_type="audio/wav")
+    audit.detail = "audio"
+    return Response(audio_span(session, settings, encounter, start, end), media_type="audio/wav")
 
 
 @router.post(
@@ -375,31 +350,29 @@ def audio(
 async def records(
     id: str,
     request: Request,
+    settings: AppSettings,
     principal: Principal = Depends(require_scope(WRITE)),
     audit: AuditScope = Depends(audited("upload", "Bundle")),
 ) -> dict[str, Any]:
     if media_type(request) not in RECORDS_MEDIA:
         raise UnsupportedMediaTypeError("records are a FHIR Bundle: application/fhir+json or application/json")
-    raw = await read_body(request, service(request).settings.max_records_bytes)
+    raw = await read_body(request, settings.max_records_bytes)
 
-    def attach() -> dict[str, Any]:
-        with service(request).database.session() as session, session.begin():
-            encounter = get_encounter(session, principal, id)
+    def attach(session: Session, encounter: Encounter) -> dict[str, Any]:
+        row, context = add_records(session, encounter, raw)
+        if encounter.patient_id is None and context.patient_id:  # the records say whose encounter this is
+            set_patient(session, encounter, context.patient_id, context.name)
             audit.patient_id = encounter.patient_id
-            row, context = add_records(session, encounter, raw)
-            if encounter.patient_id is None and context.patient_id:  # the records say whose encounter this is
-                set_patient(session, encounter, context.patient_id, context.name)
-                audit.patient_id = encounter.patient_id
-            return {
-                "id": row.label,
-                "patient": context.patient_id,
-                "medications": len(context.medications),
-                "problems": len(context.problems),
-                "allergies": len(context.allergies),
-                "observations": len(context.observations),
-            }
+        return {
+            "id": row.label,
+            "patient": context.patient_id,
+            "medications": len(context.medications),
+            "problems": len(context.problems),
+            "allergies": len(context.allergies),
+            "observations": len(context.observations),
+        }
 
-    return await asyncio.to_thread(attach)
+    return await in_encounter(request, principal, id, audit, attach)
 
 
 async def _image_body(request: Request, limit: int) -> tuple[bytes, str, str | None]:
@@ -425,28 +398,26 @@ async def _image_body(request: Request, limit: int) -> tuple[bytes, str, str | N
 async def images(
     id: str,
     request: Request,
+    settings: AppSettings,
     principal: Principal = Depends(require_scope(WRITE)),
     audit: AuditScope = Depends(audited("upload", "Media")),
 ) -> dict[str, Any]:
-    data, media, filename = await _image_body(request, service(request).settings.max_image_bytes)
+    data, media, filename = await _image_body(request, settings.max_image_bytes)
 
-    def attach() -> dict[str, Any]:
-        with service(request).database.session() as session, session.begin():
-            encounter = get_encounter(session, principal, id)
-            audit.patient_id = encounter.patient_id
-            row, attachment = add_image(session, encounter, data, filename=filename, media_type=media)
-            return {
-                "id": row.label,
-                "format": attachment.source_format,
-                "width": attachment.width,
-                "height": attachment.height,
-                "modality": attachment.modality,
-                "body_part": attachment.body_part,
-                "study_date": attachment.study_date,
-                "label": attachment.label(),
-            }
+    def attach(session: Session, encounter: Encounter) -> dict[str, Any]:
+        row, attachment = add_image(session, encounter, data, filename=filename, media_type=media)
+        return {
+            "id": row.label,
+            "format": attachment.source_format,
+            "width": attachment.width,
+            "height": attachment.height,
+            "modality": attachment.modality,
+            "body_part": attachment.body_part,
+            "study_date": attachment.study_date,
+            "label": attachment.label(),
+        }
 
-    return await asyncio.to_thread(attach)
+    return await in_encounter(request, principal, id, audit, attach)
 
 
 @router.post(
@@ -459,6 +430,7 @@ async def images(
 async def draft(
     id: str,
     request: Request,
+    settings: AppSettings,
     response: Response,
     options: NoteOptions | None = None,
     principal: Principal = Depends(require_scope(NOTE_WRITE)),
@@ -466,22 +438,17 @@ async def draft(
 ) -> dict[str, Any]:
     """Draft the note (no body needed; optional `{"engine", "template"}`) -> the draft with `id` and `version`."""
     chosen = options or NoteOptions()
-    configured = configured_note_engines(service(request).settings)
+    configured = configured_note_engines(settings)
     if chosen.engine not in (None, "auto", *configured):
         raise BadInputError(
             f"the {chosen.engine} note engine is not configured on this server; choose one of {', '.join(configured)}"
         )
 
-    def run() -> tuple[dict[str, Any], str]:
-        with service(request).database.session() as session, session.begin():
-            encounter = get_encounter(session, principal, id)
-            audit.patient_id = encounter.patient_id
-            view = generate_note(
-                session, service(request).settings, encounter, engine=chosen.engine, template=chosen.template
-            )
-            audit.resource_id = view.note.id
-            return view.to_json(), view.etag
+    def run(session: Session, encounter: Encounter) -> tuple[dict[str, Any], str]:
+        view = generate_note(session, settings, encounter, engine=chosen.engine, template=chosen.template)
+        audit.resource_id = view.note.id
+        return view.to_json(), view.etag
 
-    body, etag = await asyncio.to_thread(run)
+    body, etag = await in_encounter(request, principal, id, audit, run)
     response.headers["ETag"], response.headers["Location"] = etag, f"/v1/notes/{body['id']}"
     return body

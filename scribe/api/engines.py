@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from scribe.api import schemas
 from scribe.api.auth import require_scope
-from scribe.api.state import service
+from scribe.api.deps import AppSettings
 from scribe.auth.tokens import Principal
 from scribe.notes.registry import choose_note_engine, configured_note_engines
 
@@ -20,6 +20,7 @@ class NoteEngines(BaseModel):
 
 
 @router.get("/note-engines", response_model=NoteEngines)
-def note_engines(request: Request, _: Principal = Depends(require_scope("user/DocumentReference.cu"))) -> NoteEngines:
-    settings = service(request).settings
+def note_engines(
+    settings: AppSettings, _: Principal = Depends(require_scope("user/DocumentReference.cu"))
+) -> NoteEngines:
     return NoteEngines(default=choose_note_engine(None, settings).name, engines=configured_note_engines(settings))

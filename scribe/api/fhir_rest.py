@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import scribe
 from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import current_principal, require_admin
+from scribe.api.deps import DbSession
 from scribe.api.errors import operation_outcome
 from scribe.api.etags import etag_matches
 from scribe.api.state import service
@@ -70,14 +73,14 @@ def _stored(text: str | None, base: str) -> str:
     return text.replace(BASE_PLACEHOLDER, base)
 
 
-def _visible_note(request: Request, principal: Principal, note_id: str) -> Note:
-    """The note behind a read of its DocumentReference, Binary or Provenance, by the rule searches follow."""
-    with service(request).database.session() as session:
-        note = session.scalars(visible_notes(select(Note).where(Note.id == note_id), principal)).first()
-        if note is None:
-            raise NotFoundError(f"DocumentReference/{note_id} is not known")  # what you may not see does not exist
-        session.expunge(note)
-        return note
+def _visible_note(session: Session, principal: Principal, note_id: str, audit: AuditScope) -> Note:
+    """The note behind a read of its DocumentReference, Binary or Provenance, by the rule searches follow; the
+    audit record names its patient."""
+    note = session.scalars(visible_notes(select(Note).where(Note.id == note_id), principal)).first()
+    if note is None:
+        raise NotFoundError(f"DocumentReference/{note_id} is not known")  # what you may not see does not exist
+    audit.patient_id = note.patient_id
+    return note
 
 
 # ---------------------------------------------------------------------------------------------- metadata
@@ -178,12 +181,12 @@ def metadata(request: Request) -> Response:
 def read_document(
     id: str,
     request: Request,
+    session: DbSession,
     if_none_match: str | None = Header(None),
     principal: Principal = Depends(reader("DocumentReference")),
     audit: AuditScope = Depends(audited("read", "DocumentReference")),
 ) -> Response:
-    note = _visible_note(request, principal, id)
-    audit.patient_id = note.patient_id
+    note = _visible_note(session, principal, id, audit)
     etag = f'W/"{note.fhir_version}"'
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers={"ETag": etag})
@@ -199,6 +202,7 @@ def read_document(
 def read_binary(
     id: str,
     request: Request,
+    session: DbSession,
     accept: str | None = Header(None),
     principal: Principal = Depends(reader("DocumentReference")),
     audit: AuditScope = Depends(audited("read", "Binary")),
@@ -207,12 +211,10 @@ def read_binary(
     note_id, _, kind = id.rpartition("-")
     if kind not in ("text", "html") or not note_id:
         raise NotFoundError(f"Binary/{id} is not known")
-    note = _visible_note(request, principal, note_id)
-    audit.patient_id = note.patient_id
-    with service(request).database.session() as session:
-        current = session.get(NoteVersion, (note.id, note.version))
-        assert current is not None
-        content = current.text_rendering if kind == "text" else current.html_rendering
+    note = _visible_note(session, principal, note_id, audit)
+    current = session.get(NoteVersion, (note.id, note.version))
+    assert current is not None
+    content = current.text_rendering if kind == "text" else current.html_rendering
     media = "text/plain" if kind == "text" else "text/html"
     etag = f'W/"{note.fhir_version}"'
     wants_fhir = accept and ("fhir+json" in accept or "application/json" in accept)
@@ -232,12 +234,11 @@ def read_binary(
 def read_provenance(
     id: str,
     request: Request,
+    session: DbSession,
     principal: Principal = Depends(reader("Provenance")),
     audit: AuditScope = Depends(audited("read", "Provenance")),
 ) -> Response:
-    note_id = id.rsplit("-v", 1)[0]
-    note = _visible_note(request, principal, note_id)
-    audit.patient_id = note.patient_id
+    note = _visible_note(session, principal, id.rsplit("-v", 1)[0], audit)
     stored = json.loads(_stored(note.provenance_json, fhir_base(request)))
     if stored.get("id") != id:
         raise NotFoundError(f"Provenance/{id} is not the note's current provenance")
@@ -247,15 +248,14 @@ def read_provenance(
 @router.get("/AuditEvent/{id}", responses=schemas.fhir_ok("the AuditEvent"))
 def read_audit_event(
     id: str,
-    request: Request,
+    session: DbSession,
     principal: Principal = Depends(require_admin),
     audit: AuditScope = Depends(audited("read", "AuditEvent")),
 ) -> Response:
-    with service(request).database.session() as session:
-        row = session.get(AuditRecord, int(id)) if id.isdigit() else None
-        if row is None:
-            raise NotFoundError(f"AuditEvent/{id} is not known")
-        return fhir_response(audit_event(row))
+    row = session.get(AuditRecord, int(id)) if id.isdigit() else None
+    if row is None:
+        raise NotFoundError(f"AuditEvent/{id} is not known")
+    return fhir_response(audit_event(row))
 
 
 # ---------------------------------------------------------------------------------------------- searches
@@ -303,6 +303,7 @@ def _single_patient(params: list[tuple[str, str]]) -> str | None:
 )
 def search_documents(
     request: Request,
+    session: DbSession,
     principal: Principal = Depends(reader("DocumentReference")),
     audit: AuditScope = Depends(audited("search", "DocumentReference")),
 ) -> Response:
@@ -310,18 +311,10 @@ def search_documents(
     audit.patient_id = _single_patient(params)
     search = document_search(params, principal)
     base = fhir_base(request)
-    with service(request).database.session() as session:
-        total, notes = run(session, search)
+    total, notes = run(session, search)
     entries = [_entry(f"{base}/DocumentReference/{n.id}", _stored(n.document_json, base), "match") for n in notes]
     if search.revinclude_provenance:
-        entries += [
-            _entry(
-                f"{base}/Provenance/{json.loads(n.provenance_json or '{}').get('id')}",
-                _stored(n.provenance_json, base),
-                "include",
-            )
-            for n in notes
-        ]
+        entries += _provenance_entries(notes, base, "include")
     return _bundle(request, "DocumentReference", search, total, entries)
 
 
@@ -332,6 +325,7 @@ def search_documents(
 )
 def search_provenance(
     request: Request,
+    session: DbSession,
     principal: Principal = Depends(reader("Provenance")),
     audit: AuditScope = Depends(audited("search", "Provenance")),
 ) -> Response:
@@ -339,17 +333,17 @@ def search_provenance(
     audit.patient_id = _single_patient(params)
     search = provenance_search(params, principal)
     base = fhir_base(request)
-    with service(request).database.session() as session:
-        total, notes = run(session, search)
-    entries = [
-        _entry(
-            f"{base}/Provenance/{json.loads(n.provenance_json or '{}').get('id')}",
-            _stored(n.provenance_json, base),
-            "match",
-        )
-        for n in notes
-    ]
-    return _bundle(request, "Provenance", search, total, entries)
+    total, notes = run(session, search)
+    return _bundle(request, "Provenance", search, total, _provenance_entries(notes, base, "match"))
+
+
+def _provenance_entries(notes: Sequence[Note], base: str, mode: str) -> list[str]:
+    """The searchset entries of the notes' current Provenance: matches, or included beside their notes."""
+    entries = []
+    for note in notes:
+        stored = _stored(note.provenance_json, base)
+        entries.append(_entry(f"{base}/Provenance/{json.loads(stored)['id']}", stored, mode))
+    return entries
 
 
 @router.get(
@@ -359,18 +353,17 @@ def search_provenance(
 )
 def search_audit(
     request: Request,
+    session: DbSession,
     principal: Principal = Depends(require_admin),
     audit: AuditScope = Depends(audited("search", "AuditEvent")),
 ) -> Response:
     params = list(request.query_params.multi_items())
     search = audit_search(params)
     base = fhir_base(request)
-    with service(request).database.session() as session:
-        total, rows = run(session, search)
-        entries = [
-            _entry(f"{base}/AuditEvent/{r.id}", json.dumps(audit_event(r), separators=(",", ":")), "match")
-            for r in rows
-        ]
+    total, rows = run(session, search)
+    entries = [
+        _entry(f"{base}/AuditEvent/{r.id}", json.dumps(audit_event(r), separators=(",", ":")), "match") for r in rows
+    ]
     return _bundle(request, "AuditEvent", search, total, entries)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, TypedDict
 
@@ -14,11 +13,11 @@ from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.api.bodies import NoteBodyRoute, read_json
+from scribe.api.deps import AppSettings, DbSession, in_note, note_for
 from scribe.api.etags import etag_matches
-from scribe.api.state import service
 from scribe.auth.tokens import Principal
 from scribe.notes.lifecycle import add_addendum, amend_note, edit_note, sign_note
-from scribe.notes.stored import NoteView, get_note, versions
+from scribe.notes.stored import NoteView, versions
 from scribe.text import MultiLineText
 
 router = APIRouter(
@@ -91,29 +90,15 @@ def _respond(view: NoteView, response: Response, *, created: bool = False) -> di
     return view.to_json()
 
 
-def _in_session(request: Request, audit: AuditScope, work) -> NoteView:
-    with service(request).database.session() as session, session.begin():
-        view = work(session)
-        audit.patient_id = view.encounter.patient_id
-        audit.resource_id = view.note.id
-        return view
-
-
 @router.get("/{id}", **NOTE, responses={304: {"description": "not modified since the ETag sent"}})
 def read(
-    id: str,
-    request: Request,
     response: Response,
     if_none_match: str | None = Header(None),
-    principal: Principal = Depends(require_scope(READ)),
-    audit: AuditScope = Depends(audited("read", "DocumentReference")),
+    view: NoteView = Depends(note_for(READ, "read")),
 ) -> Any:
-    with service(request).database.session() as session:
-        view = get_note(session, principal, id)
-        audit.patient_id = view.encounter.patient_id
-        if etag_matches(if_none_match, view.etag):
-            return Response(status_code=304, headers={"ETag": view.etag})
-        return _respond(view, response)
+    if etag_matches(if_none_match, view.etag):
+        return Response(status_code=304, headers={"ETag": view.etag})
+    return _respond(view, response)
 
 
 @router.put("/{id}", **NOTE, responses=schemas.errors(409, 412, 428), openapi_extra=EDIT_BODY)
@@ -121,13 +106,14 @@ async def update(
     id: str,
     request: Request,
     response: Response,
+    settings: AppSettings,
     if_match: str | None = Header(None),
     principal: Principal = Depends(require_scope(WRITE)),
     audit: AuditScope = Depends(audited("update", "DocumentReference")),
 ) -> dict[str, Any]:
     """Save an edit: the body is the SOAPNote (or the draft wrapper holding it); needs `If-Match`."""
-    body = await read_json(request, service(request).settings.max_note_bytes, required=True)
-    view = await asyncio.to_thread(_in_session, request, audit, lambda s: edit_note(s, principal, id, body, if_match))
+    body = await read_json(request, settings.max_note_bytes, required=True)
+    view = await in_note(request, audit, lambda s: edit_note(s, principal, id, body, if_match))
     return _respond(view, response)
 
 
@@ -136,6 +122,7 @@ async def sign(
     id: str,
     request: Request,
     response: Response,
+    settings: AppSettings,
     options: SignOptions | None = None,
     if_match: str | None = Header(None),
     principal: Principal = Depends(require_scope(WRITE)),
@@ -144,9 +131,7 @@ async def sign(
     """Sign the current version (no body needed). Only the encounter's clinician may; unsupported or conflicting
     statements need `confirm_unsupported`."""
     options = options or SignOptions()
-    settings = service(request).settings
-    view = await asyncio.to_thread(
-        _in_session,
+    view = await in_note(
         request,
         audit,
         lambda s: sign_note(
@@ -172,9 +157,7 @@ async def amend(
     audit: AuditScope = Depends(audited("amend", "DocumentReference")),
 ) -> dict[str, Any]:
     """A new draft that replaces the signed note once signed; `{"reason"}` required, optional `"note"`."""
-    view = await asyncio.to_thread(
-        _in_session, request, audit, lambda s: amend_note(s, principal, id, reason=body.reason, body=body.note)
-    )
+    view = await in_note(request, audit, lambda s: amend_note(s, principal, id, reason=body.reason, body=body.note))
     return _respond(view, response, created=True)
 
 
@@ -187,35 +170,30 @@ async def addendum(
     principal: Principal = Depends(require_scope(CREATE)),
     audit: AuditScope = Depends(audited("addendum", "DocumentReference")),
 ) -> dict[str, Any]:
-    view = await asyncio.to_thread(
-        _in_session, request, audit, lambda s: add_addendum(s, principal, id, text=body.text, reason=body.reason)
-    )
+    view = await in_note(request, audit, lambda s: add_addendum(s, principal, id, text=body.text, reason=body.reason))
     return _respond(view, response, created=True)
 
 
 @router.get("/{id}/versions", response_model=schemas.NoteVersions, response_model_exclude_none=True)
 def list_versions(
-    id: str,
-    request: Request,
-    principal: Principal = Depends(require_scope(READ)),
+    session: DbSession,
+    view: NoteView = Depends(note_for(READ, "read")),
     audit: AuditScope = Depends(audited("read", "DocumentReference")),
 ) -> dict[str, Any]:
-    with service(request).database.session() as session:
-        rows = versions(session, principal, id)
-        audit.detail = "versions"
-        return {
-            "note_id": id,
-            "versions": [
-                {
-                    "version": v.version,
-                    "created_by": v.created_by,
-                    "created_at": v.created_at.isoformat(timespec="seconds"),
-                    "note": json.loads(v.body),
-                    **({"addendum": v.addendum} if v.addendum else {}),
-                }
-                for v in rows
-            ],
-        }
+    audit.detail = "versions"
+    return {
+        "note_id": view.note.id,
+        "versions": [
+            {
+                "version": v.version,
+                "created_by": v.created_by,
+                "created_at": v.created_at.isoformat(timespec="seconds"),
+                "note": json.loads(v.body),
+                **({"addendum": v.addendum} if v.addendum else {}),
+            }
+            for v in versions(session, view)
+        ],
+    }
 
 
 @router.get(
@@ -229,20 +207,10 @@ def list_versions(
     },
 )
 def rendering(
-    id: str,
-    request: Request,
     format: str = Query("html", pattern="^(html|txt)$"),
-    principal: Principal = Depends(require_scope(READ)),
-    audit: AuditScope = Depends(audited("read", "DocumentReference")),
+    view: NoteView = Depends(note_for(READ, "read")),
 ) -> Response:
     """The review page (HTML: evidence links, unsupported statements marked) or the plain text."""
-    with service(request).database.session() as session:
-        view = get_note(session, principal, id)
-        audit.patient_id = view.encounter.patient_id
-        if format == "html":
-            return Response(
-                view.current.html_rendering, media_type="text/html; charset=utf-8", headers={"ETag": view.etag}
-            )
-        return Response(
-            view.current.text_rendering, media_type="text/plain; charset=utf-8", headers={"ETag": view.etag}
-        )
+    if format == "html":
+        return Response(view.current.html_rendering, media_type="text/html; charset=utf-8", headers={"ETag": view.etag})
+    return Response(view.current.text_rendering, media_type="text/plain; charset=utf-8", headers={"ETag": view.etag})

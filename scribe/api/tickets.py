@@ -13,6 +13,7 @@ from scribe.api import schemas
 from scribe.api.audit_trail import AuditScope, audited
 from scribe.api.auth import require_scope
 from scribe.api.bodies import BoundedRoute
+from scribe.api.deps import DbSession
 from scribe.api.state import service
 from scribe.auth.tickets import TICKET_TTL_S, issue_ticket
 from scribe.auth.tokens import Principal
@@ -35,13 +36,13 @@ class TicketResponse(BaseModel):
 def create_stream_ticket(
     body: TicketRequest,
     request: Request,
+    session: DbSession,
     principal: Principal = Depends(require_scope("user/Encounter.cu")),
     audit: AuditScope = Depends(audited("token", "Encounter")),
 ) -> TicketResponse:
     audit.resource_id, audit.detail = body.encounter_id, "stream ticket"
     database = service(request).database
-    with database.session() as session:
-        encounter = stream_target(session, principal.subject, body.encounter_id)  # another clinician's: 403
-        audit.patient_id = encounter.patient_id if encounter is not None else None
+    encounter = stream_target(session, principal.subject, body.encounter_id)  # another clinician's: 403
+    audit.patient_id = encounter.patient_id if encounter is not None else None
     ticket = issue_ticket(database, principal.subject, body.encounter_id)
     return TicketResponse(ticket=ticket, expires_in=TICKET_TTL_S)

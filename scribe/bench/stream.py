@@ -3,7 +3,9 @@
 Latency is read on the audio clock (see scribe.streaming.client.stream_pcm): partial latency is how
 long after a word was spoken the first partial showing it arrives (a partial that only repeats,
 respells or re-times words already shown is not counted again); final latency is how long after
-a segment's last word its final arrives (every final, also those closed mid-utterance); end-of-speech
+a segment's last word its final arrives (every final, also those closed mid-utterance); word-final latency is
+how long after each word was spoken the final holding it arrives (every word counts once, so a long segment made
+final late weighs as many words as it holds); end-of-speech
 latency is that of each session's last final, i.e. how long after the dictation's last word
 everything is final. A session keeps up with real time when its final latency p95 stays
 within `keep_up_s` and the server never signalled backpressure; it keeps up at the end of
@@ -71,6 +73,7 @@ async def _round(
     refused = sum(1 for _, r in outcomes if isinstance(r, StreamFailed) and r.code == "server_busy")
     partial = [x for _, r in results for x in r.partial_latencies]
     final = [x for _, r in results for x in r.final_latencies]
+    word_final = [x for _, r in results for x in r.word_final_latencies]
     end = [r.final_latencies[-1] for _, r in results if r.final_latencies]
     streamed = offline_counts = WerCounts(0, 0)  # pooled over the round's sessions
     sessions: list[dict[str, Any]] = []
@@ -89,6 +92,8 @@ async def _round(
             {
                 "file": item.audio.name,
                 "final_p95_s": p95,
+                "word_final_p50_s": percentile(result.word_final_latencies, 50),
+                "word_final_p95_s": percentile(result.word_final_latencies, 95),
                 "partial_p95_s": percentile(result.partial_latencies, 95),
                 "end_of_speech_s": at_end,
                 "wer": round(counts.wer, 4),
@@ -110,6 +115,8 @@ async def _round(
         "partial_p95_s": percentile(partial, 95),
         "final_p50_s": percentile(final, 50),
         "final_p95_s": percentile(final, 95),
+        "word_final_p50_s": percentile(word_final, 50),
+        "word_final_p95_s": percentile(word_final, 95),
         "end_of_speech_p50_s": percentile(end, 50),
         "end_of_speech_p95_s": percentile(end, 95),
         "wer": wer,
@@ -178,19 +185,25 @@ def _cell(value: float | None, width: int, digits: int = 2) -> str:
 def print_stream_table(summary: dict[str, Any], out: IO[str]) -> None:
     out.write(
         f"{'N':>3}{'served':>8}{'refused':>8}{'lost':>5}{'partial p50':>13}{'p95':>7}{'final p50':>11}{'p95':>7}"
-        f"{'end of speech p50':>19}{'p95':>7}{'WER':>8}{'offline':>9}  keeps up (final / end of speech)\n"
+        f"{'word final p50':>16}{'p95':>7}{'end of speech p50':>19}{'p95':>7}{'WER':>8}{'offline':>9}"
+        "  keeps up (final / end of speech)\n"
     )
     for r in summary["rounds"]:
         out.write(
             f"{r['concurrency']:>3}{r.get('served', 0):>8}{r.get('refused', 0):>8}{r.get('lost', 0):>5}"
             f"{_cell(r['partial_p50_s'], 13)}{_cell(r['partial_p95_s'], 7)}"
             f"{_cell(r['final_p50_s'], 11)}{_cell(r['final_p95_s'], 7)}"
+            f"{_cell(r.get('word_final_p50_s'), 16)}{_cell(r.get('word_final_p95_s'), 7)}"
             f"{_cell(r['end_of_speech_p50_s'], 19)}{_cell(r['end_of_speech_p95_s'], 7)}"
             f"{_cell(r['wer'], 8, 3)}{_cell(r.get('offline_wer'), 9, 3)}"
             f"  {r['all_keep_up']} / {r['all_keep_up_at_end']}\n"
         )
         for s in r["sessions"] if r.get("offline_wer") is not None else []:
-            out.write(f"      {s['file']}: WER {s['wer']:.3f} streamed, {s['offline_wer']:.3f} offline\n")
+            out.write(
+                f"      {s['file']}: WER {s['wer']:.3f} streamed, {s['offline_wer']:.3f} offline; "
+                f"word final p50 {_cell(s.get('word_final_p50_s'), 0)} p95 {_cell(s.get('word_final_p95_s'), 0)} s, "
+                f"end of speech {_cell(s.get('end_of_speech_s'), 0)} s\n"
+            )
     out.write(
         f"largest N keeping up with real time: final p95 <= {summary['keep_up_s']} s: "
         f"{summary['max_realtime_sessions']}; end of speech <= {summary['keep_up_s']} s: "

@@ -185,8 +185,8 @@ def ehr_document(session: Session, note: Note) -> dict[str, Any]:
     return resource
 
 
-def versions(session: Session, principal: Principal, note_id: str) -> list[NoteVersion]:
-    view = get_note(session, principal, note_id)
+def versions(session: Session, view: NoteView) -> list[NoteVersion]:
+    """Every version of the note, oldest first (`view` was loaded through the access rule)."""
     return list(
         session.scalars(select(NoteVersion).where(NoteVersion.note_id == view.note.id).order_by(NoteVersion.version))
     )
