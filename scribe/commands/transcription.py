@@ -22,6 +22,16 @@ from scribe.config import load_settings
 from scribe.errors import BadInputError
 
 
+def _emit(rendered: str, destination: Path | None, label: str) -> None:
+    """A result on stdout, or into its file with a line on stderr saying where (stdout carries only results)."""
+    if destination is None:
+        sys.stdout.write(rendered)
+        sys.stdout.flush()
+    else:
+        destination.write_text(rendered, encoding="utf-8")
+        err(f"{label} -> {destination}")
+
+
 def _output_paths(files: list[Path], output: Path | None, fmt: str) -> list[Path | None]:
     """Where each input's result goes: stdout (None), the named file, or DIR/<stem>.<fmt>."""
     if output is None:
@@ -81,13 +91,7 @@ def transcribe(
             err(f"error: {exc}")
             failures += 1
             continue
-        rendered = render(transcript, fmt.value)
-        if destination is None:
-            sys.stdout.write(rendered)
-            sys.stdout.flush()
-        else:
-            destination.write_text(rendered, encoding="utf-8")
-            err(f"{path.name} -> {destination}")
+        _emit(render(transcript, fmt.value), destination, path.name)
     if failures:
         raise typer.Exit(BadInputError.exit_code)
 
@@ -181,9 +185,4 @@ def note(
         rendered = drafted.to_json(indent=2) + "\n"
     else:
         rendered = render_note(drafted, transcript, template=template, fmt=fmt.value)
-    if output is None:
-        sys.stdout.write(rendered)
-        sys.stdout.flush()
-    else:
-        output.write_text(rendered, encoding="utf-8")
-        err(f"note -> {output}")
+    _emit(rendered, output, "note")

@@ -1,4 +1,5 @@
-"""The FHIR side in tests: a note as `document_reference` reads it, and a small EHR endpoint to deliver to."""
+"""The FHIR side in tests: Bundles of prior records to read, a note as `document_reference` reads it, and a small
+EHR endpoint to deliver to."""
 
 from __future__ import annotations
 
@@ -9,6 +10,34 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from scribe.fhir.resources import NoteDocument
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+
+
+def bundle(*resources: dict, full_urls: tuple[str | None, ...] = ()) -> dict:
+    """A collection Bundle of `resources`, each with its fullUrl when one is given."""
+    entries = []
+    for i, resource in enumerate(resources):
+        entry: dict = {"resource": resource}
+        if i < len(full_urls) and full_urls[i]:
+            entry["fullUrl"] = full_urls[i]
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def coded(system: str, code: str, display: str | None = None, text: str | None = None) -> dict:
+    """A CodeableConcept with one coding (and its text)."""
+    concept: dict = {"coding": [{"system": system, "code": code, **({"display": display} if display else {})}]}
+    return {**concept, "text": text} if text else concept
+
+
+def status(system_name: str, code: str) -> dict:
+    """A status CodeableConcept from terminology.hl7.org (clinical status, verification status)."""
+    return coded(f"http://terminology.hl7.org/CodeSystem/{system_name}", code, code.title())
+
 
 DRAFTED_AT = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
 
