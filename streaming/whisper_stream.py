@@ -1,45 +1,21 @@
 """Incremental Whisper decoding for one streaming session: partials while speaking, finals by agreement.
 
 Passes are the scarce resource, so each one counts: a pass over the window (the audio since
-the last final sentence) gives a partial; words every pass of the last `agree_span_s` seconds
-of audio agree on are committed (two adjacent passes agree on far more words that later audio
+the last final) gives a partial; words every pass of the last `agree_span_s` seconds of audio
+agree on are committed (two adjacent passes agree on far more words that later audio
 changes: 21.5 % WER against 17.1 % for a 1.5 s span, 16.8 % offline, on 43 held-out synthetic
-clips).
-
-**Word-final latency.** A committed word becomes final once it ends `final_after_s` before the
-audio the pass heard, whether or not its sentence has ended (a sentence end still closes a
-final at once). Waiting for a full stop is what kept committed words provisional: Whisper
-writes a dictated list as one sentence of commas, so a 12 s dictation was final only at its
-end. Per word, from its end to the arrival of the final holding it, one stream alone on the
-five committed dictations with records (`scribe bench stream --records --concurrency 1`), p50
-went from 7.9-8.2 s to 4.6-4.7 s and p95 from 13.2-13.8 s to 12.1-12.2 s, WER 0.179-0.197
-(0.188-0.205 before, 0.205 offline). The p95 is what agreement leaves: when the passes keep changing an
-utterance's first words, nothing after them commits until the utterance ends (past
-`full_window_s` the partials decode only their tail and feed no agreement).
-
-`max_delay_s` bounds that: words ending that long before the audio a pass heard are committed
-as it has them, agreed or not, and an overdue word brings back a whole pass over a long window.
-At 2.5 s it brought the same p50 / p95 to 3.4-3.6 / 4.7-5.9 s, but the words it forced were
-often misheard (a pass with 2.5 s of audio after a word has not settled it: "on a big 7" for
-"on apixaban 5"), WER 0.231-0.265 against 0.205 offline, so it is off by default (infinite).
-
-The window moves only past whole sentences (the text of its finals becomes the prompt),
-which keeps passes short and cheap: a sentence made final word by word is still decoded
-from its start by the passes after (its final words, `_closed`, are not committed twice).
-Moving the window mid-sentence (keeping at most 6 s of it before the first word not yet final)
-made the next passes mishear their first words and echo the prompt: pooled WER 0.38 against
-0.21 with the window kept, the same dictations replayed with `max_delay_s` = 2.5. A pass
-costs what its words cost to generate, so over a window longer than `full_window_s` a
+clips), and committed words that close a sentence become a final at once. The window then
+starts at that final (its text becomes the prompt), which keeps passes short and cheap. A
+pass costs what its words cost to generate, so over a window longer than `full_window_s` a
 partial pass keeps the words it showed before the last `tail_window_s` and decodes only the
 audio after them: the partial stays prompt, and since it re-decoded nothing before, it is no
-evidence for the agreement (a word overdue for `max_delay_s` brings back a whole pass). At the
-end of an utterance (VAD) or of the input, one last pass over the whole window finalises the
-rest, continued if Whisper stopped early. An utterance longer than `max_utterance_s` is
-finalised up to a word boundary a second before the buffer end, never mid-word. A slow
-machine only makes passes rarer and windows longer; loops, which long windows invite, are cut
-(see `window_decoder`), and a pass that comes so late that its window outgrows what Whisper
-hears at once (30 s; the rest would be silently dropped) decodes the first `max_utterance_s` +
-2 s and commits up to a second before its end, so results come
+evidence for the agreement. At the end of an utterance (VAD) or of the input, one last pass
+over the whole window finalises the rest, continued if Whisper stopped early. An utterance
+longer than `max_utterance_s` is finalised up to a word boundary a second before the buffer
+end, never mid-word. A slow machine only makes passes rarer and windows longer; loops, which
+long windows invite, are cut (see `window_decoder`), and a pass that comes so late that its
+window outgrows what Whisper hears at once (30 s; the rest would be silently dropped) decodes
+the first `max_utterance_s` + 2 s and commits up to a second before its end, so results come
 later, never different in kind.
 
 Under load (`congested`: passes queue for a worker) a partial pass comes at most every
@@ -100,7 +76,6 @@ class WhisperStream(StreamingRecogniser):
         tail_window_s: float = 5.0,
         loaded_tail_window_s: float = 2.0,
         max_delay_s: float = float("inf"),
-        final_after_s: float = 1.5,
         endpointer: Endpointer | None = None,
         decoder: WindowDecoder | None = None,
     ) -> None:
@@ -123,7 +98,6 @@ class WhisperStream(StreamingRecogniser):
         self.tail_window = int(tail_window_s * SAMPLE_RATE)
         self.loaded_tail_window = int(loaded_tail_window_s * SAMPLE_RATE)
         self.max_delay_s = max_delay_s
-        self.final_after_s = final_after_s
         self.agreement = LocalAgreement(agree_span_s)
         self._partial_lock = threading.Lock()
         self._generation = 0  # bumped by each finishing pass as it starts
@@ -136,7 +110,6 @@ class WhisperStream(StreamingRecogniser):
         self._tail: list[Word] = []  # uncommitted words of the last pass
         self._pending: list[Word] = []  # committed words not yet closed into a final segment
         self._prompt_text = ""  # text of the finals before the window start
-        self._closed: list[Word] = []  # final words after the window start (a sentence made final as it goes)
         self._next_id = 0
 
     def _heard(self, events: list[VadEvent]) -> None:
@@ -207,9 +180,7 @@ class WhisperStream(StreamingRecogniser):
             if kept:  # re-decode only the audio after the kept words, with them as the text before it
                 heard = max(start, int(round(kept[-1].end * SAMPLE_RATE)) - self.preroll)
             audio = self._buf[heard - self._buf_start : end - self._buf_start].copy()
-            # the window's audio holds its final words, so the prompt does only when the pass starts after them
-            closed = [w.word for w in self._closed] if kept else []
-            before = " ".join([self._prompt_text, *closed, *(w.word.strip() for w in kept)])
+            before = " ".join([self._prompt_text, *(w.word.strip() for w in kept)])
             prompt = before[-self.prompt_chars :].strip() if self.text_prompt else ""
             context = tuple(w.word for w in (kept or self.agreement.committed)[-2 * MAX_PHRASE :])
             since = kept[-1].end if kept else self.agreement.committed_end
@@ -268,8 +239,8 @@ class WhisperStream(StreamingRecogniser):
         )
         if end - start <= full or end - start > self.max_utterance:
             return []
-        if not loaded and self._tail and self._tail[0].end < end / SAMPLE_RATE - self.max_delay_s:
-            return []  # (under load nothing is forced: the tail alone, as ever)
+        if self._tail and self._tail[0].end < end / SAMPLE_RATE - self.max_delay_s:
+            return []
         limit = (end - tail) / SAMPLE_RATE
         kept = list(itertools.takewhile(lambda w: w.end <= limit, self._pending + self._tail))
         return kept if len(kept) > len(self._pending) else []  # all new audio after committed words: decode whole
@@ -325,22 +296,13 @@ class WhisperStream(StreamingRecogniser):
         self._tail = result.tail
         # forced: closed mid-sentence too, else a slow sentence (under 40 words) kept the window, and every later
         # pass decoded the same audio again while the backlog grew
-        finals = self._close_segments(everything=finishing or forced, until=end / SAMPLE_RATE - self.final_after_s)
+        finals = self._close_segments(everything=finishing or forced)
         if finishing:
             self._move_window(end, finals)
             self._awaiting_speech = True
             self._finished = last
-        elif finals:
-            # the window moves past whole sentences only: later passes still hear the sentence made final so far
-            # from its start (starting mid-sentence, they misheard and echoed the prompt); forced: past everything
-            ended = (
-                len(finals)
-                if forced
-                else next((i + 1 for i in range(len(finals) - 1, -1, -1) if finals[i].text.endswith(_SENTENCE_END)), 0)
-            )
-            if ended:  # the pre-roll before the final's end lets the next pass hear its last word end
-                self._move_window(int(round(finals[ended - 1].end * SAMPLE_RATE)) - self.preroll, finals[:ended])
-            self._closed += [w for segment in finals[ended:] for w in segment.words]
+        elif finals:  # the pre-roll before the final's end lets the next pass hear its last word end
+            self._move_window(int(round(finals[-1].end * SAMPLE_RATE)) - self.preroll, finals)
         elif forced:  # nothing to make final in a whole window (no words, or a loop cut them): go past it
             self._move_window(end - SAMPLE_RATE, [])
         self._trim()
@@ -349,14 +311,10 @@ class WhisperStream(StreamingRecogniser):
     def _move_window(self, to: int, finals: list[Segment]) -> None:
         """Start later passes at `to` (the end of the last final); the finals' text joins the prompt."""
         self._window_start = max(self._window_start, to)
-        closed, self._closed = [w.word for w in self._closed], []
-        texts = [self._prompt_text, *closed, *(s.text for s in finals)]
-        self._prompt_text = " ".join(t for t in texts if t)[-4 * self.prompt_chars :]
+        self._prompt_text = " ".join([self._prompt_text] + [s.text for s in finals])[-4 * self.prompt_chars :]
 
-    def _close_segments(self, *, everything: bool, until: float = float("-inf")) -> list[Segment]:
-        """Sentence-sized finals from committed words; of an unfinished sentence only the words ending by `until`.
-
-        Unless `everything`: then the whole of it.
+    def _close_segments(self, *, everything: bool) -> list[Segment]:
+        """Sentence-sized finals from committed words; an unfinished sentence waits unless `everything`.
 
         Words are respelled as the offline engine does (records' terms, units, frequencies), once, as
         a sentence becomes final.
@@ -365,9 +323,7 @@ class WhisperStream(StreamingRecogniser):
             return []
         last = segments_from_words(self._pending)[-1]
         if not everything and not last.text.endswith(_SENTENCE_END):
-            open_words = self._pending[-len(last.words) :]
-            old = len(list(itertools.takewhile(lambda w: w.end <= until, open_words)))
-            closing, self._pending = self._pending[: -len(last.words)] + open_words[:old], open_words[old:]
+            closing, self._pending = self._pending[: -len(last.words)], self._pending[-len(last.words) :]
         else:
             closing, self._pending = self._pending, []
         if not closing:
