@@ -43,6 +43,20 @@ AppSettings = Annotated[Settings, Depends(_settings)]
 DbSession = Annotated[Session, Depends(_unit_of_work, scope="function")]
 
 
+def _encounter(session: Session, principal: Principal, encounter_id: str, audit: AuditScope) -> Encounter:
+    """The encounter through the access rule; the audit record names its patient."""
+    encounter = get_encounter(session, principal, encounter_id)
+    audit.patient_id = encounter.patient_id
+    return encounter
+
+
+def _noted(audit: AuditScope, view: NoteView) -> NoteView:
+    """The audit record names the note loaded (through the access rule) and its patient."""
+    audit.patient_id = view.encounter.patient_id
+    audit.resource_id = view.note.id
+    return view
+
+
 @functools.cache
 def encounter_for(scope: str, action: str) -> Callable[..., Encounter]:
     """Dependency factory: the path's encounter, which the caller holding `scope` may read (404/403 otherwise);
@@ -54,9 +68,7 @@ def encounter_for(scope: str, action: str) -> Callable[..., Encounter]:
         principal: Principal = Depends(require_scope(scope)),
         audit: AuditScope = Depends(audited(action, "Encounter")),
     ) -> Encounter:
-        encounter = get_encounter(session, principal, id)
-        audit.patient_id = encounter.patient_id
-        return encounter
+        return _encounter(session, principal, id, audit)
 
     return load
 
@@ -71,9 +83,7 @@ def note_for(scope: str, action: str) -> Callable[..., NoteView]:
         principal: Principal = Depends(require_scope(scope)),
         audit: AuditScope = Depends(audited(action, "DocumentReference")),
     ) -> NoteView:
-        view = get_note(session, principal, id)
-        audit.patient_id = view.encounter.patient_id
-        return view
+        return _noted(audit, get_note(session, principal, id))
 
     return load
 
@@ -89,9 +99,7 @@ async def in_encounter(
 
     def run() -> T:
         with service(request).database.session() as session, session.begin():
-            encounter = get_encounter(session, principal, encounter_id)
-            audit.patient_id = encounter.patient_id
-            return work(session, encounter)
+            return work(session, _encounter(session, principal, encounter_id, audit))
 
     return await asyncio.to_thread(run)
 
@@ -102,9 +110,6 @@ async def in_note(request: Request, audit: AuditScope, work: Callable[[Session],
 
     def run() -> NoteView:
         with service(request).database.session() as session, session.begin():
-            view = work(session)
-            audit.patient_id = view.encounter.patient_id
-            audit.resource_id = view.note.id
-            return view
+            return _noted(audit, work(session))
 
     return await asyncio.to_thread(run)
