@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # 48-64 kbps) that is 90-115 MB, so 100 MiB takes it; a WAV of 100 MiB is ~55 min of 16 kHz mono.
     max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, description="largest audio input accepted")
     max_audio_seconds: float = Field(default=4 * 3600.0, gt=0, description="longest audio input accepted")
+    max_stream_backlog_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="streamed audio waiting for speech recognition before the server warns `backpressure` and stops "
+        "reading the socket until it catches up (TCP then slows the client; nothing is dropped)",
+    )
     max_image_bytes: int = Field(
         default=50 * 1024 * 1024, gt=0, description=("largest image accepted (a radiograph as DICOM is 10-30 MB)")
     )

@@ -4,7 +4,9 @@ Parsing is lenient about what we do not use (unknown resource types, extra field
 optional fields) and strict about the structure we rely on: a wrong shape is a RecordsError
 that names the entry, the resource and the field. Guarantees:
 
-- a single resource of a type we read (Patient, Condition, ...) is accepted as a bundle of one;
+- the records are a Bundle: a lone resource (a Patient, a Condition, ...) is refused, the message says to wrap it;
+- every string scribe reads (names, codes, dosages, values, references) is clean text (`scribe.text`), else
+  the Bundle is refused with the entry and field named;
 - entries whose status says they are wrong (`entered-in-error`, or a `refuted` verification
   status) are left out;
 - a bundle holding records of more than one patient is refused, so one patient's drugs never
@@ -21,6 +23,7 @@ from typing import Any
 
 from scribe.clinical.spoken_names import spoken_drug_name, spoken_problem
 from scribe.errors import RecordsError
+from scribe.text import clean_text
 
 __all__ = [
     "Allergy",
@@ -136,6 +139,7 @@ def read_records(raw: bytes, label: str | None = None) -> PatientContext:
 
 
 VALIDATED_TYPES = (*READ_TYPES, "Medication")
+_WRAPPED = '{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {...}}]}'
 
 
 def validate_records(data: dict[str, Any]) -> None:
@@ -153,9 +157,6 @@ def validate_records(data: dict[str, Any]) -> None:
             path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
             raise RecordsError(f"{where}: not valid FHIR R4 {kind}: {path or kind}: {first['msg']}") from None
 
-    if data.get("resourceType") != "Bundle":  # one resource read as a bundle of one
-        check(data["resourceType"], data, data["resourceType"])
-        return
     entries = data.get("entry") or []
     check("Bundle", {**data, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in entries]}, "Bundle")
     for index, entry in enumerate(entries):
@@ -167,7 +168,7 @@ def validate_records(data: dict[str, Any]) -> None:
 
 
 def parse_bundle(data: object) -> PatientContext:
-    """Collect one patient's facts from a parsed Bundle (or a single resource of a type we read).
+    """Collect one patient's facts from a parsed Bundle.
 
     Unknown resource types are ignored; MedicationReferences are resolved against contained
     resources and the bundle's entries (by fullUrl or Type/id).
@@ -178,11 +179,8 @@ def parse_bundle(data: object) -> PatientContext:
     if not isinstance(resource_type, str) or not resource_type:
         raise RecordsError("not a FHIR resource: no resourceType")
     if resource_type != "Bundle":
-        if resource_type not in READ_TYPES:
-            raise RecordsError(
-                f"resourceType is {resource_type!r}: expected a Bundle (or a single {', '.join(READ_TYPES)} resource)"
-            )
-        data = {"resourceType": "Bundle", "entry": [{"resource": data}]}
+        wrap = f"; wrap the {resource_type} in one: {_WRAPPED}" if resource_type in VALIDATED_TYPES else ""
+        raise RecordsError(f"resourceType is {resource_type!r}: expected a Bundle of prior records{wrap}")
     entries = data.get("entry", [])
     if not isinstance(entries, list):
         raise RecordsError(f"Bundle.entry must be a list, got {_json_type(entries)}")
@@ -202,6 +200,8 @@ def parse_bundle(data: object) -> PatientContext:
         rid = resource.get("id")
         if rid is not None and not isinstance(rid, str):
             raise RecordsError(f"{where}.resource.id must be a string, got {_json_type(rid)}")
+        for path, text in (("resource.resourceType", kind), ("fullUrl", full_url), ("resource.id", rid)):
+            clean_text(text, f"{where}.{path}", error=RecordsError)  # they name the entry in every message
         reference = f"{kind}/{rid}" if rid else full_url or f"{kind} at {where}"
         resources.append(_Resource(resource, kind, reference, full_url, f"{where} ({reference})"))
 
@@ -246,8 +246,11 @@ class _Resource:
     def fail(self, path: str, problem: str) -> RecordsError:
         return RecordsError(f"{self.where}: {path} {problem}")
 
-    def get(self, path: str, expected: type | tuple[type, ...], value: Any = _MISSING) -> Any:
-        """`value` (default: the resource's field `path`) checked against `expected`; None when absent."""
+    def get(
+        self, path: str, expected: type | tuple[type, ...], value: Any = _MISSING, *, multiline: bool = False
+    ) -> Any:
+        """`value` (default: the resource's field `path`) checked against `expected`, and clean when a string (one
+        line unless `multiline`); None when absent."""
         if value is _MISSING:
             value = self.data.get(path)
         if value is None:
@@ -256,6 +259,8 @@ class _Resource:
         if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
             names = " or ".join(dict.fromkeys(_with_article(_JSON_TYPES[t]) for t in kinds))
             raise self.fail(path, f"must be {names}, got {_json_type(value)}")
+        if isinstance(value, str):
+            clean_text(value, f"{self.where}: {path}", multiline=multiline, error=RecordsError)
         return value
 
     def items(self, path: str, value: Any = _MISSING) -> list[Any]:
@@ -279,7 +284,7 @@ class _Resource:
         """A status as its code: a plain code string, or a CodeableConcept's first code (else its text)."""
         value = self.data.get(path)
         if value is None or isinstance(value, str):
-            return value
+            return clean_text(value, f"{self.where}: {path}", error=RecordsError)
         if not isinstance(value, dict):
             raise self.fail(path, f"must be a code string or a CodeableConcept object, got {_json_type(value)}")
         concept = self.concept(path, value)
@@ -386,7 +391,7 @@ def _read_medication(context: PatientContext, res: _Resource, index: dict[str, _
         dosages = res.items(key)
         if dosages:
             first = res.get(f"{key}[0]", dict, dosages[0])
-            dosage = res.get(f"{key}[0].text", str, first.get("text"))
+            dosage = res.get(f"{key}[0].text", str, first.get("text"), multiline=True)
             break
     context.medications.append(
         Medication(spoken_drug_name(display), res.reference, display, dosage, res.status("status"), code, system)
@@ -433,7 +438,11 @@ def _read_allergy(context: PatientContext, res: _Resource, index: dict[str, _Res
             for i, m in enumerate(res.items("reaction[0].manifestation", first.get("manifestation")))
         ]
         names = [name for name in (m.name() for m in manifestations if m) if name]
-        reaction_text = ", ".join(names) if names else res.get("reaction[0].description", str, first.get("description"))
+        reaction_text = (
+            ", ".join(names)
+            if names
+            else res.get("reaction[0].description", str, first.get("description"), multiline=True)
+        )
         if not substance:
             reaction_substance = res.concept("reaction[0].substance", first.get("substance"))
             substance = reaction_substance.name() if reaction_substance else None
@@ -478,7 +487,7 @@ def _observation_value(res: _Resource, holder: dict[str, Any], prefix: str) -> t
         return (concept.name() if concept else None), None
     for key, kinds in (("valueString", str), ("valueInteger", int), ("valueBoolean", bool)):
         if holder.get(key) is not None:
-            value = res.get(f"{prefix}{key}", kinds, holder[key])
+            value = res.get(f"{prefix}{key}", kinds, holder[key], multiline=True)
             return (str(value).lower() if isinstance(value, bool) else str(value)), None
     return None, None
 

@@ -4,7 +4,9 @@ Such characters never belong in a name or a clinical note, and they do harm: a N
 in C-based readers and PostgreSQL refuses it, C1 controls and stray escapes garble terminals and
 exports, and a right-to-left override makes text display as something other than what is stored
 ("Smith" that reads "htimS", a dose that reads reversed). They are refused where a client sends
-them, with the field named; tab and newline are allowed only where the text may span lines.
+them, with the field named; tab and newline are allowed only where the text may span lines. That holds for
+text scribe is handed inside a file too (an image's file name and DICOM tags, the strings it reads from prior
+records): the file is refused, never stored with the character silently dropped.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ def unsafe_character(value: str, *, multiline: bool = False) -> str | None:
     return f"U+{ord(char):04X} ({name}) at character {match.start()}"
 
 
-def clean_text(value: str | None, field: str, *, multiline: bool = False) -> str | None:
-    """`value` unchanged when clean; a BadInputError naming `field` and the character otherwise."""
+def clean_text(
+    value: str | None, field: str, *, multiline: bool = False, error: type[BadInputError] = BadInputError
+) -> str | None:
+    """`value` unchanged when clean; `error` (a BadInputError) naming `field` and the character otherwise."""
     if value is not None and (problem := unsafe_character(value, multiline=multiline)):
         lines = "tab and newline are the only control characters allowed" if multiline else "one line of text"
-        raise BadInputError(f"{field}: contains {problem}; {lines}, no bidirectional overrides")
+        raise error(f"{field}: contains {problem}; {lines}, no bidirectional overrides")
     return value
 
 

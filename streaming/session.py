@@ -32,8 +32,6 @@ from scribe.transcript import shifted as shift_segment
 
 log = logging.getLogger("scribe.streaming")
 
-MAX_BACKLOG_S = 30.0  # audio waiting for ASR before the reader pauses (TCP then slows the client)
-
 
 class ClientGone(Exception):
     """The client closed the connection without `stop`: acknowledged audio is kept for a resume."""
@@ -53,6 +51,7 @@ class Transport(Protocol):
 class SessionConfig:
     audio_root: Path
     max_audio_seconds: float
+    max_backlog_s: float = 30.0  # audio waiting for ASR before the reader pauses (TCP then slows the client)
     idle_timeout_s: float = protocol.DEFAULT_IDLE_TIMEOUT_S
 
 
@@ -282,7 +281,7 @@ class StreamingSession:
             await self.send(protocol.warning(code))
         stream.feed(converter.resample(mono, last=last))
         self._audio_ready.set()
-        if stream.buffered_seconds > MAX_BACKLOG_S:
+        if stream.buffered_seconds > self.config.max_backlog_s:
             await self.send(protocol.warning("backpressure", "recognition is behind the audio"))
             self._caught_up.clear()
             caught_up, draining = (asyncio.ensure_future(event.wait()) for event in (self._caught_up, self._draining))

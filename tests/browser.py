@@ -185,6 +185,12 @@ class Browser:
             page.goto(base + path)
         return page
 
+    def open(self, base: str, path: str):
+        """A new page at `path` in this browser's session: once one page signed in, every page is."""
+        page = self.new_page()
+        page.goto(base + path)
+        return page
+
     def close(self) -> None:
         self.browser.close()
 
@@ -200,6 +206,17 @@ def chromium(wav: Path) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def another_chromium(beside: Browser, wav: Path) -> Iterator[Browser]:
+    """A second Chromium from `beside`'s Playwright (one runs per thread), its microphone playing `wav`: for a
+    recording while a module shares one browser."""
+    browser = Browser(beside.playwright, wav)
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 class Shots:

@@ -17,12 +17,14 @@ from scribe.auth.smart import (
     ASSERTION_TYPE,
     DRAFTS_SCOPE,
     grant_scopes,
+    list_clients,
     parse_scope,
     register_client,
     set_client_active,
 )
 from scribe.auth.tokens import verify_token
 from scribe.config import Settings
+from scribe.errors import BadInputError
 from scribe.store.models import UsedAssertion
 from tests.accounts import KEY
 from tests.test_auth_app import audit_rows, build_app
@@ -226,6 +228,27 @@ def test_a_disabled_client_gets_no_token(app, client, client_id):
     set_client_active(app.state.database, client_id, False)
     response = client.post("/auth/token", data=token_request(assertion(RSA, client_id)))
     assert response.status_code == 401 and error_of(response) == "invalid_client"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x85", "\n", "\t", "\u202e", "\u2067"])
+def test_a_client_name_that_is_not_clean_text_is_refused_and_nothing_is_registered(app, client, capsys, tmp_path, char):
+    """Over the domain function (what any caller uses) and `scribe clients add` (exit 3, nothing on stdout)."""
+    from scribe.cli import run
+
+    keys = json.dumps(jwks(RSA))
+    with pytest.raises(BadInputError, match=rf"^client name: contains U\+{ord(char):04X} "):
+        register_client(app.state.database, f"Epic{char}prod", keys)
+    assert list_clients(app.state.database) == []
+    key_file = tmp_path / "jwks.json"
+    key_file.write_text(keys)
+    cli_data = ["--data-dir", str(tmp_path / "cli")]
+    code, (out, err) = (
+        run(["clients", "add", f"Epic{char}prod", "--jwks", str(key_file), *cli_data]),
+        capsys.readouterr(),
+    )
+    assert code == 3 and out == "" and f"client name: contains U+{ord(char):04X}" in err and "Traceback" not in err
+    assert run(["clients", "list", *cli_data]) == 0 and capsys.readouterr().out == ""
+    assert register_client(app.state.database, "Epic prod – Zoë", keys).name == "Epic prod – Zoë"
 
 
 def test_client_id_parameter_must_match(client, client_id):

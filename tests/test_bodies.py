@@ -246,58 +246,6 @@ def test_a_long_upload_is_transcribed_window_by_window_on_one_clock(tmp_path: Pa
 # ------------------------------------------------------------------------------------------ a real server
 
 
-def _memory_kb(pid: int, *, reset_peak: bool = False) -> dict[str, int]:
-    """VmRSS and VmHWM (peak) of process `pid`; `reset_peak` first starts a new peak (Linux clear_refs 5)."""
-    if reset_peak:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0])
-    return fields
-
-
-def _request_head(port: int, path: str, token: str, media: str, length: int | None) -> bytes:
-    size = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: {media}\r\n{size}\r\n\r\n"
-    ).encode()
-
-
-def _send_until_answered(port: int, head: bytes, chunks, *, chunked: bool) -> tuple[bytes, int, float]:
-    """Send `head` then body chunks until the server answers (or stops reading); (answer, body bytes sent, seconds)."""
-    import select as io_select
-    import socket
-    import time
-
-    started = time.perf_counter()
-    sent = 0
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(head)
-        for chunk in chunks:
-            if io_select.select([sock], [], [], 0)[0]:
-                break
-            frame = b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
-            try:
-                sock.sendall(frame)
-            except OSError:  # the server answered and closed: read what it said
-                break
-            sent += len(chunk)
-        sock.settimeout(30)
-        answer = b""
-        try:
-            while b"\r\n\r\n" not in answer:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                answer += data
-        except OSError:
-            pass
-    return answer, sent, time.perf_counter() - started
-
-
 @pytest.mark.slow
 def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: Path, models_dir: Path):
     """`scribe serve` with the default limits: a declared 120 MB body is answered 413 within a second having read
@@ -306,7 +254,7 @@ def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: 
 
     from scribe.auth.tokens import create_token
     from tests.accounts import KEY
-    from tests.helpers.server import free_port, start_server
+    from tests.helpers.server import free_port, memory_kb, request_head, send_until_answered, start_server
 
     models = models_dir
     port = free_port()
@@ -320,19 +268,19 @@ def test_a_real_server_refuses_120_mb_early_and_its_memory_stays_flat(tmp_path: 
             headers={"Authorization": f"Bearer {token}"},
         ).json()["id"]
         path = f"/v1/encounters/{encounter}/audio"
-        before = _memory_kb(server.pid, reset_peak=True)
+        before = memory_kb(server.pid, reset_peak=True)
 
-        head = _request_head(port, path, token, "audio/ogg", 120_000_000)
+        head = request_head(port, path, token, "audio/ogg", 120_000_000)
         # only 64 KiB of the body ever leaves the client: the answer must come without the rest
-        answer, sent, seconds = _send_until_answered(port, head, [b"\0" * 65536], chunked=False)
+        answer, sent, seconds = send_until_answered(port, head, [b"\0" * 65536], chunked=False)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         print(f"\ndeclared 120 MB: 413 after {seconds * 1000:.0f} ms; {sent} body bytes were ever sent")
         assert seconds < 1.0 and sent < 1024 * 1024
 
-        head = _request_head(port, path, token, "audio/ogg", None)
-        answer, sent, seconds = _send_until_answered(port, head, (b"\0" * MB for _ in range(120)), chunked=True)
+        head = request_head(port, path, token, "audio/ogg", None)
+        answer, sent, seconds = send_until_answered(port, head, (b"\0" * MB for _ in range(120)), chunked=True)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-        after = _memory_kb(server.pid)
+        after = memory_kb(server.pid)
         growth = (after["VmHWM"] - before["VmRSS"]) / 1024
         print(
             f"chunked 120 MB: 413 after {sent / MB:.0f} MiB sent in {seconds:.1f} s; server RSS "
@@ -354,7 +302,7 @@ def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path:
 
     from scribe.auth.tokens import create_token
     from tests.accounts import KEY
-    from tests.helpers.server import free_port, start_server
+    from tests.helpers.server import free_port, memory_kb, start_server
 
     big = tmp_path / "long.wav"
     speech = (SAMPLES / "cardiology_followup.wav").read_bytes()
@@ -387,8 +335,8 @@ def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path:
             timeout=300,
         )
         assert warm.status_code == 200  # the engine's first use allocates what it keeps
-        warmed = _memory_kb(server.pid)
-        before = _memory_kb(server.pid, reset_peak=True)
+        warmed = memory_kb(server.pid)
+        before = memory_kb(server.pid, reset_peak=True)
 
         def body():
             with open(big, "rb") as handle:
@@ -405,7 +353,7 @@ def test_a_real_server_transcribes_a_120_mb_upload_with_bounded_memory(tmp_path:
             timeout=1800,
         )
         seconds = time.perf_counter() - started
-        after = _memory_kb(server.pid)
+        after = memory_kb(server.pid)
     finally:
         server.kill()
         server.wait(timeout=30)

@@ -28,14 +28,14 @@ def test_wheel_install_transcribes_a_sample(tmp_path: Path):
             str(python),
             "-c",
             "import scribe, scribe.resources as r, scribe.api.web as w; "
-            "print(scribe.__file__); print(r.templates_dir()); print(w.STATIC_DIR)",
+            "print(scribe.__file__); print(r.templates_dir()); print(w.STATIC_DIR); print(w.CAPTURE_DIR)",
         ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         check=True,
     )
-    module_file, templates, static = where.stdout.split()
+    module_file, templates, static, capture = where.stdout.split()
     # the real-time layer is installed inside the package: no top-level `streaming` to clash with another distribution
     layer = subprocess.run(
         [
@@ -52,7 +52,15 @@ def test_wheel_install_transcribes_a_sample(tmp_path: Path):
     spec, client_file = layer.stdout.split()
     assert spec == "None" and client_file.startswith(str(env_dir)) and "/scribe/streaming/" in client_file
     assert str(env_dir) in module_file and str(env_dir) in templates
-    assert (Path(templates) / "web" / "docs.html.j2").is_file() and (Path(static) / "docs" / "init.js").is_file()
+    # the web app ships whole: every page template, module, style sheet and the capture code the pages load
+    for checkout, installed in (
+        (REPO / "templates", Path(templates)),
+        (REPO / "scribe" / "static", Path(static)),
+        (REPO / "streaming" / "web", Path(capture)),
+    ):
+        shipped = {p.relative_to(checkout) for p in checkout.rglob("*") if p.is_file()}
+        assert shipped and shipped <= {p.relative_to(installed) for p in installed.rglob("*") if p.is_file()}
+        assert str(env_dir) in str(installed.resolve())
     no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, cwd=tmp_path)
     assert no_torch.returncode != 0, "the core install must not pull in torch"
 

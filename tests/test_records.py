@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from scribe.clinical.spoken_names import spoken_drug_name
+from scribe.errors import RecordsError
 from scribe.records import (
     Allergy,
     Medication,
@@ -350,10 +351,61 @@ def test_unknown_resources_ignored_and_wrong_entries_skipped():
     ]
 
 
-def test_a_single_resource_is_read_as_a_bundle_of_one():
-    context = parse_bundle({"resourceType": "Condition", "id": "c", "code": {"text": "Gout"}})
-    assert [(p.name, p.resource_id) for p in context.problems] == [("Gout", "Condition/c")]
+PT = {"reference": "Patient/pt-1001"}
+LONE_RESOURCES = [  # each valid FHIR R4, once in a Bundle
+    {"resourceType": "Patient", "id": "pt-1001", "name": [{"text": "Maria Alvarez"}]},
+    {"resourceType": "Condition", "id": "c", "code": {"text": "Gout"}, "subject": PT},
+    {
+        "resourceType": "MedicationStatement",
+        "id": "m",
+        "status": "active",
+        "medicationCodeableConcept": {"text": "x"},
+        "subject": PT,
+    },
+]
+
+
+@pytest.mark.parametrize("resource", LONE_RESOURCES, ids=lambda r: r["resourceType"])
+def test_a_single_resource_is_refused_with_the_advice_to_wrap_it_in_a_bundle(resource):
+    kind = resource["resourceType"]
+    with pytest.raises(RecordsError, match=rf"^resourceType is '{kind}': expected a Bundle .*wrap the {kind} in one"):
+        parse_bundle(resource)
+    assert parse_bundle(bundle(resource)) is not None  # wrapped, it is read
     assert parse_bundle({"resourceType": "Bundle"}) == PatientContext()
+
+
+@pytest.mark.parametrize("resource", LONE_RESOURCES[:2], ids=lambda r: r["resourceType"])
+def test_the_api_refuses_a_single_resource_and_attaches_nothing(api, resource):
+    from tests.helpers.clinic import DR_A, new_encounter, post_records
+
+    kind = resource["resourceType"]
+    encounter = api.post("/v1/encounters", json={}, headers=DR_A).json()["id"]
+    refused = post_records(api, encounter, json.dumps(resource).encode())
+    assert refused.status_code == 422 and refused.json()["resourceType"] == "OperationOutcome"
+    assert f"wrap the {kind} in one" in refused.json()["issue"][0]["diagnostics"]
+    context = api.get(f"/v1/encounters/{encounter}/context", headers=DR_A).json()
+    assert context["records"] == [] and context["problems"] == []
+    assert api.get(f"/v1/encounters/{encounter}", headers=DR_A).json()["patient"] == {"id": None, "name": None}
+    wrapped = post_records(api, new_encounter(api, patient="pt-1001"), json.dumps(bundle(resource)).encode())
+    assert wrapped.status_code == 201, wrapped.text
+
+
+@pytest.mark.parametrize("resource", LONE_RESOURCES[:2], ids=lambda r: r["resourceType"])
+def test_the_cli_refuses_a_single_resource_as_bad_input(settings, capsys, tmp_path: Path, resource):
+    """`--records` of `scribe transcribe` and `scribe note`: exit 3 (bad input), the advice on stderr, no output."""
+    from scribe.cli import run
+
+    kind = resource["resourceType"]
+    path = tmp_path / f"{kind}.json"
+    path.write_text(json.dumps(resource))
+    for argv in (
+        ["transcribe", str(SAMPLES / "cardiology_followup.wav")],
+        ["note", str(SAMPLES / "urology_asthma.txt")],
+    ):
+        code = run([*argv, "--records", str(path)])
+        out, err = capsys.readouterr()
+        assert code == 3 and out == "" and "Traceback" not in err, err
+        assert f"{path}: resourceType is '{kind}': expected a Bundle" in err and f"wrap the {kind} in one" in err
 
 
 def test_the_same_patient_referenced_every_way_is_one_patient():

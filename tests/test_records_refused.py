@@ -1,5 +1,5 @@
 """Prior records refused: a file or Bundle scribe cannot read gets one clear error naming the file, the entry and
-the field."""
+the field; so does one whose text scribe would read holds a control character or a bidirectional override."""
 
 import json
 import re
@@ -12,7 +12,8 @@ from scribe.records import (
     load_records,
 )
 from tests.conftest import SAMPLES
-from tests.helpers.fhir import bundle
+from tests.helpers.clinic import DR_A, new_encounter, post_records
+from tests.helpers.fhir import RXNORM, bundle, coded
 
 
 def _entry(resource: dict) -> str:
@@ -177,3 +178,118 @@ def test_unreadable_files(tmp_path: Path):
         load_records(tmp_path / "latin1.json")
     (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (SAMPLES / "cardiology_followup.bundle.json").read_bytes())
     assert load_records(tmp_path / "bom.json").patient_id == "pt-1001"
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Roe", "given": ["Jane"]}]}
+SUBJECT = {"reference": "Patient/p1"}
+
+
+def _medication(**fields) -> dict:
+    return {"resourceType": "MedicationStatement", "id": "m1", "status": "active", "subject": SUBJECT, **fields}
+
+
+# (the entry after the Patient, where its text is, what the message names); each is refused for every HOSTILE text
+HOSTILE_PLACES = [
+    (_medication(medicationCodeableConcept={"text": "{}"}), "medicationCodeableConcept.text"),
+    (
+        _medication(medicationCodeableConcept=coded(RXNORM, "197361", "{}")),
+        "medicationCodeableConcept.coding[0].display",
+    ),
+    (_medication(medicationCodeableConcept=coded(RXNORM, "1973{}61")), "medicationCodeableConcept.coding[0].code"),
+    (_medication(medicationCodeableConcept={"text": "amlodipine"}, dosage=[{"text": "5 mg{}"}]), "dosage[0].text"),
+    (_medication(medicationReference={"display": "amlodipine{}"}), "medicationReference.display"),
+    (_medication(medicationCodeableConcept={"text": "amlodipine"}, status="active{}"), "status"),
+    ({"resourceType": "Condition", "id": "c1", "subject": SUBJECT, "code": {"text": "Gout{}"}}, "code.text"),
+    (
+        {"resourceType": "AllergyIntolerance", "id": "a1", "patient": SUBJECT, "code": {"text": "Penicillin{}"}},
+        "code.text",
+    ),
+    (
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "a1",
+            "patient": SUBJECT,
+            "code": {"text": "Latex"},
+            "reaction": [{"manifestation": [{"text": "Hives{}"}]}],
+        },
+        "reaction[0].manifestation[0].text",
+    ),
+    (
+        {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "code": {"text": "Smoking"},
+            "valueString": "x{}",
+        },
+        "valueString",
+    ),
+    (
+        {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "code": {"text": "Weight"},
+            "valueQuantity": {"value": 80, "unit": "kg{}"},
+        },
+        "valueQuantity.unit",
+    ),
+]
+HOSTILE = ["\x00", "\x1b[2J", "\x85", "\r", "\u202e", "\u2066"]
+
+
+def _place(resource: dict, text: str) -> dict:
+    return json.loads(json.dumps(resource).replace("{}", json.dumps(text)[1:-1]))
+
+
+@pytest.mark.parametrize(
+    ("resource", "field"), HOSTILE_PLACES, ids=[f"{r['resourceType']}.{f}" for r, f in HOSTILE_PLACES]
+)
+def test_every_text_scribe_reads_from_records_must_be_clean(tmp_path: Path, resource, field):
+    kind, rid = resource["resourceType"], resource["id"]
+    path = tmp_path / "bundle.json"
+    for char in HOSTILE:
+        path.write_text(json.dumps(bundle(PATIENT, _place(resource, char))))
+        with pytest.raises(RecordsError) as info:
+            load_records(path)
+        expected = f"{path}: entry[1] ({kind}/{rid}): {field}: contains U+{ord(char[0]):04X} "
+        assert str(info.value).startswith(expected), (repr(char), str(info.value))
+    path.write_text(json.dumps(bundle(PATIENT, _place(resource, " ok"))))
+    assert load_records(path).patient_id == "p1"
+
+
+def test_names_entry_ids_and_full_urls_are_one_line_and_free_text_may_span_lines(tmp_path: Path):
+    path = tmp_path / "bundle.json"
+    for resources, full_urls, message in [
+        ([{**PATIENT, "name": [{"family": "Roe\n", "given": ["Jane"]}]}], (), "entry[0] (Patient/p1): name[0].family"),
+        ([{**PATIENT, "name": [{"given": ["Ja\u202ene"]}]}], (), "entry[0] (Patient/p1): name[0].given[0]"),
+        ([{**PATIENT, "name": [{"text": "Jane\u2067Roe"}]}], (), "entry[0] (Patient/p1): name[0].text"),
+        (
+            [PATIENT, _medication(id=None, medicationCodeableConcept={"text": "x"})],
+            (None, "urn:\u202e"),
+            "entry[1].fullUrl",
+        ),
+        ([{"resourceType": "Basic\u0000"}], (), "entry[0].resource.resourceType"),
+    ]:
+        path.write_text(json.dumps(bundle(*resources, full_urls=full_urls)))
+        with pytest.raises(RecordsError, match=re.escape(f"{path}: {message}: contains U+")):
+            load_records(path)
+    multi_line = _medication(
+        medicationCodeableConcept={"text": "amlodipine"}, dosage=[{"text": "5 mg daily\n\twith food"}]
+    )
+    path.write_text(json.dumps(bundle(PATIENT, multi_line)))
+    assert load_records(path).medications[0].dosage == "5 mg daily\n\twith food"
+
+
+def test_records_with_hostile_text_are_refused_over_rest_and_nothing_is_attached(api):
+    """A 422 OperationOutcome naming the entry and the field, also when the encounter already names its patient
+    (the patient's name alone was checked before, and only when the records named the patient)."""
+    encounter = new_encounter(api, patient="p1")
+    hostile = bundle(PATIENT, _medication(medicationCodeableConcept={"text": "amlodipine\u202e01 gm"}))
+    refused = post_records(api, encounter, json.dumps(hostile).encode())
+    assert refused.status_code == 422 and refused.json()["resourceType"] == "OperationOutcome", refused.text
+    diagnostics = refused.json()["issue"][0]["diagnostics"]
+    assert diagnostics.startswith("entry[1] (MedicationStatement/m1): medicationCodeableConcept.text: contains U+202E")
+    assert "\u202e" not in diagnostics
+    context = api.get(f"/v1/encounters/{encounter}/context", headers=DR_A).json()
+    assert context["records"] == [] and context["medications"] == []

@@ -51,7 +51,7 @@ def test_upgrade_creates_tables_and_is_idempotent(db_settings):
         "upload_jobs",
     } <= tables
     with database.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
 
 
 def test_migrations_match_the_models(db_settings):
@@ -94,7 +94,7 @@ def test_a_migration_on_postgresql_waits_for_the_one_under_way(tmp_path):
             connection.rollback()  # the other migration ends, and its lock with its transaction
             database = migrating.result(timeout=60)
         with database.engine.connect() as migrated:
-            assert migrated.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert migrated.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
         database.engine.dispose()
     finally:
         with other_node.begin() as connection:

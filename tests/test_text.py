@@ -8,7 +8,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from scribe.errors import BadInputError
+from scribe.errors import BadInputError, RecordsError
 from scribe.text import clean_text
 from tests.conftest import SAMPLES
 from tests.helpers.clinic import DR_A, spoken_encounter, transcribed_encounter
@@ -49,6 +49,13 @@ def test_tab_and_newline_only_where_text_spans_lines():
     assert clean_text(None, "patient.name") is None
 
 
+def test_a_caller_chooses_the_error_a_refusal_raises():
+    """Records, for one, refuse with a RecordsError (still bad input: 422, exit 3) so the file's name is put first."""
+    with pytest.raises(RecordsError, match=r"^entry\[1\] \(Condition/c1\): code.text: contains U\+202E "):
+        clean_text("Gout\u202e", "entry[1] (Condition/c1): code.text", error=RecordsError)
+    assert clean_text("Gout", "code.text", error=RecordsError) == "Gout"
+
+
 def _draft(api: TestClient) -> tuple[str, str, dict]:
     encounter = spoken_encounter(api)
     draft = api.post(f"/v1/encounters/{encounter}/note", headers=DR_A).json()
@@ -80,7 +87,10 @@ def test_names_and_notes_with_hostile_text_are_refused_and_nothing_is_stored(api
     bundle = json.loads((SAMPLES / "cardiology_followup.bundle.json").read_text())
     bundle["entry"][0]["resource"]["name"] = [{"text": "Jane \u2067Roe"}]
     unnamed = api.post("/v1/encounters", json={}, headers=DR_A).json()["id"]
-    _refused(api.post(f"/v1/encounters/{unnamed}/records", json=bundle, headers=DR_A), "patient.name")
+    _refused(  # the Bundle is refused as a whole, naming the field by its place in the Bundle
+        api.post(f"/v1/encounters/{unnamed}/records", json=bundle, headers=DR_A),
+        "entry[0] (Patient/pt-1001): name[0].text",
+    )
     assert api.get(f"/v1/encounters/{unnamed}", headers=DR_A).json()["patient"] == {"id": None, "name": None}
 
     etag = 'W/"1"'

@@ -18,7 +18,7 @@ from scribe.api.app import create_app
 from scribe.api.encounters import upload_executor
 from scribe.auth.tokens import Principal
 from scribe.encounter_audio import upload_spool_dir
-from scribe.encounters import create_encounter, now, store_upload
+from scribe.encounters import create_encounter, now, save_transcript, store_upload
 from scribe.store import open_database
 from scribe.store.models import UploadJob
 from scribe.uploads import (
@@ -342,3 +342,47 @@ def _post_quietly(url: str, content: bytes, headers: dict[str, str]):
         return httpx.post(url, content=content, headers=headers, timeout=300).status_code
     except httpx.HTTPError:
         return None
+
+
+def test_an_upload_left_untranscribed_before_jobs_existed_gets_a_job_when_the_database_is_upgraded(tmp_path: Path):
+    """Migration 0004: uploads stored before upload jobs existed (0003) whose transcription was cut off get
+    their job; one already transcribed does not."""
+    from alembic import command
+    from alembic.config import Config
+
+    from scribe.config import Settings
+    from scribe.store.db import MIGRATIONS
+    from scribe.transcript import Segment, Transcript
+
+    settings = Settings(data_dir=tmp_path)
+    database = open_database(settings)
+    spool = upload_spool_dir(settings.audio_dir)
+    spool.mkdir(parents=True, exist_ok=True)
+    uploads = []
+    with database.session() as session, session.begin():
+        for name in ("cut-off", "transcribed"):
+            encounter = create_encounter(session, CLINICIAN, patient_id="pt-1", mode="dictation", encounter_id=name)
+            spooled = spool / f"{name}.part"
+            spooled.write_bytes(SAMPLE.read_bytes())
+            upload = store_upload(
+                session, settings, encounter, spooled, size=1, sha256="0" * 64, media_type="audio/wav", duration_s=1.0
+            )
+            uploads.append(upload.id)
+        said = Transcript(
+            "Blood pressure.", "en", "whisper", "base", 1.0, 0.1, [Segment(0, 0.0, 1.0, "Blood pressure.")]
+        )
+        save_transcript(session, encounter, said, source="upload", upload_id=upload.id)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with database.engine.begin() as connection:  # back to how a database from before the jobs looked
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    database.engine.dispose()
+
+    database = open_database(settings)  # what every start does: migrate to the newest revision
+    with database.session() as session:
+        jobs = session.scalars(select(UploadJob)).all()
+    assert [(job.upload_id, job.encounter_id, job.state, job.attempts) for job in jobs] == [
+        (uploads[0], "cut-off", "transcribing", 0)
+    ]
+    assert jobs[0].next_attempt_at <= now()

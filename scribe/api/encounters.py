@@ -376,10 +376,19 @@ async def records(
 
 
 async def _image_body(request: Request, limit: int) -> tuple[bytes, str, str | None]:
-    """(bytes, media type, filename) from a raw image body or the first file of a multipart form."""
+    """(bytes, media type, filename) from a raw image body or the first file of a multipart form.
+
+    `X-Filename` is read as UTF-8, as a form's file name is (HTTP hands headers over as Latin-1), so a name's
+    characters are judged as the client meant them."""
     media = media_type(request)
     if media in IMAGE_MEDIA:
-        return await read_body(request, limit), media, request.headers.get("x-filename")
+        filename = request.headers.get("x-filename")
+        if filename is not None:
+            try:
+                filename = filename.encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # Latin-1 text it is
+        return await read_body(request, limit), media, filename
     if media == "multipart/form-data":
         data, kind, filename = await read_multipart_file(request, limit)
         return data, kind if kind in IMAGE_MEDIA else "application/octet-stream", filename

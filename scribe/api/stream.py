@@ -142,7 +142,9 @@ async def _serve(
     state.active_streams.add(encounter_id)
     renewing = asyncio.create_task(_keep_lease(state.database, encounter_id, holder, state.settings.stream_lease_s))
     try:
-        config = SessionConfig(state.audio_root, state.settings.max_audio_seconds)
+        config = SessionConfig(
+            state.audio_root, state.settings.max_audio_seconds, state.settings.max_stream_backlog_seconds
+        )
 
         async def persist(transcript: Transcript) -> None:
             await asyncio.to_thread(_save_stream_transcript, state.database, encounter_id, transcript)

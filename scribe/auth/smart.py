@@ -25,6 +25,7 @@ from scribe.auth.tokens import AuthError, create_token
 from scribe.errors import BadInputError
 from scribe.store import Database
 from scribe.store.models import Client, UsedAssertion
+from scribe.text import clean_text
 
 log = logging.getLogger("scribe.auth")
 
@@ -125,9 +126,11 @@ def _info(row: Client) -> ClientInfo:
 
 
 def register_client(database: Database, name: str, jwks_text: str, scopes: tuple[str, ...] = ()) -> ClientInfo:
-    """A new client allowed `scopes` (system/ only; default DocumentReference read+search) with these public keys."""
+    """A new client allowed `scopes` (system/ only; default DocumentReference read+search) with these public keys;
+    its name (what `scribe clients list` shows) is one line of clean text."""
     if not 0 < len(name.strip()) <= 255:
         raise BadInputError("a client name is 1-255 characters")
+    clean_text(name, "client name")
     keys = parse_jwks(jwks_text, strict=True)
     for key in keys.values():
         if not any(key.fits(alg) for alg in ASSERTION_ALGORITHMS):

@@ -1,12 +1,14 @@
 """Images attached to an encounter (PNG, JPEG, DICOM), normalised for note engines.
 
 DICOM is windowed into an 8-bit PNG for the model; modality, body part and study date are
-kept so the note can say what was attached even when nobody interprets it.
+kept so the note can say what was attached even when nobody interprets it. The file name and those
+DICOM texts are shown as the image's label, so they are clean text (`scribe.text`) or the image is refused.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import numpy as np
 
 from scribe.config import Settings
 from scribe.errors import BadInputError
+from scribe.text import clean_text
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Attachment:
 MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding
 MAX_BYTES = Settings.model_fields["max_image_bytes"].default  # `scribe note --image`; the service: its setting
 _DICOM_MAGIC_OFFSET = 128
+_TEXT_TAGS = ("Modality", "BodyPartExamined", "StudyDescription", "SeriesDescription")  # what the note shows
 
 
 def _is_dicom(raw: bytes) -> bool:
@@ -49,12 +53,14 @@ def _is_dicom(raw: bytes) -> bool:
 
 
 def load_attachment(source: Path | bytes, attachment_id: str, filename: str | None = None) -> Attachment:
-    """Read a PNG, JPEG or DICOM image; anything else, or a damaged file, is one BadInputError.
+    """Read a PNG, JPEG or DICOM image; anything else, a damaged file, or a file name or DICOM text that is not
+    clean text, is one BadInputError.
 
     A file is refused over `MAX_BYTES` before it is read; bytes were bounded by whoever received them.
     """
+    filename = filename or (source.name if isinstance(source, Path) else attachment_id)
+    clean_text(filename, "file name")  # before any message quotes it
     if isinstance(source, Path):
-        filename = filename or source.name
         try:
             if source.stat().st_size > MAX_BYTES:
                 raise BadInputError(f"{filename}: the image is larger than {MAX_BYTES // (1024 * 1024)} MiB")
@@ -63,7 +69,6 @@ def load_attachment(source: Path | bytes, attachment_id: str, filename: str | No
             raise BadInputError(f"cannot read image {source}: {exc.strerror or exc}") from None
     else:
         raw = source
-    filename = filename or attachment_id
     if not raw:
         raise BadInputError(f"{filename}: the image is empty")
     if _is_dicom(raw):
@@ -143,8 +148,13 @@ def _from_dicom(raw: bytes, attachment_id: str, filename: str) -> Attachment:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     study_date = str(getattr(dataset, "StudyDate", "") or "")
-    iso_date = f"{study_date[:4]}-{study_date[4:6]}-{study_date[6:8]}" if len(study_date) == 8 else None
-    description = str(getattr(dataset, "StudyDescription", "") or getattr(dataset, "SeriesDescription", "") or "")
+    iso_date = (
+        f"{study_date[:4]}-{study_date[4:6]}-{study_date[6:8]}" if re.fullmatch(r"[0-9]{8}", study_date) else None
+    )
+    texts = {tag: str(getattr(dataset, tag, "") or "") for tag in _TEXT_TAGS}
+    for tag, text in texts.items():
+        clean_text(text, f"{filename}: DICOM {tag}")
+    description = texts["StudyDescription"] or texts["SeriesDescription"]
     return Attachment(
         id=attachment_id,
         filename=filename,
@@ -153,8 +163,8 @@ def _from_dicom(raw: bytes, attachment_id: str, filename: str) -> Attachment:
         width=picture.width,
         height=picture.height,
         source_format="dicom",
-        modality=str(getattr(dataset, "Modality", "") or "") or None,
-        body_part=str(getattr(dataset, "BodyPartExamined", "") or "") or None,
+        modality=texts["Modality"] or None,
+        body_part=texts["BodyPartExamined"] or None,
         study_date=iso_date,
         description=description or None,
     )

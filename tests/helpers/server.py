@@ -87,3 +87,54 @@ def start_server(data_dir: Path, port: int, models_dir: Path, **settings: str) -
     proc = launch_server(data_dir, port, models_dir, env=settings)
     wait_until_serving(proc, port)
     return proc
+
+
+def memory_kb(pid: int, *, reset_peak: bool = False) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of process `pid`; `reset_peak` first starts a new peak (Linux clear_refs 5)."""
+    if reset_peak:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def request_head(port: int, path: str, token: str, media: str, length: int | None) -> bytes:
+    """A POST's head as written on a socket: a declared `length`, or chunked when None."""
+    size = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: {media}\r\n{size}\r\n\r\n"
+    ).encode()
+
+
+def send_until_answered(port: int, head: bytes, chunks, *, chunked: bool) -> tuple[bytes, int, float]:
+    """Send `head` then body chunks until the server answers (or stops reading); (answer, body bytes sent, seconds)."""
+    import select as io_select
+
+    started = time.perf_counter()
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head)
+        for chunk in chunks:
+            if io_select.select([sock], [], [], 0)[0]:
+                break
+            frame = b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
+            try:
+                sock.sendall(frame)
+            except OSError:  # the server answered and closed: read what it said
+                break
+            sent += len(chunk)
+        sock.settimeout(30)
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except OSError:
+            pass
+    return answer, sent, time.perf_counter() - started

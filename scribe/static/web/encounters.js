@@ -5,6 +5,7 @@ const PAGE = 50;
 const rows = document.getElementById("encounter-rows");
 const more = document.getElementById("more");
 const empty = document.getElementById("empty");
+const noMatch = document.getElementById("no-match");
 const search = document.getElementById("search");
 let offset = 0;
 
@@ -32,7 +33,9 @@ async function load(reset) {
   else rows.append(...built);
   offset += page.encounters.length;
   more.hidden = offset >= page.total;
-  empty.hidden = page.total > 0 || Boolean(search.q.value || search.status.value);
+  const searching = Boolean(search.q.value.trim() || search.status.value);
+  empty.hidden = page.total > 0 || searching;
+  noMatch.hidden = page.total > 0 || !searching;
 }
 
 search.addEventListener("submit", (event) => {

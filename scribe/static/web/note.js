@@ -76,16 +76,17 @@ function render() {
   renderSummary();
   const children = [];
   if (view.addendum) children.push(el("h2", {}, "Addendum"), el("p", { class: "addendum-text" }, view.addendum));
+  // every section heading, an empty one saying so: a reviewer sees that nothing was found for it, as the
+  // rendered note (templates/notes/_soap.txt.j2) says "(none)"
   for (const [group, parts] of SECTIONS) {
     const filled = parts.filter(([path]) => statementsAt(view.note, path).length);
-    if (!filled.length) continue;
     children.push(el("h2", {}, group));
+    if (!filled.length) children.push(el("p", { class: "hint empty-section" }, "None."));
     for (const [path, title] of filled) {
       if (parts.length > 1) children.push(el("h3", {}, title));
       children.push(el("ol", {}, statementsAt(view.note, path).map((s, index) => statementItem(s, path, index))));
     }
   }
-  if (!children.length) children.push(el("p", { class: "hint" }, "This note has no statements."));
   if (editable()) children.push(addForm());
   noteBox.replaceChildren(...children);
   transcript.underline(allStatements(view.note).flatMap(({ statement }) => statement.low_confidence ?? []), confidenceTitle);
