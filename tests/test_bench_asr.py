@@ -38,7 +38,7 @@ def test_bench_reports_wer_recall_rtf_and_memory(tmp_path: Path, settings: Setti
     versus = summary["versus_baseline"]
     assert versus["wer"] == whisper["records"]["wer"]
     assert versus["baseline_best_wer"] == min(plain["plain"]["wer"], plain["records"]["wer"])
-    assert set(whisper["ablations"]) >= {"no context across chunks", "no hotwords"}
+    assert set(whisper["ablations"]) >= {"no context across chunks", "no hotword prompt (records still respelled)"}
     assert set(plain["ablations"]) == {"plain, no previous text", "plain, word timestamps"}
     if whisper["threads"] > 1:
         assert whisper["ablations"]["one thread"]["threads"] == 1

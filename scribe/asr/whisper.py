@@ -203,7 +203,7 @@ class WhisperEngine:
     ) -> Transcript:
         started = time.perf_counter()
         duration = len(audio) / SAMPLE_RATE
-        terms = context.hotwords() if context is not None and self.options.hotwords else []
+        terms = context.hotwords() if context is not None else []  # respelled to, as streaming does
         words: list[Word] = []
         if duration > 0:
             pipeline = _pipeline_class()(self._model, self.options, terms)
@@ -213,7 +213,7 @@ class WhisperEngine:
                 beam_size=self.options.beam_size,
                 batch_size=self.options.batch_size,
                 word_timestamps=True,
-                hotwords=hotword_prompt(context) if terms else None,
+                hotwords=hotword_prompt(context) if terms and self.options.hotwords else None,
                 no_repeat_ngram_size=self.options.no_repeat_ngram_size,
             )
             for chunk in chunks:

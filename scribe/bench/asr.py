@@ -129,7 +129,7 @@ def _engine_transcribe(engine: Any) -> Transcribe:
 # Ablations (`--ablations`): each switches one of scribe's decoding choices back, on the same loaded model.
 SCRIBE_ABLATIONS: dict[str, dict[str, Any]] = {
     "no context across chunks": {"previous_text": False},
-    "no hotwords": {"hotwords": False},
+    "no hotword prompt (records still respelled)": {"hotwords": False},
 }
 # ... and the plain baseline decoded other ways, to confirm what each choice costs faster-whisper itself.
 PLAIN_ABLATIONS: dict[str, dict[str, Any]] = {
