@@ -25,15 +25,21 @@ import soundfile
 import soxr
 
 from scribe.auth.smart import register_client
+from scribe.auth.tokens import create_token
 from scribe.auth.users import save_user
 from scribe.config import Settings
 from scribe.store import open_database
-from tests.accounts import KEY
+from tests.accounts import KEY, enrol
 from tests.conftest import ARTIFACTS as TEST_ARTIFACTS
+from tests.conftest import SAMPLES
 from tests.helpers.server import free_port, start_server
 from tests.test_auth_keys import SigningKey, ec_key, jwks
 
 CHROMIUM = Path("/usr/bin/chromium")
+# the sample the browser tests dictate, and the records of its patient
+DICTATION = SAMPLES / "cardiology_followup.wav"
+BUNDLE = SAMPLES / "cardiology_followup.bundle.json"
+PATIENT = json.loads(BUNDLE.read_text())["entry"][0]["resource"]["id"]
 USERNAME, PASSWORD = "dr-web", "correct horse battery staple"
 ARTIFACTS = TEST_ARTIFACTS / "browser"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -129,6 +135,34 @@ class Service:
         assert fmt["encoding"] == "pcm_s16le" and fmt["channels"] == 1, fmt
         pcm = np.frombuffer((folder / "audio.pcm").read_bytes(), dtype="<i2").astype(np.float32) / 32768
         return pcm, int(fmt["sample_rate"])
+
+    def rest(self, subject: str = USERNAME) -> httpx.Client:
+        """The REST API as `subject` (a clinician's token), for what a test prepares without the page."""
+        token = create_token(KEY.encode(), subject, ("user/*.*",), 600)
+        enrol(self.data_dir, token)
+        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+
+    def drafted_note(self, *, patient: str | None = PATIENT) -> tuple[str, str]:
+        """(encounter id, note id) of `DICTATION` uploaded, with its records when it has a patient, and drafted."""
+        with self.rest() as api:
+            body = {"patient": {"id": patient, "name": "Jane Roe"}} if patient else {}
+            encounter = api.post("/v1/encounters", json={**body, "mode": "dictation"}).json()["id"]
+            if patient:
+                records = api.post(
+                    f"/v1/encounters/{encounter}/records",
+                    headers={"Content-Type": "application/fhir+json"},
+                    content=BUNDLE.read_bytes(),
+                )
+                assert records.status_code == 201, records.text
+            upload = api.post(
+                f"/v1/encounters/{encounter}/audio",
+                content=DICTATION.read_bytes(),
+                headers={"Content-Type": "audio/wav"},
+            )
+            assert upload.status_code == 200, upload.text
+            note = api.post(f"/v1/encounters/{encounter}/note")
+            assert note.status_code == 201, note.text
+            return encounter, note.json()["id"]
 
 
 @contextmanager

@@ -10,7 +10,6 @@ Each step is screenshotted; measured figures are printed and written beside the 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -26,7 +25,9 @@ import soxr
 from scribe.wer import normalize, word_errors
 from tests.browser import (
     ARTIFACTS,
+    BUNDLE,
     GARBLED_WER,
+    PATIENT,
     Shots,
     chromium,
     offline_text,
@@ -42,8 +43,6 @@ pytestmark = pytest.mark.slow
 # Three dictations in a row (about 40 s, 74 words): on fewer words one misheard number moves the WER by
 # several points, in offline transcription too, so the comparison with offline would be a coin toss.
 DICTATIONS = [SAMPLES / f"{name}.wav" for name in ("cardiology_followup", "diabetes_visit", "urology_asthma")]
-BUNDLE = SAMPLES / "cardiology_followup.bundle.json"
-PATIENT = json.loads(BUNDLE.read_text())["entry"][0]["resource"]["id"]
 
 
 @pytest.fixture(scope="module")

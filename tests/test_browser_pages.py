@@ -18,6 +18,8 @@ import soundfile
 
 from tests.accounts import KEY
 from tests.browser import (
+    BUNDLE,
+    PATIENT,
     USERNAME,
     Browser,
     Service,
@@ -29,13 +31,10 @@ from tests.browser import (
     wav_seconds,
 )
 from tests.conftest import SAMPLES
-from tests.test_browser_app import PATIENT
-from tests.test_browser_review import drafted_note, rest
 
 pytestmark = pytest.mark.slow
 SPEECH = SAMPLES / "cardiology_followup.wav"
 DROPPED = SAMPLES / "urology_asthma.wav"
-BUNDLE = SAMPLES / "cardiology_followup.bundle.json"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def paused_speech(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def drafted(served: Service) -> tuple[str, str]:
     """(encounter id, note id): the cardiology dictation uploaded with its records and drafted."""
-    return drafted_note(served)
+    return served.drafted_note()
 
 
 def expect():
@@ -90,7 +89,7 @@ SHOWN_ROWS = """(ids) => JSON.stringify([...document.querySelectorAll('#encounte
 
 
 def api_json(served: Service, path: str) -> dict:
-    with rest(served) as api:
+    with served.rest() as api:
         response = api.get(path)
         assert response.status_code == 200, response.text
         return response.json()
@@ -102,7 +101,7 @@ def api_json(served: Service, path: str) -> dict:
 def test_the_encounter_list_shows_each_row_and_finds_by_part_of_the_patient_and_by_status(
     served: Service, browser: Browser, drafted: tuple[str, str]
 ):
-    with rest(served) as api:
+    with served.rest() as api:
         named = api.post("/v1/encounters", json={"patient": {"id": "pt-list-7731", "name": "Ada Quill"}}).json()
         unnamed = api.post("/v1/encounters", json={"patient": {"id": "pt-list-8842"}, "mode": "dictation"}).json()
     page = browser.open(served.base, "/")
@@ -215,7 +214,7 @@ def context_group(page, title: str):
 
 
 def test_records_attached_in_the_page_show_their_problems_and_allergies(served: Service, browser: Browser):
-    with rest(served) as api:
+    with served.rest() as api:
         encounter = api.post("/v1/encounters", json={"patient": {"id": PATIENT}}).json()["id"]
     page = browser.open(served.base, f"/encounters/{encounter}")
     with page.expect_response(lambda r: r.url.endswith(f"/{encounter}/records")) as attached:
@@ -241,7 +240,7 @@ def test_jpeg_and_dicom_images_attached_in_the_page_show_their_labels(
     jpeg = tmp_path / "wound.jpg"
     Image.new("RGB", (40, 30), (200, 120, 90)).save(jpeg, format="JPEG")
     scan = dicom(tmp_path).rename(tmp_path / "chest.dcm")  # CR, CHEST, study date 20240302
-    with rest(served) as api:
+    with served.rest() as api:
         encounter = api.post("/v1/encounters", json={"patient": {"id": PATIENT}}).json()["id"]
     page = browser.open(served.base, f"/encounters/{encounter}")
     page.get_by_test_id("context").get_by_text("No records or images attached yet.").wait_for()
@@ -406,7 +405,7 @@ def test_an_evidence_click_plays_the_audio_of_exactly_the_cited_words(served: Se
         words.append(Word(f" {token}", round(clock, 2), round(clock + length, 2), 0.95))
         clock += length + (0.6 if token.endswith(".") else 0.05)
     segment = Segment(0, 0.0, round(clock, 2), text, None, words)
-    with rest(served) as api:
+    with served.rest() as api:
         encounter = api.post("/v1/encounters", json={"patient": {"id": PATIENT}, "mode": "dictation"}).json()["id"]
         database = open_database(Settings(data_dir=served.data_dir, secret_key=KEY))
         try:

@@ -12,21 +12,30 @@ import sqlite3
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import soundfile
 
 from scribe.auth.tokens import create_token
 from scribe.wer import word_errors
-from tests.accounts import KEY, enrol
-from tests.browser import GARBLED_WER, USERNAME, Service, Shots, chromium, offline_text, same_origin, service, sign_in
+from tests.accounts import KEY
+from tests.browser import (
+    DICTATION,
+    GARBLED_WER,
+    PATIENT,
+    USERNAME,
+    Service,
+    Shots,
+    chromium,
+    offline_text,
+    same_origin,
+    service,
+    sign_in,
+)
 from tests.conftest import SAMPLES
 from tests.helpers.clinic import png
-from tests.test_browser_app import PATIENT
 
 pytestmark = pytest.mark.slow
-DICTATION = SAMPLES / "cardiology_followup.wav"
 
 
 @pytest.fixture(scope="module")
@@ -37,33 +46,6 @@ def served(tmp_path_factory) -> Service:
     ensure_bundled(models)
     with service(tmp_path_factory.mktemp("review"), models) as running:
         yield running
-
-
-def rest(served: Service, subject: str = USERNAME) -> httpx.Client:
-    token = create_token(KEY.encode(), subject, ("user/*.*",), 600)
-    enrol(served.data_dir, token)
-    return httpx.Client(base_url=served.base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
-
-
-def drafted_note(served: Service, *, patient: str | None = PATIENT) -> tuple[str, str]:
-    """(encounter id, note id) of a dictation uploaded, with its records when it has a patient, and drafted."""
-    with rest(served) as api:
-        body = {"patient": {"id": patient, "name": "Jane Roe"}} if patient else {}
-        encounter = api.post("/v1/encounters", json={**body, "mode": "dictation"}).json()["id"]
-        if patient:
-            records = api.post(
-                f"/v1/encounters/{encounter}/records",
-                headers={"Content-Type": "application/fhir+json"},
-                content=(SAMPLES / "cardiology_followup.bundle.json").read_bytes(),
-            )
-            assert records.status_code == 201, records.text
-        upload = api.post(
-            f"/v1/encounters/{encounter}/audio", content=DICTATION.read_bytes(), headers={"Content-Type": "audio/wav"}
-        )
-        assert upload.status_code == 200, upload.text
-        note = api.post(f"/v1/encounters/{encounter}/note")
-        assert note.status_code == 201, note.text
-        return encounter, note.json()["id"]
 
 
 def statement(page, index: int = 0):
@@ -85,7 +67,7 @@ def message(page) -> str:
 
 def test_two_tabs_versions_keyboard_sign_amend_and_addendum(served: Service):
     shots = Shots("review")
-    _, note_id = drafted_note(served)
+    _, note_id = served.drafted_note()
     with chromium(DICTATION) as browser:
         first = browser.signed_in_page(served.base, f"/notes/{note_id}")
         second = browser.new_page()
@@ -156,7 +138,7 @@ def test_two_tabs_versions_keyboard_sign_amend_and_addendum(served: Service):
 
 def test_a_session_that_ends_mid_edit_asks_to_sign_in_and_keeps_the_edit(served: Service):
     shots = Shots("session-expiry")
-    _, note_id = drafted_note(served)
+    _, note_id = served.drafted_note()
     with chromium(DICTATION) as browser:
         page = browser.signed_in_page(served.base, f"/notes/{note_id}")
         item = statement(page)
@@ -183,8 +165,8 @@ def test_a_session_that_ends_mid_edit_asks_to_sign_in_and_keeps_the_edit(served:
 
 def test_refusals_are_clear_messages_in_the_page(served: Service, tmp_path: Path):
     shots = Shots("refusals")
-    encounter, note_id = drafted_note(served, patient=None)
-    with rest(served, "dr-other") as other:
+    encounter, note_id = served.drafted_note(patient=None)
+    with served.rest("dr-other") as other:
         foreign = other.post("/v1/encounters", json={"patient": {"id": "pt-9"}}).json()["id"]
     with chromium(DICTATION) as browser:
         page = browser.signed_in_page(served.base)
@@ -238,7 +220,7 @@ def test_refusals_are_clear_messages_in_the_page(served: Service, tmp_path: Path
 
 def test_tablet_width_labels_and_record_by_keyboard(served: Service):
     shots = Shots("tablet")
-    _, note_id = drafted_note(served)
+    _, note_id = served.drafted_note()
     with chromium(SAMPLES / "diabetes_visit.wav") as browser:
         page = browser.new_page()
         page.set_viewport_size({"width": 768, "height": 1024})
@@ -285,7 +267,7 @@ def test_tablet_width_labels_and_record_by_keyboard(served: Service):
 
 def test_the_engine_choice_appears_when_several_are_configured(served: Service):
     """The page offers the engines the server lists (answered here by the test) and drafts with the chosen one."""
-    encounter, _ = drafted_note(served)
+    encounter, _ = served.drafted_note()
     with chromium(DICTATION) as browser:
         page = browser.new_page()
         page.route(
@@ -360,7 +342,7 @@ def test_conflicts_show_both_values_and_unsure_words_are_underlined(served: Serv
     from tests.test_records import bundle
 
     segment = heard("I take naproxen 100 milligrams daily for my knee.", {"100": 0.31, "knee.": 0.2})
-    with rest(served) as api:
+    with served.rest() as api:
         encounter = api.post("/v1/encounters", json={"patient": {"id": CHART_PATIENT["id"]}, "mode": "dictation"})
         encounter = encounter.json()["id"]
         records = api.post(
