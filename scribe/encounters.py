@@ -41,7 +41,6 @@ MODES = ("dictation", "encounter")
 # Lifecycle order; an encounter only moves forward (an amendment moves a signed one to amended).
 STATUSES = ("recording", "transcribed", "drafted", "signed", "amended")
 IMAGE_TYPES = {"image/png", "image/jpeg", "application/dicom"}
-MAX_FILENAME = 255  # AttachmentRow.filename
 
 
 def now() -> datetime:
@@ -341,8 +340,6 @@ def add_image(
 ) -> tuple[AttachmentRow, Attachment]:
     """Attach a PNG, JPEG or DICOM image (checked by decoding it, its file name and DICOM texts clean text);
     stored exactly as uploaded."""
-    if filename is not None and len(filename) > MAX_FILENAME:
-        raise BadInputError(f"file name: longer than {MAX_FILENAME} characters")
     label = _next_label(session, encounter.id, "image")
     attachment = load_attachment(raw, label, filename)
     row = AttachmentRow(

@@ -26,7 +26,7 @@ from scribe.audio import SAMPLE_RATE
 from scribe.encounter_audio import ENCOUNTER_ID
 from scribe.errors import ScribeError
 from scribe.records import load_records
-from scribe.streaming.agreement import normalize_word
+from scribe.streaming.committed import normalize_word
 
 FRAME_MS = 100
 RETIMED_S = 0.5  # a partial ending on the word the last one ended on, this little later, shows no new word

@@ -18,12 +18,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from itertools import pairwise
 
 import numpy as np
 
 from scribe.asr.dictation_format import format_dictation
 from scribe.asr.medasr import MedAsrEngine
+from scribe.asr.segmenting import widest_pause
 from scribe.audio import SAMPLE_RATE
 from scribe.records import PatientContext
 from scribe.streaming.recogniser import StreamingRecogniser, StreamUpdate
@@ -230,7 +230,6 @@ class MedAsrStream(StreamingRecogniser):
         """Where to end an overlong utterance: the widest pause between words in its second half, else its end."""
         frame_s = self.engine.geometry.frame_s
         words = self._decode(log, first, total)
-        half = (first + len(log) / 2) * frame_s
-        gaps = [(b.start - a.end, (a.end + b.start) / 2) for a, b in pairwise(words) if b.start >= half]
+        cut = widest_pause(words, (first + len(log) / 2) * frame_s)
         end = first + len(log)
-        return min(end, max(first + 1, round(max(gaps)[1] / frame_s))) if gaps else end
+        return min(end, max(first + 1, round(cut / frame_s))) if cut is not None else end

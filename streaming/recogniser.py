@@ -2,7 +2,7 @@
 
 A session feeds audio, asks whether a pass is due, runs passes on the scheduler and publishes
 the partials and finals they return; it never knows how an engine decodes. Each engine that
-can stream has one subclass here (Whisper by local agreement, MedASR by chunked CTC), chosen
+can stream has one subclass here (Whisper by whole-utterance passes, MedASR by chunked CTC), chosen
 by `StreamingRecogniser.for_engine`, the one place that maps an engine to its recogniser.
 """
 

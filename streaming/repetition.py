@@ -1,10 +1,10 @@
 """Whisper repetition loops: a decoder stuck on one phrase ("weak urinary stream and weak urinary stream and …").
 
 Greedy and beam decoding at temperature 0 sometimes lock into repeating a phrase until the
-token budget ends, more often on short or trimmed encoder windows. Two successive passes over
-almost the same audio can loop identically, so local agreement alone would commit the loop;
-every hypothesis is cut at the loop (`scribe.asr.hallucinations.loop_start`) before it is
-used, checked as a continuation of the words already committed. Pure: words in, words out.
+token budget ends, more often on short or trimmed encoder windows, and a window that starts
+after committed words can carry their loop on; so every hypothesis is cut at the loop
+(`scribe.asr.hallucinations.loop_start`) before it is shown or made final, checked as a
+continuation of the words already committed. Pure: words in, words out.
 """
 
 from __future__ import annotations

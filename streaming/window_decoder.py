@@ -3,8 +3,8 @@
 The pass is the engine's own (`WhisperEngine.decode_window`): the same pipeline, options and
 guards as offline transcription, with the window's text before it as the prompt. What is
 particular to a stream lives here: a pass is checked for a loop as a continuation of the
-words already committed (two passes over almost the same audio can loop alike, and local
-agreement would commit it), and a finishing pass that still loops is decoded once more the
+words already committed (a window that starts after them can carry their loop on), and a
+finishing pass that still loops is decoded once more the
 way Whisper was trained (full 30 s input, no prompt), so a final never carries a loop.
 """
 

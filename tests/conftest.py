@@ -101,13 +101,13 @@ def whisper(tmp_path_factory: pytest.TempPathFactory):
     return load_engine(EngineChoice("whisper", None, "test"), settings)
 
 
-@pytest.fixture
-def models_dir(settings: Settings) -> Path:
-    """The session's models folder with the bundled Whisper assembled, for a `scribe serve` to link to."""
+@pytest.fixture(scope="session")
+def models_dir(shared_models_dir: Path) -> Path:
+    """The run's models folder (that of `settings`) with the bundled Whisper assembled once, for servers to link to."""
     from scribe.asr.bundled_whisper import ensure_bundled
 
-    ensure_bundled(settings.models_dir)
-    return settings.models_dir
+    ensure_bundled(shared_models_dir / "models")
+    return shared_models_dir / "models"
 
 
 @pytest.fixture

@@ -120,6 +120,13 @@ def test_a_file_name_or_dicom_text_that_is_not_clean_refuses_the_image(tmp_path,
         assert load_attachment(dicom(tmp_path, StudyDate=f"2024{char}302"), "image-1").study_date is None
 
 
+def test_a_file_name_longer_than_an_attachment_keeps_refuses_the_image():
+    """Checked where every image is read (the service's upload passes the X-Filename it was sent)."""
+    assert load_attachment(picture("PNG"), "image-1", "a" * 251 + ".png").filename == "a" * 251 + ".png"
+    with pytest.raises(BadInputError, match="^file name: longer than 255 characters$"):
+        load_attachment(picture("PNG"), "image-1", "a" * 252 + ".png")
+
+
 def _upload(api, encounter: str, raw: bytes, media: str, name: str | bytes | None = None):
     headers = {**DR_A, "Content-Type": media, **({"X-Filename": name} if name is not None else {})}
     return api.post(f"/v1/encounters/{encounter}/images", content=raw, headers=headers)

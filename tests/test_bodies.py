@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from scribe.api.app import create_app
+from scribe.asr.bundled_whisper import MODEL_NAME
 from scribe.config import Settings
 from tests.accounts import KEY, enrol
 from tests.conftest import SAMPLES
@@ -25,12 +26,9 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def api(tmp_path: Path, shared_models_dir: Path):
-    from scribe.asr.bundled_whisper import ensure_bundled
-
-    ensure_bundled(shared_models_dir / "models")
+def api(tmp_path: Path, models_dir: Path):
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "whisper-base").symlink_to(shared_models_dir / "models" / "whisper-base")
+    (tmp_path / "models" / MODEL_NAME).symlink_to(models_dir / MODEL_NAME)
     with TestClient(create_app(Settings(data_dir=tmp_path, secret_key=KEY), load_asr=False)) as client:
         enrol(client.app.state.database, DR_A)
         yield client

@@ -1,7 +1,7 @@
 """The clinician's day in a real Chromium against a real `scribe serve`, a WAV file as the microphone.
 
 The whole day: sign in, new encounter, record, the transcript appears and after stop matches the
-sample about as offline transcription of the stored audio does (`GARBLED_WER`), attach records, draft the note, follow
+sample within 5 points of WER of offline transcription of the stored audio, attach records, draft the note, follow
 an evidence link (its words highlighted, its audio played), edit, confirm and sign, and the EHR
 finds the signed note over FHIR. Resilience: the server is killed mid-recording and restarted; the
 stored audio holds every second exactly once and the transcript has no gap and no repeat at the seam.
@@ -43,15 +43,6 @@ pytestmark = pytest.mark.slow
 # Three dictations in a row (about 40 s, 74 words): on fewer words one misheard number moves the WER by
 # several points, in offline transcription too, so the comparison with offline would be a coin toss.
 DICTATIONS = [SAMPLES / f"{name}.wav" for name in ("cardiology_followup", "diabetes_visit", "urology_asthma")]
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    from scribe.asr.bundled_whisper import ensure_bundled
-
-    folder = tmp_path_factory.mktemp("browser_models")
-    ensure_bundled(folder)
-    return folder
 
 
 @dataclass
@@ -130,15 +121,17 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
             == str(stored_bytes)
         )
 
-        # the transcript on the page matches the recording about as well as offline transcription of the same audio
+        # the transcript on the page matches the recording within 5 points of offline transcription of the same audio
         # (the audio the server stored, which the browser resampled on capture)
         audio, rate = served.stored_audio(encounter_id)
         offline = offline_text(audio, rate, served.models_dir)
         streamed_wer = word_errors(microphone.reference, streamed).wer
         offline_wer = word_errors(microphone.reference, offline).wer
+        apart = word_errors(offline, streamed).wer
         # ...with no phrase lost or said twice: runs of one or two words differ where the decoders hear differently
         inserted, dropped, alignment = seam_runs(offline, streamed, share=1.0)
-        assert max(inserted, dropped) <= LONGEST_RUN and word_errors(offline, streamed).wer < GARBLED_WER, alignment
+        assert max(inserted, dropped) <= LONGEST_RUN and apart < GARBLED_WER, alignment
+        assert streamed_wer <= offline_wer + 0.05, alignment
         latency = (seen["firstText"] - seen["captureStart"]) / 1000 - speech_onset(audio, rate)
 
         page.get_by_test_id("records-file").set_input_files(str(BUNDLE))
@@ -208,6 +201,7 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
         "first_partial_latency_s": round(latency, 3),
         "streamed_wer": round(streamed_wer, 3),
         "offline_wer": round(offline_wer, 3),
+        "streamed_vs_offline_wer": round(apart, 3),
         "streamed_text": streamed,
         "offline_text": offline,
         "encounter_page_bytes": weight["bytes"],
@@ -218,8 +212,8 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
     shots.record(figures)
     print(
         f"\nbrowser whole day: first partial {latency:.2f} s after speech starts; streamed WER {streamed_wer:.3f} "
-        f"(offline {offline_wer:.3f}); encounter page {weight['bytes'] / 1024:.1f} KB in {weight['requests']} "
-        f"requests; 0 requests off the origin; screenshots in {ARTIFACTS / 'whole-day'}"
+        f"(offline {offline_wer:.3f}, {apart:.3f} apart); encounter page {weight['bytes'] / 1024:.1f} KB in "
+        f"{weight['requests']} requests; 0 requests off the origin; screenshots in {ARTIFACTS / 'whole-day'}"
     )
     assert latency <= 1.5, figures
     assert weight["bytes"] <= 300 * 1024, figures

@@ -38,15 +38,6 @@ DROPPED = SAMPLES / "urology_asthma.wav"
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory) -> Path:
-    from scribe.asr.bundled_whisper import ensure_bundled
-
-    folder = tmp_path_factory.mktemp("pages_models")
-    ensure_bundled(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def served(tmp_path_factory, models_dir: Path) -> Iterator[Service]:
     with service(tmp_path_factory.mktemp("pages"), models_dir) as running:
         yield running

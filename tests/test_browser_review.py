@@ -39,12 +39,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Service:
-    from scribe.asr.bundled_whisper import ensure_bundled
-
-    models = tmp_path_factory.mktemp("review_models")
-    ensure_bundled(models)
-    with service(tmp_path_factory.mktemp("review"), models) as running:
+def served(tmp_path_factory, models_dir: Path) -> Service:
+    with service(tmp_path_factory.mktemp("review"), models_dir) as running:
         yield running
 
 

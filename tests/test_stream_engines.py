@@ -36,10 +36,10 @@ def service_settings(data_dir: Path, bundled_whisper: Path, **overrides) -> Sett
 
 
 @pytest.fixture(scope="module")
-def bundled_whisper(shared_models_dir: Path) -> Path:
-    from scribe.asr.bundled_whisper import ensure_bundled
+def bundled_whisper(models_dir: Path) -> Path:
+    from scribe.asr.bundled_whisper import MODEL_NAME
 
-    return ensure_bundled(shared_models_dir / "models")
+    return models_dir / MODEL_NAME
 
 
 @pytest.fixture(scope="module")

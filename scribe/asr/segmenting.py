@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import pairwise
+
 from scribe.transcript import Segment, Word
 
 _SENTENCE_END = (".", "?", "!")
@@ -33,3 +36,13 @@ def segments_from_words(
             close()
     close()
     return segments
+
+
+def widest_pause(words: Sequence[Word], after: float) -> float | None:
+    """The middle of the widest pause between two of `words` that starts after `after`, or None.
+
+    Where a stream cuts speech that never pauses long enough to end an utterance: the place
+    offline transcription's voice detection would most likely have cut it.
+    """
+    gaps = [(b.start - a.end, (a.end + b.start) / 2) for a, b in pairwise(words) if b.start >= after]
+    return max(gaps)[1] if gaps else None

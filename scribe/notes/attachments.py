@@ -44,6 +44,7 @@ class Attachment:
 
 MAX_PIXELS = 50_000_000  # refuse decompression bombs before decoding
 MAX_BYTES = Settings.model_fields["max_image_bytes"].default  # `scribe note --image`; the service: its setting
+MAX_FILENAME = 255  # the longest file name an attachment keeps (the database column's size)
 _DICOM_MAGIC_OFFSET = 128
 _TEXT_TAGS = ("Modality", "BodyPartExamined", "StudyDescription", "SeriesDescription")  # what the note shows
 
@@ -60,6 +61,8 @@ def load_attachment(source: Path | bytes, attachment_id: str, filename: str | No
     """
     filename = filename or (source.name if isinstance(source, Path) else attachment_id)
     clean_text(filename, "file name")  # before any message quotes it
+    if len(filename) > MAX_FILENAME:
+        raise BadInputError(f"file name: longer than {MAX_FILENAME} characters")
     if isinstance(source, Path):
         try:
             if source.stat().st_size > MAX_BYTES:
