@@ -22,7 +22,7 @@ def words_after(words: list[Word], time: float) -> list[Word]:
 
 
 def normalize_word(text: str) -> str:
-    """Case- and punctuation-insensitive form used to compare words across passes."""
+    """Case- and punctuation-insensitive form of a word: how a client finds a partial's word again in a final."""
     return _NOT_WORD.sub("", text.lower()).strip("'")
 
 

@@ -283,8 +283,8 @@ def sign_in(page, base: str) -> None:
 # apart (WER), text was lost, repeated or garbled. Closer than that the two are different readings of the same
 # speech: the stream decodes each utterance (ended by a 0.5 s pause) whole, offline the chunks its own voice detection
 # cut, and on the synthetic voices of audio_samples/ Whisper base reads a dose or a drug name differently with where
-# a chunk starts. Seen on one 2-core machine on the same recording of three dictations: 0.25 to 0.34 apart, each
-# 0.32 to 0.43 against the words spoken (offline 0.42 to 0.49).
+# a chunk starts. Seen on one 2-core machine on the same recording of three dictations: 0.21 to 0.34 apart, each
+# 0.32 to 0.43 against the words spoken (offline 0.34 to 0.49).
 GARBLED_WER = 0.6
 
 
