@@ -1,7 +1,8 @@
 """The clinician's day in a real Chromium against a real `scribe serve`, a WAV file as the microphone.
 
 The whole day: sign in, new encounter, record, the transcript appears and after stop matches the
-sample about as offline transcription of the stored audio does (`GARBLED_WER`), attach records, draft the note, follow
+sample within the WER offline transcription of the same file gets + 5 points and reads as offline transcription of the
+stored audio does (`GARBLED_WER`), attach records, draft the note, follow
 an evidence link (its words highlighted, its audio played), edit, confirm and sign, and the EHR
 finds the signed note over FHIR. Resilience: the server is killed mid-recording and restarted; the
 stored audio holds every second exactly once and the transcript has no gap and no repeat at the seam.
@@ -53,10 +54,11 @@ class Microphone:
     audio: np.ndarray
     rate: int
     reference: str
+    offline_wer: float  # what `scribe transcribe` of the WAV scores against `reference`
 
 
 @pytest.fixture(scope="module")
-def microphone(tmp_path_factory) -> Microphone:
+def microphone(tmp_path_factory, models_dir: Path) -> Microphone:
     pause = np.zeros(int(16000 * 0.8), dtype=np.float32)
     parts = []
     for path in DICTATIONS:
@@ -67,7 +69,8 @@ def microphone(tmp_path_factory) -> Microphone:
     wav = tmp_path_factory.mktemp("microphone") / "three-dictations.wav"
     soundfile.write(str(wav), audio, 16000, subtype="PCM_16")
     reference = " ".join(path.with_suffix(".txt").read_text().strip() for path in DICTATIONS)
-    return Microphone(wav, audio, 16000, reference)
+    offline_wer = word_errors(reference, offline_text(audio, 16000, models_dir)).wer
+    return Microphone(wav, audio, 16000, reference, offline_wer)
 
 
 def record_until_played(page, wav: Path, *, extra_s: float = 1.5, during=None) -> None:
@@ -121,19 +124,18 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
             == str(stored_bytes)
         )
 
-        # the transcript on the page matches the recording about as well as offline transcription of the same audio
-        # (the audio the server stored, which the browser resampled on capture)
+        # the transcript on the page matches the sample within offline transcription's WER of the same file + 5 points
+        streamed_wer = word_errors(microphone.reference, streamed).wer
+        # ...and reads as offline transcription of the audio the server stored (which the browser resampled on
+        # capture) with no phrase lost or said twice: runs of one or two words differ where the decoders hear
+        # differently
         audio, rate = served.stored_audio(encounter_id)
         offline = offline_text(audio, rate, served.models_dir)
-        streamed_wer = word_errors(microphone.reference, streamed).wer
-        offline_wer = word_errors(microphone.reference, offline).wer
+        stored_wer = word_errors(microphone.reference, offline).wer
         apart = word_errors(offline, streamed).wer
-        # ...with no phrase lost or said twice: runs of one or two words differ where the decoders hear differently
         inserted, dropped, alignment = seam_runs(offline, streamed, share=1.0)
-        # (the aim is a streamed WER within 0.05 of offline's; it held in 6 of 7 runs, and a run at CI's load gave
-        # +0.054: the stream decodes each utterance whole with the text before it as prompt, offline the chunks its
-        # own voice detection cut, without it, and on this synthetic voice the readings differ by a few words)
         assert max(inserted, dropped) <= LONGEST_RUN and apart < GARBLED_WER, alignment
+        assert streamed_wer <= microphone.offline_wer + 0.05, (streamed, microphone.offline_wer, offline, stored_wer)
         latency = (seen["firstText"] - seen["captureStart"]) / 1000 - speech_onset(audio, rate)
 
         page.get_by_test_id("records-file").set_input_files(str(BUNDLE))
@@ -202,7 +204,8 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
     figures = {
         "first_partial_latency_s": round(latency, 3),
         "streamed_wer": round(streamed_wer, 3),
-        "offline_wer": round(offline_wer, 3),
+        "offline_wer": round(microphone.offline_wer, 3),
+        "stored_audio_offline_wer": round(stored_wer, 3),
         "streamed_vs_offline_wer": round(apart, 3),
         "streamed_text": streamed,
         "offline_text": offline,
@@ -214,7 +217,8 @@ def test_the_whole_day(tmp_path: Path, models_dir: Path, microphone: Microphone)
     shots.record(figures)
     print(
         f"\nbrowser whole day: first partial {latency:.2f} s after speech starts; streamed WER {streamed_wer:.3f} "
-        f"(offline {offline_wer:.3f}, {apart:.3f} apart); encounter page {weight['bytes'] / 1024:.1f} KB in "
+        f"(offline: the file {microphone.offline_wer:.3f}, the stored audio {stored_wer:.3f}; "
+        f"{apart:.3f} apart from the latter); encounter page {weight['bytes'] / 1024:.1f} KB in "
         f"{weight['requests']} requests; 0 requests off the origin; screenshots in {ARTIFACTS / 'whole-day'}"
     )
     assert latency <= 1.5, figures
