@@ -33,6 +33,8 @@ def text(ws: list[Word]) -> str:
             " Colchicine, zero point six milligrams, twice daily.",
         ),
         (" carvedilol| 12| .5| milidrams.", " carvedilol 12.5 milligrams."),
+        # "th" heard as "f": three times, not four
+        (" gabapentin| 300mg,| free| time| daily", " gabapentin 300mg, three times daily"),
     ],
 )
 def test_misheard_units_and_frequencies_after_a_dose_are_respelled(heard: str, written: str):
@@ -48,7 +50,6 @@ def test_misheard_units_and_frequencies_after_a_dose_are_respelled(heard: str, w
         " 10| mg| twice| a| day",
         " take| 10| mg| at| home| with| food",  # not a frequency at all
         " 20| mg| and| then| stop",
-        " gabapentin| 300mg,| free| time| daily",  # three or four times daily? no guess
         " carvedilol| 12.5| milligrams.| White| failure.",  # the sentence ended: no dose slot
         " Naproxen| time| 100mg",  # numbers are never changed: the chart cross-check must see them
         " white| daily| walks",  # no dose before: not a dose instruction

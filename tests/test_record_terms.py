@@ -70,13 +70,31 @@ def test_a_different_drug_that_sounds_alike_stays():
 
 
 def test_a_dose_is_never_swallowed_into_a_name():
-    # The doubtful dose must not make the run "propranol 20" a doubtful spelling of propranolol.
+    # The doubtful dose must not make the run "propranol 20" a doubtful spelling of propranolol: the name alone is.
     source = words((" propranol", 0.61), (" 20", 0.25), (" mg", 0.95))
-    assert texts(correct_to_record_terms(source, ["propranolol"])) == texts(source)
+    result = correct_to_record_terms(source, ["propranolol"])
+    assert [(w.word, w.start, w.end) for w in result] == [
+        (" propranolol", 0.0, 0.4),
+        (" 20", 0.5, 0.9),
+        (" mg", 1.0, 1.4),
+    ]
     assert (
         texts(correct_to_record_terms(words((" metatrexate", 0.5), (" 15mg", 0.3)), ["methotrexate"]))
         == " methotrexate 15mg"
     )
+
+
+def test_right_before_a_dose_a_word_that_names_no_drug_is_the_recorded_drug_however_sure():
+    recorded = ["levothyroxine", "sertraline", "rosuvastatin", "Hypothyroidism"]  # a problem too: no dose for it
+    heard = words((" increased", 0.9), (" levothyroidism,", 0.97), (" 88", 0.9), (" micrograms.", 0.9))
+    assert texts(correct_to_record_terms(heard, recorded)) == " increased levothyroxine, 88 micrograms."
+    # ...not without a dose after it, not a drug the lexicon knows, not a name merely like it
+    for kept in (
+        words((" levothyroidism", 0.97), (" is", 0.9), (" treated", 0.9)),
+        words((" atorvastatin", 0.97), (" 40", 0.9)),
+        words((" hypothyroidism,", 0.97), (" 75", 0.9), (" micrograms", 0.9)),
+    ):
+        assert texts(correct_to_record_terms(kept, recorded)) == texts(kept)
 
 
 def test_sound_key_keeps_consonants_and_merges_vowels():

@@ -97,10 +97,11 @@ def _bare(word: Word) -> str:
 
 
 def _alike(spelled: str, target: str) -> float:
-    """How alike in letters or, failing that, by ear (0..1)."""
+    """How alike in letters or, failing that, by ear (0..1), hearing "th" as "f" too ("free times" is three times)."""
     return max(
         SequenceMatcher(None, spelled, target).ratio(),
         SequenceMatcher(None, sound_key(spelled), sound_key(target)).ratio(),
+        SequenceMatcher(None, sound_key(spelled), sound_key(target.replace("th", "f"))).ratio(),
     )
 
 

@@ -12,6 +12,11 @@ same consonants. A single word that is fairly close in letters (`MIN_SPELLING_FO
 very close in sound (`MIN_SOUND_SIMILARITY`, on `sound_key`) counts as a near miss too; runs of
 words must be close in letters ("lower than" sounds like losartan). Words holding a digit
 never join a run: a dose is never swallowed into a name.
+
+Right before a dose ("levothyroidism, 88 micrograms") stands a drug's name, so there a single
+word that names no drug at all is respelled even when the decoder was sure of it, at a lower
+bar (`MIN_DOSE_SLOT_SIMILARITY`) and only as a recorded drug (never as a problem or allergy); a drug's
+name heard clearly there is still never rewritten.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from difflib import SequenceMatcher
+from functools import lru_cache
 
+from scribe.clinical.drugs import drug_lexicon
 from scribe.transcript import Word
 
 MAX_PROBABILITY = 0.6
@@ -27,6 +34,7 @@ MIN_SIMILARITY = 0.75
 MIN_SPELLING_FOR_SOUND = 0.65
 MIN_SOUND_SIMILARITY = 0.85
 MIN_TERM_LENGTH = 5
+MIN_DOSE_SLOT_SIMILARITY = 0.7
 MAX_RUN = 3
 
 _EDGE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
@@ -72,13 +80,26 @@ def similarity(spelled: str, term: str, *, one_word: bool) -> float:
     return MIN_SIMILARITY if sound >= MIN_SOUND_SIMILARITY else spelling
 
 
-def _best_term(spelled: str, terms: list[tuple[str, str]], *, one_word: bool) -> tuple[str, float] | None:
+def _best_term(
+    spelled: str, terms: list[tuple[str, str]], *, one_word: bool, least: float = MIN_SIMILARITY
+) -> tuple[str, float] | None:
     best: tuple[str, float] | None = None
     for term, letters in terms:
         score = similarity(spelled, letters, one_word=one_word)
-        if score >= MIN_SIMILARITY and (best is None or score > best[1]):
+        if score >= least and (best is None or score > best[1]):
             best = (term, score)
     return best
+
+
+def _dose_at(words: list[Word], i: int) -> bool:
+    """Whether words[i] is a dose's number ("88", "300mg", "0.4"): the word before it is where a drug's name goes."""
+    return i < len(words) and re.match(r"\s*\d", words[i].word) is not None
+
+
+@lru_cache(maxsize=1)
+def _drug_spellings() -> frozenset[str]:
+    """Every one-word drug name the lexicon knows, as letters: a word spelled so is a drug, heard as said."""
+    return frozenset(_letters(spoken) for spoken in drug_lexicon() if " " not in spoken)
 
 
 def _best_run(
@@ -98,9 +119,14 @@ def _best_run(
         if any(re.search(r"\w\W+$", w.word.strip()) for w in chunk[:-1]):
             break  # punctuation inside the run: separate words, not one broken-up name
         spelled = "".join(_letters(w.word) for w in chunk)
-        if len(spelled) < MIN_TERM_LENGTH or min(probabilities) >= MAX_PROBABILITY:
+        dose_slot = run == 1 and _dose_at(words, i + 1) and spelled not in _drug_spellings()
+        if len(spelled) < MIN_TERM_LENGTH or (min(probabilities) >= MAX_PROBABILITY and not dose_slot):
             continue
-        match = _best_term(spelled, candidates, one_word=run == 1)
+        if dose_slot:  # only a drug takes a dose: "levothyroidism, 88" is not the recorded hypothyroidism
+            drugs = [(term, letters) for term, letters in candidates if letters in _drug_spellings()]
+            match = _best_term(spelled, drugs, one_word=True, least=MIN_DOSE_SLOT_SIMILARITY)
+        else:
+            match = _best_term(spelled, candidates, one_word=run == 1)
         if match is not None and (best is None or match[1] > best[2]):
             best = (run, match[0], match[1])
     return best
