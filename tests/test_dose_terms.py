@@ -33,6 +33,7 @@ def text(ws: list[Word]) -> str:
             " Colchicine, zero point six milligrams, twice daily.",
         ),
         (" carvedilol| 12| .5| milidrams.", " carvedilol 12.5 milligrams."),
+        (" Spironolactone,| 25| Milidramm,| and", " Spironolactone, 25 milligrams, and"),  # a doubled letter
         # "th" heard as "f": three times, not four
         (" gabapentin| 300mg,| free| time| daily", " gabapentin 300mg, three times daily"),
     ],

@@ -105,6 +105,11 @@ def _alike(spelled: str, target: str) -> float:
     )
 
 
+def _unit_alike(spelled: str, unit: str) -> float:
+    """How alike in letters, a doubled letter counted once ("milidramm" is milligrams as "milidram" is)."""
+    return SequenceMatcher(None, re.sub(r"(.)\1+", r"\1", spelled), re.sub(r"(.)\1+", r"\1", unit)).ratio()
+
+
 def _unit_run(words: list[Word], i: int) -> tuple[int, str] | None:
     """(run length, unit) when words[i:] start with a unit spelled in pieces or almost right."""
     for run in (2, 1):
@@ -114,9 +119,9 @@ def _unit_run(words: list[Word], i: int) -> tuple[int, str] | None:
         spelled = _letters("".join(w.word for w in chunk))
         if not spelled or any(re.search(r"\d", w.word) for w in chunk):
             continue
-        best = max(UNITS, key=lambda unit: SequenceMatcher(None, spelled, unit).ratio())
+        best = max(UNITS, key=lambda unit: _unit_alike(spelled, unit))
         written = "".join(w.word for w in chunk).strip(" ,;:.?!").lower()
-        if written != best and SequenceMatcher(None, spelled, best).ratio() >= MIN_SIMILARITY:
+        if written != best and _unit_alike(spelled, best) >= MIN_SIMILARITY:
             return run, best  # "milidrams", "milli -grams", "5 -milligrams" (the hyphen glues it to the number)
     return None
 
